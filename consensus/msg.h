@@ -1,0 +1,54 @@
+/* msg.h - register values and the messages of the CASPaxos protocol, as
+ * the pure core sees them (the wire form is in codec.h and PROTOCOL.md). */
+#ifndef CAS_MSG_H
+#define CAS_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cas/cas.h>
+
+#include "ballot.h"
+
+/* How many recent operation ids a register remembers (newest first). A
+ * proposer whose accept timed out finds its own id here on retry and
+ * knows its change was applied, instead of applying it twice. */
+#define CAS_RECENT_MAX 8
+
+/* A register's value as acceptors store it. Who owns data is said by each
+ * function that fills one. */
+struct cas_reg {
+	uint64_t version;
+	uint32_t n_recent;
+	uint64_t recent[CAS_RECENT_MAX];
+	unsigned char *data;
+	size_t len;
+};
+
+enum cas_msg_type {
+	CAS_MSG_NONE = 0,
+	CAS_MSG_PREPARE,  /* request: key, ballot */
+	CAS_MSG_ACCEPT,   /* request: key, ballot, value */
+	CAS_MSG_PROMISE,  /* reply to PREPARE: ballot = accepted ballot
+			     ({0,0}: none), value = accepted value */
+	CAS_MSG_ACCEPTED, /* reply to ACCEPT: ballot = the accepted ballot */
+	CAS_MSG_REJECT,   /* reply to either: ballot = the blocking ballot
+			     (the acceptor's promise or accepted ballot,
+			     whichever is higher) */
+};
+
+struct cas_msg {
+	enum cas_msg_type type;
+	char key[CAS_KEY_MAX + 1]; /* NUL-terminated; "" in replies */
+	struct cas_ballot ballot;
+	struct cas_reg value;
+};
+
+/* Frees m->value.data (when m owns it) and zeroes m. */
+void cas_msg_clear(struct cas_msg *m);
+
+/* Copies src into dst, value bytes included (dst owns its copy).
+ * CAS_ENOMEM leaves dst zeroed. */
+int cas_reg_copy(struct cas_reg *dst, const struct cas_reg *src);
+
+#endif

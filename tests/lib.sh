@@ -1,0 +1,124 @@
+# lib.sh - shell helpers for casfs integration and end-to-end tests.
+# Source it; it sets up a temporary folder and a trap that stops every
+# process and unmounts every mount the test started, whatever happens.
+#
+# Environment: CAS_BIN, the folder with casd, casctl and casfs (ctest sets
+# it). Tests call cas_start_cluster N, then use cas_nodes, casctl, ...
+
+set -u
+CAS_BIN=${CAS_BIN:?CAS_BIN must name the folder with casd, casctl and casfs}
+CAS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/casfs-test.XXXXXX")
+CAS_PIDS=()   # pid of node i at index i (empty when stopped)
+CAS_PORTS=()  # port of node i
+CAS_MOUNTS=() # mount points to unmount at exit
+CAS_EXTRA_PIDS=()
+
+cas_cleanup() {
+	local m p
+	for m in "${CAS_MOUNTS[@]}"; do
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+		fi
+	done
+	for p in "${CAS_EXTRA_PIDS[@]}" "${CAS_PIDS[@]}"; do
+		[ -n "$p" ] || continue
+		kill -CONT "$p" 2>/dev/null
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${CAS_EXTRA_PIDS[@]}" "${CAS_PIDS[@]}"; do
+		[ -n "$p" ] || continue
+		cas_wait_gone "$p" 50 || kill -KILL "$p" 2>/dev/null
+	done
+	rm -rf "$CAS_TMP"
+}
+trap cas_cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# cas_wait_until TENTHS CMD...: runs CMD every 0.1 s until it succeeds;
+# fails after TENTHS tries.
+cas_wait_until() {
+	local n=$1
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+# cas_wait_gone PID TENTHS: waits for a process to exit.
+cas_wait_gone() {
+	local n=$2
+	while kill -0 "$1" 2>/dev/null; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+cas_url() { echo "http://127.0.0.1:${CAS_PORTS[$1]}"; }
+
+# cas_start_node I: starts node I (data in $CAS_TMP/nI) on its old port, or
+# on a free port the first time, and waits until it answers /v1/health.
+cas_start_node() {
+	local i=$1 port=${CAS_PORTS[$1]:-0}
+	mkdir -p "$CAS_TMP/n$i"
+	rm -f "$CAS_TMP/n$i.port"
+	"$CAS_BIN/casd" --listen "127.0.0.1:$port" --data "$CAS_TMP/n$i" \
+		--port-file "$CAS_TMP/n$i.port" ${CAS_CASD_ARGS:-} \
+		>>"$CAS_TMP/n$i.log" 2>&1 &
+	CAS_PIDS[$i]=$!
+	cas_wait_until 100 test -s "$CAS_TMP/n$i.port" ||
+		fail "node $i did not start: $(tail -n 5 "$CAS_TMP/n$i.log")"
+	CAS_PORTS[$i]=$(cat "$CAS_TMP/n$i.port")
+	cas_wait_until 100 curl -sf "$(cas_url "$i")/v1/health" ||
+		fail "node $i does not answer /v1/health"
+}
+
+# cas_start_cluster N: starts nodes 0..N-1.
+cas_start_cluster() {
+	local i
+	for ((i = 0; i < $1; i++)); do cas_start_node "$i"; done
+}
+
+# cas_stop_node I [SIGNAL]: stops node I (default SIGKILL) and waits for it.
+cas_stop_node() {
+	local i=$1 sig=${2:-KILL} p=${CAS_PIDS[$1]}
+	kill -"$sig" "$p"
+	cas_wait_gone "$p" 100 || fail "node $i did not exit on SIG$sig"
+	wait "$p" 2>/dev/null
+	CAS_PIDS[$i]=
+}
+
+# cas_nodes: the cluster as a comma-separated URL list.
+cas_nodes() {
+	local i out=
+	for i in "${!CAS_PORTS[@]}"; do out+="${out:+,}$(cas_url "$i")"; done
+	echo "$out"
+}
+
+# casctl ARGS...: the client against this test's cluster.
+casctl() { "$CAS_BIN/casctl" --nodes "$(cas_nodes)" "$@"; }
+
+# cas_mount DIR [OPTIONS]: mounts the cluster on DIR (created) in the
+# background and waits for the mount to appear.
+cas_mount() {
+	local dir=$1 opts=${2:-}
+	mkdir -p "$dir"
+	"$CAS_BIN/casfs" -f -o "nodes=$(cas_nodes)${opts:+,$opts}" "$dir" \
+		>>"$CAS_TMP/casfs.log" 2>&1 &
+	CAS_EXTRA_PIDS+=($!)
+	CAS_MOUNTS+=("$dir")
+	cas_wait_until 100 mountpoint -q "$dir" ||
+		fail "casfs did not mount $dir: $(tail -n 5 "$CAS_TMP/casfs.log")"
+}
+
+# cas_umount DIR: unmounts DIR and waits for its casfs to exit.
+cas_umount() {
+	fusermount3 -u "$1" || fail "could not unmount $1"
+	cas_wait_until 100 sh -c "! mountpoint -q '$1'" || fail "$1 still mounted"
+}
