@@ -56,7 +56,8 @@ enum cas_effect_kind {
 struct cas_effect {
 	enum cas_effect_kind kind;
 	const struct cas_msg *msg; /* SEND: valid until the next call on op */
-	uint32_t attempt;          /* SEND: replies must carry it back */
+	uint32_t attempt;          /* SEND: replies must carry it back; every
+				      SEND (prepare or accept) has its own */
 	uint64_t until_ms;         /* SLEEP */
 };
 
@@ -83,9 +84,12 @@ struct cas_op {
 	struct cas_ballot best_ballot; /* highest accepted ballot promised */
 	struct cas_reg best;           /* its value (owned) */
 	bool best_set;
-	struct cas_msg out;            /* the message of the current phase */
+	struct cas_msg out;            /* the message of the current phase;
+					  in ACCEPT and after, out.value is
+					  the proposal (owned) */
 	int verdict;                   /* what fn said in this attempt */
 	int result;                    /* set when DONE */
+	bool have_value;               /* DONE after an accepted proposal */
 	uint64_t conflicts;            /* rejected phases so far */
 };
 

@@ -1,0 +1,51 @@
+/* acceptor.c - the CASPaxos acceptor rules (paper, section 2.2). */
+#include <string.h>
+
+#include "acceptor.h"
+
+static void reject(struct cas_msg *reply, const struct cas_acceptor_state *st)
+{
+	/* The blocking ballot tells the proposer how high to go next. */
+	reply->type = CAS_MSG_REJECT;
+	reply->ballot = cas_ballot_max(st->promise, st->accepted);
+}
+
+bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *req,
+			 struct cas_msg *reply)
+{
+	memset(reply, 0, sizeof(*reply));
+
+	switch (req->type) {
+	case CAS_MSG_PREPARE:
+		/* Step 2: reject a ballot not above everything seen. */
+		if (cas_ballot_cmp(req->ballot, st->promise) <= 0 ||
+		    cas_ballot_cmp(req->ballot, st->accepted) <= 0) {
+			reject(reply, st);
+			return false;
+		}
+		st->promise = req->ballot;
+		/* Step 3: answer with the *accepted* ballot and its value,
+		 * never the promise just made. */
+		reply->type = CAS_MSG_PROMISE;
+		reply->ballot = st->accepted;
+		reply->value = st->value;
+		return true;
+	case CAS_MSG_ACCEPT:
+		/* Step 5: accept unless a higher ballot was promised or
+		 * accepted meanwhile. */
+		if (cas_ballot_cmp(req->ballot, st->promise) < 0 ||
+		    cas_ballot_cmp(req->ballot, st->accepted) < 0) {
+			reject(reply, st);
+			return false;
+		}
+		st->promise = req->ballot;
+		st->accepted = req->ballot;
+		st->value = req->value;
+		reply->type = CAS_MSG_ACCEPTED;
+		reply->ballot = req->ballot;
+		return true;
+	default:
+		reply->type = CAS_MSG_REJECT;
+		return false;
+	}
+}

@@ -1,0 +1,23 @@
+/* ballot.c - ordering of CASPaxos ballots. */
+#include "ballot.h"
+
+int cas_ballot_cmp(struct cas_ballot a, struct cas_ballot b)
+{
+	/* Both parts matter: comparing counters alone lets two proposers
+	 * with the same counter both win a prepare. */
+	if (a.counter != b.counter)
+		return a.counter < b.counter ? -1 : 1;
+	if (a.id != b.id)
+		return a.id < b.id ? -1 : 1;
+	return 0;
+}
+
+bool cas_ballot_is_zero(struct cas_ballot b)
+{
+	return b.counter == 0 && b.id == 0;
+}
+
+struct cas_ballot cas_ballot_max(struct cas_ballot a, struct cas_ballot b)
+{
+	return cas_ballot_cmp(a, b) >= 0 ? a : b;
+}

@@ -1,0 +1,28 @@
+/* msg.c - lifetime helpers for register values and protocol messages. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+void cas_msg_clear(struct cas_msg *m)
+{
+	free(m->value.data);
+	memset(m, 0, sizeof(*m));
+}
+
+int cas_reg_copy(struct cas_reg *dst, const struct cas_reg *src)
+{
+	unsigned char *data = NULL;
+
+	if (src->len > 0) {
+		data = malloc(src->len);
+		if (data == NULL) {
+			memset(dst, 0, sizeof(*dst));
+			return CAS_ENOMEM;
+		}
+		memcpy(data, src->data, src->len);
+	}
+	*dst = *src;
+	dst->data = data;
+	return CAS_OK;
+}

@@ -1,0 +1,272 @@
+/* proposer.c - the CASPaxos proposer as a pure state machine (paper,
+ * section 2.2, steps 1 to 6, with conflict handling and backoff). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proposer.h"
+#include "rand.h"
+
+void cas_proposer_init(struct cas_proposer *p, uint64_t id)
+{
+	p->id = id;
+	p->counter = 0;
+}
+
+struct cas_ballot cas_proposer_next_ballot(struct cas_proposer *p)
+{
+	p->counter++;
+	return (struct cas_ballot){.counter = p->counter, .id = p->id};
+}
+
+void cas_proposer_observe(struct cas_proposer *p, struct cas_ballot seen)
+{
+	if (seen.counter > p->counter)
+		p->counter = seen.counter;
+}
+
+size_t cas_quorum(size_t n)
+{
+	return n / 2 + 1;
+}
+
+void cas_op_init(struct cas_op *op, const struct cas_op_config *cfg)
+{
+	memset(op, 0, sizeof(*op));
+	op->cfg = *cfg;
+	op->quorum = cas_quorum(cfg->n_nodes);
+	op->phase = CAS_OP_IDLE;
+	op->result = CAS_EUNAVAILABLE;
+}
+
+static void reset_tally(struct cas_op *op)
+{
+	memset(op->answered, 0, sizeof(op->answered));
+	op->oks = 0;
+	op->fails = 0;
+}
+
+static void finish(struct cas_op *op, int result, struct cas_effect *eff)
+{
+	op->phase = CAS_OP_DONE;
+	op->result = result;
+	eff->kind = CAS_EFFECT_DONE;
+}
+
+static void send(struct cas_op *op, struct cas_effect *eff)
+{
+	/* A new tag per SEND, so that late replies to an earlier phase or
+	 * attempt can never be counted in this one. */
+	op->attempt++;
+	reset_tally(op);
+	eff->kind = CAS_EFFECT_SEND;
+	eff->msg = &op->out;
+	eff->attempt = op->attempt;
+}
+
+/* Step 1: a fresh ballot for every attempt, so one ballot is never sent
+ * with two values, whatever happened to an earlier accept. */
+static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
+{
+	free(op->best.data);
+	memset(&op->best, 0, sizeof(op->best));
+	op->best_ballot = (struct cas_ballot){0, 0};
+	op->best_set = false;
+
+	cas_msg_clear(&op->out);
+	op->out.type = CAS_MSG_PREPARE;
+	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
+	op->ballot = cas_proposer_next_ballot(p);
+	op->out.ballot = op->ballot;
+	op->phase = CAS_OP_PREPARE;
+	send(op, eff);
+}
+
+void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
+{
+	begin_attempt(op, p, eff);
+}
+
+static bool recent_has(const struct cas_reg *r, uint64_t op_id)
+{
+	for (uint32_t i = 0; i < r->n_recent && i < CAS_RECENT_MAX; i++)
+		if (r->recent[i] == op_id)
+			return true;
+	return false;
+}
+
+/* Steps 3 and 4: a majority promised; apply the change to the value with
+ * the highest accepted ballot, and send it with our own ballot. */
+static void prepared(struct cas_op *op, struct cas_effect *eff)
+{
+	struct cas_reg *cur = &op->best;
+	struct cas_reg next;
+	int rc;
+
+	if (recent_has(cur, op->cfg.op_id)) {
+		/* An earlier attempt's accept reached enough acceptors to be
+		 * picked up: our change is in, do not apply it twice. */
+		op->verdict = CAS_OK;
+		next = *cur;
+		cur->data = NULL;
+	} else {
+		struct cas_value in = {.version = cur->version, .data = cur->data, .len = cur->len};
+		struct cas_value out = {0};
+
+		rc = op->cfg.fn(op->cfg.arg, &in, &out);
+		if (rc == CAS_OK) {
+			if (out.len > op->cfg.max_value) {
+				free(out.data);
+				finish(op, CAS_ETOOBIG, eff);
+				return;
+			}
+			next.version = cur->version + 1;
+			next.recent[0] = op->cfg.op_id;
+			next.n_recent = 1;
+			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX; i++)
+				next.recent[next.n_recent++] = cur->recent[i];
+			next.data = out.data;
+			next.len = out.len;
+			op->verdict = CAS_OK;
+		} else {
+			/* Keep the value, but still write it back: what we
+			 * report must be a chosen value, not a dirty one. */
+			free(out.data);
+			op->verdict = rc == CAS_ENOCHANGE ? CAS_OK : rc;
+			next = *cur;
+			cur->data = NULL;
+		}
+	}
+
+	cas_msg_clear(&op->out);
+	op->out.type = CAS_MSG_ACCEPT;
+	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
+	op->out.ballot = op->ballot;
+	op->out.value = next;
+	op->phase = CAS_OP_ACCEPT;
+	send(op, eff);
+}
+
+static void attempt_failed(struct cas_op *op, uint64_t now_ms, uint64_t *rng,
+			   struct cas_effect *eff)
+{
+	uint64_t span = CAS_BACKOFF_CAP_MS;
+	uint64_t wait;
+
+	op->conflicts++;
+	if (op->conflicts < 16 && ((uint64_t)CAS_BACKOFF_BASE_MS << op->conflicts) < span)
+		span = (uint64_t)CAS_BACKOFF_BASE_MS << op->conflicts;
+	wait = cas_rand_below(rng, span + 1);
+	if (now_ms + wait >= op->cfg.deadline_ms) {
+		finish(op, CAS_EUNAVAILABLE, eff);
+		return;
+	}
+	op->phase = CAS_OP_BACKOFF;
+	eff->kind = CAS_EFFECT_SLEEP;
+	eff->until_ms = now_ms + wait;
+}
+
+static bool take_answer(struct cas_op *op, size_t node)
+{
+	uint64_t bit = 1ull << (node % 64);
+
+	if (op->answered[node / 64] & bit)
+		return false;
+	op->answered[node / 64] |= bit;
+	return true;
+}
+
+void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uint32_t attempt,
+		     const struct cas_msg *reply, uint64_t now_ms, uint64_t *rng,
+		     struct cas_effect *eff)
+{
+	eff->kind = CAS_EFFECT_WAIT;
+	if ((op->phase != CAS_OP_PREPARE && op->phase != CAS_OP_ACCEPT) ||
+	    attempt != op->attempt || node >= op->cfg.n_nodes)
+		return;
+	if (reply != NULL && reply->type != CAS_MSG_REJECT &&
+	    reply->type != (op->phase == CAS_OP_PREPARE ? CAS_MSG_PROMISE : CAS_MSG_ACCEPTED))
+		return;
+	if (!take_answer(op, node))
+		return;
+
+	if (reply == NULL) {
+		op->fails++;
+	} else if (reply->type == CAS_MSG_REJECT) {
+		/* Step 6 of a lost race: learn the blocking ballot. */
+		cas_proposer_observe(p, reply->ballot);
+		op->fails++;
+	} else if (reply->type == CAS_MSG_PROMISE) {
+		if (!op->best_set || cas_ballot_cmp(reply->ballot, op->best_ballot) > 0) {
+			free(op->best.data);
+			if (cas_reg_copy(&op->best, &reply->value) != CAS_OK) {
+				finish(op, CAS_ENOMEM, eff);
+				return;
+			}
+			op->best_ballot = reply->ballot;
+			op->best_set = true;
+		}
+		op->oks++;
+	} else if (cas_ballot_cmp(reply->ballot, op->ballot) == 0) {
+		op->oks++;
+	} else {
+		op->fails++;
+	}
+
+	if (op->oks >= op->quorum) {
+		if (op->phase == CAS_OP_PREPARE) {
+			prepared(op, eff);
+		} else {
+			op->have_value = true;
+			finish(op, op->verdict, eff);
+		}
+	} else if (op->fails > op->cfg.n_nodes - op->quorum) {
+		attempt_failed(op, now_ms, rng, eff);
+	}
+}
+
+void cas_op_wake(struct cas_op *op, struct cas_proposer *p, uint64_t now_ms,
+		 struct cas_effect *eff)
+{
+	eff->kind = CAS_EFFECT_WAIT;
+	if (op->phase != CAS_OP_BACKOFF)
+		return;
+	if (now_ms >= op->cfg.deadline_ms) {
+		finish(op, CAS_EUNAVAILABLE, eff);
+		return;
+	}
+	begin_attempt(op, p, eff);
+}
+
+void cas_op_expire(struct cas_op *op, struct cas_effect *eff)
+{
+	if (op->phase != CAS_OP_DONE)
+		finish(op, CAS_EUNAVAILABLE, eff);
+	eff->kind = CAS_EFFECT_DONE;
+}
+
+void cas_op_abort(struct cas_op *op, int code, struct cas_effect *eff)
+{
+	if (op->phase != CAS_OP_DONE)
+		finish(op, code, eff);
+	eff->kind = CAS_EFFECT_DONE;
+}
+
+void cas_op_take_value(struct cas_op *op, struct cas_value *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (op->phase != CAS_OP_DONE || !op->have_value)
+		return;
+	out->version = op->out.value.version;
+	out->data = op->out.value.data;
+	out->len = op->out.value.len;
+	op->out.value.data = NULL;
+	op->out.value.len = 0;
+	op->have_value = false;
+}
+
+void cas_op_clear(struct cas_op *op)
+{
+	free(op->best.data);
+	cas_msg_clear(&op->out);
+	memset(op, 0, sizeof(*op));
+}
