@@ -1,0 +1,765 @@
+/* test_core.c - unit tests of the pure CASPaxos core: ballots, acceptor
+ * rules, proposer rounds, and one test for each known mistake of other
+ * implementations (DESIGN.md). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "acceptor.h"
+#include "ballot.h"
+#include "proposer.h"
+
+static struct cas_ballot B(uint64_t counter, uint64_t id)
+{
+	return (struct cas_ballot){counter, id};
+}
+
+static struct cas_msg prepare_msg(struct cas_ballot b)
+{
+	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = b};
+
+	strcpy(m.key, "k");
+	return m;
+}
+
+static struct cas_msg accept_msg(struct cas_ballot b, const char *data, uint64_t version)
+{
+	struct cas_msg m = {.type = CAS_MSG_ACCEPT, .ballot = b};
+
+	strcpy(m.key, "k");
+	m.value.version = version;
+	m.value.data = (unsigned char *)data;
+	m.value.len = strlen(data);
+	return m;
+}
+
+/* --- ballots --- */
+
+static void test_ballot_order(void **state)
+{
+	(void)state;
+	assert_true(cas_ballot_cmp(B(1, 9), B(2, 1)) < 0);
+	assert_true(cas_ballot_cmp(B(2, 1), B(1, 9)) > 0);
+	/* Same counter: the id decides. */
+	assert_true(cas_ballot_cmp(B(5, 1), B(5, 2)) < 0);
+	assert_true(cas_ballot_cmp(B(5, 2), B(5, 1)) > 0);
+	assert_int_equal(cas_ballot_cmp(B(5, 2), B(5, 2)), 0);
+	/* 64-bit parts compare as unsigned. */
+	assert_true(cas_ballot_cmp(B(UINT64_MAX, 1), B(1, UINT64_MAX)) > 0);
+	assert_true(cas_ballot_is_zero(B(0, 0)));
+	assert_false(cas_ballot_is_zero(B(0, 1)));
+	assert_int_equal(cas_ballot_max(B(3, 1), B(2, 7)).counter, 3);
+	assert_int_equal(cas_ballot_max(B(3, 1), B(3, 7)).id, 7);
+}
+
+static void test_proposer_ballots(void **state)
+{
+	struct cas_proposer p;
+	struct cas_ballot a, b;
+
+	(void)state;
+	cas_proposer_init(&p, 42);
+	a = cas_proposer_next_ballot(&p);
+	b = cas_proposer_next_ballot(&p);
+	assert_int_equal(a.id, 42);
+	assert_true(cas_ballot_cmp(a, b) < 0);
+	cas_proposer_observe(&p, B(1000, 99));
+	b = cas_proposer_next_ballot(&p);
+	assert_true(cas_ballot_cmp(b, B(1000, 99)) > 0);
+	/* Observing something lower never moves the counter back. */
+	cas_proposer_observe(&p, B(3, 1));
+	assert_true(cas_ballot_cmp(cas_proposer_next_ballot(&p), b) > 0);
+	assert_int_equal(cas_quorum(1), 1);
+	assert_int_equal(cas_quorum(3), 2);
+	assert_int_equal(cas_quorum(4), 3);
+	assert_int_equal(cas_quorum(5), 3);
+}
+
+/* --- acceptor --- */
+
+static void test_acceptor_prepare_fresh(void **state)
+{
+	struct cas_acceptor_state st = {0};
+	struct cas_msg req = prepare_msg(B(1, 1)), reply;
+
+	(void)state;
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_true(cas_ballot_is_zero(reply.ballot));
+	assert_int_equal(reply.value.version, 0);
+	assert_int_equal(reply.value.len, 0);
+	assert_int_equal(cas_ballot_cmp(st.promise, B(1, 1)), 0);
+}
+
+static void test_acceptor_prepare_rejects_not_higher(void **state)
+{
+	struct cas_acceptor_state st = {.promise = B(5, 2)};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = prepare_msg(B(5, 2)); /* equal */
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 2)), 0);
+	req = prepare_msg(B(4, 9)); /* lower counter, higher id */
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(st.promise, B(5, 2)), 0);
+}
+
+/* Known mistake: comparing only the counter of a ballot. Two proposers
+ * with the same counter must not both get a promise. */
+static void test_mistake_counter_only_compare(void **state)
+{
+	struct cas_acceptor_state st = {0};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = prepare_msg(B(7, 2));
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	req = prepare_msg(B(7, 1));
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	req = accept_msg(B(7, 1), "x", 1);
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	req = prepare_msg(B(7, 3));
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+}
+
+/* Known mistake: returning the promised ballot instead of the accepted
+ * one. After accepting at b1 and promising b2, a prepare at b3 must report
+ * b1 with its value. */
+static void test_mistake_promise_returns_accepted(void **state)
+{
+	struct cas_acceptor_state st = {0};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = prepare_msg(B(1, 1));
+	cas_acceptor_handle(&st, &req, &reply);
+	req = accept_msg(B(1, 1), "v1", 1);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+	req = prepare_msg(B(2, 1));
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	req = prepare_msg(B(3, 1));
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(1, 1)), 0);
+	assert_int_equal(reply.value.len, 2);
+	assert_memory_equal(reply.value.data, "v1", 2);
+}
+
+/* Known mistake: conflict replies without the blocking ballot. */
+static void test_mistake_reject_carries_blocking(void **state)
+{
+	struct cas_acceptor_state st = {.promise = B(9, 4), .accepted = B(8, 1)};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = accept_msg(B(8, 5), "y", 2);
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(9, 4)), 0);
+	/* The blocking ballot is the higher of promise and accepted. */
+	st.promise = B(3, 1);
+	st.accepted = B(6, 2);
+	req = prepare_msg(B(5, 5));
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(6, 2)), 0);
+}
+
+static void test_acceptor_accept_rules(void **state)
+{
+	struct cas_acceptor_state st = {.promise = B(4, 1)};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = accept_msg(B(3, 9), "low", 1);
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(st.value.len, 0);
+	/* Equal to the promise: accepted. */
+	req = accept_msg(B(4, 1), "eq", 1);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(4, 1)), 0);
+	assert_int_equal(cas_ballot_cmp(st.accepted, B(4, 1)), 0);
+	/* Higher than the promise without a prepare: accepted too, and the
+	 * promise follows. */
+	req = accept_msg(B(6, 1), "hi", 2);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(cas_ballot_cmp(st.promise, B(6, 1)), 0);
+	assert_int_equal(st.value.version, 2);
+	/* Unknown request types change nothing. */
+	req.type = CAS_MSG_PROMISE;
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+}
+
+/* --- proposer --- */
+
+#define NODES 3
+
+/* An in-memory cluster: three acceptors whose states own their bytes. */
+struct mini {
+	struct cas_acceptor_state acc[NODES];
+	struct cas_proposer prop;
+	uint64_t rng;
+	/* Every accept sent, to check that no ballot carries two values. */
+	struct cas_ballot sent_ballot[64];
+	char sent_value[64][32];
+	size_t n_sent;
+};
+
+static void mini_init(struct mini *m, uint64_t id)
+{
+	memset(m, 0, sizeof(*m));
+	cas_proposer_init(&m->prop, id);
+	m->rng = 1;
+}
+
+static void mini_free(struct mini *m)
+{
+	for (int i = 0; i < NODES; i++)
+		free(m->acc[i].value.data);
+}
+
+/* Delivers msg to acceptor i and keeps the state's bytes owned. */
+static void deliver(struct mini *m, int i, const struct cas_msg *msg, struct cas_msg *reply)
+{
+	unsigned char *old = m->acc[i].value.data;
+
+	if (cas_acceptor_handle(&m->acc[i], msg, reply) && msg->type == CAS_MSG_ACCEPT) {
+		struct cas_reg copy;
+
+		assert_int_equal(cas_reg_copy(&copy, &m->acc[i].value), CAS_OK);
+		m->acc[i].value = copy;
+		free(old);
+	}
+}
+
+static void record_accept(struct mini *m, const struct cas_msg *msg)
+{
+	size_t n = msg->value.len < 31 ? msg->value.len : 31;
+
+	assert_true(m->n_sent < 64);
+	m->sent_ballot[m->n_sent] = msg->ballot;
+	memcpy(m->sent_value[m->n_sent], msg->value.data, n);
+	m->sent_value[m->n_sent][n] = 0;
+	m->n_sent++;
+}
+
+static int fn_set(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	const char *s = arg;
+
+	(void)cur;
+	next->len = strlen(s);
+	next->data = malloc(next->len);
+	memcpy(next->data, s, next->len);
+	return CAS_OK;
+}
+
+static int fn_identity(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)cur;
+	(void)next;
+	return CAS_ENOCHANGE;
+}
+
+static int fn_calls;
+
+static int fn_expect_v1(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	fn_calls++;
+	if (cur->version != 1)
+		return CAS_EVERSION;
+	return fn_set(arg, cur, next);
+}
+
+static void op_setup(struct cas_op *op, cas_change_fn fn, void *arg, uint64_t op_id)
+{
+	struct cas_op_config cfg = {
+		.key = "k",
+		.n_nodes = NODES,
+		.fn = fn,
+		.arg = arg,
+		.op_id = op_id,
+		.deadline_ms = 1000,
+		.max_value = 1024,
+	};
+
+	cas_op_init(op, &cfg);
+}
+
+/* Runs op to completion, delivering each SEND to the nodes in mask (bit i
+ * set: node i answers; else it is down) in order. */
+static int run_op(struct mini *m, struct cas_op *op, unsigned mask)
+{
+	struct cas_effect eff;
+	uint64_t now = 0;
+
+	cas_op_start(op, &m->prop, &eff);
+	for (int steps = 0; steps < 1000; steps++) {
+		if (eff.kind == CAS_EFFECT_DONE)
+			return op->result;
+		if (eff.kind == CAS_EFFECT_SLEEP) {
+			now = eff.until_ms;
+			cas_op_wake(op, &m->prop, now, &eff);
+			continue;
+		}
+		assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+		const struct cas_msg *msg = eff.msg;
+		uint32_t attempt = eff.attempt;
+		struct cas_effect next = {.kind = CAS_EFFECT_WAIT};
+
+		if (msg->type == CAS_MSG_ACCEPT)
+			record_accept(m, msg);
+		for (int i = 0; i < NODES && next.kind == CAS_EFFECT_WAIT; i++) {
+			struct cas_msg reply;
+
+			if (mask & (1u << i)) {
+				deliver(m, i, msg, &reply);
+				cas_op_on_reply(op, &m->prop, i, attempt, &reply, now, &m->rng, &next);
+			} else {
+				cas_op_on_reply(op, &m->prop, i, attempt, NULL, now, &m->rng, &next);
+			}
+		}
+		if (next.kind == CAS_EFFECT_WAIT) {
+			cas_op_expire(op, &next);
+		}
+		eff = next;
+	}
+	fail_msg("operation did not finish");
+	return -1;
+}
+
+static void test_proposer_write_then_read(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_value v;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "hello", 100);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	assert_int_equal(v.len, 5);
+	free(v.data);
+	cas_op_clear(&op);
+
+	op_setup(&op, fn_identity, NULL, 101);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	assert_memory_equal(v.data, "hello", 5);
+	free(v.data);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* Known mistake: waiting for every acceptor. With one node down, the op
+ * completes on a majority. */
+static void test_mistake_waits_for_all(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "x", 1);
+	cas_op_start(&op, &m.prop, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	deliver(&m, 0, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	deliver(&m, 1, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 1, a, &reply, 0, &m.rng, &eff);
+	/* Two of three promised: the accept goes out without node 2. */
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	a = eff.attempt;
+	msg = eff.msg;
+	deliver(&m, 2, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 2, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	deliver(&m, 0, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	cas_op_clear(&op);
+
+	/* And whole rounds with node 2 down. */
+	op_setup(&op, fn_set, "y", 2);
+	assert_int_equal(run_op(&m, &op, 3), CAS_OK);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* The proposer takes the value with the highest *accepted* ballot among
+ * the promises, and accepts with its own ballot (the seed accepted with
+ * the highest accepted ballot instead). */
+static void test_mistake_accept_uses_own_ballot(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	/* Node 0 accepted "old" at (2,1); node 1 accepted "new" at (3,1). */
+	struct cas_msg a1 = accept_msg(B(2, 1), "old", 1);
+	struct cas_msg a2 = accept_msg(B(3, 1), "new", 2);
+	deliver(&m, 0, &a1, &reply);
+	deliver(&m, 1, &a2, &reply);
+	m.prop.counter = 10;
+
+	op_setup(&op, fn_identity, NULL, 5);
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+	struct cas_ballot mine = msg->ballot;
+
+	assert_int_equal(mine.counter, 11);
+	deliver(&m, 0, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	deliver(&m, 1, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 1, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(cas_ballot_cmp(eff.msg->ballot, mine), 0);
+	assert_int_equal(eff.msg->value.version, 2);
+	assert_memory_equal(eff.msg->value.data, "new", 3);
+	cas_op_clear(&op);
+
+	/* Promises arriving the other way round pick the same value. */
+	op_setup(&op, fn_identity, NULL, 6);
+	cas_op_start(&op, &m.prop, &eff);
+	a = eff.attempt;
+	msg = eff.msg;
+	deliver(&m, 1, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 1, a, &reply, 0, &m.rng, &eff);
+	deliver(&m, 0, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_memory_equal(eff.msg->value.data, "new", 3);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* Known mistake: reusing a ballot for a second value after a failed or
+ * timed-out accept. */
+static void test_mistake_ballot_reuse(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "first", 9);
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	struct cas_ballot first = eff.msg->ballot;
+	a = eff.attempt;
+	/* The accept times out on two nodes. */
+	cas_op_on_reply(&op, &m.prop, 0, a, NULL, 0, &m.rng, &eff);
+	cas_op_on_reply(&op, &m.prop, 1, a, NULL, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	assert_true(cas_ballot_cmp(eff.msg->ballot, first) > 0);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* Across a run with conflicts between two proposers, no ballot is ever
+ * sent with two different values. */
+static void test_no_ballot_two_values(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	char val[8];
+
+	(void)state;
+	mini_init(&m, 3);
+	for (int i = 0; i < 20; i++) {
+		snprintf(val, sizeof(val), "v%d", i);
+		op_setup(&op, fn_set, val, 1000 + i);
+		/* Alternate which node is down. */
+		assert_int_equal(run_op(&m, &op, i % 2 ? 3 : 6), CAS_OK);
+		cas_op_clear(&op);
+	}
+	for (size_t i = 0; i < m.n_sent; i++)
+		for (size_t j = i + 1; j < m.n_sent; j++)
+			if (cas_ballot_cmp(m.sent_ballot[i], m.sent_ballot[j]) == 0)
+				assert_string_equal(m.sent_value[i], m.sent_value[j]);
+	mini_free(&m);
+}
+
+static void test_conflict_moves_above_blocking(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	/* Another proposer promised (50, 99) on nodes 0 and 1. */
+	for (int i = 0; i < 2; i++) {
+		struct cas_msg p = prepare_msg(B(50, 99));
+
+		deliver(&m, i, &p, &reply);
+	}
+	op_setup(&op, fn_set, "z", 4);
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		assert_int_equal(reply.type, CAS_MSG_REJECT);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	assert_true(eff.until_ms <= CAS_BACKOFF_CAP_MS);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_true(cas_ballot_cmp(eff.msg->ballot, B(50, 99)) > 0);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+static void test_stale_and_duplicate_replies_ignored(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "d", 4);
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	deliver(&m, 0, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	/* The same node again does not make a majority. */
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	/* A reply tagged with another attempt is ignored. */
+	cas_op_on_reply(&op, &m.prop, 1, a + 7, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	/* Out-of-range node. */
+	cas_op_on_reply(&op, &m.prop, 99, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	deliver(&m, 1, msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 1, a, &reply, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	/* A late promise during the accept phase counts for nothing. */
+	uint32_t acc = eff.attempt;
+	struct cas_msg late = {.type = CAS_MSG_PROMISE};
+
+	cas_op_on_reply(&op, &m.prop, 2, a, &late, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	cas_op_on_reply(&op, &m.prop, 2, acc, &late, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	assert_int_equal(op.oks, 0);
+	assert_int_equal(op.fails, 0);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+static void test_version_mismatch_writes_back(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_value v;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "a", 1);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	op_setup(&op, fn_set, "b", 2);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+
+	/* Expecting version 1, but it is 2: EVERSION, and the current value
+	 * goes through an accept (so it is chosen) unchanged. */
+	size_t before = m.n_sent;
+
+	op_setup(&op, fn_expect_v1, "c", 3);
+	assert_int_equal(run_op(&m, &op, 7), CAS_EVERSION);
+	assert_int_equal(m.n_sent, before + 1);
+	assert_string_equal(m.sent_value[before], "b");
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 2);
+	assert_memory_equal(v.data, "b", 1);
+	free(v.data);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* A retry that finds its own op id among the recent ones does not apply
+ * the change a second time. */
+static void test_retry_recognises_own_write(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_value v;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	struct cas_msg acc = accept_msg(B(1, 1), "mine", 1);
+
+	acc.value.n_recent = 2;
+	acc.value.recent[0] = 77;
+	acc.value.recent[1] = 5;
+	for (int i = 0; i < NODES; i++)
+		deliver(&m, i, &acc, &reply);
+	fn_calls = 0;
+	op_setup(&op, fn_expect_v1, "again", 5);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	assert_int_equal(fn_calls, 0);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* A new op id applies normally and becomes the newest recent id. */
+	op_setup(&op, fn_expect_v1, "two", 6);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	assert_int_equal(fn_calls, 1);
+	assert_int_equal(m.acc[0].value.version, 2);
+	assert_int_equal(m.acc[0].value.recent[0], 6);
+	assert_int_equal(m.acc[0].value.recent[1], 77);
+	assert_int_equal(m.acc[0].value.n_recent, 3);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+static void test_unavailable_and_limits(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_value v;
+	char big[2048];
+
+	(void)state;
+	mini_init(&m, 7);
+	/* Only one node: every attempt fails until the deadline. */
+	op_setup(&op, fn_set, "x", 1);
+	assert_int_equal(run_op(&m, &op, 1), CAS_EUNAVAILABLE);
+	cas_op_take_value(&op, &v);
+	assert_null(v.data);
+	cas_op_clear(&op);
+
+	/* The deadline passes while waiting. */
+	op_setup(&op, fn_set, "x", 2);
+	cas_op_start(&op, &m.prop, &eff);
+	cas_op_expire(&op, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_EUNAVAILABLE);
+	cas_op_clear(&op);
+
+	/* A value over the limit is refused before any accept. */
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	size_t before = m.n_sent;
+
+	op_setup(&op, fn_set, big, 3);
+	assert_int_equal(run_op(&m, &op, 7), CAS_ETOOBIG);
+	assert_int_equal(m.n_sent, before);
+	cas_op_clear(&op);
+
+	/* Abort ends an op with the driver's code. */
+	op_setup(&op, fn_set, "x", 4);
+	cas_op_start(&op, &m.prop, &eff);
+	cas_op_abort(&op, CAS_ETOOBIG, &eff);
+	assert_int_equal(op.result, CAS_ETOOBIG);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+static void test_errors_table(void **state)
+{
+	(void)state;
+	for (int i = 0; i < CAS_ERR_COUNT; i++)
+		assert_non_null(cas_strerror(i));
+	assert_string_equal(cas_strerror(-1), "unknown error");
+	assert_int_equal(cas_errno(CAS_EVERSION), ESTALE);
+	assert_int_equal(cas_errno(CAS_EUNAVAILABLE), ETIMEDOUT);
+	assert_int_equal(cas_errno(CAS_ETOOBIG), EFBIG);
+	assert_int_equal(cas_errno(CAS_OK), 0);
+	assert_true(cas_key_valid("i/0123abcd", 10));
+	assert_true(cas_key_valid("a.b_c:d@e-f", 11));
+	assert_false(cas_key_valid("", 0));
+	assert_false(cas_key_valid("a b", 3));
+	assert_false(cas_key_valid("a\0b", 3));
+	assert_false(cas_key_valid("é", strlen("é")));
+	char longkey[CAS_KEY_MAX + 2];
+
+	memset(longkey, 'k', sizeof(longkey));
+	assert_true(cas_key_valid(longkey, CAS_KEY_MAX));
+	assert_false(cas_key_valid(longkey, CAS_KEY_MAX + 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ballot_order),
+		cmocka_unit_test(test_proposer_ballots),
+		cmocka_unit_test(test_acceptor_prepare_fresh),
+		cmocka_unit_test(test_acceptor_prepare_rejects_not_higher),
+		cmocka_unit_test(test_mistake_counter_only_compare),
+		cmocka_unit_test(test_mistake_promise_returns_accepted),
+		cmocka_unit_test(test_mistake_reject_carries_blocking),
+		cmocka_unit_test(test_acceptor_accept_rules),
+		cmocka_unit_test(test_proposer_write_then_read),
+		cmocka_unit_test(test_mistake_waits_for_all),
+		cmocka_unit_test(test_mistake_accept_uses_own_ballot),
+		cmocka_unit_test(test_mistake_ballot_reuse),
+		cmocka_unit_test(test_no_ballot_two_values),
+		cmocka_unit_test(test_conflict_moves_above_blocking),
+		cmocka_unit_test(test_stale_and_duplicate_replies_ignored),
+		cmocka_unit_test(test_version_mismatch_writes_back),
+		cmocka_unit_test(test_retry_recognises_own_write),
+		cmocka_unit_test(test_unavailable_and_limits),
+		cmocka_unit_test(test_errors_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
