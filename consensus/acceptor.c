@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "acceptor.h"
+#include "faults.h"
 
 static void reject(struct cas_msg *reply, const struct cas_acceptor_state *st)
 {
@@ -27,7 +28,7 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
 		/* Step 3: answer with the *accepted* ballot and its value,
 		 * never the promise just made. */
 		reply->type = CAS_MSG_PROMISE;
-		reply->ballot = st->accepted;
+		reply->ballot = CAS_FAULT(CAS_FAULT_PROMISE_BALLOT) ? st->promise : st->accepted;
 		reply->value = st->value;
 		return true;
 	case CAS_MSG_ACCEPT:

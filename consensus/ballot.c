@@ -1,5 +1,10 @@
 /* ballot.c - ordering of CASPaxos ballots. */
 #include "ballot.h"
+#include "faults.h"
+
+#ifdef CAS_SIM_FAULTS
+unsigned cas_sim_faults;
+#endif
 
 int cas_ballot_cmp(struct cas_ballot a, struct cas_ballot b)
 {
@@ -7,7 +12,7 @@ int cas_ballot_cmp(struct cas_ballot a, struct cas_ballot b)
 	 * with the same counter both win a prepare. */
 	if (a.counter != b.counter)
 		return a.counter < b.counter ? -1 : 1;
-	if (a.id != b.id)
+	if (a.id != b.id && !CAS_FAULT(CAS_FAULT_COUNTER_ONLY))
 		return a.id < b.id ? -1 : 1;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faults.h"
 #include "proposer.h"
 #include "rand.h"
 
@@ -26,6 +27,8 @@ void cas_proposer_observe(struct cas_proposer *p, struct cas_ballot seen)
 
 size_t cas_quorum(size_t n)
 {
+	if (CAS_FAULT(CAS_FAULT_QUORUM_ONE))
+		return 1;
 	return n / 2 + 1;
 }
 
@@ -81,8 +84,22 @@ static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_
 	send(op, eff);
 }
 
+static void prepared(struct cas_op *op, struct cas_effect *eff);
+
 void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
+#ifdef CAS_SIM_FAULTS
+	if (CAS_FAULT(CAS_FAULT_BALLOT_REUSE) && p->reuse_set) {
+		/* The bug, continued: no prepare, the old ballot, a new value. */
+		p->reuse_set = false;
+		op->ballot = p->reuse;
+		op->best = p->reuse_base;
+		memset(&p->reuse_base, 0, sizeof(p->reuse_base));
+		op->best_set = true;
+		prepared(op, eff);
+		return;
+	}
+#endif
 	begin_attempt(op, p, eff);
 }
 
@@ -102,6 +119,13 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 	struct cas_reg next;
 	int rc;
 
+#ifdef CAS_SIM_FAULTS
+	free(op->fault_base.data);
+	if (cas_reg_copy(&op->fault_base, cur) != CAS_OK) {
+		finish(op, CAS_ENOMEM, eff);
+		return;
+	}
+#endif
 	if (recent_has(cur, op->cfg.op_id)) {
 		/* An earlier attempt's accept reached enough acceptors to be
 		 * picked up: our change is in, do not apply it twice. */
@@ -146,13 +170,24 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 	send(op, eff);
 }
 
-static void attempt_failed(struct cas_op *op, uint64_t now_ms, uint64_t *rng,
-			   struct cas_effect *eff)
+static void attempt_failed(struct cas_op *op, struct cas_proposer *p, uint64_t now_ms,
+			   uint64_t *rng, struct cas_effect *eff)
 {
 	uint64_t span = CAS_BACKOFF_CAP_MS;
 	uint64_t wait;
 
+	(void)p;
 	op->conflicts++;
+#ifdef CAS_SIM_FAULTS
+	if (CAS_FAULT(CAS_FAULT_BALLOT_REUSE) && op->phase == CAS_OP_ACCEPT && !p->reuse_set) {
+		/* The bug: keep the ballot of a failed accept for the next
+		 * operation, as if its promise still held. */
+		p->reuse = op->ballot;
+		p->reuse_base = op->fault_base;
+		memset(&op->fault_base, 0, sizeof(op->fault_base));
+		p->reuse_set = true;
+	}
+#endif
 	if (op->conflicts < 16 && ((uint64_t)CAS_BACKOFF_BASE_MS << op->conflicts) < span)
 		span = (uint64_t)CAS_BACKOFF_BASE_MS << op->conflicts;
 	wait = cas_rand_below(rng, span + 1);
@@ -220,7 +255,7 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 			finish(op, op->verdict, eff);
 		}
 	} else if (op->fails > op->cfg.n_nodes - op->quorum) {
-		attempt_failed(op, now_ms, rng, eff);
+		attempt_failed(op, p, now_ms, rng, eff);
 	}
 }
 
@@ -266,6 +301,9 @@ void cas_op_take_value(struct cas_op *op, struct cas_value *out)
 
 void cas_op_clear(struct cas_op *op)
 {
+#ifdef CAS_SIM_FAULTS
+	free(op->fault_base.data);
+#endif
 	free(op->best.data);
 	cas_msg_clear(&op->out);
 	memset(op, 0, sizeof(*op));

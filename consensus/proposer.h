@@ -25,6 +25,11 @@
 struct cas_proposer {
 	uint64_t id;      /* != 0 */
 	uint64_t counter; /* highest counter used or seen */
+#ifdef CAS_SIM_FAULTS
+	struct cas_ballot reuse; /* negative control only (faults.h) */
+	struct cas_reg reuse_base;
+	bool reuse_set;
+#endif
 };
 
 void cas_proposer_init(struct cas_proposer *p, uint64_t id);
@@ -90,6 +95,9 @@ struct cas_op {
 	int verdict;                   /* what fn said in this attempt */
 	int result;                    /* set when DONE */
 	bool have_value;               /* DONE after an accepted proposal */
+#ifdef CAS_SIM_FAULTS
+	struct cas_reg fault_base;     /* negative control only (faults.h) */
+#endif
 	uint64_t conflicts;            /* rejected phases so far */
 };
 

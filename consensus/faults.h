@@ -1,0 +1,28 @@
+/* faults.h - deliberate bugs for negative controls. Compiled only into the
+ * core built for the simulation (CAS_SIM_FAULTS defined); the simulation
+ * switches one on and must then catch it. Production builds have no trace
+ * of them. */
+#ifndef CAS_FAULTS_H
+#define CAS_FAULTS_H
+
+#ifdef CAS_SIM_FAULTS
+
+enum cas_fault {
+	CAS_FAULT_QUORUM_ONE = 1 << 0,      /* a "majority" of one */
+	CAS_FAULT_PROMISE_BALLOT = 1 << 1,  /* promise returns the promised
+					       ballot, not the accepted one */
+	CAS_FAULT_COUNTER_ONLY = 1 << 2,    /* ballots compared on counter */
+	CAS_FAULT_BALLOT_REUSE = 1 << 3,    /* after a failed accept, the
+					       next operation reuses its ballot
+					       for another value, no prepare */
+};
+
+/* The faults switched on; 0 outside negative controls. */
+extern unsigned cas_sim_faults;
+
+#define CAS_FAULT(f) (cas_sim_faults & (f))
+#else
+#define CAS_FAULT(f) 0
+#endif
+
+#endif
