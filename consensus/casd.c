@@ -1,0 +1,319 @@
+/* casd.c - a casfs node: the durable CASPaxos acceptor served over HTTP. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server_http.h"
+#include "store_lmdb.h"
+
+#define EXIT_USAGE 2
+
+struct options {
+	char *host; /* malloc'd */
+	uint16_t port;
+	const char *data;
+	size_t max_value;
+	size_t map_size;
+	unsigned threads;
+	const char *port_file;
+	enum cas_server_log_level log_level;
+};
+
+static const char usage_text[] =
+	"usage: casd --listen HOST:PORT --data DIR [options]\n"
+	"\n"
+	"A casfs node: a CASPaxos acceptor kept in LMDB, served over HTTP.\n"
+	"\n"
+	"  --listen HOST:PORT      address to listen on (PORT 0: any free port;\n"
+	"                          IPv6 as [ADDR]:PORT)\n"
+	"  --data DIR              folder of the LMDB store (created if missing)\n"
+	"  --max-value-size BYTES  largest register value accepted (default 1048576)\n"
+	"  --map-size MIB          largest the store may grow, in MiB (default 1024)\n"
+	"  --threads N             threads answering requests (default 4)\n"
+	"  --port-file FILE        once listening, write the port to FILE\n"
+	"  --log-level LEVEL       error, warn, info (default) or debug\n"
+	"  --help                  show this help\n"
+	"  --version               show the version\n";
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+__attribute__((format(printf, 1, 2), noreturn)) static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("casd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see casd --help)\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static void log_line(void *arg, enum cas_server_log_level level, const char *line)
+{
+	const struct options *o = arg;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	if (level > o->log_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ld casd[%ld] %s: %s\n", when, ts.tv_nsec / 1000000L,
+		(long)getpid(), level_names[level], line);
+}
+
+/* A decimal number in [min, max], or exit 2 naming opt. */
+static unsigned long long parse_number(const char *opt, const char *s, unsigned long long min,
+				       unsigned long long max)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		usage_error("%s: \"%s\" is not a number", opt, s);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end)
+		usage_error("%s: \"%s\" is not a number", opt, s);
+	if (errno == ERANGE || v < min || v > max)
+		usage_error("%s: %s is out of range [%llu, %llu]", opt, s, min, max);
+	return v;
+}
+
+/* HOST:PORT or [HOST]:PORT. */
+static void parse_listen(const char *s, struct options *o)
+{
+	const char *colon, *host = s;
+	size_t host_len;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			usage_error("--listen: \"%s\" is not [HOST]:PORT", s);
+		host = s + 1;
+		host_len = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			usage_error("--listen: \"%s\" is not HOST:PORT", s);
+		host_len = (size_t)(colon - s);
+	}
+	if (!host_len)
+		usage_error("--listen: \"%s\" has no host", s);
+	o->port = (uint16_t)parse_number("--listen port", colon + 1, 0, 65535);
+	free(o->host);
+	o->host = strndup(host, host_len);
+	if (!o->host) {
+		fputs("casd: out of memory\n", stderr);
+		exit(1);
+	}
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_LISTEN = 256, OPT_DATA, OPT_MAX_VALUE, OPT_MAP_SIZE, OPT_THREADS,
+	       OPT_PORT_FILE, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"data", required_argument, NULL, OPT_DATA},
+		{"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
+		{"map-size", required_argument, NULL, OPT_MAP_SIZE},
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"port-file", required_argument, NULL, OPT_PORT_FILE},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"help", no_argument, NULL, OPT_HELP},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	bool listen_set = false;
+	size_t i;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_LISTEN:
+			parse_listen(optarg, o);
+			listen_set = true;
+			break;
+		case OPT_DATA:
+			if (!*optarg)
+				usage_error("--data: empty folder name");
+			o->data = optarg;
+			break;
+		case OPT_MAX_VALUE:
+			/* Kept well below what base64 and size_t can carry. */
+			o->max_value = (size_t)parse_number("--max-value-size", optarg, 1,
+							    1ull << 30);
+			break;
+		case OPT_MAP_SIZE:
+			o->map_size = (size_t)parse_number("--map-size", optarg, 1, 1ull << 24)
+				      << 20;
+			break;
+		case OPT_THREADS:
+			o->threads = (unsigned)parse_number("--threads", optarg, 1, 1024);
+			break;
+		case OPT_PORT_FILE:
+			if (!*optarg)
+				usage_error("--port-file: empty file name");
+			o->port_file = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+				if (strcmp(optarg, level_names[i]) == 0)
+					break;
+			if (i == sizeof(level_names) / sizeof(level_names[0]))
+				usage_error("--log-level: \"%s\" is not error, warn, info or debug",
+					    optarg);
+			o->log_level = (enum cas_server_log_level)i;
+			break;
+		case 'h':
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("casd %s\n", CAS_VERSION_STRING);
+			exit(0);
+		case ':':
+			usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (!listen_set)
+		usage_error("--listen HOST:PORT is required");
+	if (!o->data)
+		usage_error("--data DIR is required");
+}
+
+/* mkdir -p, mode 0700 for what it creates. */
+static int make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path), i;
+
+	if (n >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -1;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/* Writes "PORT\n" to path atomically: readers see all of it or nothing. */
+static int write_port_file(const char *path, uint16_t port)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	int n;
+
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	if (fprintf(f, "%u\n", (unsigned)port) < 0 || fflush(f) || fsync(fileno(f))) {
+		int saved = errno;
+
+		fclose(f);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	if (fclose(f) || rename(tmp, path)) {
+		int saved = errno;
+
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.max_value = CAS_DEFAULT_MAX_VALUE,
+		.threads = CAS_SERVER_DEFAULT_THREADS,
+		.log_level = CAS_SERVER_LOG_INFO,
+	};
+	struct cas_server_config cfg;
+	struct cas_server *server;
+	struct cas_store *store;
+	char errmsg[512];
+	sigset_t stop;
+	int sig, rc = 1;
+
+	parse_options(argc, argv, &o);
+
+	/* Blocked before any thread starts, so only sigwait below sees them. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (make_dirs(o.data)) {
+		fprintf(stderr, "casd: cannot create %s: %s\n", o.data, strerror(errno));
+		goto out_free_host;
+	}
+	if (cas_store_open(o.data, o.map_size, &store, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "casd: %s\n", errmsg);
+		goto out_free_host;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.host = o.host;
+	cfg.port = o.port;
+	cfg.max_value = o.max_value;
+	cfg.threads = o.threads;
+	cfg.log = log_line;
+	cfg.log_arg = &o;
+	if (cas_server_start(store, &cfg, &server, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "casd: %s\n", errmsg);
+		goto out_close_store;
+	}
+	if (o.port_file && write_port_file(o.port_file, cas_server_port(server))) {
+		fprintf(stderr, "casd: cannot write %s: %s\n", o.port_file, strerror(errno));
+		goto out_stop_server;
+	}
+	if (sigwait(&stop, &sig) == 0)
+		log_line(&o, CAS_SERVER_LOG_INFO, sig == SIGINT ? "SIGINT: stopping"
+								: "SIGTERM: stopping");
+	rc = 0;
+
+out_stop_server:
+	cas_server_stop(server);
+out_close_store:
+	cas_store_close(store);
+out_free_host:
+	free(o.host);
+	return rc;
+}

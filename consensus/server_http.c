@@ -1,0 +1,435 @@
+/* server_http.c - casd's HTTP front on libmicrohttpd (PROTOCOL.md). */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "codec.h"
+#include "server_http.h"
+
+/* Seconds an idle kept-alive connection stays open. */
+#define IDLE_TIMEOUT_S 120
+
+/* A request whose body overflows without a Content-Length is drained to
+ * its end to answer 413; past this many times the limit it is cut off. */
+#define DRAIN_FACTOR 4
+
+struct cas_server {
+	struct MHD_Daemon *daemon;
+	struct cas_store *store;
+	size_t max_value;
+	size_t body_limit;
+	uint16_t port;
+	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
+	void *log_arg;
+};
+
+enum route {
+	ROUTE_PREPARE,
+	ROUTE_ACCEPT,
+};
+
+/* One request in flight: its route and the body read so far. */
+struct request {
+	enum route route;
+	char *body;
+	size_t len;
+	size_t cap;
+	size_t dropped; /* bytes past the limit, thrown away */
+	bool too_big;
+};
+
+__attribute__((format(printf, 3, 4))) static void logf_(const struct cas_server *s,
+							 enum cas_server_log_level level,
+							 const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!s->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->log(s->log_arg, level, line);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
+							     va_list ap)
+{
+	struct cas_server *s = cls;
+	char line[512];
+	size_t n;
+
+	if (!s->log)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	s->log(s->log_arg, CAS_SERVER_LOG_ERROR, line);
+}
+
+/* Queues a JSON response taking ownership of body (malloc'd). */
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, char *body,
+				 size_t len)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+	    MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST") != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Answers {"error": reason}. Without memory for it, a fixed body. */
+static enum MHD_Result send_error(struct cas_server *s, struct MHD_Connection *conn,
+				  const char *method, const char *url, unsigned status,
+				  const char *reason)
+{
+	static const char fallback[] = "{\"error\":\"out of memory\"}";
+	cJSON *root;
+	char *body = NULL;
+
+	logf_(s, status >= 500 ? CAS_SERVER_LOG_ERROR : CAS_SERVER_LOG_WARN, "%s %.64s %u: %s",
+	      method, url, status, reason);
+	root = cJSON_CreateObject();
+	if (root && cJSON_AddStringToObject(root, "error", reason))
+		body = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!body) {
+		body = strdup(fallback);
+		if (!body)
+			return MHD_NO;
+	}
+	return send_json(conn, status, body, strlen(body));
+}
+
+static enum MHD_Result handle_health(struct cas_server *s, struct MHD_Connection *conn,
+				     const char *method, const char *url)
+{
+	char errmsg[256], keys[24];
+	cJSON *root;
+	char *body = NULL;
+	uint64_t n;
+
+	if (cas_store_count(s->store, &n, errmsg, sizeof(errmsg)))
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	snprintf(keys, sizeof(keys), "%" PRIu64, n);
+	root = cJSON_CreateObject();
+	if (root && cJSON_AddStringToObject(root, "status", "ok") &&
+	    cJSON_AddStringToObject(root, "version", CAS_VERSION_STRING) &&
+	    cJSON_AddStringToObject(root, "keys", keys))
+		body = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!body)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "out of memory");
+	logf_(s, CAS_SERVER_LOG_DEBUG, "%s %s 200", method, url);
+	return send_json(conn, MHD_HTTP_OK, body, strlen(body));
+}
+
+/* Decodes the full body, runs it on the store, answers. */
+static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connection *conn,
+				      const char *method, const char *url, struct request *r)
+{
+	enum cas_msg_type type = r->route == ROUTE_PREPARE ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT;
+	struct cas_msg req, reply;
+	char errmsg[256];
+	char *body;
+	size_t len;
+	unsigned status;
+	int err;
+
+	if (r->too_big)
+		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+				  "request body too large");
+	err = cas_codec_decode_request(r->body, r->len, type, s->max_value, &req, errmsg,
+				       sizeof(errmsg));
+	if (err == CAS_ETOOBIG)
+		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE, errmsg);
+	if (err == CAS_ENOMEM)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	if (err)
+		return send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
+
+	err = cas_store_handle(s->store, &req, &reply, errmsg, sizeof(errmsg));
+	if (err) {
+		cas_msg_clear(&req);
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	}
+	err = cas_codec_encode(&reply, &body, &len);
+	status = reply.type == CAS_MSG_REJECT ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
+	logf_(s, CAS_SERVER_LOG_DEBUG,
+	      "%s %s key=%s ballot=%" PRIu64 ".%" PRIu64 " %u (ballot %" PRIu64 ".%" PRIu64 ")",
+	      method, url, req.key, req.ballot.counter, req.ballot.id, status,
+	      reply.ballot.counter, reply.ballot.id);
+	cas_msg_clear(&req);
+	cas_msg_clear(&reply);
+	if (err)
+		/* Already durable; the proposer will see a failure and retry
+		 * with a higher ballot, which is safe. */
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  cas_strerror(err));
+	return send_json(conn, status, body, len);
+}
+
+/* Appends data to r's body, or notes that the limit is passed. */
+static bool append_body(struct cas_server *s, struct request *r, const char *data, size_t n)
+{
+	size_t need, cap;
+	char *p;
+
+	if (r->too_big || n > s->body_limit - r->len) {
+		r->too_big = true;
+		r->dropped += n;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return r->dropped / DRAIN_FACTOR <= s->body_limit;
+	}
+	need = r->len + n + 1; /* room for a NUL, kept for cJSON's sake */
+	if (need > r->cap) {
+		cap = r->cap ? r->cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		if (cap > s->body_limit + 1)
+			cap = s->body_limit + 1;
+		p = realloc(r->body, cap);
+		if (!p)
+			return false;
+		r->body = p;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return true;
+}
+
+/* A Content-Length above the limit, told before any body byte is read. */
+static bool declared_too_big(struct cas_server *s, struct MHD_Connection *conn)
+{
+	const char *cl;
+	char *end;
+	unsigned long long n;
+
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!cl)
+		return false;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno == ERANGE)
+		return true;
+	return end != cl && n > s->body_limit;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct cas_server *s = cls;
+	struct request *r = *con_cls;
+	enum route route;
+
+	(void)version;
+	if (!r) {
+		if (strcmp(url, "/v1/health") == 0) {
+			if (strcmp(method, MHD_HTTP_METHOD_GET) &&
+			    strcmp(method, MHD_HTTP_METHOD_HEAD))
+				return send_error(s, conn, method, url,
+						  MHD_HTTP_METHOD_NOT_ALLOWED,
+						  "use GET on /v1/health");
+			return handle_health(s, conn, method, url);
+		}
+		if (strcmp(url, "/v1/prepare") == 0)
+			route = ROUTE_PREPARE;
+		else if (strcmp(url, "/v1/accept") == 0)
+			route = ROUTE_ACCEPT;
+		else
+			return send_error(s, conn, method, url, MHD_HTTP_NOT_FOUND,
+					  "unknown path");
+		if (strcmp(method, MHD_HTTP_METHOD_POST))
+			return send_error(s, conn, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+					  "use POST");
+		if (declared_too_big(s, conn))
+			return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+					  "request body too large");
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return send_error(s, conn, method, url,
+					  MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		r->route = route;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!append_body(s, r, upload_data, *upload_data_size))
+			return MHD_NO; /* out of memory or a flood: drop the connection */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return handle_request(s, conn, method, url, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* Resolves host into addr (port set), for binding. */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
+		   socklen_t *addr_len, char *errmsg, size_t errmsg_len)
+{
+	struct addrinfo hints, *res;
+	int rc;
+
+	memset(addr, 0, sizeof(*addr));
+	if (!host) {
+		struct sockaddr_in *in = (struct sockaddr_in *)addr;
+
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_ANY);
+		in->sin_port = htons(port);
+		*addr_len = sizeof(*in);
+		return CAS_OK;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc) {
+		snprintf(errmsg, errmsg_len, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+		return CAS_EINVAL;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*addr_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (addr->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)addr)->sin_port = htons(port);
+	return CAS_OK;
+}
+
+int cas_server_start(struct cas_store *store, const struct cas_server_config *cfg,
+		     struct cas_server **out, char *errmsg, size_t errmsg_len)
+{
+	struct sockaddr_storage addr;
+	const union MHD_DaemonInfo *info;
+	struct cas_server *s;
+	socklen_t addr_len;
+	unsigned threads, flags;
+	size_t b64;
+	int err;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(errmsg, errmsg_len, "out of memory");
+		return CAS_ENOMEM;
+	}
+	s->store = store;
+	s->max_value = cfg->max_value ? cfg->max_value : CAS_DEFAULT_MAX_VALUE;
+	s->log = cfg->log;
+	s->log_arg = cfg->log_arg;
+	b64 = s->max_value / 3 + 1;
+	if (b64 > (SIZE_MAX - CAS_SERVER_BODY_OVERHEAD) / 4 / DRAIN_FACTOR) {
+		snprintf(errmsg, errmsg_len, "max value size %zu too large", s->max_value);
+		err = CAS_EINVAL;
+		goto out_free_server;
+	}
+	s->body_limit = 4 * b64 + CAS_SERVER_BODY_OVERHEAD;
+	threads = cfg->threads ? cfg->threads : CAS_SERVER_DEFAULT_THREADS;
+	err = resolve(cfg->host, cfg->port, &addr, &addr_len, errmsg, errmsg_len);
+	if (err)
+		goto out_free_server;
+	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	errno = 0;
+	s->daemon = MHD_start_daemon(
+		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_END);
+	if (!s->daemon) {
+		snprintf(errmsg, errmsg_len, "cannot listen on %s:%u: %s",
+			 cfg->host ? cfg->host : "*", (unsigned)cfg->port,
+			 errno ? strerror(errno) : "libmicrohttpd refused");
+		err = CAS_EIO;
+		goto out_free_server;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	if (!info || !info->port) {
+		snprintf(errmsg, errmsg_len, "cannot learn the bound port");
+		err = CAS_EIO;
+		goto out_stop_daemon;
+	}
+	s->port = info->port;
+	logf_(s, CAS_SERVER_LOG_INFO, "listening on port %u, %u threads, body limit %zu bytes",
+	      (unsigned)s->port, threads, s->body_limit);
+	*out = s;
+	return CAS_OK;
+
+out_stop_daemon:
+	MHD_stop_daemon(s->daemon);
+out_free_server:
+	free(s);
+	return err;
+}
+
+uint16_t cas_server_port(const struct cas_server *s)
+{
+	return s->port;
+}
+
+size_t cas_server_body_limit(const struct cas_server *s)
+{
+	return s->body_limit;
+}
+
+void cas_server_stop(struct cas_server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->daemon);
+	free(s);
+}

@@ -1,0 +1,61 @@
+/* server_http.h - casd's HTTP front (libmicrohttpd): admits protocol
+ * requests (PROTOCOL.md), runs them on the store, answers. */
+#ifndef CAS_SERVER_HTTP_H
+#define CAS_SERVER_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store_lmdb.h"
+
+/* Extra bytes a request body may have beyond the base64 of its value:
+ * key, ballot, version, recent ids, field names and some whitespace. */
+#define CAS_SERVER_BODY_OVERHEAD 8192
+
+/* Default number of threads answering requests. */
+#define CAS_SERVER_DEFAULT_THREADS 4
+
+enum cas_server_log_level {
+	CAS_SERVER_LOG_ERROR, /* the store or the HTTP library failed */
+	CAS_SERVER_LOG_WARN,  /* a request was refused (4xx) */
+	CAS_SERVER_LOG_INFO,  /* start and stop */
+	CAS_SERVER_LOG_DEBUG, /* every request */
+};
+
+struct cas_server_config {
+	/* Address to listen on: a numeric IPv4 or IPv6 address or a host
+	 * name (its first address). NULL: every IPv4 interface. */
+	const char *host;
+	/* Port; 0 picks a free one (see cas_server_port). */
+	uint16_t port;
+	/* Largest decoded value an accept may carry; 0 means
+	 * CAS_DEFAULT_MAX_VALUE. The request body limit follows from it. */
+	size_t max_value;
+	/* Threads answering requests; 0 means CAS_SERVER_DEFAULT_THREADS. */
+	unsigned threads;
+	/* Called from server threads with one line (no newline); may be
+	 * NULL. Must be thread-safe. */
+	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
+	void *log_arg;
+};
+
+/* A running server. Opaque. */
+struct cas_server;
+
+/* Starts serving store (borrowed: it must outlive the server) as cfg says.
+ * On success *out runs in its own threads until cas_server_stop. On error
+ * (CAS_EINVAL: bad host or option; CAS_EIO: cannot listen, the reason in
+ * errmsg; CAS_ENOMEM) *out is NULL. */
+int cas_server_start(struct cas_store *store, const struct cas_server_config *cfg,
+		     struct cas_server **out, char *errmsg, size_t errmsg_len);
+
+/* The port s listens on (the one picked when cfg->port was 0). */
+uint16_t cas_server_port(const struct cas_server *s);
+
+/* The largest request body s admits, in bytes (413 past it). */
+size_t cas_server_body_limit(const struct cas_server *s);
+
+/* Stops s (requests in progress finish first), frees it. s may be NULL. */
+void cas_server_stop(struct cas_server *s);
+
+#endif
