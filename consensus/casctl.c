@@ -1,0 +1,384 @@
+/* casctl.c - command-line register client: get, put, cas, version, status. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cas/client.h>
+
+/* Exit statuses, documented in usage(). */
+#define EXIT_OTHER 1
+#define EXIT_USAGE 2
+#define EXIT_VERSION 3
+#define EXIT_UNAVAILABLE 4
+
+static const char *prog = "casctl";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--nodes URL,URL,...] [--timeout SECONDS] COMMAND\n"
+		"\n"
+		"commands:\n"
+		"  get KEY                  print the value's bytes (nothing for a new key)\n"
+		"  put KEY [FILE]           write FILE (stdin without FILE); prints the new version\n"
+		"  cas KEY VERSION [FILE]   write only if the version is still VERSION (0: the key\n"
+		"                           was never written); prints the new version\n"
+		"  version KEY              print the key's version (0 for a new key)\n"
+		"  status                   say which nodes answer\n"
+		"\n"
+		"options:\n"
+		"  --nodes URLS      comma-separated acceptor URLs (default: $CAS_NODES)\n"
+		"  --timeout SECONDS deadline of the operation, fractions allowed (default 5)\n"
+		"  --help, --version\n"
+		"\n"
+		"exit status: 0 success, 1 other error, 2 bad usage or input (bad key,\n"
+		"unreadable file, value too large, bad number), 3 version mismatch (the\n"
+		"current version is printed on stderr), 4 no majority before the deadline\n",
+		prog);
+}
+
+static int exit_code(int rc)
+{
+	switch (rc) {
+	case CAS_OK:
+		return 0;
+	case CAS_EKEY:
+	case CAS_EINVAL:
+	case CAS_ETOOBIG:
+		return EXIT_USAGE;
+	case CAS_EVERSION:
+		return EXIT_VERSION;
+	case CAS_EUNAVAILABLE:
+		return EXIT_UNAVAILABLE;
+	default:
+		return EXIT_OTHER;
+	}
+}
+
+/* Reports rc for command cmd on key; returns the exit status. */
+static int fail(const char *cmd, const char *key, int rc)
+{
+	fprintf(stderr, "%s: %s %s: %s\n", prog, cmd, key, cas_strerror(rc));
+	return exit_code(rc);
+}
+
+/* Parses a decimal uint64 with nothing around it. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Parses SECONDS (> 0, fractions allowed) into milliseconds, rounded up. */
+static bool parse_timeout(const char *s, unsigned *ms)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(d > 0) || d > 86400.0 * 30)
+		return false;
+	*ms = (unsigned)(d * 1000.0);
+	if ((double)*ms < d * 1000.0)
+		(*ms)++;
+	return true;
+}
+
+/* Reads all of path ("-" or NULL: stdin), at most max bytes. CAS_ETOOBIG
+ * past max; CAS_EINVAL when it cannot be read (errno-based message on
+ * stderr). *data is malloc'd (may be NULL when *len is 0). */
+static int read_input(const char *path, size_t max, unsigned char **data, size_t *len)
+{
+	FILE *f = stdin;
+	unsigned char *buf = NULL, *p;
+	size_t n = 0, cap = 0, got;
+	int rc = CAS_OK;
+
+	if (path != NULL && strcmp(path, "-") != 0) {
+		f = fopen(path, "rb");
+		if (f == NULL) {
+			fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+			return CAS_EINVAL;
+		}
+	}
+	for (;;) {
+		if (n == cap) {
+			/* One byte past max tells "too large" from "exactly max". */
+			if (cap > max) {
+				fprintf(stderr, "%s: %s is larger than %zu bytes\n", prog,
+					path ? path : "stdin", max);
+				rc = CAS_ETOOBIG;
+				goto out_close;
+			}
+			cap = cap ? cap * 2 : 64 * 1024;
+			if (cap > max + 1)
+				cap = max + 1;
+			p = realloc(buf, cap);
+			if (p == NULL) {
+				fprintf(stderr, "%s: out of memory\n", prog);
+				rc = CAS_ENOMEM;
+				goto out_close;
+			}
+			buf = p;
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0) {
+			if (ferror(f)) {
+				fprintf(stderr, "%s: cannot read %s: %s\n", prog,
+					path ? path : "stdin", strerror(errno));
+				rc = CAS_EINVAL;
+			}
+			break;
+		}
+	}
+	if (rc == CAS_OK && n > max) {
+		fprintf(stderr, "%s: %s is larger than %zu bytes\n", prog, path ? path : "stdin",
+			max);
+		rc = CAS_ETOOBIG;
+	}
+out_close:
+	if (f != stdin)
+		fclose(f);
+	if (rc != CAS_OK) {
+		free(buf);
+		return rc;
+	}
+	*data = buf;
+	*len = n;
+	return CAS_OK;
+}
+
+static int cmd_get(struct cas_client *c, const char *key, unsigned timeout_ms)
+{
+	struct cas_value v;
+	int rc;
+
+	rc = cas_read(c, key, timeout_ms, &v);
+	if (rc != CAS_OK)
+		return fail("get", key, rc);
+	if ((v.len > 0 && fwrite(v.data, 1, v.len, stdout) != v.len) || fflush(stdout) != 0) {
+		fprintf(stderr, "%s: get %s: writing stdout: %s\n", prog, key, strerror(errno));
+		cas_value_clear(&v);
+		return EXIT_OTHER;
+	}
+	cas_value_clear(&v);
+	return 0;
+}
+
+static int cmd_version(struct cas_client *c, const char *key, unsigned timeout_ms)
+{
+	struct cas_value v;
+	int rc;
+
+	rc = cas_read(c, key, timeout_ms, &v);
+	if (rc != CAS_OK)
+		return fail("version", key, rc);
+	printf("%llu\n", (unsigned long long)v.version);
+	cas_value_clear(&v);
+	return 0;
+}
+
+static int cmd_write(struct cas_client *c, const char *cmd, const char *key, bool conditional,
+		     uint64_t expected, const char *path, unsigned timeout_ms)
+{
+	unsigned char *data = NULL;
+	uint64_t version = 0;
+	size_t len = 0;
+	int rc;
+
+	rc = read_input(path, CAS_DEFAULT_MAX_VALUE, &data, &len);
+	if (rc != CAS_OK)
+		return exit_code(rc);
+	if (conditional)
+		rc = cas_cas(c, key, expected, data, len, timeout_ms, &version);
+	else
+		rc = cas_put(c, key, data, len, timeout_ms, &version);
+	free(data);
+	if (rc == CAS_EVERSION) {
+		fprintf(stderr, "%s: %s %s: version is %llu, not %llu\n", prog, cmd, key,
+			(unsigned long long)version, (unsigned long long)expected);
+		return EXIT_VERSION;
+	}
+	if (rc != CAS_OK)
+		return fail(cmd, key, rc);
+	printf("%llu\n", (unsigned long long)version);
+	return 0;
+}
+
+struct ping {
+	struct cas_client *c;
+	size_t node;
+	unsigned timeout_ms;
+	pthread_t thread;
+	bool started;
+	int rc;
+};
+
+static void *ping_main(void *arg)
+{
+	struct ping *p = arg;
+
+	p->rc = cas_client_ping(p->c, p->node, p->timeout_ms);
+	return NULL;
+}
+
+static int cmd_status(struct cas_client *c, unsigned timeout_ms)
+{
+	size_t n = cas_client_nodes(c), up = 0;
+	struct ping *pings;
+
+	pings = calloc(n, sizeof(*pings));
+	if (pings == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return EXIT_OTHER;
+	}
+	/* In parallel: dead nodes cost one timeout, not one each. */
+	for (size_t i = 0; i < n; i++) {
+		pings[i] = (struct ping){.c = c, .node = i, .timeout_ms = timeout_ms};
+		pings[i].started = pthread_create(&pings[i].thread, NULL, ping_main, &pings[i]) == 0;
+		if (!pings[i].started)
+			ping_main(&pings[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (pings[i].started)
+			pthread_join(pings[i].thread, NULL);
+		if (pings[i].rc == CAS_OK)
+			up++;
+		printf("%s %s\n", cas_client_node_url(c, i),
+		       pings[i].rc == CAS_OK ? "reachable" : "unreachable");
+	}
+	free(pings);
+	printf("%zu of %zu nodes reachable, %s\n", up, n,
+	       up >= n / 2 + 1 ? "majority up" : "no majority");
+	return up >= n / 2 + 1 ? 0 : EXIT_UNAVAILABLE;
+}
+
+/* Checks that cmd got between min and max arguments. */
+static bool nargs(const char *cmd, int have, int min, int max)
+{
+	if (have >= min && have <= max)
+		return true;
+	fprintf(stderr, "%s: %s takes %d to %d arguments, not %d (see --help)\n", prog, cmd, min,
+		max, have);
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"nodes", required_argument, NULL, 'n'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cas_client_config cfg = {0};
+	struct cas_client *c;
+	const char *nodes = getenv("CAS_NODES");
+	const char *cmd, *key;
+	char errmsg[256];
+	unsigned timeout_ms = 5000;
+	uint64_t expected = 0;
+	int opt, rc, nargs_left;
+
+	while ((opt = getopt_long(argc, argv, "+n:t:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			nodes = optarg;
+			break;
+		case 't':
+			if (!parse_timeout(optarg, &timeout_ms)) {
+				fprintf(stderr, "%s: bad --timeout \"%s\": want seconds > 0\n",
+					prog, optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("casctl %s\n", CAS_VERSION_STRING);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "%s: no command (see --help)\n", prog);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	nargs_left = argc - optind - 1;
+	key = nargs_left > 0 ? argv[optind + 1] : "";
+
+	if (strcmp(cmd, "get") == 0 || strcmp(cmd, "version") == 0) {
+		if (!nargs(cmd, nargs_left, 1, 1))
+			return EXIT_USAGE;
+	} else if (strcmp(cmd, "put") == 0) {
+		if (!nargs(cmd, nargs_left, 1, 2))
+			return EXIT_USAGE;
+	} else if (strcmp(cmd, "cas") == 0) {
+		if (!nargs(cmd, nargs_left, 2, 3))
+			return EXIT_USAGE;
+		if (!parse_u64(argv[optind + 2], &expected)) {
+			fprintf(stderr, "%s: cas: bad version \"%s\": want a decimal number\n",
+				prog, argv[optind + 2]);
+			return EXIT_USAGE;
+		}
+	} else if (strcmp(cmd, "status") == 0) {
+		if (!nargs(cmd, nargs_left, 0, 0))
+			return EXIT_USAGE;
+	} else {
+		fprintf(stderr, "%s: unknown command \"%s\" (see --help)\n", prog, cmd);
+		return EXIT_USAGE;
+	}
+	/* Before any I/O, and before reading stdin for put. */
+	if (strcmp(cmd, "status") != 0 && !cas_key_valid(key, strlen(key))) {
+		fprintf(stderr,
+			"%s: %s: bad key \"%s\": want 1 to %d characters from A-Z a-z 0-9 . _ : / @ -\n",
+			prog, cmd, key, CAS_KEY_MAX);
+		return EXIT_USAGE;
+	}
+	if (nodes == NULL || nodes[0] == '\0') {
+		fprintf(stderr, "%s: no nodes: pass --nodes or set CAS_NODES\n", prog);
+		return EXIT_USAGE;
+	}
+
+	cfg.timeout_ms = timeout_ms;
+	rc = cas_client_open(nodes, &cfg, &c, errmsg, sizeof(errmsg));
+	if (rc != CAS_OK) {
+		fprintf(stderr, "%s: %s\n", prog, errmsg);
+		return exit_code(rc);
+	}
+
+	if (strcmp(cmd, "get") == 0)
+		rc = cmd_get(c, key, timeout_ms);
+	else if (strcmp(cmd, "version") == 0)
+		rc = cmd_version(c, key, timeout_ms);
+	else if (strcmp(cmd, "put") == 0)
+		rc = cmd_write(c, cmd, key, false, 0, nargs_left > 1 ? argv[optind + 2] : NULL,
+			       timeout_ms);
+	else if (strcmp(cmd, "cas") == 0)
+		rc = cmd_write(c, cmd, key, true, expected,
+			       nargs_left > 2 ? argv[optind + 3] : NULL, timeout_ms);
+	else
+		rc = cmd_status(c, timeout_ms);
+
+	cas_client_close(c);
+	return rc;
+}

@@ -1,0 +1,463 @@
+/* client.c - the register client: drives the pure proposer (proposer.h)
+ * over the libcurl transport, one operation per call, many threads at once. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include <cas/client.h>
+
+#include "proposer.h"
+#include "transport_curl.h"
+
+#define DEFAULT_TIMEOUT_MS 5000u
+
+struct cas_client {
+	size_t n;
+	char **urls; /* normalized base URLs, "http://host:port" */
+	unsigned timeout_ms;
+	size_t max_value;
+	pthread_mutex_t lock; /* guards proposer */
+	struct cas_proposer proposer;
+	struct cas_transport *transport;
+};
+
+static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errmsg == NULL || errmsg_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errmsg, errmsg_len, fmt, ap);
+	va_end(ap);
+}
+
+/* A random number from the kernel, never 0. */
+static uint64_t random_nonzero(void)
+{
+	static uint64_t fallback;
+	uint64_t v = 0;
+
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+			/* No getrandom (old kernel, seccomp): mix the clock
+			 * with a process-wide counter. */
+			uint64_t k = __atomic_add_fetch(&fallback, 1, __ATOMIC_RELAXED);
+
+			v = (cas_transport_now_ms() ^ ((uint64_t)getpid() << 32)) * 0x9e3779b97f4a7c15ull +
+			    k * 0xbf58476d1ce4e5b9ull;
+		}
+	}
+	return v;
+}
+
+void cas_value_clear(struct cas_value *v)
+{
+	if (v == NULL)
+		return;
+	free(v->data);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Checks one base URL (s, len bytes) and writes its normalized form
+ * "scheme://host:port" to *out (malloc'd). */
+static int parse_url(const char *s, size_t len, char **out, char *errmsg, size_t errmsg_len)
+{
+	char *text, *scheme = NULL, *host = NULL, *port = NULL, *part = NULL;
+	CURLU *u;
+	CURLUcode uc;
+	int rc = CAS_EINVAL;
+	size_t need;
+
+	text = strndup(s, len);
+	if (text == NULL) {
+		set_err(errmsg, errmsg_len, "out of memory");
+		return CAS_ENOMEM;
+	}
+	u = curl_url();
+	if (u == NULL) {
+		set_err(errmsg, errmsg_len, "out of memory");
+		rc = CAS_ENOMEM;
+		goto out_free_text;
+	}
+	uc = curl_url_set(u, CURLUPART_URL, text, 0);
+	if (uc != CURLUE_OK) {
+		set_err(errmsg, errmsg_len, "bad node URL \"%s\": %s", text, curl_url_strerror(uc));
+		goto out_free_url;
+	}
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+		set_err(errmsg, errmsg_len, "bad node URL \"%s\": the scheme must be http or https",
+			text);
+		goto out_free_parts;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
+		set_err(errmsg, errmsg_len, "bad node URL \"%s\": no host", text);
+		goto out_free_parts;
+	}
+	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
+		set_err(errmsg, errmsg_len,
+			"bad node URL \"%s\": no user, query or fragment allowed", text);
+		goto out_free_parts;
+	}
+	if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && strcmp(part, "/") != 0 &&
+	    part[0] != '\0') {
+		set_err(errmsg, errmsg_len, "bad node URL \"%s\": a base URL has no path", text);
+		goto out_free_parts;
+	}
+	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		set_err(errmsg, errmsg_len, "bad node URL \"%s\": no port", text);
+		goto out_free_parts;
+	}
+	need = strlen(scheme) + strlen(host) + strlen(port) + 5;
+	*out = malloc(need);
+	if (*out == NULL) {
+		rc = CAS_ENOMEM;
+		set_err(errmsg, errmsg_len, "out of memory");
+		goto out_free_parts;
+	}
+	snprintf(*out, need, "%s://%s:%s", scheme, host, port);
+	rc = CAS_OK;
+out_free_parts:
+	curl_free(part);
+	curl_free(port);
+	curl_free(host);
+	curl_free(scheme);
+out_free_url:
+	curl_url_cleanup(u);
+out_free_text:
+	free(text);
+	return rc;
+}
+
+static void free_urls(char **urls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(urls[i]);
+	free(urls);
+}
+
+/* Splits nodes on commas into at most CAS_NODES_MAX distinct URLs. */
+static int parse_nodes(const char *nodes, char ***out, size_t *out_n, char *errmsg,
+		       size_t errmsg_len)
+{
+	char **urls;
+	size_t n = 0;
+	const char *p = nodes;
+	int rc;
+
+	if (nodes == NULL) {
+		set_err(errmsg, errmsg_len, "no node list");
+		return CAS_EINVAL;
+	}
+	urls = calloc(CAS_NODES_MAX, sizeof(*urls));
+	if (urls == NULL) {
+		set_err(errmsg, errmsg_len, "out of memory");
+		return CAS_ENOMEM;
+	}
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *s = p;
+
+		while (len > 0 && isspace((unsigned char)*s)) {
+			s++;
+			len--;
+		}
+		while (len > 0 && isspace((unsigned char)s[len - 1]))
+			len--;
+		if (len == 0) {
+			set_err(errmsg, errmsg_len, "empty entry %zu in the node list", n + 1);
+			rc = CAS_EINVAL;
+			goto out_free_urls;
+		}
+		if (n == CAS_NODES_MAX) {
+			set_err(errmsg, errmsg_len, "more than %d nodes", CAS_NODES_MAX);
+			rc = CAS_EINVAL;
+			goto out_free_urls;
+		}
+		rc = parse_url(s, len, &urls[n], errmsg, errmsg_len);
+		if (rc != CAS_OK)
+			goto out_free_urls;
+		/* The same acceptor twice would count its vote twice. */
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(urls[i], urls[n]) == 0) {
+				set_err(errmsg, errmsg_len, "node %s is listed twice", urls[n]);
+				n++;
+				rc = CAS_EINVAL;
+				goto out_free_urls;
+			}
+		}
+		n++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	*out = urls;
+	*out_n = n;
+	return CAS_OK;
+
+out_free_urls:
+	free_urls(urls, n);
+	return rc;
+}
+
+int cas_client_open(const char *nodes, const struct cas_client_config *cfg,
+		    struct cas_client **out, char *errmsg, size_t errmsg_len)
+{
+	struct cas_client *c;
+	int rc;
+
+	if (errmsg != NULL && errmsg_len > 0)
+		errmsg[0] = '\0';
+	if (out == NULL) {
+		set_err(errmsg, errmsg_len, "no place for the client");
+		return CAS_EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		set_err(errmsg, errmsg_len, "out of memory");
+		return CAS_ENOMEM;
+	}
+	rc = parse_nodes(nodes, &c->urls, &c->n, errmsg, errmsg_len);
+	if (rc != CAS_OK)
+		goto out_free_c;
+	c->timeout_ms = cfg && cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->max_value = cfg && cfg->max_value_size ? cfg->max_value_size : CAS_DEFAULT_MAX_VALUE;
+	cas_proposer_init(&c->proposer,
+			  cfg && cfg->proposer_id ? cfg->proposer_id : random_nonzero());
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		set_err(errmsg, errmsg_len, "cannot make a mutex");
+		rc = CAS_ENOMEM;
+		goto out_free_urls;
+	}
+	rc = cas_transport_open((const char *const *)c->urls, c->n, c->max_value, &c->transport,
+				errmsg, errmsg_len);
+	if (rc != CAS_OK)
+		goto out_destroy_lock;
+	*out = c;
+	return CAS_OK;
+
+out_destroy_lock:
+	pthread_mutex_destroy(&c->lock);
+out_free_urls:
+	free_urls(c->urls, c->n);
+out_free_c:
+	free(c);
+	return rc;
+}
+
+void cas_client_close(struct cas_client *c)
+{
+	if (c == NULL)
+		return;
+	cas_transport_close(c->transport);
+	pthread_mutex_destroy(&c->lock);
+	free_urls(c->urls, c->n);
+	free(c);
+}
+
+size_t cas_client_nodes(const struct cas_client *c)
+{
+	return c->n;
+}
+
+const char *cas_client_node_url(const struct cas_client *c, size_t i)
+{
+	return i < c->n ? c->urls[i] : NULL;
+}
+
+int cas_client_ping(struct cas_client *c, size_t i, unsigned timeout_ms)
+{
+	return cas_transport_ping(c->transport, i, timeout_ms ? timeout_ms : c->timeout_ms, NULL,
+				  0);
+}
+
+static bool key_ok(const char *key)
+{
+	return key != NULL && cas_key_valid(key, strnlen(key, CAS_KEY_MAX + 1));
+}
+
+/* Runs one operation to its end: the driver loop of proposer.h. */
+static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+		  unsigned timeout_ms, struct cas_value *out)
+{
+	struct cas_op_config cfg = {0};
+	struct cas_transport_answer a;
+	struct cas_channel *ch;
+	struct cas_effect eff = {0};
+	struct cas_op op;
+	uint64_t deadline, rng, until;
+	uint32_t attempt = 0;
+	enum cas_transport_event ev;
+	int rc;
+
+	deadline = cas_transport_now_ms() + (timeout_ms ? timeout_ms : c->timeout_ms);
+	rc = cas_transport_checkout(c->transport, &ch, NULL, 0);
+	if (rc != CAS_OK)
+		return rc;
+
+	cfg.key = key;
+	cfg.n_nodes = c->n;
+	cfg.fn = fn;
+	cfg.arg = arg;
+	cfg.op_id = random_nonzero();
+	cfg.deadline_ms = deadline;
+	cfg.max_value = c->max_value;
+	rng = random_nonzero();
+	cas_op_init(&op, &cfg);
+
+	pthread_mutex_lock(&c->lock);
+	cas_op_start(&op, &c->proposer, &eff);
+	pthread_mutex_unlock(&c->lock);
+
+	while (eff.kind != CAS_EFFECT_DONE) {
+		switch (eff.kind) {
+		case CAS_EFFECT_SEND:
+			attempt = eff.attempt;
+			rc = cas_transport_send(ch, eff.msg, deadline, NULL, 0);
+			if (rc != CAS_OK)
+				cas_op_abort(&op, rc, &eff);
+			else
+				eff.kind = CAS_EFFECT_WAIT;
+			break;
+		case CAS_EFFECT_WAIT:
+			ev = cas_transport_next(ch, deadline, &a);
+			if (ev != CAS_TRANSPORT_ANSWER) {
+				/* The deadline; or every node answered and
+				 * the op still waits, which only answers it
+				 * ignored can cause. */
+				cas_op_expire(&op, &eff);
+				break;
+			}
+			if (a.code == CAS_ETOOBIG || a.code == CAS_ENOMEM) {
+				cas_op_abort(&op, a.code, &eff);
+			} else {
+				pthread_mutex_lock(&c->lock);
+				cas_op_on_reply(&op, &c->proposer, a.node, attempt,
+						a.code == CAS_OK ? &a.msg : NULL,
+						cas_transport_now_ms(), &rng, &eff);
+				pthread_mutex_unlock(&c->lock);
+			}
+			cas_transport_answer_clear(&a);
+			break;
+		case CAS_EFFECT_SLEEP:
+			until = eff.until_ms < deadline ? eff.until_ms : deadline;
+			cas_transport_sleep(ch, until);
+			pthread_mutex_lock(&c->lock);
+			cas_op_wake(&op, &c->proposer, cas_transport_now_ms(), &eff);
+			pthread_mutex_unlock(&c->lock);
+			break;
+		case CAS_EFFECT_DONE:
+			break;
+		}
+	}
+
+	rc = op.result;
+	if (out != NULL)
+		cas_op_take_value(&op, out);
+	cas_op_clear(&op);
+	cas_transport_checkin(c->transport, ch);
+	return rc;
+}
+
+int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+	       unsigned timeout_ms, struct cas_value *out)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!key_ok(key))
+		return CAS_EKEY;
+	if (c == NULL || fn == NULL)
+		return CAS_EINVAL;
+	return run_op(c, key, fn, arg, timeout_ms, out);
+}
+
+static int identity(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)cur;
+	(void)next;
+	return CAS_ENOCHANGE;
+}
+
+int cas_read(struct cas_client *c, const char *key, unsigned timeout_ms, struct cas_value *out)
+{
+	return cas_change(c, key, identity, NULL, timeout_ms, out);
+}
+
+struct write_arg {
+	const void *data;
+	size_t len;
+	bool conditional;
+	uint64_t expected;
+};
+
+/* The change of cas_put and cas_cas: a copy of the new bytes, under the
+ * version condition when there is one. */
+static int write_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	const struct write_arg *w = arg;
+
+	if (w->conditional && cur->version != w->expected)
+		return CAS_EVERSION;
+	next->data = NULL;
+	next->len = w->len;
+	if (w->len == 0)
+		return CAS_OK;
+	next->data = malloc(w->len);
+	if (next->data == NULL)
+		return CAS_ENOMEM;
+	memcpy(next->data, w->data, w->len);
+	return CAS_OK;
+}
+
+static int write_op(struct cas_client *c, const char *key, struct write_arg *w,
+		    unsigned timeout_ms, uint64_t *version)
+{
+	struct cas_value v;
+	int rc;
+
+	if (version != NULL)
+		*version = 0;
+	if (!key_ok(key))
+		return CAS_EKEY;
+	if (c == NULL || (w->data == NULL && w->len > 0))
+		return CAS_EINVAL;
+	if (w->len > c->max_value)
+		return CAS_ETOOBIG;
+	rc = run_op(c, key, write_fn, w, timeout_ms, &v);
+	if (version != NULL && (rc == CAS_OK || rc == CAS_EVERSION))
+		*version = v.version;
+	cas_value_clear(&v);
+	return rc;
+}
+
+int cas_put(struct cas_client *c, const char *key, const void *data, size_t len,
+	    unsigned timeout_ms, uint64_t *version)
+{
+	struct write_arg w = {.data = data, .len = len};
+
+	return write_op(c, key, &w, timeout_ms, version);
+}
+
+int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void *data,
+	    size_t len, unsigned timeout_ms, uint64_t *version)
+{
+	struct write_arg w = {.data = data, .len = len, .conditional = true, .expected = expected};
+
+	return write_op(c, key, &w, timeout_ms, version);
+}

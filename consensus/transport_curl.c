@@ -1,0 +1,682 @@
+/* transport_curl.c - protocol requests fanned out to every acceptor with
+ * libcurl's multi interface, over connections kept alive between operations. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "codec.h"
+#include "proposer.h"
+#include "transport_curl.h"
+
+/* Transfers one channel keeps towards one node: a slow node's answer to an
+ * earlier send may still be on its way when the next send starts. Past
+ * this many, the oldest is abandoned (which costs its connection). */
+#define XFERS_PER_NODE_MAX 4
+
+/* Room for a reply's JSON around the base64 of its value. */
+#define REPLY_SLACK (64u * 1024u)
+
+/* One request body, shared by the transfers of one send. */
+struct body {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
+/* One easy handle of a channel; it talks to one node. */
+struct xfer {
+	CURL *easy;
+	struct cas_channel *ch;
+	size_t node;
+	uint64_t seq;      /* the send it belongs to */
+	bool busy;         /* in the multi handle */
+	struct body *body; /* a reference while busy */
+	char *resp;
+	size_t resp_len, resp_cap;
+	bool resp_overflow;
+	CURLcode result; /* of the finished transfer */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct cas_channel {
+	struct cas_transport *t;
+	CURLM *multi;
+	struct xfer **xfers;
+	size_t n_xfers, cap_xfers;
+	uint64_t seq;   /* the current send */
+	size_t pending; /* busy transfers of the current send */
+	struct cas_channel *next_free;
+};
+
+struct cas_transport {
+	pthread_mutex_t lock;
+	size_t n;
+	char **urls;
+	char **prepare_urls;
+	char **accept_urls;
+	char **health_urls;
+	size_t max_value;
+	size_t max_reply;
+	struct curl_slist *headers;
+	struct cas_channel *free_list;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+uint64_t cas_transport_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errmsg == NULL || errmsg_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errmsg, errmsg_len, fmt, ap);
+	va_end(ap);
+}
+
+static char *join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+static void free_urls(char **urls, size_t n)
+{
+	if (urls == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(urls[i]);
+	free(urls);
+}
+
+static char **make_urls(const char *const *bases, size_t n, const char *path)
+{
+	char **urls = calloc(n, sizeof(*urls));
+
+	if (urls == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		urls[i] = join(bases[i], path);
+		if (urls[i] == NULL) {
+			free_urls(urls, n);
+			return NULL;
+		}
+	}
+	return urls;
+}
+
+int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
+		       struct cas_transport **out, char *errmsg, size_t errmsg_len)
+{
+	struct cas_transport *t;
+	struct curl_slist *h;
+	int rc = CAS_ENOMEM;
+
+	if (n == 0 || n > CAS_NODES_MAX) {
+		set_err(errmsg, errmsg_len, "need 1 to %d nodes, not %zu", CAS_NODES_MAX, n);
+		return CAS_EINVAL;
+	}
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		set_err(errmsg, errmsg_len, "libcurl: %s", curl_easy_strerror(global_rc));
+		return CAS_EIO;
+	}
+
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		goto out_oom;
+	if (pthread_mutex_init(&t->lock, NULL) != 0)
+		goto out_free_t;
+	t->n = n;
+	t->max_value = max_value;
+	t->max_reply = max_value / 3 * 4 + 4 + REPLY_SLACK;
+	t->urls = make_urls(urls, n, "");
+	t->prepare_urls = make_urls(urls, n, "/v1/prepare");
+	t->accept_urls = make_urls(urls, n, "/v1/accept");
+	t->health_urls = make_urls(urls, n, "/v1/health");
+	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL || t->health_urls == NULL)
+		goto out_free_urls;
+	/* No "Expect: 100-continue" round trip before large bodies. */
+	h = curl_slist_append(NULL, "Content-Type: application/json");
+	if (h == NULL)
+		goto out_free_urls;
+	t->headers = h;
+	h = curl_slist_append(t->headers, "Expect:");
+	if (h == NULL)
+		goto out_free_headers;
+	t->headers = h;
+	*out = t;
+	return CAS_OK;
+
+out_free_headers:
+	curl_slist_free_all(t->headers);
+out_free_urls:
+	free_urls(t->urls, n);
+	free_urls(t->prepare_urls, n);
+	free_urls(t->accept_urls, n);
+	free_urls(t->health_urls, n);
+	pthread_mutex_destroy(&t->lock);
+out_free_t:
+	free(t);
+out_oom:
+	set_err(errmsg, errmsg_len, "out of memory");
+	return rc;
+}
+
+static void body_put(struct body *b)
+{
+	if (b != NULL && --b->refs == 0)
+		free(b);
+}
+
+/* Takes x out of the multi handle; an unfinished transfer is abandoned
+ * and its connection closed. */
+static void xfer_stop(struct xfer *x)
+{
+	if (!x->busy)
+		return;
+	curl_multi_remove_handle(x->ch->multi, x->easy);
+	x->busy = false;
+	body_put(x->body);
+	x->body = NULL;
+	if (x->seq == x->ch->seq)
+		x->ch->pending--;
+}
+
+static void channel_destroy(struct cas_channel *ch)
+{
+	for (size_t i = 0; i < ch->n_xfers; i++) {
+		struct xfer *x = ch->xfers[i];
+
+		xfer_stop(x);
+		curl_easy_cleanup(x->easy);
+		free(x->resp);
+		free(x);
+	}
+	free(ch->xfers);
+	curl_multi_cleanup(ch->multi);
+	free(ch);
+}
+
+void cas_transport_close(struct cas_transport *t)
+{
+	struct cas_channel *ch;
+
+	if (t == NULL)
+		return;
+	while ((ch = t->free_list) != NULL) {
+		t->free_list = ch->next_free;
+		channel_destroy(ch);
+	}
+	curl_slist_free_all(t->headers);
+	free_urls(t->urls, t->n);
+	free_urls(t->prepare_urls, t->n);
+	free_urls(t->accept_urls, t->n);
+	free_urls(t->health_urls, t->n);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, char *errmsg,
+			   size_t errmsg_len)
+{
+	struct cas_channel *ch;
+
+	pthread_mutex_lock(&t->lock);
+	ch = t->free_list;
+	if (ch != NULL)
+		t->free_list = ch->next_free;
+	pthread_mutex_unlock(&t->lock);
+	if (ch != NULL) {
+		ch->next_free = NULL;
+		*out = ch;
+		return CAS_OK;
+	}
+
+	ch = calloc(1, sizeof(*ch));
+	if (ch == NULL)
+		goto out_oom;
+	ch->t = t;
+	ch->multi = curl_multi_init();
+	if (ch->multi == NULL)
+		goto out_free_ch;
+	*out = ch;
+	return CAS_OK;
+
+out_free_ch:
+	free(ch);
+out_oom:
+	set_err(errmsg, errmsg_len, "out of memory for a channel");
+	return CAS_ENOMEM;
+}
+
+void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch)
+{
+	if (ch == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	ch->next_free = t->free_list;
+	t->free_list = ch;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct xfer *x = userdata;
+	size_t n = size * nmemb;
+	size_t cap;
+	char *p;
+
+	if (n > x->ch->t->max_reply - x->resp_len) {
+		x->resp_overflow = true;
+		return 0; /* CURLE_WRITE_ERROR ends the transfer */
+	}
+	if (x->resp_len + n > x->resp_cap) {
+		cap = x->resp_cap ? x->resp_cap : 1024;
+		while (cap < x->resp_len + n)
+			cap *= 2;
+		p = realloc(x->resp, cap);
+		if (p == NULL)
+			return 0;
+		x->resp = p;
+		x->resp_cap = cap;
+	}
+	memcpy(x->resp + x->resp_len, ptr, n);
+	x->resp_len += n;
+	return n;
+}
+
+static struct xfer *xfer_new(struct cas_channel *ch, size_t node)
+{
+	struct xfer *x;
+	struct xfer **xs;
+
+	if (ch->n_xfers == ch->cap_xfers) {
+		size_t cap = ch->cap_xfers ? ch->cap_xfers * 2 : 8;
+
+		xs = realloc(ch->xfers, cap * sizeof(*xs));
+		if (xs == NULL)
+			return NULL;
+		ch->xfers = xs;
+		ch->cap_xfers = cap;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return NULL;
+	x->easy = curl_easy_init();
+	if (x->easy == NULL) {
+		free(x);
+		return NULL;
+	}
+	x->ch = ch;
+	x->node = node;
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	/* Acceptors are reached directly, whatever http_proxy says. */
+	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, ch->t->headers);
+	ch->xfers[ch->n_xfers++] = x;
+	return x;
+}
+
+/* A transfer for node that is free for a new request: an idle one, a new
+ * one, or the oldest busy one abandoned. NULL when out of memory. */
+static struct xfer *xfer_for(struct cas_channel *ch, size_t node)
+{
+	struct xfer *oldest = NULL;
+	size_t busy = 0;
+
+	for (size_t i = 0; i < ch->n_xfers; i++) {
+		struct xfer *x = ch->xfers[i];
+
+		if (x->node != node)
+			continue;
+		if (!x->busy)
+			return x;
+		busy++;
+		if (oldest == NULL || x->seq < oldest->seq)
+			oldest = x;
+	}
+	if (busy < XFERS_PER_NODE_MAX || oldest == NULL) {
+		struct xfer *x = xfer_new(ch, node);
+
+		if (x != NULL || oldest == NULL)
+			return x;
+	}
+	xfer_stop(oldest);
+	return oldest;
+}
+
+/* Takes every finished transfer of an earlier send out of the multi
+ * handle, and returns the first finished one of the current send (still
+ * busy, for the caller to turn into an answer), or NULL. */
+static struct xfer *harvest(struct cas_channel *ch)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(ch->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x == NULL || !x->busy)
+			continue;
+		if (x->seq == ch->seq) {
+			/* m may be reused by the next info_read. */
+			x->result = m->data.result;
+			return x;
+		}
+		xfer_stop(x);
+	}
+	return NULL;
+}
+
+/* Makes a finished transfer x of the current send into answer a. */
+static void answer_from(struct xfer *x, struct cas_transport_answer *a)
+{
+	struct cas_transport *t = x->ch->t;
+	long status = 0;
+	int rc;
+
+	const char *url = t->urls[x->node];
+	char why[160];
+
+	a->node = x->node;
+	if (x->result != CURLE_OK) {
+		if (x->resp_overflow) {
+			a->code = CAS_ETOOBIG;
+			snprintf(a->errmsg, sizeof(a->errmsg),
+				 "%s: reply larger than this client takes (%zu bytes of value)",
+				 url, t->max_value);
+		} else {
+			a->code = CAS_EIO;
+			set_err(a->errmsg, sizeof(a->errmsg), "%s: %s", url,
+				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+		}
+		goto out_stop;
+	}
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 413) {
+		a->code = CAS_ETOOBIG;
+		set_err(a->errmsg, sizeof(a->errmsg), "%s: value too large (HTTP 413)", url);
+		goto out_stop;
+	}
+	if (status != 200 && status != 409) {
+		a->code = CAS_EIO;
+		set_err(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
+			 (int)(x->resp_len < 160 ? x->resp_len : 160), x->resp ? x->resp : "");
+		goto out_stop;
+	}
+	why[0] = '\0';
+	rc = cas_codec_decode_reply(x->resp ? x->resp : "", x->resp_len, t->max_value, &a->msg,
+				    why, sizeof(why));
+	a->code = rc;
+	if (rc != CAS_OK && rc != CAS_ETOOBIG && rc != CAS_ENOMEM)
+		a->code = CAS_EPROTO;
+	if (rc != CAS_OK)
+		set_err(a->errmsg, sizeof(a->errmsg), "%s: bad reply: %s", url, why);
+out_stop:
+	xfer_stop(x);
+}
+
+int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
+		       char *errmsg, size_t errmsg_len)
+{
+	struct cas_transport *t = ch->t;
+	char **urls;
+	char *text;
+	size_t len;
+	struct body *b;
+	struct xfer *xs[CAS_NODES_MAX];
+	uint64_t now, left;
+	CURLMcode mc;
+	int running, rc;
+
+	if (m->type == CAS_MSG_PREPARE) {
+		urls = t->prepare_urls;
+	} else if (m->type == CAS_MSG_ACCEPT) {
+		urls = t->accept_urls;
+	} else {
+		set_err(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
+		return CAS_EINVAL;
+	}
+	rc = cas_codec_encode(m, &text, &len);
+	if (rc != CAS_OK) {
+		set_err(errmsg, errmsg_len, "encoding a request: %s", cas_strerror(rc));
+		return rc;
+	}
+	b = malloc(sizeof(*b) + len + 1);
+	if (b == NULL)
+		goto out_free_text;
+	b->refs = 0;
+	b->len = len;
+	memcpy(b->data, text, len + 1);
+	free(text);
+
+	/* Answers to earlier sends are of no use any more; finished ones
+	 * free their handles (and connections) for this send. */
+	ch->seq++;
+	ch->pending = 0;
+	curl_multi_perform(ch->multi, &running);
+	harvest(ch);
+
+	for (size_t i = 0; i < t->n; i++) {
+		xs[i] = xfer_for(ch, i);
+		if (xs[i] == NULL)
+			goto out_free_body;
+	}
+
+	now = cas_transport_now_ms();
+	left = deadline_ms > now ? deadline_ms - now : 1;
+	if (left > LONG_MAX)
+		left = LONG_MAX;
+	for (size_t i = 0; i < t->n; i++) {
+		struct xfer *x = xs[i];
+
+		x->seq = ch->seq;
+		x->resp_len = 0;
+		x->resp_overflow = false;
+		x->result = CURLE_OK;
+		x->errbuf[0] = '\0';
+		curl_easy_setopt(x->easy, CURLOPT_URL, urls[i]);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)&b->data[0]);
+		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
+		curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+		mc = curl_multi_add_handle(ch->multi, x->easy);
+		if (mc != CURLM_OK)
+			goto out_stop_sent;
+		x->busy = true;
+		x->body = b;
+		b->refs++;
+		ch->pending++;
+	}
+	/* Start connecting and writing now, before the caller waits. */
+	curl_multi_perform(ch->multi, &running);
+	return CAS_OK;
+
+out_stop_sent:
+	set_err(errmsg, errmsg_len, "libcurl: %s", curl_multi_strerror(mc));
+	b->refs++; /* held across the stops below */
+	for (size_t i = 0; i < t->n; i++)
+		if (xs[i]->seq == ch->seq)
+			xfer_stop(xs[i]);
+	free(b);
+	return CAS_EIO;
+out_free_body:
+	free(b);
+	set_err(errmsg, errmsg_len, "out of memory for a transfer");
+	return CAS_ENOMEM;
+out_free_text:
+	free(text);
+	set_err(errmsg, errmsg_len, "out of memory for a request");
+	return CAS_ENOMEM;
+}
+
+void cas_transport_answer_clear(struct cas_transport_answer *a)
+{
+	if (a == NULL)
+		return;
+	cas_msg_clear(&a->msg);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The first busy transfer of the current send, or NULL. */
+static struct xfer *first_pending(struct cas_channel *ch)
+{
+	for (size_t i = 0; i < ch->n_xfers; i++)
+		if (ch->xfers[i]->busy && ch->xfers[i]->seq == ch->seq)
+			return ch->xfers[i];
+	return NULL;
+}
+
+static int poll_ms(uint64_t now, uint64_t until)
+{
+	uint64_t d = until > now ? until - now : 0;
+
+	return d > INT_MAX ? INT_MAX : (int)d;
+}
+
+enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t until_ms,
+					    struct cas_transport_answer *a)
+{
+	CURLMcode mc;
+	struct xfer *x;
+	uint64_t now;
+	int running;
+
+	memset(a, 0, sizeof(*a));
+	for (;;) {
+		x = harvest(ch);
+		if (x != NULL) {
+			answer_from(x, a);
+			return CAS_TRANSPORT_ANSWER;
+		}
+		if (ch->pending == 0)
+			return CAS_TRANSPORT_IDLE;
+		now = cas_transport_now_ms();
+		if (now >= until_ms)
+			return CAS_TRANSPORT_TIMEOUT;
+		mc = curl_multi_poll(ch->multi, NULL, 0, poll_ms(now, until_ms), NULL);
+		if (mc == CURLM_OK)
+			mc = curl_multi_perform(ch->multi, &running);
+		if (mc != CURLM_OK) {
+			/* The multi handle itself failed: count a pending
+			 * node as silent, one per call, so that the op sees
+			 * every node fail rather than hang. */
+			x = first_pending(ch);
+			a->node = x->node;
+			a->code = CAS_EIO;
+			set_err(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
+				 curl_multi_strerror(mc));
+			xfer_stop(x);
+			return CAS_TRANSPORT_ANSWER;
+		}
+	}
+}
+
+void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms)
+{
+	uint64_t now;
+	int running;
+
+	ch->seq++;
+	ch->pending = 0;
+	for (;;) {
+		harvest(ch);
+		now = cas_transport_now_ms();
+		if (now >= until_ms)
+			return;
+		if (curl_multi_poll(ch->multi, NULL, 0, poll_ms(now, until_ms), NULL) != CURLM_OK) {
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+
+			nanosleep(&ts, NULL);
+		}
+		curl_multi_perform(ch->multi, &running);
+	}
+}
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	(void)ptr;
+	(void)userdata;
+	return size * nmemb;
+}
+
+int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms, char *errmsg,
+		       size_t errmsg_len)
+{
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURL *easy;
+	CURLcode cc;
+	long status = 0;
+	int rc = CAS_OK;
+
+	if (node >= t->n) {
+		set_err(errmsg, errmsg_len, "no node %zu", node);
+		return CAS_EINVAL;
+	}
+	easy = curl_easy_init();
+	if (easy == NULL) {
+		set_err(errmsg, errmsg_len, "out of memory for a ping");
+		return CAS_ENOMEM;
+	}
+	curl_easy_setopt(easy, CURLOPT_URL, t->health_urls[node]);
+	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
+	cc = curl_easy_perform(easy);
+	if (cc != CURLE_OK) {
+		set_err(errmsg, errmsg_len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		rc = CAS_EUNAVAILABLE;
+		goto out_cleanup;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		set_err(errmsg, errmsg_len, "HTTP %ld from /v1/health", status);
+		rc = CAS_EPROTO;
+	}
+out_cleanup:
+	curl_easy_cleanup(easy);
+	return rc;
+}

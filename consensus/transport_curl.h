@@ -1,0 +1,91 @@
+/* transport_curl.h - the client's HTTP transport: one protocol request fanned
+ * out to every acceptor in parallel over kept-alive libcurl connections. */
+#ifndef CAS_TRANSPORT_CURL_H
+#define CAS_TRANSPORT_CURL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/* A transport: the acceptors' base URLs and a pool of channels. Checking
+ * channels out and in is thread-safe; everything else on a channel is for
+ * the one thread that holds it. */
+struct cas_transport;
+
+/* A channel: one libcurl multi handle with its own easy handles, so its
+ * connections stay alive from one operation to the next. Opaque. */
+struct cas_channel;
+
+/* Opens a transport on n (1..CAS_NODES_MAX) base URLs ("http://host:port",
+ * no trailing slash), copied. Replies larger than max_value decoded bytes
+ * are refused. Contacts no node. On error *out is untouched and errmsg
+ * holds a one-line reason. */
+int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
+		       struct cas_transport **out, char *errmsg, size_t errmsg_len);
+
+/* Closes t and every channel in its pool. No channel may be checked out. */
+void cas_transport_close(struct cas_transport *t);
+
+/* Takes a channel from t's pool, or makes one when the pool is empty. The
+ * caller gives it back with cas_transport_checkin. */
+int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, char *errmsg,
+			   size_t errmsg_len);
+
+/* Gives ch back to t's pool. Transfers still running on ch go on in the
+ * background (their answers are dropped) until ch is used again. */
+void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch);
+
+/* Sends m (PREPARE to /v1/prepare, ACCEPT to /v1/accept) to every node.
+ * From now on cas_transport_next reports the answers to this send only;
+ * answers to earlier sends are dropped. Each request gives up at
+ * deadline_ms (absolute, CLOCK_MONOTONIC). m is encoded at once and may
+ * change after the call. On error nothing was sent. */
+int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
+		     char *errmsg, size_t errmsg_len);
+
+/* One node's answer to the current send. */
+struct cas_transport_answer {
+	size_t node;
+	/* CAS_OK: msg is the decoded reply (an HTTP 200 or 409), owned by
+	 * the answer (cas_transport_answer_clear). CAS_ETOOBIG: the node refused the
+	 * body as too large (413), or its reply is larger than this client
+	 * takes; retrying cannot help. Any other code: no answer (transport
+	 * error, timeout, other status or a malformed reply); errmsg says
+	 * what happened. */
+	int code;
+	struct cas_msg msg;
+	char errmsg[256];
+};
+
+/* Frees what a holds and zeroes it. */
+void cas_transport_answer_clear(struct cas_transport_answer *a);
+
+enum cas_transport_event {
+	CAS_TRANSPORT_ANSWER,  /* *a holds one node's answer */
+	CAS_TRANSPORT_TIMEOUT, /* until_ms came first */
+	CAS_TRANSPORT_IDLE,    /* every node of the current send has answered */
+};
+
+/* Waits until until_ms (absolute) for the next answer to the current send
+ * and fills *a (zeroed first; the caller clears it). Answers come in the
+ * order they arrive, one per node and send. Errors of the multi handle
+ * itself become no-answers of every pending node. */
+enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t until_ms,
+					   struct cas_transport_answer *a);
+
+/* Forgets the current send (its answers will be dropped) and waits until
+ * until_ms, keeping the channel's transfers moving meanwhile. */
+void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms);
+
+/* GET node's /v1/health within timeout_ms. CAS_OK on an HTTP 200;
+ * CAS_EUNAVAILABLE when the node did not answer, CAS_EPROTO on another
+ * status, with a reason in errmsg. */
+int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms, char *errmsg,
+		       size_t errmsg_len);
+
+/* Milliseconds on CLOCK_MONOTONIC: the clock of every deadline here. */
+uint64_t cas_transport_now_ms(void);
+
+#endif
