@@ -11,6 +11,16 @@ static void reject(struct cas_msg *reply, const struct cas_acceptor_state *st)
 	reply->ballot = cas_ballot_max(st->promise, st->accepted);
 }
 
+static bool prepare_blocked(struct cas_ballot b, struct cas_ballot seen)
+{
+	/* The counter-only control takes an equal ballot for a
+	 * retransmission and promises again, as implementations that compare
+	 * counters alone do. */
+	if (CAS_FAULT(CAS_FAULT_COUNTER_ONLY))
+		return cas_ballot_cmp(b, seen) < 0;
+	return cas_ballot_cmp(b, seen) <= 0;
+}
+
 bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *req,
 			 struct cas_msg *reply)
 {
@@ -19,8 +29,8 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
 	switch (req->type) {
 	case CAS_MSG_PREPARE:
 		/* Step 2: reject a ballot not above everything seen. */
-		if (cas_ballot_cmp(req->ballot, st->promise) <= 0 ||
-		    cas_ballot_cmp(req->ballot, st->accepted) <= 0) {
+		if (prepare_blocked(req->ballot, st->promise) ||
+		    prepare_blocked(req->ballot, st->accepted)) {
 			reject(reply, st);
 			return false;
 		}

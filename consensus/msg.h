@@ -12,8 +12,10 @@
 
 /* How many recent operation ids a register remembers (newest first). A
  * proposer whose accept timed out finds its own id here on retry and
- * knows its change was applied, instead of applying it twice. */
-#define CAS_RECENT_MAX 8
+ * knows its change was applied, instead of applying it twice; when its
+ * change could have been pushed out of this window, the outcome is
+ * reported unknown rather than risk applying it twice. */
+#define CAS_RECENT_MAX 16
 
 /* A register's value as acceptors store it. Who owns data is said by each
  * function that fills one. */

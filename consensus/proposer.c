@@ -75,6 +75,18 @@ static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_
 	op->best_ballot = (struct cas_ballot){0, 0};
 	op->best_set = false;
 
+	if (op->out_is_change) {
+		/* Keep our failed proposal: a later attempt may find that it
+		 * won after all, and must then answer with it. */
+		struct cas_reg *m = realloc(op->mine, (op->n_mine + 1) * sizeof(*m));
+
+		if (m != NULL) {
+			op->mine = m;
+			op->mine[op->n_mine++] = op->out.value;
+			memset(&op->out.value, 0, sizeof(op->out.value));
+		}
+		op->out_is_change = false;
+	}
 	cas_msg_clear(&op->out);
 	op->out.type = CAS_MSG_PREPARE;
 	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
@@ -103,12 +115,40 @@ void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *
 	begin_attempt(op, p, eff);
 }
 
-static bool recent_has(const struct cas_reg *r, uint64_t op_id)
+/* Where op_id stands among r's recent ids (0: the newest), or -1. Every
+ * change pushes exactly one id and adds one to the version, so the change
+ * at position i made version r->version - i. */
+static int recent_pos(const struct cas_reg *r, uint64_t op_id)
 {
 	for (uint32_t i = 0; i < r->n_recent && i < CAS_RECENT_MAX; i++)
 		if (r->recent[i] == op_id)
+			return (int)i;
+	return -1;
+}
+
+/* True when one of our earlier proposals could have been chosen and then
+ * pushed out of cur's recent ids by later changes: we cannot tell whether
+ * it was applied. */
+static bool mine_out_of_sight(const struct cas_op *op, const struct cas_reg *cur)
+{
+	for (size_t i = 0; i < op->n_mine; i++)
+		if (op->mine[i].version != 0 &&
+		    cur->version >= op->mine[i].version + CAS_RECENT_MAX)
 			return true;
 	return false;
+}
+
+/* An earlier attempt's change won: answer with the value it wrote. */
+static int answer_with_mine(struct cas_op *op, uint64_t version)
+{
+	for (size_t i = 0; i < op->n_mine; i++)
+		if (op->mine[i].version == version) {
+			op->answer = i;
+			op->answer_set = true;
+			return CAS_OK;
+		}
+	/* Only a proposal we failed to keep (out of memory) gets here. */
+	return CAS_ENOMEM;
 }
 
 /* Steps 3 and 4: a majority promised; apply the change to the value with
@@ -117,7 +157,7 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 {
 	struct cas_reg *cur = &op->best;
 	struct cas_reg next;
-	int rc;
+	int rc, pos;
 
 #ifdef CAS_SIM_FAULTS
 	free(op->fault_base.data);
@@ -126,12 +166,19 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 		return;
 	}
 #endif
-	if (recent_has(cur, op->cfg.op_id)) {
+	op->out_is_change = false;
+	op->answer_set = false;
+	pos = recent_pos(cur, op->cfg.op_id);
+	if (pos >= 0) {
 		/* An earlier attempt's accept reached enough acceptors to be
-		 * picked up: our change is in, do not apply it twice. */
-		op->verdict = CAS_OK;
+		 * picked up: our change is in, do not apply it twice. Write
+		 * back what is there, so that it is chosen. */
+		op->verdict = answer_with_mine(op, cur->version - (uint64_t)pos);
 		next = *cur;
 		cur->data = NULL;
+	} else if (mine_out_of_sight(op, cur)) {
+		finish(op, CAS_EUNAVAILABLE, eff);
+		return;
 	} else {
 		struct cas_value in = {.version = cur->version, .data = cur->data, .len = cur->len};
 		struct cas_value out = {0};
@@ -151,6 +198,7 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 			next.data = out.data;
 			next.len = out.len;
 			op->verdict = CAS_OK;
+			op->out_is_change = true;
 		} else {
 			/* Keep the value, but still write it back: what we
 			 * report must be a chosen value, not a dirty one. */
@@ -291,6 +339,17 @@ void cas_op_take_value(struct cas_op *op, struct cas_value *out)
 	memset(out, 0, sizeof(*out));
 	if (op->phase != CAS_OP_DONE || !op->have_value)
 		return;
+	if (op->answer_set) {
+		struct cas_reg *won = &op->mine[op->answer];
+
+		out->version = won->version;
+		out->data = won->data;
+		out->len = won->len;
+		memset(won, 0, sizeof(*won));
+		op->answer_set = false;
+		op->have_value = false;
+		return;
+	}
 	out->version = op->out.value.version;
 	out->data = op->out.value.data;
 	out->len = op->out.value.len;
@@ -306,5 +365,8 @@ void cas_op_clear(struct cas_op *op)
 #endif
 	free(op->best.data);
 	cas_msg_clear(&op->out);
+	for (size_t i = 0; i < op->n_mine; i++)
+		free(op->mine[i].data);
+	free(op->mine);
 	memset(op, 0, sizeof(*op));
 }

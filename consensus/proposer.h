@@ -95,6 +95,11 @@ struct cas_op {
 	int verdict;                   /* what fn said in this attempt */
 	int result;                    /* set when DONE */
 	bool have_value;               /* DONE after an accepted proposal */
+	bool out_is_change;            /* out.value is a new version of ours */
+	struct cas_reg *mine;          /* our earlier proposals (owned), to */
+	size_t n_mine;                 /* answer with when one of them won */
+	size_t answer;                 /* index in mine of the proposal that */
+	bool answer_set;               /* won, as seen by this attempt */
 #ifdef CAS_SIM_FAULTS
 	struct cas_reg fault_base;     /* negative control only (faults.h) */
 #endif

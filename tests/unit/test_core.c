@@ -631,41 +631,75 @@ static void test_version_mismatch_writes_back(void **state)
 	mini_free(&m);
 }
 
+static int fn_count_set(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	fn_calls++;
+	return fn_set(arg, cur, next);
+}
+
 /* A retry that finds its own op id among the recent ones does not apply
- * the change a second time. */
+ * the change a second time, and answers with the value it wrote. */
 static void test_retry_recognises_own_write(void **state)
 {
 	struct mini m;
 	struct cas_op op;
-	struct cas_value v;
+	struct cas_effect eff;
 	struct cas_msg reply;
+	struct cas_value v;
 
 	(void)state;
 	mini_init(&m, 7);
-	struct cas_msg acc = accept_msg(B(1, 1), "mine", 1);
-
-	acc.value.n_recent = 2;
-	acc.value.recent[0] = 77;
-	acc.value.recent[1] = 5;
-	for (int i = 0; i < NODES; i++)
-		deliver(&m, i, &acc, &reply);
 	fn_calls = 0;
-	op_setup(&op, fn_expect_v1, "again", 5);
-	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
-	assert_int_equal(fn_calls, 0);
+	op_setup(&op, fn_count_set, "mine", 5);
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	/* The accept lands on node 0 only; the others time out. */
+	a = eff.attempt;
+	deliver(&m, 0, eff.msg, &reply);
+	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
+	cas_op_on_reply(&op, &m.prop, 1, a, NULL, 0, &m.rng, &eff);
+	cas_op_on_reply(&op, &m.prop, 2, a, NULL, 0, &m.rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	/* The next prepare sees node 0's accepted value: ours. */
+	a = eff.attempt;
+	msg = eff.msg;
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(eff.msg->value.version, 1);
+	assert_int_equal(eff.msg->value.recent[0], 5);
+	a = eff.attempt;
+	msg = eff.msg;
+	for (int i = 1; i < 3; i++) {
+		deliver(&m, i, msg, &reply);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	assert_int_equal(fn_calls, 1);
 	cas_op_take_value(&op, &v);
 	assert_int_equal(v.version, 1);
+	assert_memory_equal(v.data, "mine", 4);
 	free(v.data);
 	cas_op_clear(&op);
 
 	/* A new op id applies normally and becomes the newest recent id. */
 	op_setup(&op, fn_expect_v1, "two", 6);
 	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
-	assert_int_equal(fn_calls, 1);
-	assert_int_equal(m.acc[0].value.version, 2);
-	assert_int_equal(m.acc[0].value.recent[0], 6);
-	assert_int_equal(m.acc[0].value.recent[1], 77);
-	assert_int_equal(m.acc[0].value.n_recent, 3);
+	assert_int_equal(fn_calls, 2);
+	assert_int_equal(m.acc[1].value.version, 2);
+	assert_int_equal(m.acc[1].value.recent[0], 6);
+	assert_int_equal(m.acc[1].value.recent[1], 5);
+	assert_int_equal(m.acc[1].value.n_recent, 2);
 	cas_op_clear(&op);
 	mini_free(&m);
 }
