@@ -1,0 +1,157 @@
+/* casfs.c - mount a casd cluster as a FUSE filesystem. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include <cas/client.h>
+
+#include "ops.h"
+#include "options.h"
+
+#define MAX_THREADS 64
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n\n", prog);
+	casfs_options_help(stdout);
+	printf("\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+/* Checks that a majority of the cluster answers and that it holds a casfs
+ * root (creating one on a fresh cluster). 0, or 1 after printing why. */
+static int check_cluster(const struct casfs_options *o)
+{
+	struct cas_client_config cfg = { o->timeout_ms, o->max_size, 0 };
+	struct cas_client *c;
+	char err[512];
+	int rc;
+
+	rc = cas_client_open(o->nodes, &cfg, &c, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "casfs: bad nodes=%s: %s\n", o->nodes, err);
+		return 1;
+	}
+	rc = casfs_fs_check_root(c, o->timeout_ms, o->max_size, (unsigned)getuid(),
+				 (unsigned)getgid(), err, sizeof(err));
+	cas_client_close(c);
+	if (rc == CAS_EUNAVAILABLE) {
+		fprintf(stderr, "casfs: cluster unreachable: no majority of %s answered within %.3g s\n",
+			o->nodes, o->timeout_ms / 1000.0);
+		return 1;
+	}
+	if (rc) {
+		fprintf(stderr, "casfs: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args;
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct fuse_loop_config *loop;
+	struct casfs_options o = { 0 };
+	struct cas_client_config cfg;
+	struct fuse_session *se;
+	struct cas_client *c;
+	struct casfs_fs *fs;
+	char err[512];
+	int ret = 1;
+
+	if (casfs_options_join_nodes(argc, argv, &args)) {
+		fprintf(stderr, "casfs: out of memory\n");
+		goto out_free_opts;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0) {
+		fprintf(stderr, "casfs: bad command line; see casfs -h\n");
+		goto out_free_opts;
+	}
+	if (cmd.show_help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_free_cmd;
+	}
+	if (cmd.show_version) {
+		printf("casfs %s\n", CAS_VERSION_STRING);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out_free_cmd;
+	}
+	if (casfs_options_parse(&args, getenv("CAS_NODES"), &o, err, sizeof(err))) {
+		fprintf(stderr, "casfs: %s\n", err);
+		goto out_free_cmd;
+	}
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "casfs: no mount point given; see casfs -h\n");
+		goto out_free_cmd;
+	}
+	if (check_cluster(&o))
+		goto out_free_cmd;
+
+	/* The kernel checks permissions from the mode bits we report. */
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, "-ofsname=casfs") || fuse_opt_add_arg(&args, "-osubtype=casfs")) {
+		fprintf(stderr, "casfs: out of memory\n");
+		goto out_free_cmd;
+	}
+	cfg.timeout_ms = o.timeout_ms;
+	cfg.max_value_size = o.max_size;
+	cfg.proposer_id = 0;
+	if (cas_client_open(o.nodes, &cfg, &c, err, sizeof(err))) {
+		fprintf(stderr, "casfs: %s\n", err);
+		goto out_free_cmd;
+	}
+	if (casfs_fs_new(c, &o, &fs)) {
+		fprintf(stderr, "casfs: out of memory\n");
+		goto out_close_client;
+	}
+	se = fuse_session_new(&args, &casfs_ops, sizeof(casfs_ops), fs);
+	if (!se)
+		goto out_free_fs; /* libfuse said why */
+	if (fuse_set_signal_handlers(se))
+		goto out_destroy_session;
+	if (fuse_session_mount(se, cmd.mountpoint))
+		goto out_remove_handlers;
+	fuse_daemonize(cmd.foreground);
+	if (cmd.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (!loop) {
+			fprintf(stderr, "casfs: out of memory\n");
+			goto out_unmount;
+		}
+		fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd.clone_fd);
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		/* Every request may wait for the network: more threads than
+		 * libfuse's default of 10, unless -o max_threads= says. */
+		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads && cmd.max_threads <= 100000 ?
+							   cmd.max_threads : MAX_THREADS);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	/* A signal ends the loop with its number: a clean exit. */
+	ret = ret < 0 ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(se);
+out_remove_handlers:
+	fuse_remove_signal_handlers(se);
+out_destroy_session:
+	fuse_session_destroy(se);
+out_free_fs:
+	casfs_fs_free(fs);
+out_close_client:
+	cas_client_close(c);
+out_free_cmd:
+	free(cmd.mountpoint);
+out_free_opts:
+	fuse_opt_free_args(&args);
+	casfs_options_clear(&o);
+	return ret;
+}

@@ -1,0 +1,223 @@
+/* options.c - casfs's own mount options, parsed with libfuse's fuse_opt. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cas/cas.h>
+
+#include "options.h"
+
+#define MAX_TIMEOUT_S 3600.0
+#define MIN_MAX_SIZE 4096
+#define MAX_MAX_SIZE (1024UL * 1024 * 1024)
+
+struct raw {
+	char *nodes;
+	char *timeout;
+	char *max_size;
+	int cache;
+};
+
+static const struct fuse_opt specs[] = {
+	{ "nodes=%s", offsetof(struct raw, nodes), 0 },
+	{ "timeout=%s", offsetof(struct raw, timeout), 0 },
+	{ "max_size=%s", offsetof(struct raw, max_size), 0 },
+	{ "cache", offsetof(struct raw, cache), 1 },
+	{ "nocache", offsetof(struct raw, cache), 0 },
+	FUSE_OPT_END
+};
+
+/* Seconds (fractional) to milliseconds, rounded up. */
+static bool parse_timeout(const char *s, unsigned *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > MAX_TIMEOUT_S)
+		return false;
+	*ms = (unsigned)ceil(v * 1000.0);
+	if (*ms == 0)
+		*ms = 1;
+	return true;
+}
+
+/* Bytes, with an optional k or m suffix (powers of 1024). */
+static bool parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return false;
+	if (*end == 'k' || *end == 'K') {
+		v *= 1024;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		v *= 1024 * 1024;
+		end++;
+	}
+	if (*end || v < MIN_MAX_SIZE || v > MAX_MAX_SIZE)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+static bool is_url(const char *s, size_t len)
+{
+	return (len > 7 && !strncmp(s, "http://", 7)) || (len > 8 && !strncmp(s, "https://", 8));
+}
+
+/* prefix and the -o argument opts, with URL tokens after nodes= joined
+ * by "\,". A malloc'd string, or NULL when out of memory. */
+static char *join_nodes(const char *prefix, const char *opts)
+{
+	char *out = malloc(strlen(prefix) + 2 * strlen(opts) + 1), *w;
+	const char *tok = opts;
+	bool in_nodes = false;
+
+	if (!out)
+		return NULL;
+	w = stpcpy(out, prefix);
+	for (;;) {
+		const char *end = tok;
+		size_t len;
+
+		while (*end && *end != ',') {
+			if (end[0] == '\\' && end[1])
+				end++;
+			end++;
+		}
+		len = (size_t)(end - tok);
+		if (tok != opts) {
+			if (in_nodes && is_url(tok, len))
+				*w++ = '\\';
+			else
+				in_nodes = false;
+			*w++ = ',';
+		}
+		if (len >= 6 && !strncmp(tok, "nodes=", 6))
+			in_nodes = true;
+		memcpy(w, tok, len);
+		w += len;
+		if (!*end)
+			break;
+		tok = end + 1;
+	}
+	*w = '\0';
+	return out;
+}
+
+int casfs_options_join_nodes(int argc, char *argv[], struct fuse_args *out)
+{
+	int i, rc;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *prefix = "";
+		char *joined;
+
+		if (i > 0 && !strcmp(a, "-o") && i + 1 < argc) {
+			if (fuse_opt_add_arg(out, "-o"))
+				return CAS_ENOMEM;
+			a = argv[++i];
+		} else if (i > 0 && !strncmp(a, "-o", 2)) {
+			prefix = "-o";
+			a += 2;
+		} else {
+			if (fuse_opt_add_arg(out, a))
+				return CAS_ENOMEM;
+			continue;
+		}
+		joined = join_nodes(prefix, a);
+		if (!joined)
+			return CAS_ENOMEM;
+		rc = fuse_opt_add_arg(out, joined);
+		free(joined);
+		if (rc)
+			return CAS_ENOMEM;
+	}
+	return CAS_OK;
+}
+
+int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
+			struct casfs_options *o, char *errmsg, size_t errmsg_len)
+{
+	struct raw raw = { 0 };
+	int rc = CAS_EINVAL;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = CASFS_DEFAULT_TIMEOUT_MS;
+	o->max_size = CAS_DEFAULT_MAX_VALUE;
+	if (fuse_opt_parse(args, &raw, specs, NULL) == -1) {
+		snprintf(errmsg, errmsg_len, "cannot parse the options");
+		goto out_free_raw;
+	}
+	if (raw.timeout && !parse_timeout(raw.timeout, &o->timeout_ms)) {
+		snprintf(errmsg, errmsg_len,
+			 "bad timeout=%s: want seconds, more than 0 and at most %.0f",
+			 raw.timeout, MAX_TIMEOUT_S);
+		goto out_free_raw;
+	}
+	if (raw.max_size && !parse_size(raw.max_size, &o->max_size)) {
+		snprintf(errmsg, errmsg_len,
+			 "bad max_size=%s: want bytes (k and m suffixes allowed), %d to %lu",
+			 raw.max_size, MIN_MAX_SIZE, MAX_MAX_SIZE);
+		goto out_free_raw;
+	}
+	o->cache = raw.cache;
+	if (!raw.nodes && env_nodes && *env_nodes) {
+		raw.nodes = strdup(env_nodes);
+		if (!raw.nodes) {
+			rc = CAS_ENOMEM;
+			snprintf(errmsg, errmsg_len, "out of memory");
+			goto out_free_raw;
+		}
+	}
+	if (raw.nodes && !*raw.nodes) {
+		snprintf(errmsg, errmsg_len, "bad nodes=: empty list of acceptor URLs");
+		goto out_free_raw;
+	}
+	if (!raw.nodes) {
+		snprintf(errmsg, errmsg_len,
+			 "no cluster given: use -o nodes=URL,URL,... or set CAS_NODES");
+		goto out_free_raw;
+	}
+	o->nodes = raw.nodes;
+	raw.nodes = NULL;
+	rc = CAS_OK;
+
+out_free_raw:
+	free(raw.nodes);
+	free(raw.timeout);
+	free(raw.max_size);
+	return rc;
+}
+
+void casfs_options_clear(struct casfs_options *o)
+{
+	free(o->nodes);
+	memset(o, 0, sizeof(*o));
+}
+
+void casfs_options_help(FILE *f)
+{
+	fprintf(f,
+		"casfs options:\n"
+		"    -o nodes=URL,URL,...   acceptor base URLs (default: $CAS_NODES)\n"
+		"    -o timeout=SECONDS     deadline of every operation (default %g)\n"
+		"    -o max_size=BYTES      largest register value; a file's content\n"
+		"                           plus its metadata must fit (default %u)\n"
+		"    -o cache               let the kernel cache names, attributes (1 s)\n"
+		"                           and file pages between opens: faster, but\n"
+		"                           NOT linearizable across mounts\n",
+		CASFS_DEFAULT_TIMEOUT_MS / 1000.0, (unsigned)CAS_DEFAULT_MAX_VALUE);
+}

@@ -1,0 +1,315 @@
+/* test_fs_record.c - the inode record: round trips, edits and malformed input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "record.h"
+
+static const struct timespec t0 = { 1700000000, 123456789 };
+
+static unsigned char *encode(const struct casfs_record *rec, size_t *len)
+{
+	unsigned char *buf = NULL;
+
+	assert_int_equal(casfs_record_encode(rec, CAS_DEFAULT_MAX_VALUE, &buf, len), CAS_OK);
+	assert_int_equal(*len, casfs_record_size(rec));
+	return buf;
+}
+
+static void test_file_roundtrip(void **state)
+{
+	struct casfs_record rec, back;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	casfs_record_init(&rec, CASFS_REG, 0100644, 1000, 100, &t0);
+	assert_int_equal(rec.mode, 0644);
+	assert_int_equal(casfs_record_write(&rec, 0, "hello\0world", 11, 1 << 20), CAS_OK);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.b", "2", 1), CAS_OK);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.a", "", 0), CAS_OK);
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+	assert_int_equal(back.type, CASFS_REG);
+	assert_int_equal(back.mode, 0644);
+	assert_int_equal(back.uid, 1000);
+	assert_int_equal(back.gid, 100);
+	assert_int_equal(back.mtime.tv_sec, t0.tv_sec);
+	assert_int_equal(back.mtime.tv_nsec, t0.tv_nsec);
+	assert_int_equal(back.len, 11);
+	assert_memory_equal(back.data, "hello\0world", 11);
+	assert_int_equal(back.nxattr, 2);
+	assert_string_equal(back.xattrs[0].name, "user.a");
+	assert_int_equal(back.xattrs[0].len, 0);
+	assert_string_equal(back.xattrs[1].name, "user.b");
+	assert_memory_equal(back.xattrs[1].value, "2", 1);
+	free(buf);
+	casfs_record_clear(&back);
+	casfs_record_clear(&rec);
+}
+
+static void test_empty_records(void **state)
+{
+	static const uint8_t types[] = { CASFS_REG, CASFS_DIR };
+	struct casfs_record rec, back;
+	unsigned char *buf;
+	size_t len, i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		casfs_record_init(&rec, types[i], 0755, 0, 0, &t0);
+		buf = encode(&rec, &len);
+		assert_int_equal(len, CASFS_HEADER_LEN + (types[i] == CASFS_DIR ? 4 : 0));
+		assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+		assert_int_equal(back.type, types[i]);
+		free(buf);
+		casfs_record_clear(&back);
+	}
+}
+
+static void test_dir_entries(void **state)
+{
+	unsigned char id1[CASFS_ID_LEN], id2[CASFS_ID_LEN];
+	struct casfs_record rec, back;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	memset(id1, 1, sizeof(id1));
+	memset(id2, 2, sizeof(id2));
+	casfs_record_init(&rec, CASFS_DIR, 0755, 0, 0, &t0);
+	assert_int_equal(casfs_record_dir_add(&rec, "b", 1, CASFS_REG, id1), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "a", 1, CASFS_DIR, id2), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "ab", 2, CASFS_LNK, id2), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "a", 1, CASFS_REG, id1), CAS_EINVAL);
+	assert_int_equal(casfs_record_dir_add(&rec, "x/y", 3, CASFS_REG, id1), CAS_EINVAL);
+	assert_int_equal(casfs_record_dir_add(&rec, "..", 2, CASFS_REG, id1), CAS_EINVAL);
+	assert_int_equal(casfs_record_dir_add(&rec, "", 0, CASFS_REG, id1), CAS_EINVAL);
+	assert_int_equal(rec.nent, 3);
+	assert_string_equal(rec.ents[0].name, "a");
+	assert_string_equal(rec.ents[1].name, "ab");
+	assert_string_equal(rec.ents[2].name, "b");
+	assert_int_equal(casfs_record_dir_subdirs(&rec), 1);
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+	assert_int_equal(back.nent, 3);
+	assert_int_equal(casfs_record_dir_find(&back, "ab", 2), 1);
+	assert_int_equal(casfs_record_dir_find(&back, "abc", 3), -1);
+	assert_memory_equal(back.ents[2].id, id1, CASFS_ID_LEN);
+	assert_int_equal(back.ents[0].type, CASFS_DIR);
+	casfs_record_dir_remove(&back, 1);
+	assert_int_equal(back.nent, 2);
+	assert_int_equal(casfs_record_dir_find(&back, "b", 1), 1);
+	free(buf);
+	casfs_record_clear(&back);
+	casfs_record_clear(&rec);
+}
+
+static void test_symlink(void **state)
+{
+	struct casfs_record rec, back;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	casfs_record_init(&rec, CASFS_LNK, 0777, 0, 0, &t0);
+	assert_int_equal(casfs_record_set_data(&rec, "../target", 9, 4096), CAS_OK);
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+	assert_int_equal(back.len, 9);
+	assert_memory_equal(back.data, "../target", 9);
+	free(buf);
+	casfs_record_clear(&back);
+	/* An empty target is malformed. */
+	casfs_record_clear(&rec);
+	casfs_record_init(&rec, CASFS_LNK, 0777, 0, 0, &t0);
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_EINVAL);
+	free(buf);
+}
+
+static void test_write_truncate(void **state)
+{
+	struct casfs_record rec;
+
+	(void)state;
+	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
+	assert_int_equal(casfs_record_write(&rec, 4, "xy", 2, 100), CAS_OK);
+	assert_int_equal(rec.len, 6);
+	assert_memory_equal(rec.data, "\0\0\0\0xy", 6);
+	assert_int_equal(casfs_record_write(&rec, 1, "A", 1, 100), CAS_OK);
+	assert_memory_equal(rec.data, "\0A\0\0xy", 6);
+	assert_int_equal(casfs_record_write(&rec, 99, "ab", 2, 100), CAS_ETOOBIG);
+	assert_int_equal(casfs_record_write(&rec, UINT64_MAX - 1, "ab", 2, 100), CAS_ETOOBIG);
+	assert_int_equal(rec.len, 6);
+	assert_int_equal(casfs_record_truncate(&rec, 2, 100), CAS_OK);
+	assert_int_equal(rec.len, 2);
+	assert_int_equal(casfs_record_truncate(&rec, 5, 100), CAS_OK);
+	assert_memory_equal(rec.data, "\0A\0\0\0", 5);
+	assert_int_equal(casfs_record_truncate(&rec, 101, 100), CAS_ETOOBIG);
+	casfs_record_clear(&rec);
+}
+
+static void test_encode_limit(void **state)
+{
+	struct casfs_record rec;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
+	assert_int_equal(casfs_record_write(&rec, 0, "0123456789", 10, 100), CAS_OK);
+	assert_int_equal(casfs_record_encode(&rec, CASFS_HEADER_LEN + 9, &buf, &len), CAS_ETOOBIG);
+	assert_null(buf);
+	assert_int_equal(casfs_record_encode(&rec, CASFS_HEADER_LEN + 10, &buf, &len), CAS_OK);
+	free(buf);
+	casfs_record_clear(&rec);
+}
+
+static void test_xattrs(void **state)
+{
+	struct casfs_record rec;
+	char big[CASFS_NAME_MAX + 2];
+
+	(void)state;
+	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.x", "1", 1), CAS_OK);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.x", "22", 2), CAS_OK);
+	assert_int_equal(rec.nxattr, 1);
+	assert_int_equal(casfs_record_xattr_find(&rec, "user.x")->len, 2);
+	assert_null(casfs_record_xattr_find(&rec, "user.y"));
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(casfs_record_xattr_set(&rec, big, "", 0), CAS_EINVAL);
+	assert_int_equal(casfs_record_xattr_set(&rec, "", "", 0), CAS_EINVAL);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.z", big, CASFS_XATTR_VALUE_MAX + 1),
+			 CAS_EINVAL);
+	assert_true(casfs_record_xattr_remove(&rec, "user.x"));
+	assert_false(casfs_record_xattr_remove(&rec, "user.x"));
+	assert_int_equal(rec.nxattr, 0);
+	casfs_record_clear(&rec);
+}
+
+/* A valid directory record with two entries, to break in many ways. */
+static unsigned char *sample_dir(size_t *len)
+{
+	unsigned char id[CASFS_ID_LEN] = { 7 };
+	struct casfs_record rec;
+	unsigned char *buf;
+
+	casfs_record_init(&rec, CASFS_DIR, 0755, 0, 0, &t0);
+	assert_int_equal(casfs_record_xattr_set(&rec, "user.k", "v", 1), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "aa", 2, CASFS_REG, id), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "bb", 2, CASFS_DIR, id), CAS_OK);
+	buf = encode(&rec, len);
+	casfs_record_clear(&rec);
+	return buf;
+}
+
+static void expect_malformed(const unsigned char *buf, size_t len)
+{
+	struct casfs_record rec;
+
+	assert_int_equal(casfs_record_decode(buf, len, &rec), CAS_EINVAL);
+	assert_int_equal(rec.nent, 0);
+	assert_null(rec.ents);
+	assert_null(rec.xattrs);
+}
+
+static void test_malformed(void **state)
+{
+	size_t len, i, ent0;
+	unsigned char *buf = sample_dir(&len), *copy = malloc(len + 1);
+	struct casfs_record rec;
+
+	(void)state;
+	assert_int_equal(casfs_record_decode(buf, len, &rec), CAS_OK);
+	casfs_record_clear(&rec);
+	/* Every truncation is malformed, and so is a trailing byte. */
+	for (i = 0; i < len; i++)
+		expect_malformed(buf, i);
+	memcpy(copy, buf, len);
+	copy[len] = 0;
+	expect_malformed(copy, len + 1);
+	/* Field by field. */
+#define BREAK(off, val)                                                                            \
+	do {                                                                                       \
+		memcpy(copy, buf, len);                                                            \
+		copy[off] = (val);                                                                 \
+		expect_malformed(copy, len);                                                       \
+	} while (0)
+	BREAK(0, 'x');			/* magic */
+	BREAK(2, 2);			/* format */
+	BREAK(3, 0);			/* type */
+	BREAK(3, 4);
+	BREAK(4, 2);			/* unknown flag */
+	BREAK(9, 0x10);			/* mode beyond 07777 */
+	BREAK(6, 1);			/* reserved */
+	BREAK(31, 0xff);		/* atime nsec >= 1e9 */
+	BREAK(CASFS_HEADER_LEN - 2, 2);	/* xattr count past the data */
+	BREAK(CASFS_HEADER_LEN, 0);	/* empty xattr name */
+	/* Entries: after xattr "user.k" = "v" and the entry count. */
+	ent0 = CASFS_HEADER_LEN + 1 + 6 + 4 + 1 + 4;
+	BREAK(ent0 - 4, 3);		/* entry count past the data */
+	BREAK(ent0 - 1, 0x80);		/* huge entry count */
+	BREAK(ent0, 9);			/* entry type */
+	BREAK(ent0 + 1, 0);		/* empty name */
+	BREAK(ent0 + 2, '/');		/* slash in a name */
+	BREAK(ent0 + 2, '\0');		/* NUL in a name */
+	BREAK(ent0 + 2, 'c');		/* "ca" before "bb": out of order */
+	memcpy(copy, buf, len);
+	copy[ent0 + 22] = 'a';		/* the second entry called "aa" too */
+	copy[ent0 + 23] = 'a';		/* ... "aa" twice is not */
+	expect_malformed(copy, len);
+#undef BREAK
+	/* Garbage of every length up to 64 bytes never crashes. */
+	for (i = 0; i < 64; i++) {
+		memset(copy, (int)(i * 37), len);
+		expect_malformed(copy, i);
+	}
+	free(copy);
+	free(buf);
+}
+
+static void test_file_flags_malformed(void **state)
+{
+	struct casfs_record rec;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	/* The dead flag is for directories only. */
+	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
+	rec.flags = CASFS_F_DEAD;
+	buf = encode(&rec, &len);
+	expect_malformed(buf, len);
+	free(buf);
+	rec.type = CASFS_DIR;
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &rec), CAS_OK);
+	assert_int_equal(rec.flags, CASFS_F_DEAD);
+	casfs_record_clear(&rec);
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_file_roundtrip),
+		cmocka_unit_test(test_empty_records),
+		cmocka_unit_test(test_dir_entries),
+		cmocka_unit_test(test_symlink),
+		cmocka_unit_test(test_write_truncate),
+		cmocka_unit_test(test_encode_limit),
+		cmocka_unit_test(test_xattrs),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_file_flags_malformed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
