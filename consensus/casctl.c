@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"  cas KEY VERSION [FILE]   write only if the version is still VERSION (0: the key\n"
 		"                           was never written); prints the new version\n"
 		"  version KEY              print the key's version (0 for a new key)\n"
-		"  status                   say which nodes answer\n"
+		"  status                   one line per node: URL reachable|unreachable;\n"
+		"                           exit 4 when no majority is reachable\n"
 		"\n"
 		"options:\n"
 		"  --nodes URLS      comma-separated acceptor URLs (default: $CAS_NODES)\n"
@@ -262,9 +263,10 @@ static int cmd_status(struct cas_client *c, unsigned timeout_ms)
 		       pings[i].rc == CAS_OK ? "reachable" : "unreachable");
 	}
 	free(pings);
-	printf("%zu of %zu nodes reachable, %s\n", up, n,
-	       up >= n / 2 + 1 ? "majority up" : "no majority");
-	return up >= n / 2 + 1 ? 0 : EXIT_UNAVAILABLE;
+	if (up >= n / 2 + 1)
+		return 0;
+	fprintf(stderr, "%s: status: no majority reachable (%zu of %zu nodes)\n", prog, up, n);
+	return EXIT_UNAVAILABLE;
 }
 
 /* Checks that cmd got between min and max arguments. */

@@ -269,6 +269,8 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 	ch->multi = curl_multi_init();
 	if (ch->multi == NULL)
 		goto out_free_ch;
+	/* Keep every connection a channel may have made alive. */
+	curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, (long)(t->n * XFERS_PER_NODE_MAX));
 	*out = ch;
 	return CAS_OK;
 

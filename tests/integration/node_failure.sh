@@ -31,6 +31,18 @@ check_acked() {
 
 for i in 1 2 3 4 5; do acked "k$i" "all up $i"; done
 
+# A frozen node (SIGSTOP: connections are taken, nothing answers) must not
+# slow anything down: a majority answers and the client does not wait.
+kill -STOP "${CAS_PIDS[2]}"
+for i in 1 2 3; do
+	elapsed_ms casctl --timeout 10 put frozen "$CAS_TMP/out"
+	[ "$RC" -eq 0 ] || fail "put with a frozen node exited $RC: $(cat "$CAS_TMP/err")"
+	[ "$MS" -lt 3000 ] || fail "put with a frozen node took $MS ms: it waited for it"
+	elapsed_ms casctl --timeout 10 get k1
+	[ "$RC" -eq 0 ] && [ "$MS" -lt 3000 ] || fail "get with a frozen node: exit $RC, $MS ms"
+done
+kill -CONT "${CAS_PIDS[2]}"
+
 # One node down: get, put, cas and version all work.
 cas_stop_node 2
 check_acked "one down"

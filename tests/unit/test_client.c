@@ -1,6 +1,8 @@
-/* test_client.c - the client library without a cluster: node list parsing,
- * checks done before any I/O, and deadlines against dead or silent nodes. */
+/* test_client.c - the client library without casd: node list parsing,
+ * checks done before any I/O, deadlines against dead or silent nodes, and
+ * in-process fake acceptors that misbehave on purpose. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +19,12 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#include <microhttpd.h>
 
 #include <cas/client.h>
+
+#include "acceptor.h"
+#include "codec.h"
 
 static uint64_t now_ms(void)
 {
@@ -345,6 +351,501 @@ static void test_silent_cluster_deadline(void **state)
 	silent_cluster_stop(&s);
 }
 
+/* An in-process acceptor on libmicrohttpd: the real acceptor rules and
+ * codec, with faults to switch on. */
+struct fake_entry {
+	char key[CAS_KEY_MAX + 1];
+	struct cas_acceptor_state st;
+};
+
+struct fake_node {
+	struct MHD_Daemon *d;
+	int port;
+	/* Faults: a status for every request of a kind instead of the
+	 * acceptor's answer; garbage (a 200 that is no JSON); silence. */
+	unsigned prepare_status, accept_status;
+	bool garbage, silent;
+	volatile bool stopping;
+	pthread_mutex_t lock;
+	struct fake_entry entries[64];
+	size_t n_entries;
+	unsigned connections, requests;
+};
+
+struct fake_req {
+	char *buf;
+	size_t len, cap;
+};
+
+static struct fake_entry *fake_entry(struct fake_node *f, const char *key)
+{
+	for (size_t i = 0; i < f->n_entries; i++)
+		if (strcmp(f->entries[i].key, key) == 0)
+			return &f->entries[i];
+	if (f->n_entries == 64)
+		return NULL;
+	snprintf(f->entries[f->n_entries].key, sizeof(f->entries[0].key), "%s", key);
+	return &f->entries[f->n_entries++];
+}
+
+/* The real acceptor's answer to a request body; *body malloc'd. */
+static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const char *in,
+			      size_t len, char **body, size_t *body_len)
+{
+	struct cas_msg req, reply = {0};
+	struct fake_entry *e;
+	unsigned char *old;
+	char err[128];
+	bool changed;
+
+	if (cas_codec_decode_request(in, len, type, CAS_DEFAULT_MAX_VALUE, &req, err,
+				     sizeof(err)) != CAS_OK) {
+		*body = strdup("{\"error\":\"bad request\"}");
+		*body_len = strlen(*body);
+		return 400;
+	}
+	pthread_mutex_lock(&f->lock);
+	e = fake_entry(f, req.key);
+	assert_non_null(e);
+	old = e->st.value.data;
+	changed = cas_acceptor_handle(&e->st, &req, &reply);
+	assert_int_equal(cas_codec_encode(&reply, body, body_len), CAS_OK);
+	if (changed && e->st.value.data != old) {
+		/* The state borrows the request's bytes: keep a copy. */
+		struct cas_reg copy;
+
+		assert_int_equal(cas_reg_copy(&copy, &e->st.value), CAS_OK);
+		e->st.value = copy;
+		free(old);
+	}
+	pthread_mutex_unlock(&f->lock);
+	cas_msg_clear(&req);
+	return reply.type == CAS_MSG_REJECT ? 409 : 200;
+}
+
+static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version, const char *upload,
+				   size_t *upload_size, void **con_cls)
+{
+	struct fake_node *f = cls;
+	struct fake_req *r = *con_cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *body = NULL;
+	size_t body_len = 0;
+	unsigned status, fault;
+	bool prepare = strcmp(url, "/v1/prepare") == 0;
+
+	(void)method;
+	(void)version;
+	if (r == NULL) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (r->len + *upload_size + 1 > r->cap) {
+			size_t cap = (r->len + *upload_size + 1) * 2;
+			char *p = realloc(r->buf, cap);
+
+			if (p == NULL)
+				return MHD_NO;
+			r->buf = p;
+			r->cap = cap;
+		}
+		memcpy(r->buf + r->len, upload, *upload_size);
+		r->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	__atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
+	if (f->silent) {
+		for (int i = 0; i < 1000 && !f->stopping; i++)
+			usleep(10000);
+		return MHD_NO;
+	}
+	fault = prepare ? f->prepare_status : f->accept_status;
+	if (strcmp(url, "/v1/health") == 0) {
+		status = 200;
+		body = strdup("{\"status\":\"ok\"}");
+		body_len = strlen(body);
+	} else if (fault != 0) {
+		status = fault;
+		body = strdup("{\"error\":\"injected\"}");
+		body_len = strlen(body);
+	} else if (f->garbage) {
+		status = 200;
+		body = strdup("{\"result\":\"promise\",\"accepted\":7}");
+		body_len = strlen(body);
+	} else if (prepare || strcmp(url, "/v1/accept") == 0) {
+		status = fake_acceptor(f, prepare ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT,
+				       r->buf ? r->buf : "", r->len, &body, &body_len);
+	} else {
+		status = 404;
+		body = strdup("{\"error\":\"no such path\"}");
+		body_len = strlen(body);
+	}
+	if (body == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(body_len, body, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void fake_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			   enum MHD_RequestTerminationCode toe)
+{
+	struct fake_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (r != NULL) {
+		free(r->buf);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+static void fake_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			    enum MHD_ConnectionNotificationCode toe)
+{
+	struct fake_node *f = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		__atomic_add_fetch(&f->connections, 1, __ATOMIC_SEQ_CST);
+}
+
+static void fake_start(struct fake_node *f)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	const union MHD_DaemonInfo *info;
+
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(pthread_mutex_init(&f->lock, NULL), 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+				0, NULL, NULL, fake_handle, f, MHD_OPTION_SOCK_ADDR, &a,
+				MHD_OPTION_NOTIFY_COMPLETED, fake_completed, f,
+				MHD_OPTION_NOTIFY_CONNECTION, fake_connection, f,
+				MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+	assert_non_null(f->d);
+	info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(info);
+	f->port = info->port;
+}
+
+static void fake_stop(struct fake_node *f)
+{
+	f->stopping = true;
+	MHD_stop_daemon(f->d);
+	for (size_t i = 0; i < f->n_entries; i++)
+		free(f->entries[i].st.value.data);
+	pthread_mutex_destroy(&f->lock);
+}
+
+#define FAKES 3
+
+struct fake_cluster {
+	struct fake_node nodes[FAKES];
+	char list[256];
+};
+
+static int fakes_setup(void **state)
+{
+	struct fake_cluster *fc = calloc(1, sizeof(*fc));
+	size_t off = 0;
+
+	assert_non_null(fc);
+	for (int i = 0; i < FAKES; i++) {
+		fake_start(&fc->nodes[i]);
+		off += (size_t)snprintf(fc->list + off, sizeof(fc->list) - off,
+					"%shttp://127.0.0.1:%d", i ? "," : "", fc->nodes[i].port);
+	}
+	*state = fc;
+	return 0;
+}
+
+static int fakes_teardown(void **state)
+{
+	struct fake_cluster *fc = *state;
+
+	for (int i = 0; i < FAKES; i++)
+		fake_stop(&fc->nodes[i]);
+	free(fc);
+	return 0;
+}
+
+static int fail_with_einval(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)cur;
+	(void)next;
+	return CAS_EINVAL;
+}
+
+static void test_fake_round_trip(void **state)
+{
+	struct fake_cluster *fc = *state;
+	static const unsigned char bin[] = {'a', 0, 'b', 0xff, 0, '\n'};
+	struct cas_client *c;
+	struct cas_value v;
+	uint64_t version = 0;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	assert_int_equal(cas_read(c, "rt", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 0);
+	assert_int_equal(v.len, 0);
+	cas_value_clear(&v);
+
+	assert_int_equal(cas_put(c, "rt", bin, sizeof(bin), 0, &version), CAS_OK);
+	assert_int_equal(version, 1);
+	assert_int_equal(cas_read(c, "rt", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 1);
+	assert_int_equal(v.len, sizeof(bin));
+	assert_memory_equal(v.data, bin, sizeof(bin));
+	cas_value_clear(&v);
+
+	assert_int_equal(cas_cas(c, "rt", 1, "two", 3, 0, &version), CAS_OK);
+	assert_int_equal(version, 2);
+	assert_int_equal(cas_cas(c, "rt", 1, "stale", 5, 0, &version), CAS_EVERSION);
+	assert_int_equal(version, 2);
+	assert_int_equal(cas_put(c, "rt", NULL, 0, 0, &version), CAS_OK);
+	assert_int_equal(version, 3);
+
+	/* A code of the change function comes back with the value as is. */
+	assert_int_equal(cas_change(c, "rt", fail_with_einval, NULL, 0, &v), CAS_EINVAL);
+	assert_int_equal(v.version, 3);
+	assert_int_equal(v.len, 0);
+	cas_value_clear(&v);
+
+	for (size_t i = 0; i < cas_client_nodes(c); i++)
+		assert_int_equal(cas_client_ping(c, i, 1000), CAS_OK);
+	cas_client_close(c);
+}
+
+/* One node misbehaving in each way in turn: a majority still answers, and
+ * the client does not wait for the odd one out. */
+static void test_fake_minority_faults(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct fake_node *odd = &fc->nodes[2];
+	struct cas_client_config cfg = {.timeout_ms = 5000};
+	struct cas_client *c;
+	struct cas_value v;
+	uint64_t t0, version;
+
+	assert_int_equal(cas_client_open(fc->list, &cfg, &c, NULL, 0), CAS_OK);
+	for (int fault = 0; fault < 5; fault++) {
+		odd->prepare_status = fault == 0 ? 500 : fault == 1 ? 404 : 0;
+		odd->accept_status = fault == 0 ? 500 : fault == 1 ? 404 : fault == 2 ? 400 : 0;
+		odd->garbage = fault == 3;
+		odd->silent = fault == 4;
+		t0 = now_ms();
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(cas_put(c, "minority", "x", 1, 0, &version), CAS_OK);
+			assert_int_equal(cas_read(c, "minority", 0, &v), CAS_OK);
+			assert_int_equal(v.version, version);
+			cas_value_clear(&v);
+		}
+		assert_true(now_ms() - t0 < 2000);
+	}
+	odd->silent = false;
+	odd->garbage = false;
+	odd->prepare_status = odd->accept_status = 0;
+	cas_client_close(c);
+}
+
+/* Two of three nodes broken: no majority, CAS_EUNAVAILABLE at the deadline. */
+static void test_fake_majority_faults(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c;
+	struct cas_value v;
+	uint64_t t0, t;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	fc->nodes[0].prepare_status = fc->nodes[0].accept_status = 500;
+	fc->nodes[1].garbage = true;
+	t0 = now_ms();
+	assert_int_equal(cas_read(c, "majority", 300, &v), CAS_EUNAVAILABLE);
+	t = now_ms() - t0;
+	assert_true(t >= 250 && t < 300 + 500);
+	assert_null(v.data);
+
+	/* Prepares fine, accepts refused by two: the write cannot land. */
+	fc->nodes[1].garbage = false;
+	fc->nodes[0].prepare_status = 0;
+	fc->nodes[1].accept_status = 503;
+	t0 = now_ms();
+	assert_int_equal(cas_put(c, "majority", "x", 1, 300, NULL), CAS_EUNAVAILABLE);
+	assert_true(now_ms() - t0 < 300 + 500);
+	fc->nodes[0].accept_status = fc->nodes[1].accept_status = 0;
+	assert_int_equal(cas_read(c, "majority", 0, &v), CAS_OK);
+	cas_value_clear(&v);
+	cas_client_close(c);
+}
+
+/* A node that says 413 ends the operation at once: retrying cannot help. */
+static void test_fake_413_is_fatal(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c;
+	uint64_t t0;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	for (int i = 0; i < FAKES; i++)
+		fc->nodes[i].accept_status = 413;
+	t0 = now_ms();
+	assert_int_equal(cas_put(c, "big", "x", 1, 5000, NULL), CAS_ETOOBIG);
+	assert_true(now_ms() - t0 < 1000);
+	for (int i = 0; i < FAKES; i++)
+		fc->nodes[i].accept_status = 0;
+	cas_client_close(c);
+}
+
+#define INCR_THREADS 8
+#define INCR_EACH 25
+
+/* Thread slot's k-th increment of a register holding INCR_THREADS
+ * counters: exactly-once is checkable, even after an "outcome unknown". */
+struct incr_step {
+	int slot;
+	long want;
+};
+
+static bool parse_counters(const struct cas_value *cur, long *cnt)
+{
+	char text[INCR_THREADS * 24];
+	char *p = text, *end;
+
+	memset(cnt, 0, INCR_THREADS * sizeof(*cnt));
+	if (cur->len == 0)
+		return true;
+	if (cur->len >= sizeof(text))
+		return false;
+	memcpy(text, cur->data, cur->len);
+	text[cur->len] = '\0';
+	for (int i = 0; i < INCR_THREADS; i++) {
+		cnt[i] = strtol(p, &end, 10);
+		if (end == p)
+			return false;
+		p = end;
+	}
+	return true;
+}
+
+static int add_one(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	const struct incr_step *st = arg;
+	long cnt[INCR_THREADS];
+	char text[INCR_THREADS * 24];
+	size_t len = 0;
+
+	if (!parse_counters(cur, cnt))
+		return CAS_EPROTO;
+	if (cnt[st->slot] == st->want)
+		return CAS_ENOCHANGE; /* an attempt of ours already landed */
+	if (cnt[st->slot] != st->want - 1)
+		return CAS_EINVAL; /* lost or doubled */
+	cnt[st->slot]++;
+	for (int i = 0; i < INCR_THREADS; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%ld", i ? " " : "",
+					cnt[i]);
+	next->data = malloc(len);
+	if (next->data == NULL)
+		return CAS_ENOMEM;
+	memcpy(next->data, text, len);
+	next->len = len;
+	return CAS_OK;
+}
+
+struct incr {
+	struct cas_client *c;
+	int slot;
+	int failures;
+	int unknown; /* CAS_EUNAVAILABLE answers, retried */
+};
+
+static void *incr_main(void *arg)
+{
+	struct incr *in = arg;
+
+	for (long k = 1; k <= INCR_EACH; k++) {
+		struct incr_step st = {.slot = in->slot, .want = k};
+		int rc, tries = 0;
+
+		do {
+			rc = cas_change(in->c, "counter", add_one, &st, 10000, NULL);
+			if (rc == CAS_EUNAVAILABLE)
+				in->unknown++;
+		} while (rc == CAS_EUNAVAILABLE && ++tries < 100);
+		if (rc != CAS_OK) {
+			in->failures++;
+			print_error("increment %d/%ld: %s\n", in->slot, k, cas_strerror(rc));
+		}
+	}
+	return NULL;
+}
+
+/* Threads of two clients (two proposers) increment one register: every
+ * increment lands exactly once, and connections are reused, not made per
+ * operation. */
+static void test_fake_threads_one_key(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c[2];
+	struct incr in[INCR_THREADS];
+	pthread_t th[INCR_THREADS];
+	long cnt[INCR_THREADS];
+	struct cas_value v;
+	unsigned conns0[FAKES];
+	int unknown = 0;
+
+	for (int i = 0; i < FAKES; i++)
+		conns0[i] = __atomic_load_n(&fc->nodes[i].connections, __ATOMIC_SEQ_CST);
+	assert_int_equal(cas_client_open(fc->list, NULL, &c[0], NULL, 0), CAS_OK);
+	assert_int_equal(cas_client_open(fc->list, NULL, &c[1], NULL, 0), CAS_OK);
+	for (int i = 0; i < INCR_THREADS; i++) {
+		in[i] = (struct incr){.c = c[i % 2], .slot = i};
+		assert_int_equal(pthread_create(&th[i], NULL, incr_main, &in[i]), 0);
+	}
+	for (int i = 0; i < INCR_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(in[i].failures, 0);
+		unknown += in[i].unknown;
+	}
+	assert_int_equal(cas_read(c[0], "counter", 0, &v), CAS_OK);
+	/* One version per increment: none doubled, none lost. */
+	assert_int_equal(v.version, INCR_THREADS * INCR_EACH);
+	assert_true(parse_counters(&v, cnt));
+	for (int i = 0; i < INCR_THREADS; i++)
+		assert_int_equal(cnt[i], INCR_EACH);
+	cas_value_clear(&v);
+	if (unknown > 0)
+		print_message("(%d increments came back \"outcome unknown\" and were retried)\n",
+			      unknown);
+
+	/* Hundreds of rounds per node; without reuse, as many connections. */
+	for (int i = 0; i < FAKES; i++) {
+		unsigned made = __atomic_load_n(&fc->nodes[i].connections, __ATOMIC_SEQ_CST) -
+				conns0[i];
+
+		assert_true(made <= 2 * INCR_THREADS * 4);
+	}
+	cas_client_close(c[0]);
+	cas_client_close(c[1]);
+}
+
 static void test_value_clear(void **state)
 {
 	struct cas_value v = {.version = 3, .data = malloc(4), .len = 4};
@@ -369,6 +870,14 @@ int main(void)
 		cmocka_unit_test(test_dead_cluster_unavailable),
 		cmocka_unit_test(test_silent_cluster_deadline),
 		cmocka_unit_test(test_value_clear),
+		cmocka_unit_test_setup_teardown(test_fake_round_trip, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_minority_faults, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_majority_faults, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_413_is_fatal, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_threads_one_key, fakes_setup,
+						fakes_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
