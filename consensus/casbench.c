@@ -133,7 +133,8 @@ static int run_row(struct cas_client *c, uint64_t run, int threads, enum bench_o
 	n = total;
 	qsort(lat, n, sizeof(*lat), cmp_u32);
 	printf("%7d  %-4s  %7zu  %8u  %8u  %9.0f  %6zu%s%s\n", threads,
-	       op == OP_CAS ? "cas" : "read", n, lat[n / 2], lat[n * 99 / 100 < n ? n * 99 / 100 : n - 1],
+	       op == OP_CAS ? "cas" : "read", n, lat[n / 2],
+	       lat[n * 99 / 100 < n ? n * 99 / 100 : n - 1],
 	       wall ? (double)n * 1e6 / (double)wall : 0.0, errors, errors ? "  " : "",
 	       errors ? cas_strerror(last_error) : "");
 	fflush(stdout);
@@ -194,7 +195,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 's':
-			if (!parse_size(optarg, &value_size) || value_size > CAS_DEFAULT_MAX_VALUE) {
+			if (!parse_size(optarg, &value_size) ||
+			    value_size > CAS_DEFAULT_MAX_VALUE) {
 				fprintf(stderr, "casbench: bad --value-size \"%s\"\n", optarg);
 				return 2;
 			}
@@ -219,10 +221,10 @@ int main(int argc, char **argv)
 	if (getrandom(&run, sizeof(run), 0) != (ssize_t)sizeof(run))
 		run = (uint64_t)time(NULL);
 
-	printf("casbench: %zu nodes, %zu ops per row, %zu-byte values\n", cas_client_nodes(c),
-	       ops, value_size);
-	printf("%7s  %-4s  %7s  %8s  %8s  %9s  %6s\n", "threads", "op", "ops", "p50_us",
-	       "p99_us", "ops_per_s", "errors");
+	printf("casbench: %zu nodes, %zu ops per row, %zu-byte values\n", cas_client_nodes(c), ops,
+	       value_size);
+	printf("%7s  %-4s  %7s  %8s  %8s  %9s  %6s\n", "threads", "op", "ops", "p50_us", "p99_us",
+	       "ops_per_s", "errors");
 	for (size_t i = 0; i < sizeof(thread_counts) / sizeof(thread_counts[0]); i++) {
 		rc |= run_row(c, run, thread_counts[i], OP_CAS, ops, value_size);
 		rc |= run_row(c, run, thread_counts[i], OP_READ, ops, value_size);

@@ -9,9 +9,9 @@
 #include <cas/client.h>
 
 /* Exit statuses, documented in usage(). */
-#define EXIT_OTHER 1
-#define EXIT_USAGE 2
-#define EXIT_VERSION 3
+#define EXIT_OTHER	 1
+#define EXIT_USAGE	 2
+#define EXIT_VERSION	 3
 #define EXIT_UNAVAILABLE 4
 
 static const char *prog = "casctl";
@@ -23,9 +23,10 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  get KEY                  print the value's bytes (nothing for a new key)\n"
-		"  put KEY [FILE]           write FILE (stdin without FILE); prints the new version\n"
-		"  cas KEY VERSION [FILE]   write only if the version is still VERSION (0: the key\n"
-		"                           was never written); prints the new version\n"
+		"  put KEY [FILE]           write FILE (stdin without FILE);\n"
+		"                           prints the new version\n"
+		"  cas KEY VERSION [FILE]   write only if the version is still VERSION\n"
+		"                           (0: never written); prints the new version\n"
 		"  version KEY              print the key's version (0 for a new key)\n"
 		"  status                   one line per node: URL reachable|unreachable;\n"
 		"                           exit 4 when no majority is reachable\n"
@@ -250,7 +251,8 @@ static int cmd_status(struct cas_client *c, unsigned timeout_ms)
 	/* In parallel: dead nodes cost one timeout, not one each. */
 	for (size_t i = 0; i < n; i++) {
 		pings[i] = (struct ping){.c = c, .node = i, .timeout_ms = timeout_ms};
-		pings[i].started = pthread_create(&pings[i].thread, NULL, ping_main, &pings[i]) == 0;
+		pings[i].started =
+			pthread_create(&pings[i].thread, NULL, ping_main, &pings[i]) == 0;
 		if (!pings[i].started)
 			ping_main(&pings[i]);
 	}
@@ -351,8 +353,7 @@ int main(int argc, char **argv)
 	}
 	/* Before any I/O, and before reading stdin for put. */
 	if (strcmp(cmd, "status") != 0 && !cas_key_valid(key, strlen(key))) {
-		fprintf(stderr,
-			"%s: %s: bad key \"%s\": want 1 to %d characters from A-Z a-z 0-9 . _ : / @ -\n",
+		fprintf(stderr, "%s: %s: bad key \"%s\": want 1 to %d of A-Z a-z 0-9 . _ : / @ -\n",
 			prog, cmd, key, CAS_KEY_MAX);
 		return EXIT_USAGE;
 	}

@@ -55,7 +55,8 @@ static uint64_t random_nonzero(void)
 			 * with a process-wide counter. */
 			uint64_t k = __atomic_add_fetch(&fallback, 1, __ATOMIC_RELAXED);
 
-			v = (cas_transport_now_ms() ^ ((uint64_t)getpid() << 32)) * 0x9e3779b97f4a7c15ull +
+			v = (cas_transport_now_ms() ^ ((uint64_t)getpid() << 32)) *
+				    0x9e3779b97f4a7c15ull +
 			    k * 0xbf58476d1ce4e5b9ull;
 		}
 	}
@@ -215,8 +216,8 @@ out_free_urls:
 	return rc;
 }
 
-int cas_client_open(const char *nodes, const struct cas_client_config *cfg,
-		    struct cas_client **out, char *errmsg, size_t errmsg_len)
+int cas_client_open(const char *nodes, const struct cas_client_config *cfg, struct cas_client **out,
+		    char *errmsg, size_t errmsg_len)
 {
 	struct cas_client *c;
 	int rc;
@@ -425,8 +426,8 @@ static int write_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 	return CAS_OK;
 }
 
-static int write_op(struct cas_client *c, const char *key, struct write_arg *w,
-		    unsigned timeout_ms, uint64_t *version)
+static int write_op(struct cas_client *c, const char *key, struct write_arg *w, unsigned timeout_ms,
+		    uint64_t *version)
 {
 	struct cas_value v;
 	int rc;
@@ -454,8 +455,8 @@ int cas_put(struct cas_client *c, const char *key, const void *data, size_t len,
 	return write_op(c, key, &w, timeout_ms, version);
 }
 
-int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void *data,
-	    size_t len, unsigned timeout_ms, uint64_t *version)
+int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void *data, size_t len,
+	    unsigned timeout_ms, uint64_t *version)
 {
 	struct write_arg w = {.data = data, .len = len, .conditional = true, .expected = expected};
 

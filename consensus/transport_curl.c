@@ -34,8 +34,8 @@ struct xfer {
 	CURL *easy;
 	struct cas_channel *ch;
 	size_t node;
-	uint64_t seq;      /* the send it belongs to */
-	bool busy;         /* in the multi handle */
+	uint64_t seq;	   /* the send it belongs to */
+	bool busy;	   /* in the multi handle */
 	struct body *body; /* a reference while busy */
 	char *resp;
 	size_t resp_len, resp_cap;
@@ -49,7 +49,7 @@ struct cas_channel {
 	CURLM *multi;
 	struct xfer **xfers;
 	size_t n_xfers, cap_xfers;
-	uint64_t seq;   /* the current send */
+	uint64_t seq;	/* the current send */
 	size_t pending; /* busy transfers of the current send */
 	struct cas_channel *next_free;
 };
@@ -163,7 +163,8 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	t->prepare_urls = make_urls(urls, n, "/v1/prepare");
 	t->accept_urls = make_urls(urls, n, "/v1/accept");
 	t->health_urls = make_urls(urls, n, "/v1/health");
-	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL || t->health_urls == NULL)
+	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL ||
+	    t->health_urls == NULL)
 		goto out_free_urls;
 	/* No "Expect: 100-continue" round trip before large bodies. */
 	h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -429,7 +430,7 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 		} else {
 			a->code = CAS_EIO;
 			set_err(a->errmsg, sizeof(a->errmsg), "%s: %s", url,
-				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+				x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
 		}
 		goto out_stop;
 	}
@@ -442,12 +443,12 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 	if (status != 200 && status != 409) {
 		a->code = CAS_EIO;
 		set_err(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
-			 (int)(x->resp_len < 160 ? x->resp_len : 160), x->resp ? x->resp : "");
+			(int)(x->resp_len < 160 ? x->resp_len : 160), x->resp ? x->resp : "");
 		goto out_stop;
 	}
 	why[0] = '\0';
-	rc = cas_codec_decode_reply(x->resp ? x->resp : "", x->resp_len, t->max_value, &a->msg,
-				    why, sizeof(why));
+	rc = cas_codec_decode_reply(x->resp ? x->resp : "", x->resp_len, t->max_value, &a->msg, why,
+				    sizeof(why));
 	a->code = rc;
 	if (rc != CAS_OK && rc != CAS_ETOOBIG && rc != CAS_ENOMEM)
 		a->code = CAS_EPROTO;
@@ -606,7 +607,7 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 			a->node = x->node;
 			a->code = CAS_EIO;
 			set_err(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
-				 curl_multi_strerror(mc));
+				curl_multi_strerror(mc));
 			xfer_stop(x);
 			return CAS_TRANSPORT_ANSWER;
 		}

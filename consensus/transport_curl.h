@@ -43,7 +43,7 @@ void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch);
  * deadline_ms (absolute, CLOCK_MONOTONIC). m is encoded at once and may
  * change after the call. On error nothing was sent. */
 int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
-		     char *errmsg, size_t errmsg_len);
+		       char *errmsg, size_t errmsg_len);
 
 /* One node's answer to the current send. */
 struct cas_transport_answer {
@@ -73,7 +73,7 @@ enum cas_transport_event {
  * order they arrive, one per node and send. Errors of the multi handle
  * itself become no-answers of every pending node. */
 enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t until_ms,
-					   struct cas_transport_answer *a);
+					    struct cas_transport_answer *a);
 
 /* Forgets the current send (its answers will be dropped) and waits until
  * until_ms, keeping the channel's transfers moving meanwhile. */

@@ -93,8 +93,10 @@ static void silent_cluster_start(struct silent_cluster *s)
 
 	for (int i = 0; i < 3; i++)
 		s->fds[i] = silent_node(&ports[i]);
-	snprintf(s->nodes, sizeof(s->nodes), "http://127.0.0.1:%d,http://127.0.0.1:%d,"
-		 "http://127.0.0.1:%d", ports[0], ports[1], ports[2]);
+	snprintf(s->nodes, sizeof(s->nodes),
+		 "http://127.0.0.1:%d,http://127.0.0.1:%d,"
+		 "http://127.0.0.1:%d",
+		 ports[0], ports[1], ports[2]);
 }
 
 static bool silent_cluster_contacted(struct silent_cluster *s)
@@ -211,8 +213,8 @@ static void test_bad_keys_before_io(void **state)
 {
 	char long_key[CAS_KEY_MAX + 2];
 	char max_key[CAS_KEY_MAX + 1];
-	const char *bad[] = {"", "a b", "caf\xc3\xa9", "new\nline", "tab\t", "q?", "x%41",
-			     long_key, NULL};
+	const char *bad[] = {"",   "a b",  "caf\xc3\xa9", "new\nline", "tab\t",
+			     "q?", "x%41", long_key,	  NULL};
 	struct cas_client_config cfg = {.timeout_ms = 3000};
 	struct silent_cluster s;
 	struct cas_client *c;
@@ -271,8 +273,7 @@ static void test_too_big_before_io(void **state)
 	cfg.max_value_size = 0;
 	assert_int_equal(cas_client_open(s.nodes, &cfg, &c, NULL, 0), CAS_OK);
 	assert_int_equal(cas_put(c, "k", big, CAS_DEFAULT_MAX_VALUE + 1, 0, NULL), CAS_ETOOBIG);
-	assert_int_equal(cas_cas(c, "k", 3, big, CAS_DEFAULT_MAX_VALUE + 1, 0, NULL),
-			 CAS_ETOOBIG);
+	assert_int_equal(cas_cas(c, "k", 3, big, CAS_DEFAULT_MAX_VALUE + 1, 0, NULL), CAS_ETOOBIG);
 	assert_true(now_ms() - t0 < 1000);
 	assert_false(silent_cluster_contacted(&s));
 	cas_client_close(c);
@@ -289,8 +290,10 @@ static void test_dead_cluster_unavailable(void **state)
 	uint64_t t0, t, version = 5;
 
 	(void)state;
-	snprintf(nodes, sizeof(nodes), "http://127.0.0.1:%d,http://127.0.0.1:%d,"
-		 "http://127.0.0.1:%d", dead_port(), dead_port(), dead_port());
+	snprintf(nodes, sizeof(nodes),
+		 "http://127.0.0.1:%d,http://127.0.0.1:%d,"
+		 "http://127.0.0.1:%d",
+		 dead_port(), dead_port(), dead_port());
 	assert_int_equal(cas_client_open(nodes, &cfg, &c, NULL, 0), CAS_OK);
 
 	t0 = now_ms();
@@ -533,8 +536,8 @@ static void fake_start(struct fake_node *f)
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(pthread_mutex_init(&f->lock, NULL), 0);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	f->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-				0, NULL, NULL, fake_handle, f, MHD_OPTION_SOCK_ADDR, &a,
+	f->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+				NULL, NULL, fake_handle, f, MHD_OPTION_SOCK_ADDR, &a,
 				MHD_OPTION_NOTIFY_COMPLETED, fake_completed, f,
 				MHD_OPTION_NOTIFY_CONNECTION, fake_connection, f,
 				MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
@@ -714,7 +717,7 @@ static void test_fake_413_is_fatal(void **state)
 }
 
 #define INCR_THREADS 8
-#define INCR_EACH 25
+#define INCR_EACH    25
 
 /* Thread slot's k-th increment of a register holding INCR_THREADS
  * counters: exactly-once is checkable, even after an "outcome unknown". */
@@ -837,8 +840,8 @@ static void test_fake_threads_one_key(void **state)
 
 	/* Hundreds of rounds per node; without reuse, as many connections. */
 	for (int i = 0; i < FAKES; i++) {
-		unsigned made = __atomic_load_n(&fc->nodes[i].connections, __ATOMIC_SEQ_CST) -
-				conns0[i];
+		unsigned made =
+			__atomic_load_n(&fc->nodes[i].connections, __ATOMIC_SEQ_CST) - conns0[i];
 
 		assert_true(made <= 2 * INCR_THREADS * 4);
 	}
@@ -875,7 +878,8 @@ int main(void)
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_majority_faults, fakes_setup,
 						fakes_teardown),
-		cmocka_unit_test_setup_teardown(test_fake_413_is_fatal, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_413_is_fatal, fakes_setup,
+						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_threads_one_key, fakes_setup,
 						fakes_teardown),
 	};
