@@ -1,0 +1,453 @@
+/* test_store.c - unit tests of the LMDB acceptor store on real files:
+ * acceptor rules through the store, persistence across reopen, failed
+ * commits that leave nothing behind, corrupt records, LMDB errors. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "store_lmdb.h"
+
+struct fixture {
+	char dir[4096];
+	struct cas_store *store;
+};
+
+static void reopen(struct fixture *f, size_t map_size)
+{
+	char errmsg[256];
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(cas_store_open(f->dir, map_size, &f->store, errmsg, sizeof(errmsg)),
+			 CAS_OK);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/cas-test-store.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	reopen(f, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char path[4200];
+
+	cas_store_close(f->store);
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+	unlink(path);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static struct cas_ballot B(uint64_t counter, uint64_t id)
+{
+	return (struct cas_ballot){counter, id};
+}
+
+static struct cas_msg prepare_msg(const char *key, struct cas_ballot b)
+{
+	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = b};
+
+	strcpy(m.key, key);
+	return m;
+}
+
+/* data is borrowed: the store must copy what it keeps. */
+static struct cas_msg accept_msg(const char *key, struct cas_ballot b, const char *data,
+				 uint64_t version)
+{
+	struct cas_msg m = {.type = CAS_MSG_ACCEPT, .ballot = b};
+
+	strcpy(m.key, key);
+	m.value.version = version;
+	m.value.n_recent = 2;
+	m.value.recent[0] = version * 100;
+	m.value.recent[1] = UINT64_MAX;
+	m.value.data = (unsigned char *)data;
+	m.value.len = strlen(data);
+	return m;
+}
+
+static int handle(struct fixture *f, const struct cas_msg *req, struct cas_msg *reply)
+{
+	char errmsg[256] = "";
+	int err;
+
+	err = cas_store_handle(f->store, req, reply, errmsg, sizeof(errmsg));
+	if (err)
+		assert_true(errmsg[0] != '\0');
+	return err;
+}
+
+static void assert_state(struct fixture *f, const char *key, struct cas_ballot promise,
+			 struct cas_ballot accepted, const char *data, uint64_t version)
+{
+	struct cas_acceptor_state st;
+	char errmsg[256];
+
+	assert_int_equal(cas_store_get(f->store, key, &st, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(cas_ballot_cmp(st.promise, promise), 0);
+	assert_int_equal(cas_ballot_cmp(st.accepted, accepted), 0);
+	assert_int_equal(st.value.version, version);
+	assert_int_equal(st.value.len, strlen(data));
+	if (st.value.len)
+		assert_memory_equal(st.value.data, data, st.value.len);
+	else
+		assert_null(st.value.data);
+	if (version) {
+		assert_int_equal(st.value.n_recent, 2);
+		assert_int_equal(st.value.recent[0], version * 100);
+		assert_true(st.value.recent[1] == UINT64_MAX);
+	}
+	free(st.value.data);
+}
+
+static void test_rules_through_store(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	char data[] = "hello";
+
+	/* A key never seen: promise, with no accepted value. */
+	assert_state(f, "k", B(0, 0), B(0, 0), "", 0);
+	req = prepare_msg("k", B(5, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_true(cas_ballot_is_zero(reply.ballot));
+	assert_int_equal(reply.value.len, 0);
+	cas_msg_clear(&reply);
+	assert_state(f, "k", B(5, 1), B(0, 0), "", 0);
+
+	/* Same ballot again: rejected, blocking ballot named. */
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 1)), 0);
+	cas_msg_clear(&reply);
+
+	/* Accept at the promised ballot; the store keeps its own copy. */
+	req = accept_msg("k", B(5, 1), data, 1);
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 1)), 0);
+	cas_msg_clear(&reply);
+	memset(data, 'X', 5);
+	assert_state(f, "k", B(5, 1), B(5, 1), "hello", 1);
+
+	/* Lower accept: rejected, nothing changes. */
+	req = accept_msg("k", B(4, 9), "nope", 7);
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 1)), 0);
+	cas_msg_clear(&reply);
+	assert_state(f, "k", B(5, 1), B(5, 1), "hello", 1);
+
+	/* A higher prepare returns the accepted ballot and value, not the
+	 * new promise; the reply owns its bytes. */
+	req = prepare_msg("k", B(5, 2));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 1)), 0);
+	assert_int_equal(reply.value.version, 1);
+	assert_int_equal(reply.value.n_recent, 2);
+	reopen(f, 0); /* the map may go away; reply.value must not */
+	assert_int_equal(reply.value.len, 5);
+	assert_memory_equal(reply.value.data, "hello", 5);
+	cas_msg_clear(&reply);
+	assert_state(f, "k", B(5, 2), B(5, 1), "hello", 1);
+
+	/* Other keys are independent. */
+	assert_state(f, "other", B(0, 0), B(0, 0), "", 0);
+}
+
+static void test_persists_across_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	uint64_t n;
+	char errmsg[256];
+
+	req = accept_msg("a/b", B(3, 3), "v1", 1);
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	cas_msg_clear(&reply);
+	req = prepare_msg("a/c", B(9, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	cas_msg_clear(&reply);
+	reopen(f, 0);
+	assert_state(f, "a/b", B(3, 3), B(3, 3), "v1", 1);
+	assert_state(f, "a/c", B(9, 1), B(0, 0), "", 0);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 2);
+}
+
+struct fault {
+	int calls;
+	int fail;
+};
+
+static int fault_fn(void *arg, const struct cas_msg *req)
+{
+	struct fault *ft = arg;
+
+	(void)req;
+	ft->calls++;
+	return ft->fail;
+}
+
+static void test_failed_commit_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct fault ft = {0, 1};
+	struct cas_msg req, reply;
+	char errmsg[256] = "";
+	uint64_t n;
+
+	req = accept_msg("k", B(2, 1), "first", 1);
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	cas_msg_clear(&reply);
+
+	cas_store_set_fault(f->store, fault_fn, &ft);
+	/* A prepare that would promise: the commit fails, no reply. */
+	req = prepare_msg("k", B(3, 1));
+	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)),
+			 CAS_EIO);
+	assert_non_null(strstr(errmsg, "injected"));
+	assert_int_equal(reply.type, CAS_MSG_NONE);
+	assert_null(reply.value.data);
+	assert_int_equal(ft.calls, 1);
+	/* An accept that would change the value: same. */
+	req = accept_msg("k", B(4, 1), "second", 2);
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+	assert_int_equal(reply.type, CAS_MSG_NONE);
+	/* A new key: not even created. */
+	req = prepare_msg("fresh", B(1, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+	assert_int_equal(ft.calls, 3);
+	/* A reject commits nothing, so the fault is not reached. */
+	req = prepare_msg("k", B(1, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(ft.calls, 3);
+
+	/* Nothing of it reached the disk. */
+	reopen(f, 0);
+	assert_state(f, "k", B(2, 1), B(2, 1), "first", 1);
+	assert_state(f, "fresh", B(0, 0), B(0, 0), "", 0);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 1);
+
+	/* Without the fault, the same requests succeed. */
+	req = prepare_msg("k", B(3, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	cas_msg_clear(&reply);
+	assert_state(f, "k", B(3, 1), B(2, 1), "first", 1);
+}
+
+static void test_bad_requests(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	struct cas_acceptor_state st;
+
+	req = prepare_msg("a b", B(1, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_EKEY);
+	req = prepare_msg("", B(1, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_EKEY);
+	req = prepare_msg("k", B(1, 1));
+	req.type = CAS_MSG_PROMISE;
+	assert_int_equal(handle(f, &req, &reply), CAS_EINVAL);
+	assert_int_equal(cas_store_get(f->store, "", &st, NULL, 0), CAS_EKEY);
+}
+
+/* Writes raw bytes as key's record, behind the store's back. */
+static void put_raw(struct fixture *f, const char *key, const void *bytes, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)bytes};
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	reopen(f, 0);
+}
+
+static void test_corrupt_record(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char rec[64] = {CAS_STORE_FORMAT};
+	struct cas_acceptor_state st;
+	struct cas_msg req, reply;
+	char errmsg[256] = "";
+
+	/* A good empty record (n_recent 0, len 0) reads back. */
+	rec[8] = 7; /* promise.counter */
+	put_raw(f, "ok", rec, 56);
+	assert_state(f, "ok", B(7, 0), B(0, 0), "", 0);
+
+	/* Length field disagrees with the size. */
+	rec[48] = 5;
+	put_raw(f, "bad", rec, 56);
+	assert_int_equal(cas_store_get(f->store, "bad", &st, errmsg, sizeof(errmsg)), CAS_EIO);
+	assert_non_null(strstr(errmsg, "corrupt"));
+	req = prepare_msg("bad", B(100, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+	assert_int_equal(reply.type, CAS_MSG_NONE);
+	/* Unknown format, too many recent ids, truncated. */
+	rec[48] = 0;
+	rec[0] = 2;
+	put_raw(f, "bad", rec, 56);
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+	rec[0] = CAS_STORE_FORMAT;
+	rec[1] = CAS_RECENT_MAX + 1;
+	put_raw(f, "bad", rec, 64);
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+	rec[1] = 0;
+	put_raw(f, "bad", rec, 20);
+	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
+}
+
+static void test_lmdb_error_carries_reason(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	char errmsg[256] = "", *big;
+	struct cas_store *other;
+	size_t len = 4u << 20;
+
+	/* A map far too small for the value: MDB_MAP_FULL, said as such. */
+	reopen(f, 1u << 20);
+	big = malloc(len + 1);
+	assert_non_null(big);
+	memset(big, 'z', len);
+	big[len] = '\0';
+	req = accept_msg("k", B(1, 1), big, 1);
+	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)),
+			 CAS_EIO);
+	assert_non_null(strstr(errmsg, "MDB_MAP_FULL"));
+	assert_int_equal(reply.type, CAS_MSG_NONE);
+	free(big);
+	assert_state(f, "k", B(0, 0), B(0, 0), "", 0);
+
+	/* Opening a folder that does not exist names the folder. */
+	assert_int_equal(cas_store_open("/nonexistent/cas-test", 0, &other, errmsg,
+					sizeof(errmsg)),
+			 CAS_EIO);
+	assert_null(other);
+	assert_non_null(strstr(errmsg, "/nonexistent/cas-test"));
+}
+
+#define THREADS 4
+#define ROUNDS 50
+
+struct worker {
+	struct fixture *f;
+	int id;
+	int accepted;
+};
+
+/* Each thread runs prepare+accept rounds on its own key and on a key
+ * shared by all. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct cas_msg req, reply;
+	char key[16], errmsg[256];
+	int i;
+
+	snprintf(key, sizeof(key), "own%d", w->id);
+	for (i = 1; i <= ROUNDS; i++) {
+		req = prepare_msg(key, B((uint64_t)i, (uint64_t)w->id));
+		if (cas_store_handle(w->f->store, &req, &reply, errmsg, sizeof(errmsg)) ||
+		    reply.type != CAS_MSG_PROMISE)
+			return NULL;
+		cas_msg_clear(&reply);
+		req = accept_msg(key, B((uint64_t)i, (uint64_t)w->id), "v", (uint64_t)i);
+		if (cas_store_handle(w->f->store, &req, &reply, errmsg, sizeof(errmsg)) ||
+		    reply.type != CAS_MSG_ACCEPTED)
+			return NULL;
+		cas_msg_clear(&reply);
+		req = accept_msg("shared", B((uint64_t)i, (uint64_t)w->id), "s", (uint64_t)i);
+		if (cas_store_handle(w->f->store, &req, &reply, errmsg, sizeof(errmsg)))
+			return NULL;
+		w->accepted += reply.type == CAS_MSG_ACCEPTED;
+		cas_msg_clear(&reply);
+	}
+	return w;
+}
+
+static void test_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct worker w[THREADS];
+	pthread_t t[THREADS];
+	char key[16];
+	int i, accepted = 0;
+	void *ret;
+
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){f, i + 1, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	/* Join all before any check: a failed check ends the test and
+	 * closes the store under running threads. */
+	for (i = 0; i < THREADS; i++) {
+		if (pthread_join(t[i], &ret) || ret != &w[i])
+			w[i].accepted = -1000;
+	}
+	for (i = 0; i < THREADS; i++) {
+		assert_true(w[i].accepted >= 0);
+		accepted += w[i].accepted;
+	}
+	assert_true(accepted >= 1);
+	for (i = 0; i < THREADS; i++) {
+		snprintf(key, sizeof(key), "own%d", i + 1);
+		assert_state(f, key, B(ROUNDS, (uint64_t)i + 1), B(ROUNDS, (uint64_t)i + 1), "v",
+			     ROUNDS);
+	}
+	/* Whoever came last, the highest ballot won the shared key. */
+	assert_state(f, "shared", B(ROUNDS, THREADS), B(ROUNDS, THREADS), "s", ROUNDS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rules_through_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_persists_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_changes_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lmdb_error_carries_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
