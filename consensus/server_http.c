@@ -36,11 +36,17 @@ struct cas_server {
 enum route {
 	ROUTE_PREPARE,
 	ROUTE_ACCEPT,
+	ROUTE_HEALTH,
+	ROUTE_ERROR, /* refused from its headers; answered once read */
 };
 
-/* One request in flight: its route and the body read so far. */
+/* One request in flight: its route and the body read so far. Answers go
+ * out once the request is read in full: an answer queued earlier makes
+ * libmicrohttpd close the connection. */
 struct request {
 	enum route route;
+	unsigned status;    /* ROUTE_ERROR: the answer */
+	const char *reason; /* ROUTE_ERROR: static */
 	char *body;
 	size_t len;
 	size_t cap;
@@ -79,9 +85,10 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 	s->log(s->log_arg, CAS_SERVER_LOG_ERROR, line);
 }
 
-/* Queues a JSON response taking ownership of body (malloc'd). */
+/* Queues a JSON response taking ownership of body (malloc'd); allow, when
+ * not NULL, is the Allow header of a 405. */
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, char *body,
-				 size_t len)
+				 size_t len, const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -96,8 +103,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, c
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED &&
-	    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST") != MHD_YES) {
+	if (allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -112,6 +118,7 @@ static enum MHD_Result send_error(struct cas_server *s, struct MHD_Connection *c
 				  const char *reason)
 {
 	static const char fallback[] = "{\"error\":\"out of memory\"}";
+	const char *allow = NULL;
 	cJSON *root;
 	char *body = NULL;
 
@@ -126,7 +133,9 @@ static enum MHD_Result send_error(struct cas_server *s, struct MHD_Connection *c
 		if (!body)
 			return MHD_NO;
 	}
-	return send_json(conn, status, body, strlen(body));
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		allow = strcmp(url, "/v1/health") == 0 ? "GET, HEAD" : "POST";
+	return send_json(conn, status, body, strlen(body), allow);
 }
 
 static enum MHD_Result handle_health(struct cas_server *s, struct MHD_Connection *conn,
@@ -150,7 +159,7 @@ static enum MHD_Result handle_health(struct cas_server *s, struct MHD_Connection
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				  "out of memory");
 	logf_(s, CAS_SERVER_LOG_DEBUG, "%s %s 200", method, url);
-	return send_json(conn, MHD_HTTP_OK, body, strlen(body));
+	return send_json(conn, MHD_HTTP_OK, body, strlen(body), NULL);
 }
 
 /* Decodes the full body, runs it on the store, answers. */
@@ -195,7 +204,7 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 		 * with a higher ballot, which is safe. */
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				  cas_strerror(err));
-	return send_json(conn, status, body, len);
+	return send_json(conn, status, body, len, NULL);
 }
 
 /* Appends data to r's body, or notes that the limit is passed. */
@@ -204,6 +213,10 @@ static bool append_body(struct cas_server *s, struct request *r, const char *dat
 	size_t need, cap;
 	char *p;
 
+	if (r->route == ROUTE_ERROR || r->route == ROUTE_HEALTH) {
+		r->dropped += n; /* a body nobody reads */
+		return r->dropped / DRAIN_FACTOR <= s->body_limit;
+	}
 	if (r->too_big || n > s->body_limit - r->len) {
 		r->too_big = true;
 		r->dropped += n;
@@ -248,6 +261,31 @@ static bool declared_too_big(struct cas_server *s, struct MHD_Connection *conn)
 	return end != cl && n > s->body_limit;
 }
 
+/* The route of a request, from its path and method. */
+static enum route route_of(const char *url, const char *method, unsigned *status,
+			   const char **reason)
+{
+	if (strcmp(url, "/v1/health") == 0) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+			return ROUTE_HEALTH;
+		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		*reason = "use GET on /v1/health";
+		return ROUTE_ERROR;
+	}
+	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept")) {
+		*status = MHD_HTTP_NOT_FOUND;
+		*reason = "unknown path";
+		return ROUTE_ERROR;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
+		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		*reason = "use POST";
+		return ROUTE_ERROR;
+	}
+	return strcmp(url, "/v1/prepare") == 0 ? ROUTE_PREPARE : ROUTE_ACCEPT;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -255,29 +293,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	struct cas_server *s = cls;
 	struct request *r = *con_cls;
-	enum route route;
 
 	(void)version;
 	if (!r) {
-		if (strcmp(url, "/v1/health") == 0) {
-			if (strcmp(method, MHD_HTTP_METHOD_GET) &&
-			    strcmp(method, MHD_HTTP_METHOD_HEAD))
-				return send_error(s, conn, method, url,
-						  MHD_HTTP_METHOD_NOT_ALLOWED,
-						  "use GET on /v1/health");
-			return handle_health(s, conn, method, url);
-		}
-		if (strcmp(url, "/v1/prepare") == 0)
-			route = ROUTE_PREPARE;
-		else if (strcmp(url, "/v1/accept") == 0)
-			route = ROUTE_ACCEPT;
-		else
-			return send_error(s, conn, method, url, MHD_HTTP_NOT_FOUND,
-					  "unknown path");
-		if (strcmp(method, MHD_HTTP_METHOD_POST))
-			return send_error(s, conn, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-					  "use POST");
-		if (declared_too_big(s, conn))
+		unsigned status = 0;
+		const char *reason = NULL;
+		enum route route = route_of(url, method, &status, &reason);
+
+		/* Answered at once, closing the connection: reading the
+		 * body would be a waste. */
+		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && declared_too_big(s, conn))
 			return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 					  "request body too large");
 		r = calloc(1, sizeof(*r));
@@ -285,6 +310,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return send_error(s, conn, method, url,
 					  MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		r->route = route;
+		r->status = status;
+		r->reason = reason;
 		*con_cls = r;
 		return MHD_YES;
 	}
@@ -294,7 +321,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	return handle_request(s, conn, method, url, r);
+	switch (r->route) {
+	case ROUTE_HEALTH:
+		return handle_health(s, conn, method, url);
+	case ROUTE_ERROR:
+		return send_error(s, conn, method, url, r->status, r->reason);
+	default:
+		return handle_request(s, conn, method, url, r);
+	}
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
