@@ -319,10 +319,6 @@ static void test_request_rejects(void **state)
 		 ",\"value\":{\"version\":\"1\",\"recent\":[],\"data\":\"Zm9*\"}}",
 		 CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
-		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":"
-		 "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"],\"data\":\"\"}}",
-		 CAS_EINVAL},
-		{CAS_MSG_ACCEPT,
 		 "{\"key\":\"k\"," BAL
 		 ",\"value\":{\"version\":\"1\",\"recent\":[\"01\"],\"data\":\"\"}}",
 		 CAS_EINVAL},
@@ -373,6 +369,22 @@ static void test_request_limits(void **state)
 	assert_int_equal(decode(body, CAS_MSG_ACCEPT, &d), CAS_ETOOBIG);
 	assert_zeroed(&d);
 	free(b64);
+
+	/* CAS_RECENT_MAX recent ids pass, one more fails. */
+	for (n = 0; n < 2; n++) {
+		size_t i, count = CAS_RECENT_MAX + n;
+
+		snprintf(body, sizeof(body),
+			 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":[");
+		for (i = 0; i < count; i++)
+			snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s\"%zu\"",
+				 i ? "," : "", i + 1);
+		strcat(body, "],\"data\":\"\"}}");
+		assert_int_equal(decode(body, CAS_MSG_ACCEPT, &d), n ? CAS_EINVAL : CAS_OK);
+		if (!n)
+			assert_int_equal(d.value.n_recent, CAS_RECENT_MAX);
+		cas_msg_clear(&d);
+	}
 
 	/* Not a request type. */
 	assert_int_equal(decode("{}", CAS_MSG_PROMISE, &d), CAS_EINVAL);
