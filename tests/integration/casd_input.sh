@@ -1,0 +1,164 @@
+# casd_input.sh - a real casd refuses malformed requests with the right 4xx
+# and a JSON error, stores nothing for them and keeps serving; bad
+# command-line options exit 2 with one line on stderr.
+. "$CAS_SRC/tests/lib.sh"
+
+cas_start_cluster 1
+U=$(cas_url 0)
+OUT=$CAS_TMP/resp
+
+# req METHOD PATH STATUS [BODY]: sends BODY (from stdin when BODY is "-")
+# and checks the status, and that errors come with {"error": "..."}.
+req() {
+	local method=$1 path=$2 want=$3 code
+	local args=(-s -o "$OUT" -w '%{http_code}' -X "$method" --max-time 30)
+	if [ $# -ge 4 ]; then
+		if [ "$4" = - ]; then
+			args+=(--data-binary @-)
+		else
+			args+=(--data-binary "$4")
+		fi
+	fi
+	code=$(curl "${args[@]}" "$U$path") || fail "$method $path: curl failed"
+	[ "$code" = "$want" ] ||
+		fail "$method $path ${4:0:80}: status $code, want $want: $(head -c 300 "$OUT")"
+	if [ "${want:0:1}" != 2 ] && [ "$want" != 409 ]; then
+		grep -Eq '^\{"error":"([^"\\]|\\.)+"\}$' "$OUT" ||
+			fail "$method $path: error body is not {\"error\": ...}: $(head -c 300 "$OUT")"
+	fi
+}
+
+B1='"ballot":{"counter":"5","id":"1"}'
+V1='"value":{"version":"1","recent":["9"],"data":"aGVsbG8="}'
+
+# Malformed JSON, or not one object.
+for body in '' '{' 'not json' '[]' 'null' '"k"' "{\"key\":\"k\",$B1} x" \
+	"{\"key\":\"k\",$B1}{}" "{\"key\":\"k\",$B1,}" "{'key':'k',$B1}"; do
+	req POST /v1/prepare 400 "$body"
+done
+# Wrong types.
+for body in "{\"key\":7,$B1}" "{\"key\":null,$B1}" "{\"key\":[\"k\"],$B1}" \
+	'{"key":"k","ballot":"5"}' '{"key":"k","ballot":{"counter":5,"id":"1"}}' \
+	'{"key":"k","ballot":{"counter":"5","id":true}}'; do
+	req POST /v1/prepare 400 "$body"
+done
+req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":\"aGVsbG8=\"}"
+req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":1,\"recent\":[],\"data\":\"\"}}"
+req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recent\":[9],\"data\":\"\"}}"
+# Missing and unknown fields.
+for body in "{$B1}" '{"key":"k"}' "{\"key\":\"k\",$B1,\"x\":1}" \
+	"{\"key\":\"k\",$B1,$V1}" "{\"Key\":\"k\",$B1}" "{\"key\":\"k\",\"key\":\"k\",$B1}" \
+	'{"key":"k","ballot":{"counter":"5"}}' '{"key":"k","ballot":{"counter":"5","id":"1","x":"2"}}'; do
+	req POST /v1/prepare 400 "$body"
+done
+req POST /v1/accept 400 "{\"key\":\"k\",$B1}"
+req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"data\":\"\"}}"
+# Bad numbers.
+for n in '-1' '+5' '05' '' ' 5' '5.0' '1e3' '0x5' '18446744073709551616'; do
+	req POST /v1/prepare 400 "{\"key\":\"k\",\"ballot\":{\"counter\":\"$n\",\"id\":\"1\"}}"
+done
+# Bad keys: empty, too long, forbidden bytes.
+long=$(printf 'k%.0s' $(seq 1 251))
+for key in '' "$long" 'a b' 'a%b' 'a\"b' 'a\\b' 'a\nb' 'caf\u00e9' 'a\u0000b' $'caf\xc3\xa9'; do
+	req POST /v1/prepare 400 "{\"key\":\"$key\",$B1}"
+done
+# Bad base64, too many recent ids.
+for data in 'Zg=' 'Zm9v!' 'Zm9v====' 'Zh==' 'Zm9v Zm9v' '-_-_'; do
+	req POST /v1/accept 400 \
+		"{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recent\":[],\"data\":\"$data\"}}"
+done
+# More recent ids than the protocol allows (PROTOCOL.md: up to 16).
+recent=$(seq 1 17 | sed 's/.*/"&"/' | paste -sd,)
+req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recent\":[$recent],\"data\":\"\"}}"
+
+# Too big: a body over the limit (declared and chunked), and a value one
+# byte over --max-value-size in a body under the limit.
+big=$CAS_TMP/big
+head -c 3000000 /dev/zero | tr '\0' 'a' >"$big"
+req POST /v1/accept 413 - <"$big"
+code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+	--data-binary @"$big" --max-time 30 "$U/v1/accept")
+[ "$code" = 413 ] || fail "chunked huge body: status $code, want 413"
+grep -q '"error"' "$OUT" || fail "chunked huge body: no JSON error"
+{
+	printf '{"key":"k",%s,"value":{"version":"1","recent":[],"data":"' "$B1"
+	head -c $((1024 * 1024 + 1)) /dev/zero | base64 -w0
+	printf '"}}'
+} >"$big"
+req POST /v1/accept 413 - <"$big"
+
+# Wrong method, unknown path.
+req GET /v1/prepare 405
+req PUT /v1/accept 405 "{\"key\":\"k\",$B1}"
+req DELETE /v1/accept 405
+req POST /v1/health 405 '{}'
+for path in / /v1 /v1/ /v1/prepare/ /v2/prepare /v1/PREPARE /v1/health/x /submit; do
+	req GET "$path" 404
+	req POST "$path" 404 "{\"key\":\"k\",$B1}"
+done
+
+# None of it was stored, and the node still serves.
+req GET /v1/health 200
+grep -q '"keys":"0"' "$OUT" || fail "bad requests created keys: $(cat "$OUT")"
+for key in k a k"$long"; do
+	req POST /v1/prepare 200 "{\"key\":\"${key:0:250}\",\"ballot\":{\"counter\":\"1000\",\"id\":\"1\"}}"
+	grep -q '"accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":\[\],"data":""}' \
+		"$OUT" || fail "key $key: something was stored: $(cat "$OUT")"
+done
+
+# A correct round works, and a higher prepare sees it.
+req POST /v1/prepare 200 "{\"key\":\"good\",$B1}"
+req POST /v1/accept 200 "{\"key\":\"good\",$B1,$V1}"
+grep -Fqx '{"result":"accepted","ballot":{"counter":"5","id":"1"}}' "$OUT" ||
+	fail "accept reply: $(cat "$OUT")"
+req POST /v1/prepare 409 "{\"key\":\"good\",$B1}"
+grep -Fqx '{"result":"reject","blocking":{"counter":"5","id":"1"}}' "$OUT" ||
+	fail "reject reply: $(cat "$OUT")"
+req POST /v1/prepare 200 '{"key":"good","ballot":{"counter":"6","id":"1"}}'
+grep -Fqx "{\"result\":\"promise\",\"accepted\":{\"counter\":\"5\",\"id\":\"1\"},$V1}" "$OUT" ||
+	fail "promise reply: $(cat "$OUT")"
+
+# Kept-alive connections: the second request reuses the first one's.
+n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$U/v1/health" "$U/v1/health" |
+	tr -d '\n')
+[ "$n" = 10 ] || fail "connection not kept alive (connects per request: $n)"
+
+# Bad command-line options: exit 2, one line on stderr.
+bad_opts() {
+	local rc=0
+	"$CAS_BIN/casd" "$@" >"$CAS_TMP/opt.out" 2>"$CAS_TMP/opt.err" || rc=$?
+	[ "$rc" = 2 ] || fail "casd $*: exit $rc, want 2"
+	[ "$(wc -l <"$CAS_TMP/opt.err")" = 1 ] && grep -q '^casd: ' "$CAS_TMP/opt.err" ||
+		fail "casd $*: stderr is not one 'casd: ...' line: $(cat "$CAS_TMP/opt.err")"
+}
+D=$CAS_TMP/optdata
+bad_opts
+bad_opts --data "$D"
+bad_opts --listen 127.0.0.1:0
+bad_opts --listen 127.0.0.1 --data "$D"
+bad_opts --listen :7000 --data "$D"
+bad_opts --listen 127.0.0.1:70000 --data "$D"
+bad_opts --listen 127.0.0.1:-1 --data "$D"
+bad_opts --listen 127.0.0.1:x --data "$D"
+bad_opts --listen '[::1' --data "$D"
+bad_opts --listen 127.0.0.1:0 --data "$D" --max-value-size 0
+bad_opts --listen 127.0.0.1:0 --data "$D" --max-value-size 12k
+bad_opts --listen 127.0.0.1:0 --data "$D" --map-size -5
+bad_opts --listen 127.0.0.1:0 --data "$D" --threads 0
+bad_opts --listen 127.0.0.1:0 --data "$D" --log-level loud
+bad_opts --listen 127.0.0.1:0 --data "$D" --bogus
+bad_opts --listen 127.0.0.1:0 --data "$D" extra
+bad_opts --listen 127.0.0.1:0 --data
+bad_opts --listen 127.0.0.1:0 --data ''
+[ ! -e "$D" ] || fail "a refused command line created $D"
+"$CAS_BIN/casd" --help | grep -q -- '--listen HOST:PORT' || fail "casd --help"
+"$CAS_BIN/casd" --version | grep -qx 'casd [0-9.]*' || fail "casd --version"
+# A taken port is a runtime failure (exit 1), not a usage error.
+rc=0
+"$CAS_BIN/casd" --listen "127.0.0.1:${CAS_PORTS[0]}" --data "$D" 2>"$CAS_TMP/opt.err" || rc=$?
+[ "$rc" = 1 ] || fail "casd on a taken port: exit $rc, want 1"
+grep -q 'cannot listen' "$CAS_TMP/opt.err" || fail "taken port: $(cat "$CAS_TMP/opt.err")"
+
+# The node survived all of it.
+req GET /v1/health 200
+echo "casd_input: ok"
