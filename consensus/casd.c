@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,8 +73,8 @@ static void log_line(void *arg, enum cas_server_log_level level, const char *lin
 	clock_gettime(CLOCK_REALTIME, &ts);
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ld casd[%ld] %s: %s\n", when, ts.tv_nsec / 1000000L,
-		(long)getpid(), level_names[level], line);
+	fprintf(stderr, "%s.%03ld casd[%ld] %s: %s\n", when, ts.tv_nsec / 1000000L, (long)getpid(),
+		level_names[level], line);
 }
 
 /* A decimal number in [min, max], or exit 2 naming opt. */
@@ -126,8 +128,17 @@ static void parse_listen(const char *s, struct options *o)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_LISTEN = 256, OPT_DATA, OPT_MAX_VALUE, OPT_MAP_SIZE, OPT_THREADS,
-	       OPT_PORT_FILE, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION };
+	enum {
+		OPT_LISTEN = 256,
+		OPT_DATA,
+		OPT_MAX_VALUE,
+		OPT_MAP_SIZE,
+		OPT_THREADS,
+		OPT_PORT_FILE,
+		OPT_LOG_LEVEL,
+		OPT_HELP,
+		OPT_VERSION
+	};
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"data", required_argument, NULL, OPT_DATA},
@@ -158,8 +169,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_MAX_VALUE:
 			/* Kept well below what base64 and size_t can carry. */
-			o->max_value = (size_t)parse_number("--max-value-size", optarg, 1,
-							    1ull << 30);
+			o->max_value =
+				(size_t)parse_number("--max-value-size", optarg, 1, 1ull << 30);
 			break;
 		case OPT_MAP_SIZE:
 			o->map_size = (size_t)parse_number("--map-size", optarg, 1, 1ull << 24)
@@ -225,6 +236,32 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
+/* Takes DIR/casd.lock so that two nodes never share one store; the kernel
+ * drops the lock when the process dies, SIGKILL included. Returns the fd
+ * (kept open for the process's life) or -1. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd, n;
+
+	n = snprintf(path, sizeof(path), "%s/casd.lock", dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /* Writes "PORT\n" to path atomically: readers see all of it or nothing. */
 static int write_port_file(const char *path, uint16_t port)
 {
@@ -270,7 +307,7 @@ int main(int argc, char **argv)
 	struct cas_store *store;
 	char errmsg[512];
 	sigset_t stop;
-	int sig, rc = 1;
+	int sig, lock_fd, rc = 1;
 
 	parse_options(argc, argv, &o);
 
@@ -285,9 +322,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "casd: cannot create %s: %s\n", o.data, strerror(errno));
 		goto out_free_host;
 	}
+	lock_fd = lock_data_dir(o.data);
+	if (lock_fd < 0) {
+		fprintf(stderr, "casd: cannot lock %s: %s\n", o.data,
+			errno == EWOULDBLOCK ? "in use by another casd" : strerror(errno));
+		goto out_free_host;
+	}
 	if (cas_store_open(o.data, o.map_size, &store, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "casd: %s\n", errmsg);
-		goto out_free_host;
+		goto out_unlock_dir;
 	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.host = o.host;
@@ -305,14 +348,16 @@ int main(int argc, char **argv)
 		goto out_stop_server;
 	}
 	if (sigwait(&stop, &sig) == 0)
-		log_line(&o, CAS_SERVER_LOG_INFO, sig == SIGINT ? "SIGINT: stopping"
-								: "SIGTERM: stopping");
+		log_line(&o, CAS_SERVER_LOG_INFO,
+			 sig == SIGINT ? "SIGINT: stopping" : "SIGTERM: stopping");
 	rc = 0;
 
 out_stop_server:
 	cas_server_stop(server);
 out_close_store:
 	cas_store_close(store);
+out_unlock_dir:
+	close(lock_fd);
 out_free_host:
 	free(o.host);
 	return rc;

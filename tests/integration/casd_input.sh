@@ -159,6 +159,12 @@ rc=0
 [ "$rc" = 1 ] || fail "casd on a taken port: exit $rc, want 1"
 grep -q 'cannot listen' "$CAS_TMP/opt.err" || fail "taken port: $(cat "$CAS_TMP/opt.err")"
 
+# A second node on the same data folder is refused.
+rc=0
+"$CAS_BIN/casd" --listen 127.0.0.1:0 --data "$CAS_TMP/n0" 2>"$CAS_TMP/opt.err" || rc=$?
+[ "$rc" = 1 ] || fail "second casd on one data folder: exit $rc, want 1"
+grep -q 'in use' "$CAS_TMP/opt.err" || fail "shared data folder: $(cat "$CAS_TMP/opt.err")"
+
 # The node survived all of it.
 req GET /v1/health 200
 echo "casd_input: ok"
