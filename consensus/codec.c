@@ -15,7 +15,7 @@
 #define U64_DIGITS_MAX 20
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *errmsg, size_t errmsg_len,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -193,8 +193,8 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 /* Checks that obj is an object whose members are exactly names[0..n-1],
  * each once, and stores them in items[] in the order of names. */
-static int take_fields(struct dctx *c, const cJSON *obj, const char *what,
-		       const char *const *names, size_t n, const cJSON **items)
+static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const char *const *names,
+		       size_t n, const cJSON **items)
 {
 	const cJSON *it;
 	size_t i;
@@ -245,8 +245,7 @@ static int take_u64(struct dctx *c, const cJSON *item, const char *what, uint64_
 	return CAS_OK;
 }
 
-static int take_ballot(struct dctx *c, const cJSON *obj, const char *what,
-		       struct cas_ballot *out)
+static int take_ballot(struct dctx *c, const cJSON *obj, const char *what, struct cas_ballot *out)
 {
 	static const char *const names[] = {"counter", "id"};
 	const cJSON *items[2];
@@ -367,9 +366,8 @@ static int parse_body(struct dctx *c, const char *body, size_t len, cJSON **out)
 	return CAS_OK;
 }
 
-int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type,
-			     size_t max_value, struct cas_msg *out, char *errmsg,
-			     size_t errmsg_len)
+int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type, size_t max_value,
+			     struct cas_msg *out, char *errmsg, size_t errmsg_len)
 {
 	static const char *const names[] = {"key", "ballot", "value"};
 	struct dctx c = {errmsg, errmsg_len, CAS_EINVAL};
@@ -400,8 +398,7 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 	key_len = strlen(key);
 	if (!cas_key_valid(key, key_len)) {
 		seterr(errmsg, errmsg_len,
-		       "key: must be 1 to %d characters from A-Z a-z 0-9 . _ : / @ -",
-		       CAS_KEY_MAX);
+		       "key: must be 1 to %d characters from A-Z a-z 0-9 . _ : / @ -", CAS_KEY_MAX);
 		err = CAS_EKEY;
 		goto out_delete_root;
 	}

@@ -54,9 +54,8 @@ struct request {
 	bool too_big;
 };
 
-__attribute__((format(printf, 3, 4))) static void logf_(const struct cas_server *s,
-							 enum cas_server_log_level level,
-							 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+logf_(const struct cas_server *s, enum cas_server_log_level level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -69,8 +68,7 @@ __attribute__((format(printf, 3, 4))) static void logf_(const struct cas_server 
 	s->log(s->log_arg, level, line);
 }
 
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
-							     va_list ap)
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct cas_server *s = cls;
 	char line[512];
@@ -195,8 +193,8 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 	status = reply.type == CAS_MSG_REJECT ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
 	logf_(s, CAS_SERVER_LOG_DEBUG,
 	      "%s %s key=%s ballot=%" PRIu64 ".%" PRIu64 " %u (ballot %" PRIu64 ".%" PRIu64 ")",
-	      method, url, req.key, req.ballot.counter, req.ballot.id, status,
-	      reply.ballot.counter, reply.ballot.id);
+	      method, url, req.key, req.ballot.counter, req.ballot.id, status, reply.ballot.counter,
+	      reply.ballot.id);
 	cas_msg_clear(&req);
 	cas_msg_clear(&reply);
 	if (err)
@@ -287,9 +285,8 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct cas_server *s = cls;
 	struct request *r = *con_cls;
@@ -307,8 +304,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					  "request body too large");
 		r = calloc(1, sizeof(*r));
 		if (!r)
-			return send_error(s, conn, method, url,
-					  MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+			return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "out of memory");
 		r->route = route;
 		r->status = status;
 		r->reason = reason;
@@ -419,11 +416,10 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 		flags |= MHD_USE_IPv6;
 	errno = 0;
 	s->daemon = MHD_start_daemon(
-		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-		on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_END);
+		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+		s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+		threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(errmsg, errmsg_len, "cannot listen on %s:%u: %s",
 			 cfg->host ? cfg->host : "*", (unsigned)cfg->port,

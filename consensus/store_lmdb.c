@@ -21,7 +21,7 @@ struct cas_store {
 };
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *errmsg, size_t errmsg_len,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -161,8 +161,8 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 		err = lmdb_err(rc, "mdb_env_create", errmsg, errmsg_len);
 		goto out_free_store;
 	}
-	rc = mdb_env_set_mapsize(s->env, map_size ? map_size
-						  : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20);
+	rc = mdb_env_set_mapsize(s->env,
+				 map_size ? map_size : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20);
 	if (rc) {
 		err = lmdb_err(rc, "mdb_env_set_mapsize", errmsg, errmsg_len);
 		goto out_close_env;

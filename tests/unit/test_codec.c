@@ -19,8 +19,7 @@ static int decode(const char *body, enum cas_msg_type type, struct cas_msg *out)
 	char errmsg[256] = "";
 	int err;
 
-	err = cas_codec_decode_request(body, strlen(body), type, MAXV, out, errmsg,
-				       sizeof(errmsg));
+	err = cas_codec_decode_request(body, strlen(body), type, MAXV, out, errmsg, sizeof(errmsg));
 	if (err)
 		assert_true(errmsg[0] != '\0'); /* every refusal says why */
 	return err;
@@ -51,7 +50,7 @@ static void test_base64_vectors(void **state)
 {
 	/* RFC 4648, section 10. */
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	static const char *const coded[] = {"",		"Zg==",	    "Zm8=",    "Zm9v",
 					    "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	unsigned char *bytes;
 	size_t i, n;
@@ -65,8 +64,7 @@ static void test_base64_vectors(void **state)
 		assert_string_equal(text, coded[i]);
 		assert_int_equal(n, strlen(coded[i]));
 		free(text);
-		assert_int_equal(cas_base64_decode(coded[i], strlen(coded[i]), &bytes, &n),
-				 CAS_OK);
+		assert_int_equal(cas_base64_decode(coded[i], strlen(coded[i]), &bytes, &n), CAS_OK);
 		assert_int_equal(n, strlen(plain[i]));
 		if (n)
 			assert_memory_equal(bytes, plain[i], n);
@@ -99,18 +97,18 @@ static void test_base64_all_bytes(void **state)
 static void test_base64_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"Zg=",      /* not a multiple of 4 */
-		"Zg",       /* no padding */
+		"Zg=",	    /* not a multiple of 4 */
+		"Zg",	    /* no padding */
 		"Zm9v\n",   /* whitespace */
-		"Zm 9",     /* space */
-		"Zm9-",     /* base64url alphabet */
-		"Zm9_",     /* base64url alphabet */
-		"Z===",     /* too much padding */
-		"====",     /* padding only */
+		"Zm 9",	    /* space */
+		"Zm9-",	    /* base64url alphabet */
+		"Zm9_",	    /* base64url alphabet */
+		"Z===",	    /* too much padding */
+		"====",	    /* padding only */
 		"Zg==Zg==", /* padding in the middle */
-		"Z=g=",     /* padding then data */
-		"Zh==",     /* non-zero bits after the last byte */
-		"Zm9=",     /* non-zero bits after the last byte */
+		"Z=g=",	    /* padding then data */
+		"Zh==",	    /* non-zero bits after the last byte */
+		"Zm9=",	    /* non-zero bits after the last byte */
 		"Zm9v\0Zg=",
 	};
 	unsigned char *out = (unsigned char *)"x";
@@ -249,8 +247,7 @@ static void test_request_rejects(void **state)
 		 "{\"key\":\"k\",\"ballot\":{\"counter\":\"1\",\"id\":\"2\",\"x\":\"3\"}}",
 		 CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
-		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"data\":\"\"}}",
-		 CAS_EINVAL},
+		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"data\":\"\"}}", CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
 		 "{\"key\":\"k\"," BAL
 		 ",\"value\":{\"version\":\"1\",\"recent\":[],\"data\":\"\",\"x\":null}}",
@@ -269,13 +266,16 @@ static void test_request_rejects(void **state)
 		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":1,\"recent\":[],\"data\":\"\"}}",
 		 CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
-		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":{},\"data\":\"\"}}",
+		 "{\"key\":\"k\"," BAL
+		 ",\"value\":{\"version\":\"1\",\"recent\":{},\"data\":\"\"}}",
 		 CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
-		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":[1],\"data\":\"\"}}",
+		 "{\"key\":\"k\"," BAL
+		 ",\"value\":{\"version\":\"1\",\"recent\":[1],\"data\":\"\"}}",
 		 CAS_EINVAL},
 		{CAS_MSG_ACCEPT,
-		 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":[],\"data\":null}}",
+		 "{\"key\":\"k\"," BAL
+		 ",\"value\":{\"version\":\"1\",\"recent\":[],\"data\":null}}",
 		 CAS_EINVAL},
 		/* Numbers: sign, leading zeros, overflow, not digits. */
 		{CAS_MSG_PREPARE, "{\"key\":\"k\",\"ballot\":{\"counter\":\"-1\",\"id\":\"2\"}}",
@@ -395,8 +395,8 @@ static void test_request_limits(void **state)
 			 CAS_EINVAL);
 	/* The length is honoured: a valid prefix, garbage after it. */
 	snprintf(body, sizeof(body), "{\"key\":\"k\"," BAL "}garbage");
-	assert_int_equal(cas_codec_decode_request(body, strlen(body) - 7, CAS_MSG_PREPARE, MAXV,
-						  &d, NULL, 0),
+	assert_int_equal(cas_codec_decode_request(body, strlen(body) - 7, CAS_MSG_PREPARE, MAXV, &d,
+						  NULL, 0),
 			 CAS_OK);
 	cas_msg_clear(&d);
 }
@@ -437,8 +437,8 @@ static void test_reply_roundtrip(void **state)
 	m.ballot.counter = 4;
 	m.ballot.id = 1;
 	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
-	assert_string_equal(text,
-			    "{\"result\":\"accepted\",\"ballot\":{\"counter\":\"4\",\"id\":\"1\"}}");
+	assert_string_equal(
+		text, "{\"result\":\"accepted\",\"ballot\":{\"counter\":\"4\",\"id\":\"1\"}}");
 	assert_int_equal(decode_reply(text, &d), CAS_OK);
 	assert_int_equal(d.type, CAS_MSG_ACCEPTED);
 	assert_int_equal(d.ballot.counter, 4);
@@ -447,8 +447,8 @@ static void test_reply_roundtrip(void **state)
 
 	m.type = CAS_MSG_REJECT;
 	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
-	assert_string_equal(text,
-			    "{\"result\":\"reject\",\"blocking\":{\"counter\":\"4\",\"id\":\"1\"}}");
+	assert_string_equal(
+		text, "{\"result\":\"reject\",\"blocking\":{\"counter\":\"4\",\"id\":\"1\"}}");
 	assert_int_equal(decode_reply(text, &d), CAS_OK);
 	assert_int_equal(d.type, CAS_MSG_REJECT);
 	assert_int_equal(d.ballot.id, 1);

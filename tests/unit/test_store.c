@@ -59,12 +59,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct cas_ballot B(uint64_t counter, uint64_t id)
-{
+static struct cas_ballot B(uint64_t counter, uint64_t id) {
 	return (struct cas_ballot){counter, id};
 }
 
-static struct cas_msg prepare_msg(const char *key, struct cas_ballot b)
+static struct cas_msg
+prepare_msg(const char *key, struct cas_ballot b)
 {
 	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = b};
 
@@ -228,8 +228,7 @@ static void test_failed_commit_changes_nothing(void **state)
 	cas_store_set_fault(f->store, fault_fn, &ft);
 	/* A prepare that would promise: the commit fails, no reply. */
 	req = prepare_msg("k", B(3, 1));
-	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)),
-			 CAS_EIO);
+	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)), CAS_EIO);
 	assert_non_null(strstr(errmsg, "injected"));
 	assert_int_equal(reply.type, CAS_MSG_NONE);
 	assert_null(reply.value.data);
@@ -349,23 +348,21 @@ static void test_lmdb_error_carries_reason(void **state)
 	memset(big, 'z', len);
 	big[len] = '\0';
 	req = accept_msg("k", B(1, 1), big, 1);
-	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)),
-			 CAS_EIO);
+	assert_int_equal(cas_store_handle(f->store, &req, &reply, errmsg, sizeof(errmsg)), CAS_EIO);
 	assert_non_null(strstr(errmsg, "MDB_MAP_FULL"));
 	assert_int_equal(reply.type, CAS_MSG_NONE);
 	free(big);
 	assert_state(f, "k", B(0, 0), B(0, 0), "", 0);
 
 	/* Opening a folder that does not exist names the folder. */
-	assert_int_equal(cas_store_open("/nonexistent/cas-test", 0, &other, errmsg,
-					sizeof(errmsg)),
+	assert_int_equal(cas_store_open("/nonexistent/cas-test", 0, &other, errmsg, sizeof(errmsg)),
 			 CAS_EIO);
 	assert_null(other);
 	assert_non_null(strstr(errmsg, "/nonexistent/cas-test"));
 }
 
 #define THREADS 4
-#define ROUNDS 50
+#define ROUNDS	50
 
 struct worker {
 	struct fixture *f;
