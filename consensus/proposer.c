@@ -126,15 +126,29 @@ static int recent_pos(const struct cas_reg *r, uint64_t op_id)
 	return -1;
 }
 
-/* True when one of our earlier proposals could have been chosen and then
- * pushed out of cur's recent ids by later changes: we cannot tell whether
- * it was applied. */
-static bool mine_out_of_sight(const struct cas_op *op, const struct cas_reg *cur)
+/* Whether one of our earlier proposals may have been chosen without our
+ * being able to see it in cur, the value this attempt builds on (called
+ * when our id is not among cur's recent ids).
+ *
+ * Had a proposal of version v been chosen before this attempt's prepare,
+ * cur would descend from it (cur has the highest accepted ballot in a
+ * quorum that meets the one that chose it), and cur's recent id for
+ * version v would be ours. So a proposal whose version is in sight (with
+ * another id there) or above cur's was not chosen yet; if this attempt's
+ * accept succeeds it never will be, and if it fails the proposal stays in
+ * the running (it is kept). A proposal whose version is out of sight may
+ * have been chosen and pushed out by later changes: we cannot tell
+ * whether our change was applied. */
+static bool mine_unknown(const struct cas_op *op, const struct cas_reg *cur)
 {
-	for (size_t i = 0; i < op->n_mine; i++)
-		if (op->mine[i].version != 0 &&
-		    cur->version >= op->mine[i].version + CAS_RECENT_MAX)
+	for (size_t i = 0; i < op->n_mine; i++) {
+		const struct cas_reg *m = &op->mine[i];
+
+		if (m->version == 0 || m->version > cur->version)
+			continue;
+		if (cur->version - m->version >= cur->n_recent)
 			return true;
+	}
 	return false;
 }
 
@@ -176,7 +190,7 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 		op->verdict = answer_with_mine(op, cur->version - (uint64_t)pos);
 		next = *cur;
 		cur->data = NULL;
-	} else if (mine_out_of_sight(op, cur)) {
+	} else if (mine_unknown(op, cur)) {
 		finish(op, CAS_EUNAVAILABLE, eff);
 		return;
 	} else {
