@@ -76,7 +76,10 @@ typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_
  * On CAS_OK, and on a code that fn returned, out (may be NULL) receives
  * the register's value after the operation; the caller frees it with
  * cas_value_clear. On other errors out is zeroed. CAS_EUNAVAILABLE: no
- * majority in time; the change may or may not have been applied. */
+ * majority in time, or (rarely, under heavy contention on one key) an
+ * earlier attempt of this call may have been applied and then pushed out
+ * of the register's memory of its last 16 changes; either way the change
+ * may or may not have been applied. */
 CAS_API int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		       unsigned timeout_ms, struct cas_value *out);
 
