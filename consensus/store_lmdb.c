@@ -1,11 +1,13 @@
 /* store_lmdb.c - the acceptor's durable state in LMDB (see store_lmdb.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -143,6 +145,18 @@ static int read_state(MDB_txn *txn, MDB_dbi dbi, const char *key, struct cas_acc
 	return CAS_OK;
 }
 
+static int sync_dir(const char *dir)
+{
+	int fd, rc;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, char *errmsg,
 		   size_t errmsg_len)
 {
@@ -194,6 +208,13 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 	rc = mdb_txn_commit(txn);
 	if (rc) {
 		err = lmdb_err(rc, "mdb_txn_commit", errmsg, errmsg_len);
+		goto out_close_env;
+	}
+	/* LMDB syncs its files, not their names: make a freshly created
+	 * store survive a power loss too. */
+	if (sync_dir(dir)) {
+		seterr(errmsg, errmsg_len, "store: fsync %s: %s", dir, strerror(errno));
+		err = CAS_EIO;
 		goto out_close_env;
 	}
 	*out = s;
