@@ -24,8 +24,8 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 			     size_t errmsg_len);
 
 /* Decodes an acceptor's reply (PROMISE, ACCEPTED or REJECT, told by its
- * "result" field). Errors and ownership as for cas_codec_decode_request
- * (malformed replies are CAS_EPROTO). */
+ * "result" field). Ownership as for cas_codec_decode_request. A malformed
+ * reply is CAS_EPROTO; a value over max_value is CAS_ETOOBIG. */
 int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struct cas_msg *out,
 			   char *errmsg, size_t errmsg_len);
 
