@@ -14,7 +14,7 @@ struct hop {
 	char *key;
 	char *label;
 	void *value;
-	struct cas_op op;
+	struct cas_hist_op op;
 };
 
 struct cas_history {
@@ -53,25 +53,25 @@ size_t cas_history_count(const struct cas_history *h)
 	return h->len;
 }
 
-static bool op_valid(const char *key, const struct cas_op *op)
+static bool op_valid(const char *key, const struct cas_hist_op *op)
 {
 	if (!key || (!op->value && op->len > 0))
 		return false;
-	if (op->kind != CAS_OP_READ && op->kind != CAS_OP_WRITE && op->kind != CAS_OP_CAS)
+	if (op->kind != CAS_HIST_READ && op->kind != CAS_HIST_WRITE && op->kind != CAS_HIST_CAS)
 		return false;
-	if (op->status != CAS_OP_OK && op->status != CAS_OP_MISMATCH &&
-	    op->status != CAS_OP_FAILED && op->status != CAS_OP_UNKNOWN)
+	if (op->status != CAS_HIST_OK && op->status != CAS_HIST_MISMATCH &&
+	    op->status != CAS_HIST_FAILED && op->status != CAS_HIST_UNKNOWN)
 		return false;
 	if (op->complete < op->invoke)
 		return false;
-	if (op->status == CAS_OP_MISMATCH && op->kind != CAS_OP_CAS)
+	if (op->status == CAS_HIST_MISMATCH && op->kind != CAS_HIST_CAS)
 		return false;
-	if (op->complete == CAS_TIME_PENDING && op->status != CAS_OP_UNKNOWN)
+	if (op->complete == CAS_TIME_PENDING && op->status != CAS_HIST_UNKNOWN)
 		return false;
 	return true;
 }
 
-int cas_history_add(struct cas_history *h, const char *key, const struct cas_op *op)
+int cas_history_add(struct cas_history *h, const char *key, const struct cas_hist_op *op)
 {
 	struct hop *o;
 
@@ -174,7 +174,7 @@ static void why_version(struct why *w, uint64_t v)
 /* "line 3: cas 1 "y" [15,20] -> mismatch 2" */
 static void why_op(struct why *w, const struct cas_history *h, size_t i)
 {
-	const struct cas_op *op = &h->ops[i].op;
+	const struct cas_hist_op *op = &h->ops[i].op;
 	static const char *const status[] = {"ok", "mismatch", "fail", "unknown"};
 
 	if (op->label)
@@ -182,14 +182,14 @@ static void why_op(struct why *w, const struct cas_history *h, size_t i)
 	else
 		why_printf(w, "#%zu: ", i);
 	switch (op->kind) {
-	case CAS_OP_READ:
+	case CAS_HIST_READ:
 		why_printf(w, "read");
 		break;
-	case CAS_OP_WRITE:
+	case CAS_HIST_WRITE:
 		why_printf(w, "write ");
 		why_value(w, op->value, op->len, WHY_VALUE_MAX);
 		break;
-	case CAS_OP_CAS:
+	case CAS_HIST_CAS:
 		why_printf(w, "cas %llu ", (unsigned long long)op->expected);
 		why_value(w, op->value, op->len, WHY_VALUE_MAX);
 		break;
@@ -199,14 +199,14 @@ static void why_op(struct why *w, const struct cas_history *h, size_t i)
 		why_printf(w, "-] -> ");
 	else
 		why_printf(w, "%llu] -> ", (unsigned long long)op->complete);
-	if (op->kind == CAS_OP_READ && op->status == CAS_OP_OK) {
+	if (op->kind == CAS_HIST_READ && op->status == CAS_HIST_OK) {
 		why_version(w, op->version);
 		why_printf(w, " ");
 		why_value(w, op->value, op->len, WHY_VALUE_MAX);
 		return;
 	}
 	why_printf(w, "%s", status[op->status]);
-	if (op->status == CAS_OP_OK || op->status == CAS_OP_MISMATCH) {
+	if (op->status == CAS_HIST_OK || op->status == CAS_HIST_MISMATCH) {
 		why_printf(w, " ");
 		why_version(w, op->version);
 	}
@@ -442,7 +442,7 @@ static int intern_values(struct search *s)
 	if (!keys)
 		return CAS_ENOMEM;
 	for (i = 0; i < s->n; i++) {
-		const struct cas_op *op = &s->h->ops[s->ops[i].src].op;
+		const struct cas_hist_op *op = &s->h->ops[s->ops[i].src].op;
 
 		keys[i] = (struct vkey){op->value, op->len, i};
 	}
@@ -792,7 +792,7 @@ static void explain(const struct search *s, const char *key, struct why *w)
 		const struct mop *put = &s->ops[s->best[i - 1]];
 
 		if (put->kind == M_PUT) {
-			const struct cas_op *v = &s->h->ops[put->src].op;
+			const struct cas_hist_op *v = &s->h->ops[put->src].op;
 
 			why_value(w, v->value, v->len, WHY_VALUE_MAX);
 			why_printf(w, "\n");
@@ -803,11 +803,11 @@ static void explain(const struct search *s, const char *key, struct why *w)
 }
 
 /* True when op can be left out: it neither changed nor observed anything. */
-static bool droppable(const struct cas_op *op)
+static bool droppable(const struct cas_hist_op *op)
 {
-	if (op->status == CAS_OP_FAILED)
+	if (op->status == CAS_HIST_FAILED)
 		return true;
-	return op->kind == CAS_OP_READ && op->status == CAS_OP_UNKNOWN;
+	return op->kind == CAS_HIST_READ && op->status == CAS_HIST_UNKNOWN;
 }
 
 /* Checks the n operations idx[] (all on one key). */
@@ -827,27 +827,27 @@ static int check_key(const struct cas_history *h, const size_t *idx, size_t n, b
 	if (!s.ops)
 		goto out;
 	for (i = 0; i < n; i++) {
-		const struct cas_op *op = &h->ops[idx[i]].op;
+		const struct cas_hist_op *op = &h->ops[idx[i]].op;
 		struct mop *m = &s.ops[i];
 
 		m->src = idx[i];
 		m->invoke = op->invoke;
 		m->expected = op->expected;
 		m->version = op->version;
-		if (op->status == CAS_OP_UNKNOWN) {
+		if (op->status == CAS_HIST_UNKNOWN) {
 			/* In flight until proven otherwise: no deadline. */
 			m->complete = CAS_TIME_PENDING;
 			m->version = CAS_VERSION_ANY;
 		} else {
 			m->complete = op->complete;
 		}
-		if (op->kind == CAS_OP_READ) {
+		if (op->kind == CAS_HIST_READ) {
 			m->kind = M_READ;
-		} else if (op->status == CAS_OP_MISMATCH) {
+		} else if (op->status == CAS_HIST_MISMATCH) {
 			m->kind = M_MISMATCH;
 		} else {
 			m->kind = M_PUT;
-			m->cond = op->kind == CAS_OP_CAS;
+			m->cond = op->kind == CAS_HIST_CAS;
 		}
 	}
 	rc = intern_values(&s);
@@ -1094,7 +1094,7 @@ int cas_history_add_line(struct cas_history *h, const char *line, const char *la
 			 size_t err_len)
 {
 	struct tok t[MAX_TOKS];
-	struct cas_op op = {.label = label, .version = CAS_VERSION_ANY};
+	struct cas_hist_op op = {.label = label, .version = CAS_VERSION_ANY};
 	char *buf;
 	int n, i, rc = CAS_EINVAL;
 	char dummy[1];
@@ -1132,14 +1132,14 @@ int cas_history_add_line(struct cas_history *h, const char *line, const char *la
 	}
 	i = 4;
 	if (is_word(&t[3], "read")) {
-		op.kind = CAS_OP_READ;
+		op.kind = CAS_HIST_READ;
 	} else if (is_word(&t[3], "write") && n > 4) {
-		op.kind = CAS_OP_WRITE;
+		op.kind = CAS_HIST_WRITE;
 		op.value = t[4].s;
 		op.len = t[4].len;
 		i = 5;
 	} else if (is_word(&t[3], "cas") && n > 5) {
-		op.kind = CAS_OP_CAS;
+		op.kind = CAS_HIST_CAS;
 		if (!parse_u64(&t[4], &op.expected)) {
 			snprintf(err, err_len, "bad expected version '%s'", t[4].s);
 			goto out_free_buf;
@@ -1152,36 +1152,36 @@ int cas_history_add_line(struct cas_history *h, const char *line, const char *la
 		goto out_free_buf;
 	}
 	if (i == n && op.complete == CAS_TIME_PENDING) {
-		op.status = CAS_OP_UNKNOWN;
+		op.status = CAS_HIST_UNKNOWN;
 	} else if (i + 1 >= n || !is_word(&t[i], "->")) {
 		snprintf(err, err_len, "expected '-> RESULT' after the call");
 		goto out_free_buf;
 	} else if (is_word(&t[i + 1], "unknown") && n == i + 2) {
-		op.status = CAS_OP_UNKNOWN;
+		op.status = CAS_HIST_UNKNOWN;
 	} else if (is_word(&t[i + 1], "fail") && n == i + 2) {
-		op.status = CAS_OP_FAILED;
-	} else if (op.kind == CAS_OP_READ) {
+		op.status = CAS_HIST_FAILED;
+	} else if (op.kind == CAS_HIST_READ) {
 		if (n != i + 3 || !parse_version(&t[i + 1], &op.version)) {
 			snprintf(err, err_len, "a read's result is VERSION VALUE, fail or unknown");
 			goto out_free_buf;
 		}
-		op.status = CAS_OP_OK;
+		op.status = CAS_HIST_OK;
 		op.value = t[i + 2].s;
 		op.len = t[i + 2].len;
 	} else if ((is_word(&t[i + 1], "ok") ||
-		    (op.kind == CAS_OP_CAS && is_word(&t[i + 1], "mismatch"))) &&
+		    (op.kind == CAS_HIST_CAS && is_word(&t[i + 1], "mismatch"))) &&
 		   n <= i + 3) {
-		op.status = is_word(&t[i + 1], "ok") ? CAS_OP_OK : CAS_OP_MISMATCH;
+		op.status = is_word(&t[i + 1], "ok") ? CAS_HIST_OK : CAS_HIST_MISMATCH;
 		if (n == i + 3 && !parse_version(&t[i + 2], &op.version)) {
 			snprintf(err, err_len, "bad version '%s'", t[i + 2].s);
 			goto out_free_buf;
 		}
 	} else {
 		snprintf(err, err_len, "bad result: expected ok [VERSION]%s, fail or unknown",
-			 op.kind == CAS_OP_CAS ? ", mismatch [VERSION]" : "");
+			 op.kind == CAS_HIST_CAS ? ", mismatch [VERSION]" : "");
 		goto out_free_buf;
 	}
-	if (op.complete == CAS_TIME_PENDING && op.status != CAS_OP_UNKNOWN) {
+	if (op.complete == CAS_TIME_PENDING && op.status != CAS_HIST_UNKNOWN) {
 		snprintf(err, err_len, "a never-completed operation's result must be unknown");
 		goto out_free_buf;
 	}
@@ -1236,7 +1236,7 @@ int cas_history_write(const struct cas_history *h, FILE *f)
 
 	for (i = 0; i < h->len; i++) {
 		const struct hop *o = &h->ops[i];
-		const struct cas_op *op = &o->op;
+		const struct cas_hist_op *op = &o->op;
 
 		if (strpbrk(o->key, " \t\r\n\"\\") || o->key[0] == '#')
 			write_value(f, o->key, strlen(o->key));
@@ -1248,26 +1248,26 @@ int cas_history_write(const struct cas_history *h, FILE *f)
 		else
 			fprintf(f, "%llu", (unsigned long long)op->complete);
 		switch (op->kind) {
-		case CAS_OP_READ:
+		case CAS_HIST_READ:
 			fputs(" read", f);
 			break;
-		case CAS_OP_WRITE:
+		case CAS_HIST_WRITE:
 			fputs(" write ", f);
 			write_value(f, op->value, op->len);
 			break;
-		case CAS_OP_CAS:
+		case CAS_HIST_CAS:
 			fprintf(f, " cas %llu ", (unsigned long long)op->expected);
 			write_value(f, op->value, op->len);
 			break;
 		}
 		fputs(" -> ", f);
-		if (op->kind == CAS_OP_READ && op->status == CAS_OP_OK) {
+		if (op->kind == CAS_HIST_READ && op->status == CAS_HIST_OK) {
 			write_version(f, op->version);
 			fputc(' ', f);
 			write_value(f, op->value, op->len);
 		} else {
 			fputs(status[op->status], f);
-			if (op->status == CAS_OP_OK || op->status == CAS_OP_MISMATCH) {
+			if (op->status == CAS_HIST_OK || op->status == CAS_HIST_MISMATCH) {
 				fputc(' ', f);
 				write_version(f, op->version);
 			}

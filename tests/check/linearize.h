@@ -40,17 +40,17 @@
 /* A version the history did not record; the checker then ignores it. */
 #define CAS_VERSION_ANY UINT64_MAX
 
-enum cas_op_kind {
-	CAS_OP_READ,  /* returns (version, value) */
-	CAS_OP_WRITE, /* blind put of value: sets (version + 1, value) */
-	CAS_OP_CAS,   /* puts value only if the version is still expected */
+enum cas_hist_kind {
+	CAS_HIST_READ,  /* returns (version, value) */
+	CAS_HIST_WRITE, /* blind put of value: sets (version + 1, value) */
+	CAS_HIST_CAS,   /* puts value only if the version is still expected */
 };
 
-enum cas_op_status {
-	CAS_OP_OK,	 /* completed: a read returned, a write or cas took effect */
-	CAS_OP_MISMATCH, /* cas only: no effect, the version was not expected */
-	CAS_OP_FAILED,	 /* definitely no effect (an error before anything was sent) */
-	CAS_OP_UNKNOWN,	 /* may or may not have taken effect, at any time after invoke */
+enum cas_hist_status {
+	CAS_HIST_OK,	 /* completed: a read returned, a write or cas took effect */
+	CAS_HIST_MISMATCH, /* cas only: no effect, the version was not expected */
+	CAS_HIST_FAILED,	 /* definitely no effect (an error before anything was sent) */
+	CAS_HIST_UNKNOWN,	 /* may or may not have taken effect, at any time after invoke */
 };
 
 /*
@@ -70,9 +70,9 @@ enum cas_op_status {
  * without one the operation is called "#i", i being its index in the
  * history (0 for the first cas_history_add).
  */
-struct cas_op {
-	enum cas_op_kind kind;
-	enum cas_op_status status;
+struct cas_hist_op {
+	enum cas_hist_kind kind;
+	enum cas_hist_status status;
 	uint64_t invoke;
 	uint64_t complete;
 	uint64_t expected;
@@ -97,7 +97,7 @@ void cas_history_free(struct cas_history *h);
  * CAS_ENOMEM, or CAS_EINVAL for an inconsistent op (complete before
  * invoke, MISMATCH on a non-cas, PENDING with a known outcome, NULL value
  * with len > 0, NULL key); on error h is unchanged. */
-int cas_history_add(struct cas_history *h, const char *key, const struct cas_op *op);
+int cas_history_add(struct cas_history *h, const char *key, const struct cas_hist_op *op);
 
 /* Number of operations added so far, including those the checker drops. */
 size_t cas_history_count(const struct cas_history *h);

@@ -411,13 +411,13 @@ static void test_explanation_shape(void **state)
 static void test_add_rejects_inconsistent(void **state)
 {
 	struct cas_history *h;
-	struct cas_op ok = {.kind = CAS_OP_WRITE,
+	struct cas_hist_op ok = {.kind = CAS_HIST_WRITE,
 			    .invoke = 1,
 			    .complete = 2,
 			    .value = "x",
 			    .len = 1,
 			    .version = 1};
-	struct cas_op op;
+	struct cas_hist_op op;
 
 	(void)state;
 	assert_int_equal(cas_history_new(&h), CAS_OK);
@@ -426,7 +426,7 @@ static void test_add_rejects_inconsistent(void **state)
 	op.complete = 0;
 	assert_int_equal(cas_history_add(h, "a", &op), CAS_EINVAL);
 	op = ok;
-	op.status = CAS_OP_MISMATCH;
+	op.status = CAS_HIST_MISMATCH;
 	assert_int_equal(cas_history_add(h, "a", &op), CAS_EINVAL);
 	op = ok;
 	op.complete = CAS_TIME_PENDING;
@@ -557,7 +557,7 @@ static unsigned below(unsigned n)
 /* One generated operation, with the truth the generator knows. */
 struct rop {
 	int key;
-	struct cas_op op;
+	struct cas_hist_op op;
 	char value[RVAL];
 	bool took_effect;
 	uint64_t true_version; /* the register's version right after it */
@@ -586,15 +586,15 @@ static void generate(struct rop *ops, size_t n, unsigned spread, unsigned seed)
 			r->op.invoke = 0;
 		r->op.complete = at + below(spread * 100 + 1);
 		if (dice < 40) {
-			r->op.kind = CAS_OP_READ;
+			r->op.kind = CAS_HIST_READ;
 			memcpy(r->value, value[k], RVAL);
 			r->op.version = version[k];
 		} else {
-			r->op.kind = dice < 65 ? CAS_OP_WRITE : CAS_OP_CAS;
+			r->op.kind = dice < 65 ? CAS_HIST_WRITE : CAS_HIST_CAS;
 			r->op.expected = below(4) ? version[k] : version[k] + below(3) - 1;
 			snprintf(r->value, RVAL, "s%u-%zu", seed, i);
-			if (r->op.kind == CAS_OP_CAS && r->op.expected != version[k]) {
-				r->op.status = CAS_OP_MISMATCH;
+			if (r->op.kind == CAS_HIST_CAS && r->op.expected != version[k]) {
+				r->op.status = CAS_HIST_MISMATCH;
 				r->op.version = version[k];
 			} else {
 				r->took_effect = true;
@@ -607,13 +607,13 @@ static void generate(struct rop *ops, size_t n, unsigned spread, unsigned seed)
 		r->op.value = r->value;
 		r->op.len = strlen(r->value);
 		dice = below(100);
-		if (dice < 8 && r->op.kind != CAS_OP_READ) {
-			r->op.status = CAS_OP_UNKNOWN;
+		if (dice < 8 && r->op.kind != CAS_HIST_READ) {
+			r->op.status = CAS_HIST_UNKNOWN;
 			if (below(2))
 				r->op.complete = CAS_TIME_PENDING;
 		} else if (dice < 12 && !r->took_effect) {
-			r->op.status = CAS_OP_FAILED;
-		} else if (dice < 20 && r->op.status != CAS_OP_UNKNOWN) {
+			r->op.status = CAS_HIST_FAILED;
+		} else if (dice < 20 && r->op.status != CAS_HIST_UNKNOWN) {
 			r->op.version = CAS_VERSION_ANY;
 		}
 	}
@@ -646,23 +646,23 @@ static long pick(const struct rop *ops, size_t n, bool (*pred)(const struct rop 
 
 static bool is_ok_read(const struct rop *r)
 {
-	return r->op.kind == CAS_OP_READ && r->op.status == CAS_OP_OK;
+	return r->op.kind == CAS_HIST_READ && r->op.status == CAS_HIST_OK;
 }
 
 static bool is_done_put(const struct rop *r)
 {
-	return r->op.kind != CAS_OP_READ && r->op.status == CAS_OP_OK &&
+	return r->op.kind != CAS_HIST_READ && r->op.status == CAS_HIST_OK &&
 	       r->op.version != CAS_VERSION_ANY;
 }
 
 static bool is_done_cas(const struct rop *r)
 {
-	return r->op.kind == CAS_OP_CAS && r->op.status == CAS_OP_OK;
+	return r->op.kind == CAS_HIST_CAS && r->op.status == CAS_HIST_OK;
 }
 
 static bool is_seen_mismatch(const struct rop *r)
 {
-	return r->op.status == CAS_OP_MISMATCH && r->op.version != CAS_VERSION_ANY;
+	return r->op.status == CAS_HIST_MISMATCH && r->op.version != CAS_VERSION_ANY;
 }
 
 /* Breaks the history in a way no linearization can absorb: edits ops in
@@ -693,7 +693,7 @@ static int mutate(struct rop *ops, size_t n, struct rop *extra)
 		if (i < 0)
 			return -1;
 		*extra = ops[i];
-		extra->op = (struct cas_op){.kind = CAS_OP_READ,
+		extra->op = (struct cas_hist_op){.kind = CAS_HIST_READ,
 					    .invoke = end,
 					    .complete = end + 1,
 					    .version = ops[i].true_version - 1};
@@ -816,7 +816,7 @@ static void test_random_long(void **state)
 #define BF_MAX 8
 
 struct bf {
-	const struct cas_op *ops[BF_MAX];
+	const struct cas_hist_op *ops[BF_MAX];
 	int n;
 };
 
@@ -829,42 +829,42 @@ static bool bf_search(const struct bf *b, unsigned placed, uint64_t version, con
 	bool done = true;
 
 	for (i = 0; i < b->n; i++)
-		if (!(placed & (1u << i)) && b->ops[i]->status != CAS_OP_UNKNOWN)
+		if (!(placed & (1u << i)) && b->ops[i]->status != CAS_HIST_UNKNOWN)
 			done = false;
 	if (done)
 		return true;
 	for (i = 0; i < b->n; i++) {
-		const struct cas_op *x = b->ops[i];
+		const struct cas_hist_op *x = b->ops[i];
 		bool minimal = true;
 
 		if (placed & (1u << i))
 			continue;
 		for (j = 0; j < b->n; j++)
-			if (!(placed & (1u << j)) && b->ops[j]->status != CAS_OP_UNKNOWN &&
+			if (!(placed & (1u << j)) && b->ops[j]->status != CAS_HIST_UNKNOWN &&
 			    b->ops[j]->complete < x->invoke)
 				minimal = false;
 		if (!minimal)
 			continue;
-		if (x->kind == CAS_OP_READ) {
+		if (x->kind == CAS_HIST_READ) {
 			if ((x->version == CAS_VERSION_ANY || x->version == version) &&
 			    x->len == len && !memcmp(x->value, val, len) &&
 			    bf_search(b, placed | 1u << i, version, val, len))
 				return true;
-		} else if (x->status == CAS_OP_MISMATCH) {
+		} else if (x->status == CAS_HIST_MISMATCH) {
 			if (version != x->expected &&
 			    (x->version == CAS_VERSION_ANY || x->version == version) &&
 			    bf_search(b, placed | 1u << i, version, val, len))
 				return true;
 		} else {
-			bool effect = x->kind == CAS_OP_WRITE || x->expected == version;
-			bool vok = x->status == CAS_OP_UNKNOWN || x->version == CAS_VERSION_ANY ||
+			bool effect = x->kind == CAS_HIST_WRITE || x->expected == version;
+			bool vok = x->status == CAS_HIST_UNKNOWN || x->version == CAS_VERSION_ANY ||
 				   x->version == version + 1;
 
 			if (effect && vok &&
 			    bf_search(b, placed | 1u << i, version + 1, x->value, x->len))
 				return true;
 			/* An unknown cas may also have run and failed. */
-			if (!effect && x->status == CAS_OP_UNKNOWN &&
+			if (!effect && x->status == CAS_HIST_UNKNOWN &&
 			    bf_search(b, placed | 1u << i, version, val, len))
 				return true;
 		}
@@ -875,7 +875,7 @@ static bool bf_search(const struct bf *b, unsigned placed, uint64_t version, con
 static void test_random_vs_brute_force(void **state)
 {
 	static const char *const vals[] = {"", "a", "b", "c"};
-	struct cas_op ops[BF_MAX];
+	struct cas_hist_op ops[BF_MAX];
 	unsigned seed, yes = 0, no = 0;
 
 	(void)state;
@@ -890,11 +890,11 @@ static void test_random_vs_brute_force(void **state)
 		n = 2 + (int)below(BF_MAX - 1);
 		assert_int_equal(cas_history_new(&h), CAS_OK);
 		for (i = 0; i < n; i++) {
-			struct cas_op *op = &ops[i];
+			struct cas_hist_op *op = &ops[i];
 			unsigned d = below(10);
 
 			memset(op, 0, sizeof(*op));
-			op->kind = d < 4 ? CAS_OP_READ : d < 7 ? CAS_OP_WRITE : CAS_OP_CAS;
+			op->kind = d < 4 ? CAS_HIST_READ : d < 7 ? CAS_HIST_WRITE : CAS_HIST_CAS;
 			op->invoke = below(12);
 			op->complete = op->invoke + below(6);
 			op->expected = below(3);
@@ -902,17 +902,17 @@ static void test_random_vs_brute_force(void **state)
 			op->len = strlen(op->value);
 			op->version = below(5) ? below(4) : CAS_VERSION_ANY;
 			d = below(10);
-			if (d < 2 && op->kind != CAS_OP_READ) {
-				op->status = CAS_OP_UNKNOWN;
+			if (d < 2 && op->kind != CAS_HIST_READ) {
+				op->status = CAS_HIST_UNKNOWN;
 				if (below(2))
 					op->complete = CAS_TIME_PENDING;
-			} else if (d < 5 && op->kind == CAS_OP_CAS) {
-				op->status = CAS_OP_MISMATCH;
+			} else if (d < 5 && op->kind == CAS_HIST_CAS) {
+				op->status = CAS_HIST_MISMATCH;
 			} else if (d < 6) {
-				op->status = CAS_OP_FAILED;
+				op->status = CAS_HIST_FAILED;
 			}
 			assert_int_equal(cas_history_add(h, "k", op), CAS_OK);
-			if (op->status != CAS_OP_FAILED)
+			if (op->status != CAS_HIST_FAILED)
 				b.ops[b.n++] = op;
 		}
 		want = bf_search(&b, 0, 0, "", 0);
