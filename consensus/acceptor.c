@@ -54,6 +54,12 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
 		st->value = req->value;
 		reply->type = CAS_MSG_ACCEPTED;
 		reply->ballot = req->ballot;
+		if (cas_ballot_cmp(req->next, req->ballot) > 0) {
+			/* The one-round-trip optimization: promise the
+			 * proposer's next ballot with this accept. */
+			st->promise = req->next;
+			reply->next = req->next;
+		}
 		return true;
 	default:
 		reply->type = CAS_MSG_REJECT;

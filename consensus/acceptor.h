@@ -19,8 +19,10 @@ struct cas_acceptor_state {
  * PREPARE b: rejected when b <= promise or b <= accepted (reply REJECT
  * with the blocking ballot); otherwise promise = b and reply PROMISE with
  * the accepted ballot and value (paper, section 2.2, steps 2 and 3).
- * ACCEPT b, v: rejected when b < promise or b < accepted; otherwise
- * promise = accepted = b, value = v, reply ACCEPTED b (step 5).
+ * ACCEPT b, v, next n: rejected when b < promise or b < accepted;
+ * otherwise accepted = b, value = v, promise = n when n > b (a prepare of
+ * n answered at once: the proposer knows what it would return) or b, and
+ * reply ACCEPTED b with the promise n (step 5).
  *
  * Returns true when st changed: the caller must make st durable before
  * it sends reply. Any other req type yields a REJECT with a zero ballot and

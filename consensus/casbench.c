@@ -145,10 +145,12 @@ static int run_row(struct cas_client *c, uint64_t run, int threads, enum bench_o
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: casbench --nodes URL,URL,... [--ops N] [--value-size BYTES]\n"
+	fprintf(f, "usage: casbench --nodes URL,URL,... [--ops N] [--value-size BYTES] [--no-fast-path]\n"
 		   "  --nodes       acceptor URLs (default: $CAS_NODES)\n"
 		   "  --ops         operations per row, split over the threads (default 2000)\n"
-		   "  --value-size  bytes written by each cas (default 100)\n");
+		   "  --value-size  bytes written by each cas (default 100)\n"
+		   "  --no-fast-path  a prepare and an accept for every operation (no\n"
+		   "                one-round-trip optimization), to compare\n");
 }
 
 static bool parse_size(const char *s, size_t *out)
@@ -172,6 +174,7 @@ int main(int argc, char **argv)
 		{"nodes", required_argument, NULL, 'n'},
 		{"ops", required_argument, NULL, 'o'},
 		{"value-size", required_argument, NULL, 's'},
+		{"no-fast-path", no_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -201,6 +204,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'F':
+			cfg.no_fast_path = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -221,8 +227,8 @@ int main(int argc, char **argv)
 	if (getrandom(&run, sizeof(run), 0) != (ssize_t)sizeof(run))
 		run = (uint64_t)time(NULL);
 
-	printf("casbench: %zu nodes, %zu ops per row, %zu-byte values\n", cas_client_nodes(c), ops,
-	       value_size);
+	printf("casbench: %zu nodes, %zu ops per row, %zu-byte values, fast path %s\n",
+	       cas_client_nodes(c), ops, value_size, cfg.no_fast_path ? "off" : "on");
 	printf("%7s  %-4s  %7s  %8s  %8s  %9s  %6s\n", "threads", "op", "ops", "p50_us", "p99_us",
 	       "ops_per_s", "errors");
 	for (size_t i = 0; i < sizeof(thread_counts) / sizeof(thread_counts[0]); i++) {

@@ -14,10 +14,15 @@
 
 #include <cas/client.h>
 
+#include "pcache.h"
 #include "proposer.h"
 #include "transport_curl.h"
 
 #define DEFAULT_TIMEOUT_MS 5000u
+
+/* Bounds of the one-round-trip optimization's cache of promises. */
+#define PCACHE_ENTRIES 65536u
+#define PCACHE_BYTES (64u << 20)
 
 struct cas_client {
 	size_t n;
@@ -27,6 +32,7 @@ struct cas_client {
 	pthread_mutex_t lock; /* guards proposer */
 	struct cas_proposer proposer;
 	struct cas_transport *transport;
+	struct cas_pcache *cache; /* NULL: the fast path is off */
 };
 
 static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
@@ -245,13 +251,22 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		rc = CAS_ENOMEM;
 		goto out_free_urls;
 	}
+	if (!(cfg && cfg->no_fast_path)) {
+		rc = cas_pcache_new(PCACHE_ENTRIES, PCACHE_BYTES, &c->cache);
+		if (rc != CAS_OK) {
+			set_err(errmsg, errmsg_len, "out of memory");
+			goto out_destroy_lock;
+		}
+	}
 	rc = cas_transport_open((const char *const *)c->urls, c->n, c->max_value, &c->transport,
 				errmsg, errmsg_len);
 	if (rc != CAS_OK)
-		goto out_destroy_lock;
+		goto out_free_cache;
 	*out = c;
 	return CAS_OK;
 
+out_free_cache:
+	cas_pcache_free(c->cache);
 out_destroy_lock:
 	pthread_mutex_destroy(&c->lock);
 out_free_urls:
@@ -266,6 +281,7 @@ void cas_client_close(struct cas_client *c)
 	if (c == NULL)
 		return;
 	cas_transport_close(c->transport);
+	cas_pcache_free(c->cache);
 	pthread_mutex_destroy(&c->lock);
 	free_urls(c->urls, c->n);
 	free(c);
@@ -301,6 +317,7 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	struct cas_channel *ch;
 	struct cas_effect eff = {0};
 	struct cas_op op;
+	struct cas_reg cached = {0};
 	uint64_t deadline, rng, until;
 	uint32_t attempt = 0;
 	enum cas_transport_event ev;
@@ -319,11 +336,14 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	cfg.deadline_ms = deadline;
 	cfg.max_value = c->max_value;
 	rng = random_nonzero();
+	if (c->cache != NULL && cas_pcache_take(c->cache, key, &cfg.cached_ballot, &cached))
+		cfg.cached_value = &cached;
 	cas_op_init(&op, &cfg);
 
 	pthread_mutex_lock(&c->lock);
 	cas_op_start(&op, &c->proposer, &eff);
 	pthread_mutex_unlock(&c->lock);
+	free(cached.data);
 
 	while (eff.kind != CAS_EFFECT_DONE) {
 		switch (eff.kind) {
@@ -368,6 +388,13 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	}
 
 	rc = op.result;
+	if (c->cache != NULL) {
+		struct cas_ballot next;
+		struct cas_reg value;
+
+		if (cas_op_take_cache(&op, &next, &value))
+			cas_pcache_put(c->cache, key, next, &value);
+	}
 	if (out != NULL)
 		cas_op_take_value(&op, out);
 	cas_op_clear(&op);

@@ -191,10 +191,11 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-/* Checks that obj is an object whose members are exactly names[0..n-1],
- * each once, and stores them in items[] in the order of names. */
-static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const char *const *names,
-		       size_t n, const cJSON **items)
+/* Checks that obj is an object whose members are among names[0..n-1],
+ * each once, with names[0..required-1] all present, and stores them in
+ * items[] in the order of names (NULL for an absent optional one). */
+static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
+			   const char *const *names, size_t n, size_t required, const cJSON **items)
 {
 	const cJSON *it;
 	size_t i;
@@ -222,7 +223,7 @@ static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const
 		}
 		items[i] = it;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < required; i++) {
 		if (!items[i]) {
 			seterr(c->errmsg, c->errmsg_len, "%s: missing field \"%s\"", what,
 			       names[i]);
@@ -230,6 +231,13 @@ static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const
 		}
 	}
 	return CAS_OK;
+}
+
+/* take_fields_opt with every field required. */
+static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const char *const *names,
+		       size_t n, const cJSON **items)
+{
+	return take_fields_opt(c, obj, what, names, n, n, items);
 }
 
 static int take_u64(struct dctx *c, const cJSON *item, const char *what, uint64_t *out)
@@ -369,9 +377,9 @@ static int parse_body(struct dctx *c, const char *body, size_t len, cJSON **out)
 int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type, size_t max_value,
 			     struct cas_msg *out, char *errmsg, size_t errmsg_len)
 {
-	static const char *const names[] = {"key", "ballot", "value"};
+	static const char *const names[] = {"key", "ballot", "value", "next"};
 	struct dctx c = {errmsg, errmsg_len, CAS_EINVAL};
-	const cJSON *items[3];
+	const cJSON *items[4];
 	cJSON *root;
 	const char *key;
 	size_t n, key_len;
@@ -382,11 +390,11 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 		seterr(errmsg, errmsg_len, "not a request type");
 		return CAS_EINVAL;
 	}
-	n = (type == CAS_MSG_ACCEPT) ? 3 : 2;
+	n = (type == CAS_MSG_ACCEPT) ? 4 : 2;
 	err = parse_body(&c, body, len, &root);
 	if (err)
 		return err;
-	err = take_fields(&c, root, "request", names, n, items);
+	err = take_fields_opt(&c, root, "request", names, n, n == 4 ? 3 : 2, items);
 	if (err)
 		goto out_delete_root;
 	if (!cJSON_IsString(items[0])) {
@@ -410,6 +418,11 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 		err = take_value(&c, items[2], max_value, &out->value);
 		if (err)
 			goto out_delete_root;
+		if (items[3]) {
+			err = take_ballot(&c, items[3], "next", &out->next);
+			if (err)
+				goto out_delete_root;
+		}
 	}
 	out->type = type;
 	cJSON_Delete(root);
@@ -425,7 +438,7 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 			   char *errmsg, size_t errmsg_len)
 {
 	static const char *const promise_names[] = {"result", "accepted", "value"};
-	static const char *const accepted_names[] = {"result", "ballot"};
+	static const char *const accepted_names[] = {"result", "ballot", "promised"};
 	static const char *const reject_names[] = {"result", "blocking"};
 	struct dctx c = {errmsg, errmsg_len, CAS_EPROTO};
 	const cJSON *result, *items[3];
@@ -455,9 +468,11 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 			err = take_value(&c, items[2], max_value, &out->value);
 		out->type = CAS_MSG_PROMISE;
 	} else if (strcmp(result->valuestring, "accepted") == 0) {
-		err = take_fields(&c, root, "reply", accepted_names, 2, items);
+		err = take_fields_opt(&c, root, "reply", accepted_names, 3, 2, items);
 		if (!err)
 			err = take_ballot(&c, items[1], "ballot", &out->ballot);
+		if (!err && items[2])
+			err = take_ballot(&c, items[2], "promised", &out->next);
 		out->type = CAS_MSG_ACCEPTED;
 	} else if (strcmp(result->valuestring, "reject") == 0) {
 		err = take_fields(&c, root, "reply", reject_names, 2, items);
@@ -553,6 +568,9 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 			err = add_value(root, &m->value);
 			if (err)
 				goto out_delete_root;
+			err = CAS_ENOMEM;
+			if (!cas_ballot_is_zero(m->next) && !add_ballot(root, "next", m->next))
+				goto out_delete_root;
 		}
 		break;
 	case CAS_MSG_PROMISE:
@@ -566,6 +584,8 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 	case CAS_MSG_ACCEPTED:
 		if (!cJSON_AddStringToObject(root, "result", "accepted") ||
 		    !add_ballot(root, "ballot", m->ballot))
+			goto out_delete_root;
+		if (!cas_ballot_is_zero(m->next) && !add_ballot(root, "promised", m->next))
 			goto out_delete_root;
 		break;
 	case CAS_MSG_REJECT:

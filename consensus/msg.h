@@ -30,10 +30,14 @@ struct cas_reg {
 enum cas_msg_type {
 	CAS_MSG_NONE = 0,
 	CAS_MSG_PREPARE,  /* request: key, ballot */
-	CAS_MSG_ACCEPT,   /* request: key, ballot, value */
+	CAS_MSG_ACCEPT,   /* request: key, ballot, value, and next: a higher
+			     ballot to promise once accepted ({0,0}: none),
+			     the paper's one-round-trip optimization */
 	CAS_MSG_PROMISE,  /* reply to PREPARE: ballot = accepted ballot
 			     ({0,0}: none), value = accepted value */
-	CAS_MSG_ACCEPTED, /* reply to ACCEPT: ballot = the accepted ballot */
+	CAS_MSG_ACCEPTED, /* reply to ACCEPT: ballot = the accepted ballot,
+			     next = the ballot promised with it ({0,0}:
+			     none) */
 	CAS_MSG_REJECT,   /* reply to either: ballot = the blocking ballot
 			     (the acceptor's promise or accepted ballot,
 			     whichever is higher) */
@@ -43,6 +47,7 @@ struct cas_msg {
 	enum cas_msg_type type;
 	char key[CAS_KEY_MAX + 1]; /* NUL-terminated; "" in replies */
 	struct cas_ballot ballot;
+	struct cas_ballot next;
 	struct cas_reg value;
 };
 

@@ -96,10 +96,25 @@ static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_
 	send(op, eff);
 }
 
-static void prepared(struct cas_op *op, struct cas_effect *eff);
+static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff);
 
 void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
+	if (op->cfg.cached_value != NULL) {
+		/* A majority promised this ballot with their last accept, and
+		 * what they accepted is what a prepare would return. */
+		if (cas_reg_copy(&op->best, op->cfg.cached_value) != CAS_OK) {
+			finish(op, CAS_ENOMEM, eff);
+			return;
+		}
+		op->cfg.cached_value = NULL;
+		op->best_set = true;
+		op->ballot = op->cfg.cached_ballot;
+		cas_proposer_observe(p, op->ballot);
+		op->from_cache = true;
+		prepared(op, p, eff);
+		return;
+	}
 #ifdef CAS_SIM_FAULTS
 	if (CAS_FAULT(CAS_FAULT_BALLOT_REUSE) && p->reuse_set) {
 		/* The bug, continued: no prepare, the old ballot, a new value. */
@@ -108,7 +123,7 @@ void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *
 		op->best = p->reuse_base;
 		memset(&p->reuse_base, 0, sizeof(p->reuse_base));
 		op->best_set = true;
-		prepared(op, eff);
+		prepared(op, p, eff);
 		return;
 	}
 #endif
@@ -167,7 +182,7 @@ static int answer_with_mine(struct cas_op *op, uint64_t version)
 
 /* Steps 3 and 4: a majority promised; apply the change to the value with
  * the highest accepted ballot, and send it with our own ballot. */
-static void prepared(struct cas_op *op, struct cas_effect *eff)
+static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
 	struct cas_reg *cur = &op->best;
 	struct cas_reg next;
@@ -227,8 +242,12 @@ static void prepared(struct cas_op *op, struct cas_effect *eff)
 	op->out.type = CAS_MSG_ACCEPT;
 	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
 	op->out.ballot = op->ballot;
+	/* Ask for a promise of our next ballot with the accept: the next op
+	 * on this key can then skip its prepare. */
+	op->out.next = cas_proposer_next_ballot(p);
 	op->out.value = next;
 	op->phase = CAS_OP_ACCEPT;
+	op->promised = 0;
 	send(op, eff);
 }
 
@@ -238,7 +257,13 @@ static void attempt_failed(struct cas_op *op, struct cas_proposer *p, uint64_t n
 	uint64_t span = CAS_BACKOFF_CAP_MS;
 	uint64_t wait;
 
-	(void)p;
+	if (op->from_cache) {
+		/* Someone else moved in since our cached promise: a full
+		 * round at once, without counting a conflict. */
+		op->from_cache = false;
+		begin_attempt(op, p, eff);
+		return;
+	}
 	op->conflicts++;
 #ifdef CAS_SIM_FAULTS
 	if (CAS_FAULT(CAS_FAULT_BALLOT_REUSE) && op->phase == CAS_OP_ACCEPT && !p->reuse_set) {
@@ -305,13 +330,15 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 		op->oks++;
 	} else if (cas_ballot_cmp(reply->ballot, op->ballot) == 0) {
 		op->oks++;
+		if (cas_ballot_cmp(reply->next, op->out.next) == 0)
+			op->promised++;
 	} else {
 		op->fails++;
 	}
 
 	if (op->oks >= op->quorum) {
 		if (op->phase == CAS_OP_PREPARE) {
-			prepared(op, eff);
+			prepared(op, p, eff);
 		} else {
 			op->have_value = true;
 			finish(op, op->verdict, eff);
@@ -346,6 +373,16 @@ void cas_op_abort(struct cas_op *op, int code, struct cas_effect *eff)
 	if (op->phase != CAS_OP_DONE)
 		finish(op, code, eff);
 	eff->kind = CAS_EFFECT_DONE;
+}
+
+bool cas_op_take_cache(const struct cas_op *op, struct cas_ballot *ballot, struct cas_reg *value)
+{
+	if (op->phase != CAS_OP_DONE || !op->have_value || op->promised < op->quorum)
+		return false;
+	if (cas_reg_copy(value, &op->out.value) != CAS_OK)
+		return false;
+	*ballot = op->out.next;
+	return true;
 }
 
 void cas_op_take_value(struct cas_op *op, struct cas_value *out)

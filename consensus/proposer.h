@@ -74,6 +74,13 @@ struct cas_op_config {
 	uint64_t op_id;     /* unique per operation, != 0 */
 	uint64_t deadline_ms; /* absolute, on the driver's clock */
 	size_t max_value;   /* largest value fn may produce */
+	/* The one-round-trip optimization: when cached_value is not NULL, a
+	 * majority promised cached_ballot with the accept of cached_value
+	 * (see cas_op_take_cache), so the op starts with the accept phase.
+	 * Borrowed for cas_op_start only. Each cached promise may start one
+	 * op only: a ballot must never carry two values. */
+	struct cas_ballot cached_ballot;
+	const struct cas_reg *cached_value;
 };
 
 /* One operation. Fields are the op's own; drivers read phase, attempt and
@@ -100,6 +107,8 @@ struct cas_op {
 	size_t n_mine;                 /* answer with when one of them won */
 	size_t answer;                 /* index in mine of the proposal that */
 	bool answer_set;               /* won, as seen by this attempt */
+	bool from_cache;               /* this attempt skipped the prepare */
+	size_t promised;               /* accepts that promised out.next */
 #ifdef CAS_SIM_FAULTS
 	struct cas_reg fault_base;     /* negative control only (faults.h) */
 #endif
@@ -139,6 +148,12 @@ void cas_op_abort(struct cas_op *op, int code, struct cas_effect *eff);
  * register's value (as it is after the op) into *out, which the caller
  * frees with cas_value_clear. Otherwise *out is zeroed. */
 void cas_op_take_value(struct cas_op *op, struct cas_value *out);
+
+/* After DONE with an accepted proposal, and before cas_op_take_value: when
+ * a majority also promised the op's next ballot, copies that ballot and
+ * the accepted value (owned by the caller) for a later op on the same key
+ * to start from (cas_op_config.cached_value), and returns true. */
+bool cas_op_take_cache(const struct cas_op *op, struct cas_ballot *ballot, struct cas_reg *value);
 
 /* Frees what op owns. */
 void cas_op_clear(struct cas_op *op);

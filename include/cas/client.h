@@ -20,6 +20,9 @@ struct cas_client_config {
 	/* Proposer id, the low part of every ballot. 0: a random one. Two
 	 * live clients must never share an id. */
 	uint64_t proposer_id;
+	/* Turns off the one-round-trip optimization (each operation then
+	 * runs a prepare and an accept); for measurements. */
+	bool no_fast_path;
 };
 
 /* A register's value: its version (0 for a never-written key, 1 after the

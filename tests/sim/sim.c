@@ -26,6 +26,9 @@
 
 static const char *const keys[N_KEYS] = {"ka", "kb"};
 
+/* Over all seeds run: ops, and ops that started from a cached promise. */
+static unsigned long total_ops, cached_starts;
+
 /* How rough one seed's world is; drawn from the seed. */
 struct weather {
 	unsigned drop;      /* per mille of delivery events that drop */
@@ -66,6 +69,10 @@ struct proposer {
 	bool sleeping;
 	uint64_t last_version[N_KEYS];
 	uint64_t rng;
+	/* Promises cached by the one-round-trip optimization (owned). */
+	bool cached[N_KEYS];
+	struct cas_ballot cache_ballot[N_KEYS];
+	struct cas_reg cache_value[N_KEYS];
 };
 
 struct packet {
@@ -82,6 +89,7 @@ struct world {
 	uint64_t rng;
 	bool verbose;
 	bool reply_before_durable; /* negative control, in the sim's store */
+	bool use_cache;            /* the one-round-trip optimization */
 	struct weather w;
 	int n_acc, n_prop;
 	struct acceptor acc[MAX_ACC];
@@ -208,6 +216,13 @@ static int fn_read(void *arg, const struct cas_value *cur, struct cas_value *nex
 
 static void apply_effect(struct world *W, int pi, const struct cas_effect *eff);
 
+static void uncache(struct proposer *P, int key)
+{
+	free(P->cache_value[key].data);
+	memset(&P->cache_value[key], 0, sizeof(P->cache_value[key]));
+	P->cached[key] = false;
+}
+
 static void record(struct world *W, struct proposer *P, int pi, bool crashed)
 {
 	struct cas_hist_op h = {.invoke = P->invoke, .complete = W->step};
@@ -215,6 +230,10 @@ static void record(struct world *W, struct proposer *P, int pi, bool crashed)
 	char label[48];
 	int rc = P->op.result;
 
+	uncache(P, P->key);
+	if (!crashed && W->use_cache)
+		P->cached[P->key] = cas_op_take_cache(&P->op, &P->cache_ballot[P->key],
+						      &P->cache_value[P->key]);
 	cas_op_take_value(&P->op, &v);
 	snprintf(label, sizeof(label), "proposer %d op %d", pi, OPS_PER_PROP - P->ops_left);
 	h.label = label;
@@ -274,6 +293,12 @@ static void start_op(struct world *W, int pi)
 	cfg.arg = P->kind == K_CAS ? (void *)P : (void *)P->value;
 	cfg.op_id = ((uint64_t)pi + 1) << 48 | ++W->serial;
 	cfg.deadline_ms = W->now + OP_DEADLINE;
+	total_ops++;
+	if (P->cached[P->key]) {
+		cached_starts++;
+		cfg.cached_ballot = P->cache_ballot[P->key];
+		cfg.cached_value = &P->cache_value[P->key];
+	}
 	P->serial = W->serial;
 	P->deadline = cfg.deadline_ms;
 	P->invoke = ++W->step;
@@ -281,6 +306,7 @@ static void start_op(struct world *W, int pi)
 	W->rounds++;
 	cas_op_init(&P->op, &cfg);
 	cas_op_start(&P->op, &P->core, &eff);
+	uncache(P, P->key); /* a cached promise starts one op only */
 	apply_effect(W, pi, &eff);
 }
 
@@ -334,6 +360,8 @@ static void proposer_crash(struct world *W, int pi)
 	if (W->verbose)
 		printf("%" PRIu64 ": proposer %d crashes\n", W->now, pi);
 	record(W, P, pi, true);
+	for (int k = 0; k < N_KEYS; k++)
+		uncache(P, k);
 	/* A restarted client is a new proposer: a fresh id, counter 0. */
 	P->generation++;
 	cas_proposer_init(&P->core, (uint64_t)P->generation << 8 | (uint64_t)(pi + 1));
@@ -472,6 +500,8 @@ static void world_free(struct world *W)
 		}
 	for (int pi = 0; pi < MAX_PROP; pi++) {
 		cas_op_clear(&W->prop[pi].op);
+		for (int k = 0; k < N_KEYS; k++)
+			uncache(&W->prop[pi], k);
 #ifdef CAS_SIM_FAULTS
 		free(W->prop[pi].core.reuse_base.data);
 #endif
@@ -495,6 +525,8 @@ static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool
 	r = cas_rand_next(&W.rng);
 	W.n_acc = (r & 3) == 0 ? 5 : 3;
 	W.n_prop = 2 + (int)((r >> 2) % 3);
+	/* Most seeds use the one-round-trip optimization, some do not. */
+	W.use_cache = (r >> 8) % 4 != 0;
 	/* Calm seeds and stormy ones. */
 	W.w.drop = (unsigned)cas_rand_below(&W.rng, 150);
 	W.w.dup = (unsigned)cas_rand_below(&W.rng, 100);
@@ -639,6 +671,8 @@ int main(int argc, char **argv)
 			n);
 		return 1;
 	}
-	printf("sim: %" PRIu64 " seeds from %" PRIu64 ", every history linearizable\n", n, first);
+	printf("sim: %" PRIu64 " seeds from %" PRIu64 ", every history linearizable "
+	       "(%lu operations, %lu started from a cached promise)\n",
+	       n, first, total_ops, cached_starts);
 	return 0;
 }

@@ -456,6 +456,63 @@ static void test_reply_roundtrip(void **state)
 	free(text);
 }
 
+/* The one-round-trip optimization's fields: "next" on an accept and
+ * "promised" on an accepted reply, both optional and strictly typed. */
+static void test_next_and_promised(void **state)
+{
+	struct cas_msg m = {.type = CAS_MSG_ACCEPT, .ballot = {7, 1}, .next = {8, 1}}, d;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(m.key, "k");
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_non_null(strstr(text, "\"next\":{\"counter\":\"8\",\"id\":\"1\"}"));
+	assert_int_equal(decode(text, CAS_MSG_ACCEPT, &d), CAS_OK);
+	assert_int_equal(d.next.counter, 8);
+	assert_int_equal(d.next.id, 1);
+	cas_msg_clear(&d);
+	free(text);
+
+	/* Without one, none is sent and none decoded. */
+	m.next = (struct cas_ballot){0, 0};
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_null(strstr(text, "next"));
+	assert_int_equal(decode(text, CAS_MSG_ACCEPT, &d), CAS_OK);
+	assert_true(cas_ballot_is_zero(d.next));
+	cas_msg_clear(&d);
+	free(text);
+
+	/* A prepare has no "next"; a mistyped one is refused. */
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":\"1\",\"id\":\"1\"},"
+				"\"next\":{\"counter\":\"2\",\"id\":\"1\"}}",
+				CAS_MSG_PREPARE, &d),
+			 CAS_EINVAL);
+	assert_zeroed(&d);
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":\"1\",\"id\":\"1\"},"
+				"\"value\":{\"version\":\"0\",\"recent\":[],\"data\":\"\"},"
+				"\"next\":\"2.1\"}",
+				CAS_MSG_ACCEPT, &d),
+			 CAS_EINVAL);
+	assert_zeroed(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = CAS_MSG_ACCEPTED;
+	m.ballot = (struct cas_ballot){4, 1};
+	m.next = (struct cas_ballot){5, 1};
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_string_equal(text, "{\"result\":\"accepted\",\"ballot\":{\"counter\":\"4\","
+				  "\"id\":\"1\"},\"promised\":{\"counter\":\"5\",\"id\":\"1\"}}");
+	assert_int_equal(decode_reply(text, &d), CAS_OK);
+	assert_int_equal(d.next.counter, 5);
+	cas_msg_clear(&d);
+	free(text);
+	assert_int_equal(decode_reply("{\"result\":\"accepted\",\"ballot\":{\"counter\":\"4\","
+				      "\"id\":\"1\"},\"promised\":7}",
+				      &d),
+			 CAS_EPROTO);
+}
+
 static void test_reply_rejects(void **state)
 {
 	static const char *const bad[] = {
@@ -518,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_request_rejects),
 		cmocka_unit_test(test_request_limits),
 		cmocka_unit_test(test_reply_roundtrip),
+		cmocka_unit_test(test_next_and_promised),
 		cmocka_unit_test(test_reply_rejects),
 		cmocka_unit_test(test_encode_rejects),
 	};

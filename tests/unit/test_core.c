@@ -748,6 +748,154 @@ static void test_unavailable_and_limits(void **state)
 	mini_free(&m);
 }
 
+/* The one-round-trip optimization, acceptor side: an accept may carry the
+ * proposer's next ballot, promised in the same durable write. */
+static void test_accept_promises_next(void **state)
+{
+	struct cas_acceptor_state st = {0};
+	struct cas_msg req, reply;
+
+	(void)state;
+	req = accept_msg(B(2, 1), "v", 1);
+	req.next = B(3, 1);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+	assert_int_equal(cas_ballot_cmp(reply.next, B(3, 1)), 0);
+	assert_int_equal(cas_ballot_cmp(st.promise, B(3, 1)), 0);
+	assert_int_equal(cas_ballot_cmp(st.accepted, B(2, 1)), 0);
+	/* Another proposer's prepare at or below the promise is refused and
+	 * told to go above it. */
+	req = prepare_msg(B(3, 0));
+	assert_false(cas_acceptor_handle(&st, &req, &reply));
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(3, 1)), 0);
+	/* The promised ballot's accept goes through. */
+	req = accept_msg(B(3, 1), "w", 2);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_true(cas_ballot_is_zero(reply.next));
+	assert_int_equal(cas_ballot_cmp(st.promise, B(3, 1)), 0);
+	/* A "next" not above the ballot promises nothing more. */
+	req = accept_msg(B(4, 1), "x", 3);
+	req.next = B(4, 0);
+	assert_true(cas_acceptor_handle(&st, &req, &reply));
+	assert_true(cas_ballot_is_zero(reply.next));
+	assert_int_equal(cas_ballot_cmp(st.promise, B(4, 1)), 0);
+}
+
+/* Runs op (already started into eff) delivering to every node in mask;
+ * returns how many PREPAREs were sent. */
+static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, unsigned mask)
+{
+	int prepares = 0;
+
+	for (int steps = 0; steps < 100 && eff.kind != CAS_EFFECT_DONE; steps++) {
+		if (eff.kind == CAS_EFFECT_SLEEP) {
+			cas_op_wake(op, &m->prop, eff.until_ms, &eff);
+			continue;
+		}
+		assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+		const struct cas_msg *msg = eff.msg;
+		uint32_t a = eff.attempt;
+		struct cas_effect next = {.kind = CAS_EFFECT_WAIT};
+
+		if (msg->type == CAS_MSG_PREPARE)
+			prepares++;
+		for (int i = 0; i < NODES && next.kind == CAS_EFFECT_WAIT; i++) {
+			struct cas_msg reply;
+
+			if (!(mask & (1u << i)))
+				continue;
+			deliver(m, i, msg, &reply);
+			cas_op_on_reply(op, &m->prop, i, a, &reply, 0, &m->rng, &next);
+		}
+		eff = next;
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	return prepares;
+}
+
+/* The one-round-trip optimization, proposer side. */
+static void test_one_round_trip(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_ballot cb;
+	struct cas_reg cv;
+	struct cas_value v;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "one", 1);
+	cas_op_start(&op, &m.prop, &eff);
+	assert_int_equal(finish_op(&m, &op, eff, 7), 1);
+	assert_int_equal(op.result, CAS_OK);
+	assert_true(cas_op_take_cache(&op, &cb, &cv));
+	assert_int_equal(cv.version, 1);
+	cas_op_clear(&op);
+
+	/* The next op on the key starts with an accept at the cached ballot,
+	 * built on the cached value. */
+	op_setup(&op, fn_set, "two", 2);
+	op.cfg.cached_ballot = cb;
+	op.cfg.cached_value = &cv;
+	cas_op_start(&op, &m.prop, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(cas_ballot_cmp(eff.msg->ballot, cb), 0);
+	assert_int_equal(eff.msg->value.version, 2);
+	assert_true(cas_ballot_cmp(eff.msg->next, cb) > 0);
+	free(cv.data);
+	assert_int_equal(finish_op(&m, &op, eff, 7), 0);
+	assert_int_equal(op.result, CAS_OK);
+	assert_true(cas_op_take_cache(&op, &cb, &cv));
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 2);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* Another proposer moves in: the cached accept is refused, and the
+	 * op falls back to a full round at once, without sleeping. */
+	for (int i = 0; i < NODES; i++) {
+		struct cas_msg p = prepare_msg(B(cb.counter + 5, 99));
+
+		deliver(&m, i, &p, &reply);
+	}
+	op_setup(&op, fn_set, "three", 3);
+	op.cfg.cached_ballot = cb;
+	op.cfg.cached_value = &cv;
+	cas_op_start(&op, &m.prop, &eff);
+	free(cv.data);
+	const struct cas_msg *msg = eff.msg;
+	uint32_t a = eff.attempt;
+
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		assert_int_equal(reply.type, CAS_MSG_REJECT);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	assert_true(cas_ballot_cmp(eff.msg->ballot, B(cb.counter + 5, 99)) > 0);
+	assert_int_equal(finish_op(&m, &op, eff, 7), 1);
+	assert_int_equal(op.result, CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 3);
+	assert_memory_equal(v.data, "three", 5);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* With one node down, a majority still promises: cacheable. */
+	op_setup(&op, fn_set, "four", 4);
+	cas_op_start(&op, &m.prop, &eff);
+	finish_op(&m, &op, eff, 3);
+	assert_int_equal(op.result, CAS_OK);
+	assert_true(cas_op_take_cache(&op, &cb, &cv));
+	free(cv.data);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
 static void test_errors_table(void **state)
 {
 	(void)state;
@@ -792,6 +940,8 @@ int main(void)
 		cmocka_unit_test(test_version_mismatch_writes_back),
 		cmocka_unit_test(test_retry_recognises_own_write),
 		cmocka_unit_test(test_unavailable_and_limits),
+		cmocka_unit_test(test_accept_promises_next),
+		cmocka_unit_test(test_one_round_trip),
 		cmocka_unit_test(test_errors_table),
 	};
 
