@@ -26,7 +26,7 @@ static void usage(const char *prog)
  * root (creating one on a fresh cluster). 0, or 1 after printing why. */
 static int check_cluster(const struct casfs_options *o)
 {
-	struct cas_client_config cfg = { o->timeout_ms, o->max_size, 0 };
+	struct cas_client_config cfg = { .timeout_ms = o->timeout_ms, .max_value_size = o->max_size };
 	struct cas_client *c;
 	char err[512];
 	int rc;
@@ -91,20 +91,19 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "casfs: no mount point given; see casfs -h\n");
 		goto out_free_cmd;
 	}
-	if (check_cluster(&o))
-		goto out_free_cmd;
-
-	/* The kernel checks permissions from the mode bits we report. */
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	/* A mount shared with other users has the kernel check permissions
+	 * from the mode bits we report; that costs a GETATTR round per path
+	 * component, so a private mount goes without. */
+	if ((o.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions")) ||
 	    fuse_opt_add_arg(&args, "-ofsname=casfs") || fuse_opt_add_arg(&args, "-osubtype=casfs")) {
 		fprintf(stderr, "casfs: out of memory\n");
 		goto out_free_cmd;
 	}
+	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout_ms = o.timeout_ms;
 	cfg.max_value_size = o.max_size;
-	cfg.proposer_id = 0;
 	if (cas_client_open(o.nodes, &cfg, &c, err, sizeof(err))) {
-		fprintf(stderr, "casfs: %s\n", err);
+		fprintf(stderr, "casfs: bad nodes=%s: %s\n", o.nodes, err);
 		goto out_free_cmd;
 	}
 	if (casfs_fs_new(c, &o, &fs)) {
@@ -114,6 +113,9 @@ int main(int argc, char *argv[])
 	se = fuse_session_new(&args, &casfs_ops, sizeof(casfs_ops), fs);
 	if (!se)
 		goto out_free_fs; /* libfuse said why */
+	/* Options are all known now; the cluster must answer before we mount. */
+	if (check_cluster(&o))
+		goto out_destroy_session;
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy_session;
 	if (fuse_session_mount(se, cmd.mountpoint))

@@ -31,6 +31,19 @@
 #define RENAME_TRIES 4
 /* An edit function's "leave the register as it is". */
 #define KEEP 1
+/* Stripes of the per-key locks (a power of two). */
+#define KEY_LOCKS 256
+/* Remembered lookups that timed out, and for how long (see fs_lookup). */
+#define FAILED_LOOKUPS 16
+#define RELOOKUP_MS 100
+
+/* A lookup that failed because the cluster did not answer in time. */
+struct failed_lookup {
+	uint64_t parent;
+	uint64_t name_hash;
+	pid_t pid;
+	struct timespec at;	/* CLOCK_MONOTONIC */
+};
 
 struct casfs_fs {
 	struct cas_client *client;
@@ -38,6 +51,13 @@ struct casfs_fs {
 	unsigned timeout_ms;
 	bool cache;
 	size_t max_size;
+	/* One round at a time per register from this mount: concurrent
+	 * rounds of one proposer on one key only reject each other's ballots
+	 * (every lookup reads its directory), and under load they back off
+	 * until the deadline. Each round holds one stripe, never two. */
+	pthread_mutex_t key_locks[KEY_LOCKS];
+	pthread_mutex_t failed_lock;
+	struct failed_lookup failed[FAILED_LOOKUPS];
 };
 
 /* An open file. lock serialises the handle's writes, flushes and
@@ -100,6 +120,30 @@ static unsigned op_left(const struct op *op)
 	return (unsigned)((ns + 999999) / 1000000);
 }
 
+static pthread_mutex_t *key_lock(struct casfs_fs *fs, const unsigned char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < CASFS_ID_LEN; i++)
+		h = (h ^ id[i]) * 1099511628211ULL;
+	return &fs->key_locks[h & (KEY_LOCKS - 1)];
+}
+
+/* Takes id's stripe before the request's deadline; 0 or -ETIMEDOUT (as
+ * for an unavailable cluster). */
+static int lock_key(struct op *op, const unsigned char *id)
+{
+	if (pthread_mutex_clocklock(key_lock(op->fs, id), CLOCK_MONOTONIC, &op->end))
+		return err_of(CAS_EUNAVAILABLE);
+	return 0;
+}
+
+static void unlock_key(struct op *op, const unsigned char *id)
+{
+	pthread_mutex_unlock(key_lock(op->fs, id));
+}
+
 static void now_real(struct timespec *t)
 {
 	clock_gettime(CLOCK_REALTIME, t);
@@ -128,14 +172,17 @@ static int load(struct op *op, const unsigned char *id, struct casfs_record *rec
 {
 	struct cas_value v = { 0 };
 	char key[CASFS_KEY_LEN];
-	unsigned left = op_left(op);
+	unsigned left;
 	int rc;
 
 	memset(rec, 0, sizeof(*rec));
-	if (!left)
-		return err_of(CAS_EUNAVAILABLE);
+	rc = lock_key(op, id);
+	if (rc)
+		return rc;
+	left = op_left(op);
 	casfs_inodes_key(id, key);
-	rc = cas_read(op->fs->client, key, left, &v);
+	rc = left ? cas_read(op->fs->client, key, left, &v) : CAS_EUNAVAILABLE;
+	unlock_key(op, id);
 	if (rc)
 		return err_of(rc);
 	if (v.version == 0) {
@@ -201,15 +248,19 @@ static int edit(struct op *op, const unsigned char *id, edit_fn fn, void *arg,
 	struct edit e = { op->fs, fn, arg, 0 };
 	struct cas_value out = { 0 };
 	char key[CASFS_KEY_LEN];
-	unsigned left = op_left(op);
+	unsigned left;
 	int rc;
 
 	if (after)
 		memset(after, 0, sizeof(*after));
-	if (!left)
-		return err_of(CAS_EUNAVAILABLE);
+	rc = lock_key(op, id);
+	if (rc)
+		return rc;
+	left = op_left(op);
 	casfs_inodes_key(id, key);
-	rc = cas_change(op->fs->client, key, edit_change, &e, left, &out);
+	rc = left ? cas_change(op->fs->client, key, edit_change, &e, left, &out) :
+		    CAS_EUNAVAILABLE;
+	unlock_key(op, id);
 	if (rc == CAS_EINVAL && e.err)
 		rc = e.err;
 	else
@@ -342,6 +393,54 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 }
 
+static uint64_t hash_name(const char *name)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+	return h;
+}
+
+/* The kernel follows a failed revalidation of a cached name (a LOOKUP)
+ * with a fresh LOOKUP of the same name. When the first failed for want of
+ * a majority, the second fails at once, so that the system call still
+ * ends within one deadline instead of two. True when this lookup is such
+ * a repeat (and forgets the failure). */
+static bool repeats_failed_lookup(struct casfs_fs *fs, fuse_req_t req, fuse_ino_t parent,
+				  const char *name)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	struct failed_lookup *f = &fs->failed[(unsigned)pid % FAILED_LOOKUPS];
+	struct timespec now;
+	bool repeat;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&fs->failed_lock);
+	ms = (int64_t)(now.tv_sec - f->at.tv_sec) * 1000 + (now.tv_nsec - f->at.tv_nsec) / 1000000;
+	repeat = f->pid == pid && f->parent == parent && f->name_hash == hash_name(name) &&
+		 ms >= 0 && ms < RELOOKUP_MS;
+	if (repeat)
+		f->pid = 0;
+	pthread_mutex_unlock(&fs->failed_lock);
+	return repeat;
+}
+
+static void note_failed_lookup(struct casfs_fs *fs, fuse_req_t req, fuse_ino_t parent,
+			       const char *name)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	struct failed_lookup *f = &fs->failed[(unsigned)pid % FAILED_LOOKUPS];
+
+	pthread_mutex_lock(&fs->failed_lock);
+	f->parent = parent;
+	f->name_hash = hash_name(name);
+	f->pid = pid;
+	clock_gettime(CLOCK_MONOTONIC, &f->at);
+	pthread_mutex_unlock(&fs->failed_lock);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct casfs_record prec, crec;
@@ -353,6 +452,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	op_start(&op, req);
 	if (strlen(name) > CASFS_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (repeats_failed_lookup(op.fs, req, parent, name)) {
+		fuse_reply_err(req, -err_of(CAS_EUNAVAILABLE));
 		return;
 	}
 	rc = node_id(&op, parent, pid);
@@ -382,6 +485,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 out_clear_parent:
 	casfs_record_clear(&prec);
 out_reply_err:
+	if (rc == err_of(CAS_EUNAVAILABLE))
+		note_failed_lookup(op.fs, req, parent, name);
 	if (rc == -ENOENT && op.fs->cache) {
 		struct fuse_entry_param e;
 
@@ -1637,6 +1742,7 @@ const struct fuse_lowlevel_ops casfs_ops = {
 int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct casfs_fs **out)
 {
 	struct casfs_fs *fs = calloc(1, sizeof(*fs));
+	size_t i;
 
 	if (!fs)
 		return CAS_ENOMEM;
@@ -1645,6 +1751,9 @@ int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct cas
 		free(fs);
 		return CAS_ENOMEM;
 	}
+	for (i = 0; i < KEY_LOCKS; i++)
+		pthread_mutex_init(&fs->key_locks[i], NULL);
+	pthread_mutex_init(&fs->failed_lock, NULL);
 	fs->client = c;
 	fs->timeout_ms = o->timeout_ms;
 	fs->cache = o->cache;
@@ -1655,8 +1764,13 @@ int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct cas
 
 void casfs_fs_free(struct casfs_fs *fs)
 {
+	size_t i;
+
 	if (!fs)
 		return;
+	for (i = 0; i < KEY_LOCKS; i++)
+		pthread_mutex_destroy(&fs->key_locks[i]);
+	pthread_mutex_destroy(&fs->failed_lock);
 	casfs_inodes_free(fs->inodes);
 	free(fs);
 }

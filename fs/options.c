@@ -19,7 +19,10 @@ struct raw {
 	char *timeout;
 	char *max_size;
 	int cache;
+	int allow_other;
 };
+
+enum { KEY_ALLOW_OTHER };
 
 static const struct fuse_opt specs[] = {
 	{ "nodes=%s", offsetof(struct raw, nodes), 0 },
@@ -27,8 +30,21 @@ static const struct fuse_opt specs[] = {
 	{ "max_size=%s", offsetof(struct raw, max_size), 0 },
 	{ "cache", offsetof(struct raw, cache), 1 },
 	{ "nocache", offsetof(struct raw, cache), 0 },
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_END
 };
+
+/* Notes allow_other and leaves it (and all else) for libfuse. */
+static int keep_opt(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct raw *raw = data;
+
+	(void)arg;
+	(void)outargs;
+	if (key == KEY_ALLOW_OTHER)
+		raw->allow_other = 1;
+	return 1;
+}
 
 /* Seconds (fractional) to milliseconds, rounded up. */
 static bool parse_timeout(const char *s, unsigned *ms)
@@ -157,7 +173,7 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = CASFS_DEFAULT_TIMEOUT_MS;
 	o->max_size = CAS_DEFAULT_MAX_VALUE;
-	if (fuse_opt_parse(args, &raw, specs, NULL) == -1) {
+	if (fuse_opt_parse(args, &raw, specs, keep_opt) == -1) {
 		snprintf(errmsg, errmsg_len, "cannot parse the options");
 		goto out_free_raw;
 	}
@@ -174,6 +190,7 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
 		goto out_free_raw;
 	}
 	o->cache = raw.cache;
+	o->allow_other = raw.allow_other;
 	if (!raw.nodes && env_nodes && *env_nodes) {
 		raw.nodes = strdup(env_nodes);
 		if (!raw.nodes) {

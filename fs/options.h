@@ -17,6 +17,7 @@ struct casfs_options {
 	unsigned timeout_ms;	/* deadline of one filesystem operation */
 	bool cache;		/* relaxed kernel caching (weaker consistency) */
 	size_t max_size;	/* largest register value, in bytes */
+	bool allow_other;	/* -o allow_other was given (and left for libfuse) */
 };
 
 /* Copies argc/argv into out (cleared first; free with fuse_opt_free_args,
