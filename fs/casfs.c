@@ -130,7 +130,8 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 		fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd.clone_fd);
-		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		if (cmd.max_idle_threads <= 100000) /* else unset */
+			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		/* Every request may wait for the network: more threads than
 		 * libfuse's default of 10, unless -o max_threads= says. */
 		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads && cmd.max_threads <= 100000 ?
