@@ -1,0 +1,123 @@
+#!/bin/bash
+# compare.sh - casfs against etcd on this machine: a three-node casd cluster
+# and a three-node etcd cluster on loopback, the same workloads on both, and
+# file operations through a casfs mount; prints one table. Not a ctest test.
+#
+# Usage: tests/bench/compare.sh [compare options, e.g. --runs 3 --seconds 3]
+# CAS_BIN names a Release (or RelWithDebInfo) build folder without
+# sanitizers; by default ./build-release, configured and built when missing.
+# Installs etcd-server from Debian when there is no etcd. Node data of both
+# clusters lives in one temporary folder under $TMPDIR (default /tmp), so
+# both pay the same fsync. Everything started is stopped and removed at exit.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+
+die() {
+	echo "compare.sh: $*" >&2
+	exit 1
+}
+
+# --- the build ---
+if [ -z "${CAS_BIN:-}" ]; then
+	CAS_BIN=./build-release
+	if [ ! -f "$CAS_BIN/CMakeCache.txt" ]; then
+		tests/deps.sh || die "cannot install the build dependencies"
+		cmake -S . -B "$CAS_BIN" -DCMAKE_BUILD_TYPE=Release -DCAS_SANITIZE=OFF >/dev/null ||
+			die "cannot configure $CAS_BIN"
+	fi
+fi
+[ -f "$CAS_BIN/CMakeCache.txt" ] || die "$CAS_BIN is not a build folder"
+grep -Eq '^CMAKE_BUILD_TYPE:[A-Z]+=(Release|RelWithDebInfo)$' "$CAS_BIN/CMakeCache.txt" ||
+	die "$CAS_BIN is not a Release build (cmake -DCMAKE_BUILD_TYPE=Release)"
+grep -q '^CAS_SANITIZE:BOOL=ON$' "$CAS_BIN/CMakeCache.txt" &&
+	die "$CAS_BIN is built with sanitizers; benchmark a build without them"
+cmake --build "$CAS_BIN" -j"$(nproc)" --target casd casfs compare >/dev/null ||
+	die "cannot build casd, casfs and compare in $CAS_BIN"
+export CAS_BIN
+
+# --- etcd ---
+if ! command -v etcd >/dev/null; then
+	echo "compare.sh: installing etcd-server" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	{ apt-get update -q && apt-get install -y -q etcd-server; } >&2 ||
+		die "cannot install etcd-server"
+fi
+command -v etcd >/dev/null || die "no etcd after installing etcd-server"
+
+. tests/lib.sh # CAS_TMP under $TMPDIR; its exit trap unmounts, stops casd, removes CAS_TMP
+
+# etcd members get longer than lib.sh gives its processes to stop (the
+# leader hands over first): stop them here, before lib.sh's cleanup.
+ETCD_PIDS=()
+stop_etcd() {
+	local p
+	for p in "${ETCD_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${ETCD_PIDS[@]}"; do
+		cas_wait_gone "$p" 150 || kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+}
+trap 'rc=$?; stop_etcd; (exit $rc); cas_cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port: a TCP port below the ephemeral range that nothing listens on
+# and that this script has not handed out yet.
+ETCD_TAKEN=" "
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		case $ETCD_TAKEN in *" $p "*) continue ;; esac
+		[ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] || continue
+		ETCD_TAKEN+="$p "
+		echo "$p"
+		return
+	done
+}
+
+etcd_healthy() { curl -sf "$1/health" | grep -q '"health":"true"'; }
+
+# start_etcd: three members on loopback, data under $CAS_TMP, default
+# (fsynced) durability; sets ETCD_URLS.
+start_etcd() {
+	local i cluster= client peer urls=()
+	local -a cports pports
+	for i in 0 1 2; do
+		cports[i]=$(free_port)
+		pports[i]=$(free_port)
+		cluster+="${cluster:+,}e$i=http://127.0.0.1:${pports[i]}"
+	done
+	for i in 0 1 2; do
+		client=http://127.0.0.1:${cports[i]}
+		peer=http://127.0.0.1:${pports[i]}
+		etcd --name "e$i" --data-dir "$CAS_TMP/etcd$i" \
+			--listen-client-urls "$client" --advertise-client-urls "$client" \
+			--listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+			--initial-cluster "$cluster" --initial-cluster-state new \
+			--initial-cluster-token "compare-$$" >"$CAS_TMP/etcd$i.log" 2>&1 &
+		ETCD_PIDS+=($!)
+		urls+=("$client")
+	done
+	for i in 0 1 2; do
+		cas_wait_until 300 etcd_healthy "${urls[i]}" ||
+			fail "etcd member $i is not healthy: $(tail -n 5 "$CAS_TMP/etcd$i.log")"
+	done
+	ETCD_URLS=$(
+		IFS=,
+		echo "${urls[*]}"
+	)
+}
+
+cas_start_cluster 3
+start_etcd
+cas_mount "$CAS_TMP/mnt"
+
+fstype=$(stat -f -c %T "$CAS_TMP")
+echo "compare.sh: casfs source $(git describe --always --dirty 2>/dev/null || echo '?')," \
+	"$(etcd --version | head -n 1)"
+echo "compare.sh: node data of both clusters in $CAS_TMP ($fstype), one filesystem: both fsync" \
+	"there (casd always, etcd by default)"
+echo "compare.sh: casfs mount with default options (linearizable, no kernel caching)"
+echo "compare.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
+"$CAS_BIN/tests/compare" --casd "$(cas_nodes)" --etcd "$ETCD_URLS" --mount "$CAS_TMP/mnt" "$@"
