@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# corpus.sh - writes the seed corpus of each fuzz target into
+# corpus/<target>/: small valid inputs and a few invalid ones. The files
+# are committed; rerun this after changing it.
+set -eu
+cd "$(dirname "$0")"
+rm -rf corpus
+mkdir -p corpus/codec corpus/acceptor corpus/record corpus/xattr
+
+# le BYTES VALUE: VALUE as BYTES little-endian bytes.
+le() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		printf "\\x$(printf %02x $((($2 >> (8 * i)) & 255)))"
+	done
+}
+
+# --- codec: request and reply bodies, and base64 ---
+B='"ballot":{"counter":"5","id":"1"}'
+V='"value":{"version":"1","recent":["9"],"data":"aGVsbG8="}'
+V16='"value":{"version":"18446744073709551615","recent":["1","2","3","4","5","6","7","8","9","10","11","12","13","14","15","16"],"data":"AA=="}'
+c=corpus/codec
+printf '{"key":"k",%s}' "$B" >$c/prepare
+printf '{ "key" : "a/b:c@d-e_f.g" ,\n %s }\n' "$B" >$c/prepare-spaces
+printf '{"key":"k",%s,%s}' "$B" "$V" >$c/accept
+printf '{"key":"k",%s,%s}' "$B" "$V16" >$c/accept-full
+printf '{"key":"k",%s,"value":{"version":"0","recent":[],"data":""}}' "$B" >$c/accept-empty
+printf '{"result":"promise","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' >$c/promise
+printf '{"result":"promise","accepted":{"counter":"5","id":"1"},%s}' "$V" >$c/promise-value
+printf '{"result":"accepted",%s}' "$B" >$c/accepted
+printf '{"result":"reject","blocking":{"counter":"7","id":"3"}}' >$c/reject
+printf 'Zm9vYmFy' >$c/base64
+# Invalid: each a different refusal.
+printf '{"key":"k",%s,"x":1}' "$B" >$c/bad-unknown-field
+printf '{"key":"k","ballot":{"counter":"05","id":"1"}}' >$c/bad-number
+printf '{"key":"a b",%s}' "$B" >$c/bad-key
+printf '{"key":"k",%s,"value":{"version":"1","recent":[],"data":"Zh=="}}' "$B" >$c/bad-base64
+printf '{"key":"k\\u0000",%s}' "$B" >$c/bad-nul-escape
+printf '{"key":"k",%s} x' "$B" >$c/bad-trailing
+
+# --- acceptor: 40 bytes of state, then NUL-separated requests, each a
+# selector byte (P: prepare, A: accept) and a body ---
+a=corpus/acceptor
+ballot() { printf '"ballot":{"counter":"%s","id":"%s"}' "$1" "$2"; }
+prep() { printf 'P{"key":"k",%s}' "$(ballot "$1" "$2")"; }
+acc() {
+	printf 'A{"key":"k",%s,"value":{"version":"%s","recent":["%s"],"data":"%s"}}' \
+		"$(ballot "$1" "$2")" "$3" "$4" "$5"
+}
+zero_state() { le 8 0; le 8 0; le 8 0; le 8 0; le 8 0; }
+{ zero_state; prep 1 1; printf '\0'; acc 1 1 1 7 aGk=; printf '\0'; prep 2 1; } >$a/round
+{ zero_state; prep 5 1; printf '\0'; prep 5 1; printf '\0'; prep 4 9; printf '\0'; acc 3 1 1 1 ""; } >$a/rejects
+{
+	le 8 7; le 8 2; le 8 3; le 8 1; le 8 4
+	acc 7 2 5 11 AAEC; printf '\0'; prep 7 3; printf '\0'; acc 7 2 6 12 ""
+} >$a/promised
+{ zero_state; printf 'R{"key":"k",%s}' "$(ballot 1 1)"; } >$a/not-a-request
+{ zero_state; printf 'P{"key":"k"}'; printf '\0'; printf 'A[]'; } >$a/bad-bodies
+
+# --- record: fs/FORMAT.md ---
+r=corpus/record
+# header TYPE FLAGS MODE NXATTR: the fixed part of a record.
+header() {
+	printf 'cF\x01'
+	le 1 "$1"; le 2 "$2"; le 2 0; le 4 "$3"; le 4 1000; le 4 1000
+	for t in 1 2 3; do le 8 1700000000; le 4 5; done
+	le 2 "$4"
+}
+xattr() { le 1 ${#1}; printf '%s' "$1"; le 4 ${#2}; printf '%s' "$2"; }
+dirent() { le 1 "$1"; le 1 ${#2}; printf '%s' "$2"; printf '%016d' "$3"; }
+{ header 1 0 420 0; } >$r/reg-empty
+{ header 1 0 420 2; xattr user.a 1; xattr user.b ""; printf 'hello\n'; } >$r/reg-xattrs
+{ header 2 0 493 0; le 4 3; dirent 1 a 1; dirent 2 b 2; dirent 3 ba 3; } >$r/dir
+{ header 2 1 493 0; le 4 0; } >$r/dir-dead
+{ header 3 0 511 0; printf '../target'; } >$r/symlink
+{ header 2 0 493 0; le 4 2; dirent 1 b 1; dirent 1 a 2; } >$r/bad-unsorted
+{ header 3 0 511 0; } >$r/bad-empty-symlink
+{ header 1 0 420 1; xattr user.a 1; } | head -c 60 >$r/bad-truncated
+printf 'cF\x02' >$r/bad-format
+
+# --- xattr: names ---
+x=corpus/xattr
+n=0
+for name in user.casfs.cas.0 user.casfs.cas.42 user.casfs.cas.18446744073709551615 \
+	user.casfs.version user.casfs.key user.casfs.other user.note security.selinux \
+	user.casfs.cas.18446744073709551616 user.casfs.cas.007 user.casfs.cas. \
+	user.casfs.cas.-1 user.casfs.cas.1x; do
+	printf '%s' "$name" >$x/$n
+	n=$((n + 1))
+done
