@@ -4,6 +4,9 @@
 #
 # Environment: CAS_BIN, the folder with casd, casctl and casfs (ctest sets
 # it). Tests call cas_start_cluster N, then use cas_nodes, casctl, ...
+# CAS_VALGRIND=1 (a build without sanitizers) runs casd and the casctl
+# function under valgrind: an error or a definite leak in any of them, or
+# a casd that does not exit 0 on SIGTERM, fails the test.
 
 set -u
 CAS_BIN=${CAS_BIN:?CAS_BIN must name the folder with casd, casctl and casfs}
@@ -13,8 +16,39 @@ CAS_PORTS=()  # port of node i
 CAS_MOUNTS=() # mount points to unmount at exit
 CAS_EXTRA_PIDS=()
 
+# CAS_SLOW stretches the waits below: valgrind runs programs ~20x slower.
+CAS_VALGRIND=${CAS_VALGRIND:-0}
+CAS_VG=()
+CAS_VG_CASCTL=()
+CAS_SLOW=1
+if [ "$CAS_VALGRIND" = 1 ]; then
+	# Its reports go to one file per process, not into the stderr that
+	# tests read; an empty file means a clean run.
+	CAS_VG=(valgrind --error-exitcode=99 --leak-check=full
+		--errors-for-leak-kinds=definite --track-fds=no -q
+		--log-file="$CAS_TMP/valgrind.%p.log")
+	CAS_SLOW=20
+	# casctl's default deadline (5 s) is for native speed; a test's own
+	# --timeout comes later on the command line and wins.
+	CAS_VG_CASCTL=(--timeout $((5 * CAS_SLOW)))
+fi
+
+# cas_valgrind_check: fails (non-zero, reports on stderr) when valgrind
+# reported anything so far. Without CAS_VALGRIND=1, always succeeds.
+cas_valgrind_check() {
+	local f bad=0
+	[ "$CAS_VALGRIND" = 1 ] || return 0
+	for f in "$CAS_TMP"/valgrind.*.log; do
+		[ -s "$f" ] || continue
+		echo "FAIL: valgrind: $(basename "$f"):" >&2
+		cat "$f" >&2
+		bad=1
+	done
+	return $bad
+}
+
 cas_cleanup() {
-	local m p
+	local rc=$? m p st vg_bad=0
 	for m in "${CAS_MOUNTS[@]}"; do
 		if mountpoint -q "$m" 2>/dev/null; then
 			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -27,9 +61,23 @@ cas_cleanup() {
 	done
 	for p in "${CAS_EXTRA_PIDS[@]}" "${CAS_PIDS[@]}"; do
 		[ -n "$p" ] || continue
-		cas_wait_gone "$p" 50 || kill -KILL "$p" 2>/dev/null
+		cas_wait_gone "$p" $((50 * CAS_SLOW)) || kill -KILL "$p" 2>/dev/null
 	done
+	if [ "$CAS_VALGRIND" = 1 ]; then
+		# casd exits 0 on SIGTERM; valgrind makes it 99 on an error.
+		for p in "${CAS_PIDS[@]}"; do
+			[ -n "$p" ] || continue
+			st=0
+			wait "$p" 2>/dev/null || st=$?
+			[ "$st" = 0 ] || [ "$st" = 127 ] || {
+				echo "FAIL: casd (pid $p) exited $st on SIGTERM under valgrind" >&2
+				vg_bad=1
+			}
+		done
+		cas_valgrind_check || vg_bad=1
+	fi
 	rm -rf "$CAS_TMP"
+	[ "$vg_bad" = 0 ] || [ "$rc" != 0 ] || exit 1
 }
 trap cas_cleanup EXIT
 
@@ -68,14 +116,14 @@ cas_start_node() {
 	local i=$1 port=${CAS_PORTS[$1]:-0}
 	mkdir -p "$CAS_TMP/n$i"
 	rm -f "$CAS_TMP/n$i.port"
-	"$CAS_BIN/casd" --listen "127.0.0.1:$port" --data "$CAS_TMP/n$i" \
+	"${CAS_VG[@]}" "$CAS_BIN/casd" --listen "127.0.0.1:$port" --data "$CAS_TMP/n$i" \
 		--port-file "$CAS_TMP/n$i.port" ${CAS_CASD_ARGS:-} \
 		>>"$CAS_TMP/n$i.log" 2>&1 &
 	CAS_PIDS[$i]=$!
-	cas_wait_until 100 test -s "$CAS_TMP/n$i.port" ||
+	cas_wait_until $((100 * CAS_SLOW)) test -s "$CAS_TMP/n$i.port" ||
 		fail "node $i did not start: $(tail -n 5 "$CAS_TMP/n$i.log")"
 	CAS_PORTS[$i]=$(cat "$CAS_TMP/n$i.port")
-	cas_wait_until 100 curl -sf "$(cas_url "$i")/v1/health" ||
+	cas_wait_until $((100 * CAS_SLOW)) curl -sf "$(cas_url "$i")/v1/health" ||
 		fail "node $i does not answer /v1/health"
 }
 
@@ -87,11 +135,14 @@ cas_start_cluster() {
 
 # cas_stop_node I [SIGNAL]: stops node I (default SIGKILL) and waits for it.
 cas_stop_node() {
-	local i=$1 sig=${2:-KILL} p=${CAS_PIDS[$1]}
+	local i=$1 sig=${2:-KILL} p=${CAS_PIDS[$1]} st=0
 	kill -"$sig" "$p"
-	cas_wait_gone "$p" 100 || fail "node $i did not exit on SIG$sig"
-	wait "$p" 2>/dev/null
+	cas_wait_gone "$p" $((100 * CAS_SLOW)) || fail "node $i did not exit on SIG$sig"
+	wait "$p" 2>/dev/null || st=$?
 	CAS_PIDS[$i]=
+	if [ "$CAS_VALGRIND" = 1 ] && [ "$sig" != KILL ] && [ "$st" != 0 ]; then
+		fail "node $i exited $st on SIG$sig under valgrind"
+	fi
 }
 
 # cas_nodes: the cluster as a comma-separated URL list.
@@ -102,7 +153,7 @@ cas_nodes() {
 }
 
 # casctl ARGS...: the client against this test's cluster.
-casctl() { "$CAS_BIN/casctl" --nodes "$(cas_nodes)" "$@"; }
+casctl() { "${CAS_VG[@]}" "$CAS_BIN/casctl" --nodes "$(cas_nodes)" "${CAS_VG_CASCTL[@]}" "$@"; }
 
 # cas_mount DIR [OPTIONS]: mounts the cluster on DIR (created) in the
 # background and waits for the mount to appear.
