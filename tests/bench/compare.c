@@ -61,21 +61,50 @@ struct backend {
 	void *priv;
 };
 
-/* ---- casfs backend: the client library, one client shared by all threads
- * as a mount shares its own. ---- */
+/* ---- casfs backend: the client library; by default one client shared by
+ * all threads, as a mount shares its own. ---- */
+
+struct casfs {
+	struct cas_client *shared;
+	const char *nodes;
+	bool per_thread; /* a client (a proposer) per thread instead */
+};
+
+struct casfs_conn {
+	struct cas_client *c;
+	bool own;
+};
 
 static int casfs_conn_open(struct backend *be, int idx, void **conn, char *err, size_t err_len)
 {
+	struct cas_client_config cfg = {.timeout_ms = OP_TIMEOUT_MS};
+	struct casfs *cf = be->priv;
+	struct casfs_conn *cc = calloc(1, sizeof(*cc));
+
 	(void)idx;
-	(void)err;
-	(void)err_len;
-	*conn = be->priv;
+	if (cc == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	cc->c = cf->shared;
+	if (cf->per_thread) {
+		if (cas_client_open(cf->nodes, &cfg, &cc->c, err, err_len) != CAS_OK) {
+			free(cc);
+			return -1;
+		}
+		cc->own = true;
+	}
+	*conn = cc;
 	return 0;
 }
 
 static void casfs_conn_close(void *conn)
 {
-	(void)conn;
+	struct casfs_conn *cc = conn;
+
+	if (cc->own)
+		cas_client_close(cc->c);
+	free(cc);
 }
 
 static void copy_seen(struct seen *cur, const struct cas_value *v)
@@ -114,7 +143,7 @@ static enum outcome casfs_cas(void *conn, const char *key, uint64_t expected, co
 			      size_t len, bool want_data, struct seen *cur, char *err,
 			      size_t err_len)
 {
-	struct cas_client *c = conn;
+	struct cas_client *c = ((struct casfs_conn *)conn)->c;
 	uint64_t version = 0;
 	int rc;
 
@@ -145,7 +174,7 @@ static enum outcome casfs_read(void *conn, const char *key, struct seen *cur, ch
 	struct cas_value v;
 	int rc;
 
-	rc = cas_read(conn, key, 0, &v);
+	rc = cas_read(((struct casfs_conn *)conn)->c, key, 0, &v);
 	if (rc == CAS_OK)
 		copy_seen(cur, &v);
 	cas_value_clear(&v);
@@ -1024,7 +1053,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: compare --casd URL,... [--etcd URL,...] [--mount DIR] [--seconds S]\n"
-		"               [--runs N] [--value-size BYTES] [--etcd-spread]\n"
+		"               [--runs N] [--value-size BYTES] [--etcd-spread] "
+		"[--client-per-thread]\n"
 		"  --casd        casd acceptor URLs (the casfs backend)\n"
 		"  --etcd        etcd client URLs (the etcd backend; without it, casfs alone)\n"
 		"  --mount       a casfs mount of the same casd cluster, for the fs rows\n"
@@ -1032,7 +1062,9 @@ static void usage(FILE *f)
 		"  --runs        measurements of each figure; the table shows medians (default 3)\n"
 		"  --value-size  bytes each cas writes (default 100)\n"
 		"  --etcd-spread spread etcd threads over all endpoints (default: all to the\n"
-		"                leader, etcd's best case)\n");
+		"                leader, etcd's best case)\n"
+		"  --client-per-thread  a casfs client (proposer) per thread (default: one\n"
+		"                shared, as in a mount)\n");
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -1078,6 +1110,7 @@ int main(int argc, char **argv)
 		{"runs", required_argument, NULL, 'r'},
 		{"value-size", required_argument, NULL, 'v'},
 		{"etcd-spread", no_argument, NULL, 'S'},
+		{"client-per-thread", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1091,6 +1124,7 @@ int main(int argc, char **argv)
 	struct cell med[2][W_COUNT], fs_med[F_COUNT];
 	const char *casd = NULL, *etcd_urls = NULL;
 	struct etcd e = {0};
+	struct casfs cf = {0};
 	struct cas_client *client;
 	bool spread = false, refused = false;
 	unsigned long v, runs = 3;
@@ -1125,6 +1159,9 @@ int main(int argc, char **argv)
 		case 'S':
 			spread = true;
 			break;
+		case 'P':
+			cf.per_thread = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1148,7 +1185,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "compare: casd: %s\n", err);
 		goto out_free_value;
 	}
-	backends[0].priv = client;
+	cf.shared = client;
+	cf.nodes = casd;
+	backends[0].priv = &cf;
 	nb = 1;
 	if (etcd_urls) {
 		if (split_urls(etcd_urls, &e)) {
@@ -1165,7 +1204,8 @@ int main(int argc, char **argv)
 		nb = 2;
 	}
 
-	printf("compare: casfs on %zu casd nodes", cas_client_nodes(client));
+	printf("compare: casfs on %zu casd nodes (%s)", cas_client_nodes(client),
+	       cf.per_thread ? "a client per thread" : "one client for all threads");
 	if (nb == 2)
 		printf(" vs etcd on %zu nodes (threads to %s)", e.n,
 		       spread ? "all endpoints" : "the leader");

@@ -10,6 +10,7 @@
 # clusters lives in one temporary folder under $TMPDIR (default /tmp), so
 # both pay the same fsync. Everything started is stopped and removed at exit.
 set -u
+[ -z "${CAS_BIN:-}" ] || CAS_BIN=$(realpath -- "$CAS_BIN")
 cd "$(dirname "$0")/../.." || exit 1
 
 die() {
