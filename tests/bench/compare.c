@@ -885,8 +885,12 @@ static int read_file(const char *path)
 		return -1;
 	while ((n = read(fd, buf + got, sizeof(buf) - got)) > 0)
 		got += (size_t)n;
-	if (n < 0 || got != 2 || memcmp(buf, "x\n", 2))
+	if (n < 0) {
 		rc = -1;
+	} else if (got != 2 || memcmp(buf, "x\n", 2)) {
+		errno = EBADMSG; /* not what was written */
+		rc = -1;
+	}
 	if (close(fd))
 		rc = -1;
 	return rc;
@@ -947,7 +951,13 @@ static int measure_fs(struct bench *b, enum fs_workload f, int run, double write
 		c->p99 = -1;
 		c->rate = (double)n * 1e6 / (double)wall;
 		c->done = true;
-		return read_file(path);
+		if (read_file(path)) {
+			c->failed = true;
+			snprintf(c->why, sizeof(c->why), "%.160s after the bash loop: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+		return 0;
 	}
 	t0 = now_us();
 	end = t0 + (uint64_t)b->seconds * 1000000u;
@@ -956,6 +966,8 @@ static int measure_fs(struct bench *b, enum fs_workload f, int run, double write
 
 		rc = f == F_WRITE ? write_file(path, O_TRUNC) : read_file(path);
 		if (!lat_add(&w.lat, now_us() - s) || rc) {
+			/* A read of other bytes than written refuses the row. */
+			c->done = c->failed = errno == EBADMSG;
 			snprintf(c->why, sizeof(c->why), "%s %.160s: %s",
 				 f == F_WRITE ? "write" : "read", path, strerror(errno));
 			free(w.lat.v);
