@@ -1301,6 +1301,12 @@ int main(int argc, char **argv)
 				       c->failed ? "figures refused: " : "first: ", c->why);
 		}
 	}
+	for (int f = 0; f < F_COUNT; f++) {
+		if (fs_med[f].failed) {
+			refused = true;
+			printf("%s: figures refused: %s\n", fs_labels[f], fs_med[f].why);
+		}
+	}
 
 	printf("\ntargets:\n");
 	if (nb == 2 && usable(&med[0][W_CAS1]) && usable(&med[1][W_CAS1])) {
