@@ -1,8 +1,9 @@
-/* store_lmdb.h - the acceptor's durable state in LMDB: one record per key,
- * changed and fsynced in one transaction before any reply leaves. */
+/* store_lmdb.h - the acceptor's durable state in LMDB: one record per key;
+ * concurrent changes share one fsynced transaction before any reply leaves. */
 #ifndef CAS_STORE_LMDB_H
 #define CAS_STORE_LMDB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +35,17 @@
 /* Default LMDB map size (the largest the store may grow), in MiB. */
 #define CAS_STORE_DEFAULT_MAP_MIB 1024
 
-/* An open store. Opaque. cas_store_handle, cas_store_get and
- * cas_store_count are safe to call from many threads at once; LMDB runs
- * one write transaction at a time. */
+/* An open store, with its writer thread. Opaque. Every function below but
+ * cas_store_open, cas_store_close and cas_store_set_fault is safe to call
+ * from many threads at once. */
 struct cas_store;
+
+/* What the store did since it was opened. */
+struct cas_store_stats {
+	uint64_t commits;	/* write transactions committed (fsyncs) */
+	uint64_t changes;	/* requests whose change they made durable */
+	uint64_t largest_batch; /* most requests in one committed batch */
+};
 
 /* Opens (creating when missing) the LMDB environment in the existing
  * folder dir, with a map of map_size bytes (0: the default). On success
@@ -46,18 +54,59 @@ struct cas_store;
 int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, char *errmsg,
 		   size_t errmsg_len);
 
-/* Closes s and frees it. No call on s may be running. s may be NULL. */
+/* Writes what is queued, closes s and frees it. No call on s may be
+ * running. s may be NULL. */
 void cas_store_close(struct cas_store *s);
 
-/* Runs the acceptor rules (cas_acceptor_handle) on req (PREPARE or ACCEPT)
- * against the key's record, in one LMDB write transaction. When the state
- * changed, the new record is written and the transaction committed (LMDB's
- * synchronous commit: fsync) before *reply is filled; a REJECT changes
- * nothing. On CAS_OK *reply owns its value bytes (cas_msg_clear). On error
- * (CAS_EINVAL: not a request; CAS_EKEY: bad key; CAS_EIO: LMDB failed, its
- * reason in errmsg, or the record is corrupt; CAS_ENOMEM) nothing was
- * written and *reply is zeroed: the caller must not answer as if promised
- * or accepted. req is not changed. */
+/* A request handed to the store with cas_store_submit. The caller sets
+ * req, done and arg; the store fills the rest. The struct and *req must
+ * stay alive and unchanged until done runs. */
+struct cas_store_op {
+	const struct cas_msg *req; /* PREPARE or ACCEPT */
+	/* Called once, on the store's writer thread, when req's outcome is
+	 * final (committed, or failed); op is the caller's again from then
+	 * on and may be freed inside done. Must not block: the next batch
+	 * waits for it. */
+	void (*done)(struct cas_store_op *op);
+	void *arg;
+	/* The outcome, to read in or after done. err as for
+	 * cas_store_handle; on CAS_OK reply owns its value bytes (the
+	 * caller clears it with cas_msg_clear), otherwise reply is zeroed
+	 * and errmsg says why. */
+	int err;
+	struct cas_msg reply;
+	char errmsg[256];
+	/* The store's own. */
+	struct cas_store_op *next;
+	bool changed;
+	bool failed;
+};
+
+/* Queues op->req for the acceptor rules (cas_acceptor_handle) against its
+ * key's record and returns at once; op->done runs once the outcome is
+ * durable. When the state changed, the new record is written and
+ * committed (LMDB's synchronous commit: fsync) before done runs; a REJECT
+ * changes nothing.
+ *
+ * Group commit: requests queue up while a batch is being written; the
+ * store's writer thread then takes all of them as the next batch, applies
+ * them in arrival order in one write transaction (each sees the changes
+ * of those before it, as if they ran one by one) and commits once. done
+ * runs for each only after that commit returned. A failed commit fails
+ * every request of its batch; a request failing on its own (a corrupt
+ * record, no memory) fails alone. On a failure nothing of op->req was
+ * written: the caller must not answer as if promised or accepted.
+ *
+ * Returns CAS_OK when queued (done will run), or at once, without
+ * calling done: CAS_EINVAL (not a request) or CAS_EKEY (bad key), also
+ * in op->err with op->errmsg. */
+int cas_store_submit(struct cas_store *s, struct cas_store_op *op);
+
+/* cas_store_submit, waiting for the outcome: on CAS_OK *reply owns its
+ * value bytes (cas_msg_clear). On error (CAS_EINVAL: not a request;
+ * CAS_EKEY: bad key; CAS_EIO: LMDB failed, its reason in errmsg, or the
+ * record is corrupt; CAS_ENOMEM) nothing of req was written and *reply is
+ * zeroed. req is not changed. */
 int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_msg *reply,
 		     char *errmsg, size_t errmsg_len);
 
@@ -70,11 +119,24 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 /* Stores in *out how many keys s holds. Errors: CAS_EIO with errmsg. */
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len);
 
-/* Test seam: when fn is not NULL, cas_store_handle calls fn(arg, req) just
- * before it commits a change; a non-zero return makes the commit fail
- * (the transaction is aborted, CAS_EIO). Not for production. Not
- * thread-safe against running cas_store_handle calls. */
+/* Copies what s did so far into *out. */
+void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out);
+
+/* Test seam: when fn is not NULL, the writer of a batch calls fn(arg, req)
+ * for each request of the batch that changes the state, in order, just
+ * before the commit; a non-zero return makes the commit fail (the
+ * transaction is aborted, every request of the batch gets CAS_EIO). Not
+ * for production. Not thread-safe against running cas_store_handle
+ * calls. */
 void cas_store_set_fault(struct cas_store *s, int (*fn)(void *arg, const struct cas_msg *req),
 			 void *arg);
+
+/* Test seam: while held, submitted requests queue up and wait; once
+ * released, the queue is written as one batch. Not for production. */
+void cas_store_hold(struct cas_store *s, bool hold);
+
+/* Test seam: how many submitted requests wait for a batch to take them
+ * (those in a batch being written are not counted). */
+size_t cas_store_waiting(struct cas_store *s);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_store.c - unit tests of the LMDB acceptor store on real files:
  * acceptor rules through the store, persistence across reopen, failed
- * commits that leave nothing behind, corrupt records, LMDB errors. */
+ * commits that leave nothing behind, corrupt records, LMDB errors, group
+ * commit (batches in order, a failed batch, many threads at once). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -361,6 +362,183 @@ static void test_lmdb_error_carries_reason(void **state)
 	assert_non_null(strstr(errmsg, "/nonexistent/cas-test"));
 }
 
+/* Completions of cas_store_submit calls, counted. */
+struct done_count {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n;
+};
+
+static struct done_count done_count = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void count_done(struct cas_store_op *op)
+{
+	struct done_count *d = op->arg;
+
+	pthread_mutex_lock(&d->lock);
+	d->n++;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Submits reqs[0..n) while the store is held, so that they make one
+ * batch in that order, then releases it and waits for every outcome. */
+static void run_batch(struct fixture *f, const struct cas_msg *reqs, struct cas_store_op *ops,
+		      int n)
+{
+	int i;
+
+	done_count.n = 0;
+	cas_store_hold(f->store, true);
+	for (i = 0; i < n; i++) {
+		memset(&ops[i], 0, sizeof(ops[i]));
+		ops[i].req = &reqs[i];
+		ops[i].done = count_done;
+		ops[i].arg = &done_count;
+		assert_int_equal(cas_store_submit(f->store, &ops[i]), CAS_OK);
+	}
+	assert_int_equal(cas_store_waiting(f->store), n);
+	cas_store_hold(f->store, false);
+	pthread_mutex_lock(&done_count.lock);
+	while (done_count.n < n)
+		pthread_cond_wait(&done_count.cond, &done_count.lock);
+	pthread_mutex_unlock(&done_count.lock);
+	assert_int_equal(cas_store_waiting(f->store), 0);
+}
+
+static void test_batch_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg reqs[7];
+	struct cas_store_op ops[7];
+	struct cas_store_stats st;
+	int i;
+
+	reqs[0] = prepare_msg("k", B(5, 1));
+	reqs[1] = prepare_msg("k", B(4, 1));		  /* below 5: rejected */
+	reqs[2] = accept_msg("k", B(5, 1), "five", 1);	  /* sees the promise */
+	reqs[3] = prepare_msg("k", B(6, 1));		  /* sees the accept */
+	reqs[4] = accept_msg("k", B(5, 1), "late", 2);	  /* below 6: rejected */
+	reqs[5] = accept_msg("other", B(1, 1), "one", 1); /* another key */
+	reqs[6] = prepare_msg("k", B(6, 1));		  /* the same ballot again */
+	run_batch(f, reqs, ops, 7);
+	for (i = 0; i < 7; i++)
+		assert_int_equal(ops[i].err, CAS_OK);
+	assert_int_equal(ops[0].reply.type, CAS_MSG_PROMISE);
+	assert_true(cas_ballot_is_zero(ops[0].reply.ballot));
+	assert_int_equal(ops[1].reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(ops[1].reply.ballot, B(5, 1)), 0);
+	assert_int_equal(ops[2].reply.type, CAS_MSG_ACCEPTED);
+	assert_int_equal(ops[3].reply.type, CAS_MSG_PROMISE);
+	assert_int_equal(cas_ballot_cmp(ops[3].reply.ballot, B(5, 1)), 0);
+	assert_int_equal(ops[3].reply.value.len, 4);
+	assert_memory_equal(ops[3].reply.value.data, "five", 4);
+	assert_int_equal(ops[4].reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(ops[4].reply.ballot, B(6, 1)), 0);
+	assert_int_equal(ops[5].reply.type, CAS_MSG_ACCEPTED);
+	assert_int_equal(ops[6].reply.type, CAS_MSG_REJECT);
+	for (i = 0; i < 7; i++)
+		cas_msg_clear(&ops[i].reply);
+
+	/* One commit carried the four changes. */
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.commits, 1);
+	assert_int_equal(st.changes, 4);
+	assert_int_equal(st.largest_batch, 7);
+	reopen(f, 0);
+	assert_state(f, "k", B(6, 1), B(5, 1), "five", 1);
+	assert_state(f, "other", B(1, 1), B(1, 1), "one", 1);
+}
+
+/* Fails the commit of any batch that would change key "boom". */
+static int fault_boom(void *arg, const struct cas_msg *req)
+{
+	struct fault *ft = arg;
+
+	ft->calls++;
+	return strcmp(req->key, "boom") == 0;
+}
+
+static void test_failed_batch_fails_all(void **state)
+{
+	struct fixture *f = *state;
+	struct fault ft = {0, 0};
+	struct cas_msg reqs[5], reply;
+	struct cas_store_op ops[5];
+	struct cas_store_stats st;
+	uint64_t n;
+	char errmsg[256];
+	int i;
+
+	reqs[0] = accept_msg("k", B(2, 1), "first", 1);
+	assert_int_equal(handle(f, &reqs[0], &reply), CAS_OK);
+	cas_msg_clear(&reply);
+
+	cas_store_set_fault(f->store, fault_boom, &ft);
+	reqs[0] = prepare_msg("k", B(3, 1));
+	reqs[1] = accept_msg("k", B(3, 1), "second", 2);
+	reqs[2] = prepare_msg("k", B(1, 1)); /* a reject, in a failed batch */
+	reqs[3] = prepare_msg("fresh", B(1, 1));
+	reqs[4] = accept_msg("boom", B(1, 1), "x", 1);
+	run_batch(f, reqs, ops, 5);
+	/* The hook saw every change up to the one it failed on. */
+	assert_int_equal(ft.calls, 4);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(ops[i].err, CAS_EIO);
+		assert_non_null(strstr(ops[i].errmsg, "injected"));
+		assert_int_equal(ops[i].reply.type, CAS_MSG_NONE);
+		assert_null(ops[i].reply.value.data);
+	}
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.commits, 1); /* the first accept only */
+
+	/* Nothing of the batch reached the disk. */
+	reopen(f, 0);
+	assert_state(f, "k", B(2, 1), B(2, 1), "first", 1);
+	assert_state(f, "fresh", B(0, 0), B(0, 0), "", 0);
+	assert_state(f, "boom", B(0, 0), B(0, 0), "", 0);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 1);
+
+	/* The same batch without "boom" commits. */
+	cas_store_set_fault(f->store, fault_boom, &ft);
+	run_batch(f, reqs, ops, 4);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(ops[i].err, CAS_OK);
+	assert_int_equal(ops[2].reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(ops[2].reply.ballot, B(3, 1)), 0);
+	for (i = 0; i < 4; i++)
+		cas_msg_clear(&ops[i].reply);
+	reopen(f, 0);
+	assert_state(f, "k", B(3, 1), B(3, 1), "second", 2);
+	assert_state(f, "fresh", B(1, 1), B(0, 0), "", 0);
+}
+
+static void test_batch_skips_bad_record(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char rec[64] = {CAS_STORE_FORMAT, 0};
+	struct cas_msg reqs[3];
+	struct cas_store_op ops[3];
+
+	/* A corrupt record fails its request alone; the others commit. */
+	rec[48] = 5; /* length disagrees with the size */
+	put_raw(f, "bad", rec, 56);
+	reqs[0] = prepare_msg("a", B(1, 1));
+	reqs[1] = prepare_msg("bad", B(1, 1));
+	reqs[2] = accept_msg("a", B(1, 1), "v", 1);
+	run_batch(f, reqs, ops, 3);
+	assert_int_equal(ops[0].err, CAS_OK);
+	assert_int_equal(ops[0].reply.type, CAS_MSG_PROMISE);
+	assert_int_equal(ops[1].err, CAS_EIO);
+	assert_non_null(strstr(ops[1].errmsg, "corrupt"));
+	assert_int_equal(ops[1].reply.type, CAS_MSG_NONE);
+	assert_int_equal(ops[2].err, CAS_OK);
+	assert_int_equal(ops[2].reply.type, CAS_MSG_ACCEPTED);
+	reopen(f, 0);
+	assert_state(f, "a", B(1, 1), B(1, 1), "v", 1);
+}
+
 #define THREADS 4
 #define ROUNDS	50
 
@@ -433,6 +611,195 @@ static void test_threads(void **state)
 	assert_state(f, "shared", B(ROUNDS, THREADS), B(ROUNDS, THREADS), "s", ROUNDS);
 }
 
+/* Many threads at once on shared and private keys. Every reply must fit
+ * the acceptor rules in some serial order, and what the last change of
+ * that order left must be on disk after a reopen. */
+#define SERIAL_THREADS 16
+#define SERIAL_ROUNDS  25
+#define SERIAL_KEYS    3 /* "shared", "pair<t/2>", "own<t>" */
+#define SERIAL_OPS     (SERIAL_ROUNDS * SERIAL_KEYS * 2)
+
+struct op_rec {
+	enum cas_msg_type type; /* PREPARE or ACCEPT */
+	struct cas_ballot b;
+	int err;
+	enum cas_msg_type reply;
+	struct cas_ballot rb;
+	uint64_t version;
+	char data[32];
+	char key[16];
+};
+
+struct serial_worker {
+	struct fixture *f;
+	int t;
+	struct op_rec recs[SERIAL_OPS];
+};
+
+static void serial_key(int t, int k, char *key, size_t len)
+{
+	if (k == 0)
+		snprintf(key, len, "shared");
+	else if (k == 1)
+		snprintf(key, len, "pair%d", t / 2);
+	else
+		snprintf(key, len, "own%d", t);
+}
+
+static void *serial_main(void *arg)
+{
+	struct serial_worker *w = arg;
+	struct cas_msg req, reply;
+	char errmsg[256];
+	struct op_rec *r = w->recs;
+	int i, k, phase;
+
+	for (i = 1; i <= SERIAL_ROUNDS; i++) {
+		for (k = 0; k < SERIAL_KEYS; k++) {
+			for (phase = 0; phase < 2; phase++, r++) {
+				serial_key(w->t, k, r->key, sizeof(r->key));
+				r->b = B((uint64_t)i, (uint64_t)w->t + 1);
+				if (phase == 0) {
+					req = prepare_msg(r->key, r->b);
+				} else {
+					snprintf(r->data, sizeof(r->data), "t%d-r%d", w->t, i);
+					req = accept_msg(r->key, r->b, r->data, (uint64_t)i);
+				}
+				r->type = req.type;
+				r->err = cas_store_handle(w->f->store, &req, &reply, errmsg,
+							  sizeof(errmsg));
+				r->reply = reply.type;
+				r->rb = reply.ballot;
+				if (reply.type == CAS_MSG_PROMISE) {
+					r->version = reply.value.version;
+					snprintf(r->data, sizeof(r->data), "%.*s",
+						 (int)reply.value.len, (char *)reply.value.data);
+				}
+				cas_msg_clear(&reply);
+			}
+		}
+	}
+	return w;
+}
+
+static int cmp_success(const void *a, const void *b)
+{
+	const struct op_rec *x = *(const struct op_rec *const *)a;
+	const struct op_rec *y = *(const struct op_rec *const *)b;
+	int c = cas_ballot_cmp(x->b, y->b);
+
+	if (c)
+		return c;
+	return (x->type == CAS_MSG_ACCEPT) - (y->type == CAS_MSG_ACCEPT);
+}
+
+/* Checks the ops on key against the rules. With ballots unique to each
+ * (thread, round) and accepts without "next", a success installs its
+ * ballot as the promise and never lowers it: the successes in ballot
+ * order, a prepare before the accept of its ballot, are the serial order.
+ * A reject fits it where the promise equalled its blocking ballot. */
+static void check_key_history(struct fixture *f, struct serial_worker *ws, const char *key)
+{
+	struct op_rec *succ[SERIAL_THREADS * SERIAL_OPS], *r;
+	struct cas_ballot promise = {0, 0}, accepted = {0, 0};
+	uint64_t version = 0;
+	const char *data = "";
+	size_t n = 0, i, j;
+	int t;
+
+	for (t = 0; t < SERIAL_THREADS; t++)
+		for (i = 0; i < SERIAL_OPS; i++)
+			if (strcmp(ws[t].recs[i].key, key) == 0 &&
+			    ws[t].recs[i].reply != CAS_MSG_REJECT)
+				succ[n++] = &ws[t].recs[i];
+	qsort(succ, n, sizeof(succ[0]), cmp_success);
+	for (i = 0; i < n; i++) {
+		r = succ[i];
+		if (r->type == CAS_MSG_PREPARE) {
+			assert_int_equal(r->reply, CAS_MSG_PROMISE);
+			assert_true(cas_ballot_cmp(r->b, promise) > 0);
+			assert_true(cas_ballot_cmp(r->b, accepted) > 0);
+			/* The accepted ballot and value, not the promise. */
+			assert_int_equal(cas_ballot_cmp(r->rb, accepted), 0);
+			assert_int_equal(r->version, version);
+			assert_string_equal(r->data, data);
+			promise = r->b;
+		} else {
+			assert_int_equal(r->reply, CAS_MSG_ACCEPTED);
+			assert_true(cas_ballot_cmp(r->b, promise) >= 0);
+			assert_int_equal(cas_ballot_cmp(r->rb, r->b), 0);
+			promise = accepted = r->b;
+			version = r->b.counter;
+			data = r->data;
+		}
+	}
+	for (t = 0; t < SERIAL_THREADS; t++) {
+		for (i = 0; i < SERIAL_OPS; i++) {
+			r = &ws[t].recs[i];
+			if (strcmp(r->key, key) || r->reply != CAS_MSG_REJECT)
+				continue;
+			if (r->type == CAS_MSG_PREPARE)
+				assert_true(cas_ballot_cmp(r->b, r->rb) <= 0);
+			else
+				assert_true(cas_ballot_cmp(r->b, r->rb) < 0);
+			/* The blocking ballot was the promise at some point. */
+			for (j = 0; j < n; j++)
+				if (cas_ballot_cmp(succ[j]->b, r->rb) == 0)
+					break;
+			assert_true(j < n);
+		}
+	}
+	assert_state(f, key, promise, accepted, data, version);
+}
+
+static void test_threads_serial(void **state)
+{
+	struct fixture *f = *state;
+	struct serial_worker *ws;
+	pthread_t t[SERIAL_THREADS];
+	struct cas_store_stats st;
+	char key[16];
+	size_t i;
+	int k, w;
+	void *ret;
+
+	ws = calloc(SERIAL_THREADS, sizeof(*ws));
+	assert_non_null(ws);
+	for (w = 0; w < SERIAL_THREADS; w++) {
+		ws[w].f = f;
+		ws[w].t = w;
+		assert_int_equal(pthread_create(&t[w], NULL, serial_main, &ws[w]), 0);
+	}
+	/* Join all before any check: a failed check ends the test and
+	 * closes the store under running threads. */
+	for (w = 0; w < SERIAL_THREADS; w++)
+		if (pthread_join(t[w], &ret) || ret != &ws[w])
+			ws[w].recs[0].err = -1;
+	for (w = 0; w < SERIAL_THREADS; w++)
+		for (i = 0; i < SERIAL_OPS; i++)
+			assert_int_equal(ws[w].recs[i].err, CAS_OK);
+	cas_store_get_stats(f->store, &st);
+	printf("# %llu changes in %llu commits, at most %llu requests in one\n",
+	       (unsigned long long)st.changes, (unsigned long long)st.commits,
+	       (unsigned long long)st.largest_batch);
+
+	/* Everything acknowledged is durable. */
+	reopen(f, 0);
+	for (w = 0; w < SERIAL_THREADS; w++) {
+		for (k = 0; k < SERIAL_KEYS; k++) {
+			serial_key(w, k, key, sizeof(key));
+			if (k == 0 && w > 0)
+				continue;
+			if (k == 1 && w % 2)
+				continue;
+			check_key_history(f, ws, key);
+		}
+	}
+	/* Own keys saw no rival: every round was promised and accepted. */
+	assert_state(f, "own0", B(SERIAL_ROUNDS, 1), B(SERIAL_ROUNDS, 1), "t0-r25", SERIAL_ROUNDS);
+	free(ws);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +811,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lmdb_error_carries_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_batch_fails_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_skips_bad_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_serial, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
