@@ -41,7 +41,7 @@ static const char usage_text[] =
 	"  --data DIR              folder of the LMDB store (created if missing)\n"
 	"  --max-value-size BYTES  largest register value accepted (default 1048576)\n"
 	"  --map-size MIB          largest the store may grow, in MiB (default 1024)\n"
-	"  --threads N             threads answering requests (default 4)\n"
+	"  --threads N             threads answering requests (default 16)\n"
 	"  --port-file FILE        once listening, write the port to FILE\n"
 	"  --log-level LEVEL       error, warn, info (default) or debug\n"
 	"  --help                  show this help\n"
@@ -295,6 +295,21 @@ static int write_port_file(const char *path, uint16_t port)
 	return 0;
 }
 
+/* One line on how well group commit did, for the operator. */
+static void log_stats(struct options *o, struct cas_store *store)
+{
+	struct cas_store_stats st;
+	char line[160];
+
+	cas_store_get_stats(store, &st);
+	snprintf(line, sizeof(line),
+		 "store: %llu changes in %llu commits (%.2f per commit, at most %llu)",
+		 (unsigned long long)st.changes, (unsigned long long)st.commits,
+		 st.commits ? (double)st.changes / (double)st.commits : 0.0,
+		 (unsigned long long)st.largest_batch);
+	log_line(o, CAS_SERVER_LOG_INFO, line);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -354,6 +369,7 @@ int main(int argc, char **argv)
 
 out_stop_server:
 	cas_server_stop(server);
+	log_stats(&o, store);
 out_close_store:
 	cas_store_close(store);
 out_unlock_dir:

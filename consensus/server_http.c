@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,10 @@ struct cas_server {
 	uint16_t port;
 	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
 	void *log_arg;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t idle;  /* suspended went down to 0 */
+	size_t suspended;     /* connections waiting for the store */
+	bool stopping;	      /* cas_server_stop: no more suspending */
 };
 
 enum route {
@@ -40,11 +45,17 @@ enum route {
 	ROUTE_ERROR, /* refused from its headers; answered once read */
 };
 
-/* One request in flight: its route and the body read so far. Answers go
- * out once the request is read in full: an answer queued earlier makes
- * libmicrohttpd close the connection. */
+/* One request in flight: its route and the body read so far, then its
+ * protocol request while the store runs it. Answers go out once the
+ * request is read in full: an answer queued earlier makes libmicrohttpd
+ * close the connection. */
 struct request {
+	struct cas_server *server;
+	struct MHD_Connection *conn;
 	enum route route;
+	bool stored; /* op is in the store, or done: answer from op */
+	struct cas_msg req;
+	struct cas_store_op op;
 	unsigned status;    /* ROUTE_ERROR: the answer */
 	const char *reason; /* ROUTE_ERROR: static */
 	char *body;
@@ -160,22 +171,74 @@ static enum MHD_Result handle_health(struct cas_server *s, struct MHD_Connection
 	return send_json(conn, MHD_HTTP_OK, body, strlen(body), NULL);
 }
 
-/* Decodes the full body, runs it on the store, answers. */
+/* Answers a request the store ran: its reply, or a 500 saying what failed
+ * (nothing was promised or accepted then). */
+static enum MHD_Result answer_stored(struct cas_server *s, struct MHD_Connection *conn,
+				     const char *method, const char *url, struct request *r)
+{
+	struct cas_msg *reply = &r->op.reply;
+	enum MHD_Result ret;
+	unsigned status;
+	char *body;
+	size_t len;
+	int err;
+
+	if (r->op.err) {
+		ret = send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 r->op.errmsg[0] ? r->op.errmsg : cas_strerror(r->op.err));
+		goto out_clear;
+	}
+	err = cas_codec_encode(reply, &body, &len);
+	status = reply->type == CAS_MSG_REJECT ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
+	logf_(s, CAS_SERVER_LOG_DEBUG,
+	      "%s %s key=%s ballot=%" PRIu64 ".%" PRIu64 " %u (ballot %" PRIu64 ".%" PRIu64 ")",
+	      method, url, r->req.key, r->req.ballot.counter, r->req.ballot.id, status,
+	      reply->ballot.counter, reply->ballot.id);
+	if (err)
+		/* Already durable; the proposer will see a failure and retry
+		 * with a higher ballot, which is safe. */
+		ret = send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 cas_strerror(err));
+	else
+		ret = send_json(conn, status, body, len, NULL);
+
+out_clear:
+	cas_msg_clear(reply);
+	cas_msg_clear(&r->req);
+	return ret;
+}
+
+/* Runs on the store's writer once r's outcome is durable (or failed):
+ * lets libmicrohttpd call on_request again, which answers. */
+static void on_stored(struct cas_store_op *op)
+{
+	struct request *r = op->arg;
+	struct cas_server *s = r->server;
+
+	/* r may be answered and freed from here on. */
+	MHD_resume_connection(r->conn);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Decodes the full body and hands it to the store. The connection waits,
+ * suspended, for the batch its request is in to be committed, so that a
+ * thread serves other connections meanwhile; once stopping, the thread
+ * waits instead. */
 static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connection *conn,
 				      const char *method, const char *url, struct request *r)
 {
 	enum cas_msg_type type = r->route == ROUTE_PREPARE ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT;
-	struct cas_msg req, reply;
 	char errmsg[256];
-	char *body;
-	size_t len;
-	unsigned status;
+	bool wait;
 	int err;
 
 	if (r->too_big)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 				  "request body too large");
-	err = cas_codec_decode_request(r->body, r->len, type, s->max_value, &req, errmsg,
+	err = cas_codec_decode_request(r->body, r->len, type, s->max_value, &r->req, errmsg,
 				       sizeof(errmsg));
 	if (err == CAS_ETOOBIG)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE, errmsg);
@@ -183,26 +246,31 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
 	if (err)
 		return send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
+	free(r->body); /* not needed any more while the request waits */
+	r->body = NULL;
+	r->len = r->cap = 0;
 
-	err = cas_store_handle(s->store, &req, &reply, errmsg, sizeof(errmsg));
-	if (err) {
-		cas_msg_clear(&req);
-		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	r->stored = true;
+	pthread_mutex_lock(&s->lock);
+	wait = s->stopping;
+	if (!wait)
+		s->suspended++;
+	pthread_mutex_unlock(&s->lock);
+	if (wait) {
+		r->op.err = cas_store_handle(s->store, &r->req, &r->op.reply, r->op.errmsg,
+					     sizeof(r->op.errmsg));
+		return answer_stored(s, conn, method, url, r);
 	}
-	err = cas_codec_encode(&reply, &body, &len);
-	status = reply.type == CAS_MSG_REJECT ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
-	logf_(s, CAS_SERVER_LOG_DEBUG,
-	      "%s %s key=%s ballot=%" PRIu64 ".%" PRIu64 " %u (ballot %" PRIu64 ".%" PRIu64 ")",
-	      method, url, req.key, req.ballot.counter, req.ballot.id, status, reply.ballot.counter,
-	      reply.ballot.id);
-	cas_msg_clear(&req);
-	cas_msg_clear(&reply);
-	if (err)
-		/* Already durable; the proposer will see a failure and retry
-		 * with a higher ballot, which is safe. */
-		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				  cas_strerror(err));
-	return send_json(conn, status, body, len, NULL);
+	/* Suspended before it is queued: on_stored may resume it at once. */
+	r->server = s;
+	r->conn = conn;
+	r->op.req = &r->req;
+	r->op.done = on_stored;
+	r->op.arg = r;
+	MHD_suspend_connection(conn);
+	if (cas_store_submit(s->store, &r->op))
+		on_stored(&r->op); /* refused at once: op says why */
+	return MHD_YES;
 }
 
 /* Appends data to r's body, or notes that the limit is passed. */
@@ -318,6 +386,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (r->stored)
+		return answer_stored(s, conn, method, url, r);
 	switch (r->route) {
 	case ROUTE_HEALTH:
 		return handle_health(s, conn, method, url);
@@ -338,6 +408,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
+	/* A request answered or never stored holds no values; one cut off
+	 * after its answer was made has had them cleared. */
+	cas_msg_clear(&r->req);
+	cas_msg_clear(&r->op.reply);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -396,6 +470,16 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 		snprintf(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
+	if (pthread_mutex_init(&s->lock, NULL)) {
+		snprintf(errmsg, errmsg_len, "cannot make a mutex");
+		err = CAS_ENOMEM;
+		goto out_free_server;
+	}
+	if (pthread_cond_init(&s->idle, NULL)) {
+		snprintf(errmsg, errmsg_len, "cannot make a condition variable");
+		err = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
 	s->store = store;
 	s->max_value = cfg->max_value ? cfg->max_value : CAS_DEFAULT_MAX_VALUE;
 	s->log = cfg->log;
@@ -404,14 +488,15 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	if (b64 > (SIZE_MAX - CAS_SERVER_BODY_OVERHEAD) / 4 / DRAIN_FACTOR) {
 		snprintf(errmsg, errmsg_len, "max value size %zu too large", s->max_value);
 		err = CAS_EINVAL;
-		goto out_free_server;
+		goto out_destroy_cond;
 	}
 	s->body_limit = 4 * b64 + CAS_SERVER_BODY_OVERHEAD;
 	threads = cfg->threads ? cfg->threads : CAS_SERVER_DEFAULT_THREADS;
 	err = resolve(cfg->host, cfg->port, &addr, &addr_len, errmsg, errmsg_len);
 	if (err)
-		goto out_free_server;
-	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+		goto out_destroy_cond;
+	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+		MHD_ALLOW_SUSPEND_RESUME;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
@@ -425,7 +510,7 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 			 cfg->host ? cfg->host : "*", (unsigned)cfg->port,
 			 errno ? strerror(errno) : "libmicrohttpd refused");
 		err = CAS_EIO;
-		goto out_free_server;
+		goto out_destroy_cond;
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	if (!info || !info->port) {
@@ -441,6 +526,10 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 
 out_stop_daemon:
 	MHD_stop_daemon(s->daemon);
+out_destroy_cond:
+	pthread_cond_destroy(&s->idle);
+out_destroy_lock:
+	pthread_mutex_destroy(&s->lock);
 out_free_server:
 	free(s);
 	return err;
@@ -460,6 +549,16 @@ void cas_server_stop(struct cas_server *s)
 {
 	if (!s)
 		return;
+	/* libmicrohttpd must not be stopped with suspended connections:
+	 * wait for the store to answer those, and have any request that
+	 * comes meanwhile wait on its thread instead. */
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	while (s->suspended)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 	MHD_stop_daemon(s->daemon);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -1,5 +1,5 @@
 /* server_http.h - casd's HTTP front (libmicrohttpd): admits protocol
- * requests (PROTOCOL.md), runs them on the store, answers. */
+ * requests (PROTOCOL.md), hands them to the store, answers once durable. */
 #ifndef CAS_SERVER_HTTP_H
 #define CAS_SERVER_HTTP_H
 
@@ -12,8 +12,11 @@
  * key, ballot, version, recent ids, field names and some whitespace. */
 #define CAS_SERVER_BODY_OVERHEAD 8192
 
-/* Default number of threads answering requests. */
-#define CAS_SERVER_DEFAULT_THREADS 4
+/* Default number of threads reading and answering requests. A request
+ * waiting for its batch's fsync (store_lmdb.h) holds no thread: its
+ * connection is suspended meanwhile. Threads bound how many requests are
+ * parsed and answered at once, so batches fill up while one commits. */
+#define CAS_SERVER_DEFAULT_THREADS 16
 
 enum cas_server_log_level {
 	CAS_SERVER_LOG_ERROR, /* the store or the HTTP library failed */
@@ -55,7 +58,8 @@ uint16_t cas_server_port(const struct cas_server *s);
 /* The largest request body s admits, in bytes (413 past it). */
 size_t cas_server_body_limit(const struct cas_server *s);
 
-/* Stops s (requests in progress finish first), frees it. s may be NULL. */
+/* Stops s (requests in progress finish first: the store must still be
+ * open), frees it. s may be NULL. */
 void cas_server_stop(struct cas_server *s);
 
 #endif

@@ -1,8 +1,9 @@
 # casd_durable.sh - SIGKILL under load loses nothing: every promise and
-# accept a client saw acknowledged is still there after a restart.
+# accept a client saw acknowledged is still there after a restart. The
+# workers run at once, so the kill lands among batches of group commit.
 . "$CAS_SRC/tests/lib.sh"
 
-WORKERS=4
+WORKERS=8
 ROUNDS=2
 MIN_ACKS=25 # accepts per worker before the kill
 
