@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -33,6 +34,12 @@ struct cas_client {
 	struct cas_proposer proposer;
 	struct cas_transport *transport;
 	struct cas_pcache *cache; /* NULL: the fast path is off */
+	/* Keys with an operation running: a proposer runs one operation at a
+	 * time on a key (msg.h, struct cas_recent), later ones wait. */
+	pthread_mutex_t busy_lock;
+	pthread_cond_t busy_cond; /* on CLOCK_MONOTONIC */
+	char **busy;
+	size_t n_busy, cap_busy;
 };
 
 static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
@@ -222,6 +229,81 @@ out_free_urls:
 	return rc;
 }
 
+static int init_busy(struct cas_client *c)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if (pthread_condattr_init(&attr) != 0)
+		return CAS_ENOMEM;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+			     pthread_cond_init(&c->busy_cond, &attr) == 0
+		     ? CAS_OK
+		     : CAS_ENOMEM;
+	pthread_condattr_destroy(&attr);
+	if (rc != CAS_OK)
+		return rc;
+	if (pthread_mutex_init(&c->busy_lock, NULL) != 0) {
+		pthread_cond_destroy(&c->busy_cond);
+		return CAS_ENOMEM;
+	}
+	return CAS_OK;
+}
+
+static bool key_busy(const struct cas_client *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_busy; i++)
+		if (strcmp(c->busy[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* Waits until no operation of c runs on key, then marks key busy; the
+ * caller's key string must stay valid until key_release. CAS_EUNAVAILABLE
+ * when the deadline passes first. */
+static int key_acquire(struct cas_client *c, const char *key, uint64_t deadline_ms)
+{
+	struct timespec until = {.tv_sec = (time_t)(deadline_ms / 1000),
+				 .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+	int rc = CAS_OK;
+
+	pthread_mutex_lock(&c->busy_lock);
+	while (key_busy(c, key)) {
+		if (pthread_cond_timedwait(&c->busy_cond, &c->busy_lock, &until) == ETIMEDOUT &&
+		    key_busy(c, key)) {
+			rc = CAS_EUNAVAILABLE;
+			goto out_unlock;
+		}
+	}
+	if (c->n_busy == c->cap_busy) {
+		size_t cap = c->cap_busy ? 2 * c->cap_busy : 16;
+		char **b = realloc(c->busy, cap * sizeof(*b));
+
+		if (b == NULL) {
+			rc = CAS_ENOMEM;
+			goto out_unlock;
+		}
+		c->busy = b;
+		c->cap_busy = cap;
+	}
+	c->busy[c->n_busy++] = (char *)key;
+out_unlock:
+	pthread_mutex_unlock(&c->busy_lock);
+	return rc;
+}
+
+static void key_release(struct cas_client *c, const char *key)
+{
+	pthread_mutex_lock(&c->busy_lock);
+	for (size_t i = 0; i < c->n_busy; i++)
+		if (c->busy[i] == key) {
+			c->busy[i] = c->busy[--c->n_busy];
+			break;
+		}
+	pthread_cond_broadcast(&c->busy_cond);
+	pthread_mutex_unlock(&c->busy_lock);
+}
+
 int cas_client_open(const char *nodes, const struct cas_client_config *cfg, struct cas_client **out,
 		    char *errmsg, size_t errmsg_len)
 {
@@ -251,11 +333,16 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		rc = CAS_ENOMEM;
 		goto out_free_urls;
 	}
+	if (init_busy(c) != CAS_OK) {
+		set_err(errmsg, errmsg_len, "cannot make a condition variable");
+		rc = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
 	if (!(cfg && cfg->no_fast_path)) {
 		rc = cas_pcache_new(PCACHE_ENTRIES, PCACHE_BYTES, &c->cache);
 		if (rc != CAS_OK) {
 			set_err(errmsg, errmsg_len, "out of memory");
-			goto out_destroy_lock;
+			goto out_destroy_busy;
 		}
 	}
 	rc = cas_transport_open((const char *const *)c->urls, c->n, c->max_value, &c->transport,
@@ -267,6 +354,9 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 
 out_free_cache:
 	cas_pcache_free(c->cache);
+out_destroy_busy:
+	pthread_cond_destroy(&c->busy_cond);
+	pthread_mutex_destroy(&c->busy_lock);
 out_destroy_lock:
 	pthread_mutex_destroy(&c->lock);
 out_free_urls:
@@ -282,6 +372,9 @@ void cas_client_close(struct cas_client *c)
 		return;
 	cas_transport_close(c->transport);
 	cas_pcache_free(c->cache);
+	pthread_cond_destroy(&c->busy_cond);
+	pthread_mutex_destroy(&c->busy_lock);
+	free(c->busy);
 	pthread_mutex_destroy(&c->lock);
 	free_urls(c->urls, c->n);
 	free(c);
@@ -324,9 +417,14 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	int rc;
 
 	deadline = cas_transport_now_ms() + (timeout_ms ? timeout_ms : c->timeout_ms);
-	rc = cas_transport_checkout(c->transport, &ch, NULL, 0);
+	rc = key_acquire(c, key, deadline);
 	if (rc != CAS_OK)
 		return rc;
+	rc = cas_transport_checkout(c->transport, &ch, NULL, 0);
+	if (rc != CAS_OK) {
+		key_release(c, key);
+		return rc;
+	}
 
 	cfg.key = key;
 	cfg.n_nodes = c->n;
@@ -399,6 +497,7 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 		cas_op_take_value(&op, out);
 	cas_op_clear(&op);
 	cas_transport_checkin(c->transport, ch);
+	key_release(c, key);
 	return rc;
 }
 

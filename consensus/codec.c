@@ -24,6 +24,11 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *errmsg, size_t er
 	va_start(ap, fmt);
 	vsnprintf(errmsg, errmsg_len, fmt, ap);
 	va_end(ap);
+	/* Reasons quote what peers sent: keep them one line of text, so a
+	 * request cannot forge lines in a log. */
+	for (char *q = errmsg; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
 }
 
 /* ---- base64 (RFC 4648 section 4, with padding) ---- */
@@ -271,6 +276,22 @@ static int take_ballot(struct dctx *c, const cJSON *obj, const char *what, struc
 	return take_u64(c, items[1], sub, &out->id);
 }
 
+static int take_recent(struct dctx *c, const cJSON *obj, struct cas_recent *out)
+{
+	static const char *const names[] = {"proposer", "op", "version"};
+	const cJSON *items[3];
+	int err;
+
+	err = take_fields(c, obj, "value.recent[]", names, 3, items);
+	if (!err)
+		err = take_u64(c, items[0], "value.recent[].proposer", &out->proposer);
+	if (!err)
+		err = take_u64(c, items[1], "value.recent[].op", &out->op);
+	if (!err)
+		err = take_u64(c, items[2], "value.recent[].version", &out->version);
+	return err;
+}
+
 /* Fills out (zeroed by the caller) from a value object; out->data is
  * malloc'd, and may be set even on error (the caller clears out). */
 static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct cas_reg *out)
@@ -299,7 +320,7 @@ static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct
 			       CAS_RECENT_MAX);
 			return c->bad;
 		}
-		err = take_u64(c, it, "value.recent[]", &out->recent[n]);
+		err = take_recent(c, it, &out->recent[n]);
 		if (err)
 			return err;
 		n++;
@@ -513,8 +534,7 @@ static bool add_ballot(cJSON *obj, const char *name, struct cas_ballot b)
 
 static int add_value(cJSON *obj, const struct cas_reg *v)
 {
-	char buf[U64_DIGITS_MAX + 1];
-	cJSON *o, *arr, *s;
+	cJSON *o, *arr, *s, *r;
 	char *b64;
 	size_t b64_len;
 	uint32_t i;
@@ -529,12 +549,14 @@ static int add_value(cJSON *obj, const struct cas_reg *v)
 	if (!arr)
 		return CAS_ENOMEM;
 	for (i = 0; i < v->n_recent; i++) {
-		snprintf(buf, sizeof(buf), "%" PRIu64, v->recent[i]);
-		s = cJSON_CreateString(buf);
-		if (!s || !cJSON_AddItemToArray(arr, s)) {
-			cJSON_Delete(s);
+		r = cJSON_CreateObject();
+		if (!r || !cJSON_AddItemToArray(arr, r)) {
+			cJSON_Delete(r);
 			return CAS_ENOMEM;
 		}
+		if (!add_u64(r, "proposer", v->recent[i].proposer) ||
+		    !add_u64(r, "op", v->recent[i].op) || !add_u64(r, "version", v->recent[i].version))
+			return CAS_ENOMEM;
 	}
 	err = cas_base64_encode(v->data, v->len, &b64, &b64_len);
 	if (err)

@@ -10,19 +10,29 @@
 
 #include "ballot.h"
 
-/* How many recent operation ids a register remembers (newest first). A
- * proposer whose accept timed out finds its own id here on retry and
- * knows its change was applied, instead of applying it twice; when its
- * change could have been pushed out of this window, the outcome is
- * reported unknown rather than risk applying it twice. */
+/* How many proposers' last changes a register remembers. */
 #define CAS_RECENT_MAX 16
 
+/* The last change a proposer made to a register: which of its operations
+ * made it, and the version it produced. A proposer whose accept failed
+ * finds its operation here on retry and knows its change was applied,
+ * instead of applying it twice. A proposer runs one operation at a time on
+ * a key, so its entry names its latest change there; entries of the
+ * proposers that changed the register least recently are dropped past
+ * CAS_RECENT_MAX, and an operation whose entry could have been dropped
+ * that way reports its outcome unknown rather than risk applying twice. */
+struct cas_recent {
+	uint64_t proposer;
+	uint64_t op;
+	uint64_t version;
+};
+
 /* A register's value as acceptors store it. Who owns data is said by each
- * function that fills one. */
+ * function that fills one. recent is newest first, one entry a proposer. */
 struct cas_reg {
 	uint64_t version;
 	uint32_t n_recent;
-	uint64_t recent[CAS_RECENT_MAX];
+	struct cas_recent recent[CAS_RECENT_MAX];
 	unsigned char *data;
 	size_t len;
 };

@@ -130,38 +130,37 @@ void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *
 	begin_attempt(op, p, eff);
 }
 
-/* Where op_id stands among r's recent ids (0: the newest), or -1. Every
- * change pushes exactly one id and adds one to the version, so the change
- * at position i made version r->version - i. */
-static int recent_pos(const struct cas_reg *r, uint64_t op_id)
+/* Our proposer's entry among r's recent changes, or NULL. */
+static const struct cas_recent *our_entry(const struct cas_reg *r, uint64_t proposer)
 {
 	for (uint32_t i = 0; i < r->n_recent && i < CAS_RECENT_MAX; i++)
-		if (r->recent[i] == op_id)
-			return (int)i;
-	return -1;
+		if (r->recent[i].proposer == proposer)
+			return &r->recent[i];
+	return NULL;
 }
 
 /* Whether one of our earlier proposals may have been chosen without our
  * being able to see it in cur, the value this attempt builds on (called
- * when our id is not among cur's recent ids).
+ * when cur does not name this op as our last change).
  *
  * Had a proposal of version v been chosen before this attempt's prepare,
  * cur would descend from it (cur has the highest accepted ballot in a
- * quorum that meets the one that chose it), and cur's recent id for
- * version v would be ours. So a proposal whose version is in sight (with
- * another id there) or above cur's was not chosen yet; if this attempt's
- * accept succeeds it never will be, and if it fails the proposal stays in
- * the running (it is kept). A proposal whose version is out of sight may
- * have been chosen and pushed out by later changes: we cannot tell
- * whether our change was applied. */
-static bool mine_unknown(const struct cas_op *op, const struct cas_reg *cur)
+ * quorum that meets the one that chose it), so cur would name this op as
+ * our last change (we run one op at a time on a key) unless our entry was
+ * dropped: that takes CAS_RECENT_MAX other proposers' changes after
+ * version v, so a full list, no entry of ours, and a version at least v +
+ * CAS_RECENT_MAX. Otherwise the proposal was not chosen yet; if this
+ * attempt's accept succeeds it never will be, and if it fails it stays in
+ * the running (it is kept). */
+static bool mine_unknown(const struct cas_op *op, const struct cas_reg *cur, bool listed)
 {
+	if (listed || cur->n_recent < CAS_RECENT_MAX)
+		return false;
 	for (size_t i = 0; i < op->n_mine; i++) {
 		const struct cas_reg *m = &op->mine[i];
 
-		if (m->version == 0 || m->version > cur->version)
-			continue;
-		if (cur->version - m->version >= cur->n_recent)
+		if (m->version != 0 && m->version <= cur->version &&
+		    cur->version - m->version >= CAS_RECENT_MAX)
 			return true;
 	}
 	return false;
@@ -185,8 +184,9 @@ static int answer_with_mine(struct cas_op *op, uint64_t version)
 static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
 	struct cas_reg *cur = &op->best;
+	const struct cas_recent *ours;
 	struct cas_reg next;
-	int rc, pos;
+	int rc;
 
 #ifdef CAS_SIM_FAULTS
 	free(op->fault_base.data);
@@ -197,15 +197,15 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 #endif
 	op->out_is_change = false;
 	op->answer_set = false;
-	pos = recent_pos(cur, op->cfg.op_id);
-	if (pos >= 0) {
+	ours = our_entry(cur, p->id);
+	if (ours != NULL && ours->op == op->cfg.op_id) {
 		/* An earlier attempt's accept reached enough acceptors to be
 		 * picked up: our change is in, do not apply it twice. Write
 		 * back what is there, so that it is chosen. */
-		op->verdict = answer_with_mine(op, cur->version - (uint64_t)pos);
+		op->verdict = answer_with_mine(op, ours->version);
 		next = *cur;
 		cur->data = NULL;
-	} else if (mine_unknown(op, cur)) {
+	} else if (mine_unknown(op, cur, ours != NULL)) {
 		finish(op, CAS_EUNAVAILABLE, eff);
 		return;
 	} else {
@@ -220,10 +220,11 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 				return;
 			}
 			next.version = cur->version + 1;
-			next.recent[0] = op->cfg.op_id;
+			next.recent[0] = (struct cas_recent){p->id, op->cfg.op_id, next.version};
 			next.n_recent = 1;
 			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX; i++)
-				next.recent[next.n_recent++] = cur->recent[i];
+				if (cur->recent[i].proposer != p->id)
+					next.recent[next.n_recent++] = cur->recent[i];
 			next.data = out.data;
 			next.len = out.len;
 			op->verdict = CAS_OK;
@@ -257,13 +258,11 @@ static void attempt_failed(struct cas_op *op, struct cas_proposer *p, uint64_t n
 	uint64_t span = CAS_BACKOFF_CAP_MS;
 	uint64_t wait;
 
-	if (op->from_cache) {
-		/* Someone else moved in since our cached promise: a full
-		 * round at once, without counting a conflict. */
-		op->from_cache = false;
-		begin_attempt(op, p, eff);
-		return;
-	}
+	(void)p; /* used by the negative controls only */
+	/* A refused cached accept is a conflict like any other: someone else
+	 * is at work on the key, and backing off lets it finish (going at
+	 * once starves it). */
+	op->from_cache = false;
 	op->conflicts++;
 #ifdef CAS_SIM_FAULTS
 	if (CAS_FAULT(CAS_FAULT_BALLOT_REUSE) && op->phase == CAS_OP_ACCEPT && !p->reuse_set) {
@@ -283,6 +282,7 @@ static void attempt_failed(struct cas_op *op, struct cas_proposer *p, uint64_t n
 		return;
 	}
 	op->phase = CAS_OP_BACKOFF;
+	op->slept_from_ms = now_ms;
 	eff->kind = CAS_EFFECT_SLEEP;
 	eff->until_ms = now_ms + wait;
 }
@@ -358,6 +358,12 @@ void cas_op_wake(struct cas_op *op, struct cas_proposer *p, uint64_t now_ms,
 		finish(op, CAS_EUNAVAILABLE, eff);
 		return;
 	}
+	/* Whoever kept winning while we slept kept raising its promises
+	 * (the one-round-trip optimization promises a new ballot with every
+	 * accept): leap over what it can have promised meanwhile, or we lose
+	 * again and again. */
+	if (now_ms >= op->slept_from_ms)
+		p->counter += (now_ms - op->slept_from_ms + 1) * CAS_BALLOT_LEAP_PER_MS;
 	begin_attempt(op, p, eff);
 }
 

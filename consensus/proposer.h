@@ -20,6 +20,11 @@
 #define CAS_BACKOFF_BASE_MS 1
 #define CAS_BACKOFF_CAP_MS 64
 
+/* After a backoff, a proposer's ballot counter leaps by this much per
+ * millisecond slept: more than a busy proposer's ballots grow meanwhile
+ * (two per operation, an operation taking a round trip and an fsync). */
+#define CAS_BALLOT_LEAP_PER_MS 8
+
 /* A proposer's ballot source. Not thread-safe: a driver shared by threads
  * serializes calls that take a proposer. */
 struct cas_proposer {
@@ -71,7 +76,9 @@ struct cas_op_config {
 	size_t n_nodes;     /* 1..CAS_NODES_MAX */
 	cas_change_fn fn;   /* the change; see client.h */
 	void *arg;
-	uint64_t op_id;     /* unique per operation, != 0 */
+	uint64_t op_id;     /* unique among the proposer's operations, != 0;
+			       a proposer runs one operation at a time on a
+			       key (msg.h, struct cas_recent) */
 	uint64_t deadline_ms; /* absolute, on the driver's clock */
 	size_t max_value;   /* largest value fn may produce */
 	/* The one-round-trip optimization: when cached_value is not NULL, a
@@ -113,6 +120,7 @@ struct cas_op {
 	struct cas_reg fault_base;     /* negative control only (faults.h) */
 #endif
 	uint64_t conflicts;            /* rejected phases so far */
+	uint64_t slept_from_ms;        /* when the current backoff began */
 };
 
 /* Sets op up for cfg; no I/O. */

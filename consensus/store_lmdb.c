@@ -14,7 +14,8 @@
 
 #include "store_lmdb.h"
 
-#define REC_HEADER 48 /* bytes before the recent ids */
+#define REC_HEADER 48 /* bytes before the recent changes */
+#define REC_RECENT 24 /* bytes of one recent change */
 
 struct cas_store {
 	MDB_env *env;
@@ -83,17 +84,22 @@ static bool decode_record(const MDB_val *rec, struct cas_acceptor_state *st)
 		if (p[i])
 			return false;
 	n = p[1];
-	if (size < REC_HEADER + 8 * n + 8)
+	if (size < REC_HEADER + REC_RECENT * n + 8)
 		return false;
 	st->promise.counter = get_u64(p + 8);
 	st->promise.id = get_u64(p + 16);
 	st->accepted.counter = get_u64(p + 24);
 	st->accepted.id = get_u64(p + 32);
 	st->value.version = get_u64(p + 40);
-	for (i = 0; i < n; i++)
-		st->value.recent[i] = get_u64(p + REC_HEADER + 8 * i);
+	for (i = 0; i < n; i++) {
+		const unsigned char *r = p + REC_HEADER + REC_RECENT * i;
+
+		st->value.recent[i].proposer = get_u64(r);
+		st->value.recent[i].op = get_u64(r + 8);
+		st->value.recent[i].version = get_u64(r + 16);
+	}
 	st->value.n_recent = (uint32_t)n;
-	off = REC_HEADER + 8 * n;
+	off = REC_HEADER + REC_RECENT * n;
 	len = get_u64(p + off);
 	off += 8;
 	if (len != size - off)
@@ -111,7 +117,7 @@ static int encode_record(const struct cas_acceptor_state *st, MDB_val *rec)
 
 	if (n > CAS_RECENT_MAX || (st->value.len && !st->value.data))
 		return CAS_EINVAL;
-	off = REC_HEADER + 8 * n + 8;
+	off = REC_HEADER + REC_RECENT * n + 8;
 	if (st->value.len > SIZE_MAX - off)
 		return CAS_ETOOBIG;
 	p = calloc(1, off + st->value.len);
@@ -124,8 +130,13 @@ static int encode_record(const struct cas_acceptor_state *st, MDB_val *rec)
 	put_u64(p + 24, st->accepted.counter);
 	put_u64(p + 32, st->accepted.id);
 	put_u64(p + 40, st->value.version);
-	for (i = 0; i < n; i++)
-		put_u64(p + REC_HEADER + 8 * i, st->value.recent[i]);
+	for (i = 0; i < n; i++) {
+		unsigned char *r = p + REC_HEADER + REC_RECENT * i;
+
+		put_u64(r, st->value.recent[i].proposer);
+		put_u64(r + 8, st->value.recent[i].op);
+		put_u64(r + 16, st->value.recent[i].version);
+	}
 	put_u64(p + off - 8, st->value.len);
 	if (st->value.len)
 		memcpy(p + off, st->value.data, st->value.len);

@@ -23,14 +23,15 @@
  *   24      8          accepted.counter
  *   32      8          accepted.id
  *   40      8          version
- *   48      8*n_recent recent operation ids, newest first
- *   48+8n   8          len, the number of data bytes
- *   56+8n   len        data
+ *   48      24*n_recent recent changes, newest first, each
+ *                      proposer (8), op (8), version (8)
+ *   48+24n  8          len, the number of data bytes
+ *   56+24n  len        data
  *
  * A record whose size or fields do not match this is reported as corrupt
  * (CAS_EIO) and never rewritten. A later format gets a new format byte.
  */
-#define CAS_STORE_FORMAT 1
+#define CAS_STORE_FORMAT 2
 
 /* Default LMDB map size (the largest the store may grow), in MiB. */
 #define CAS_STORE_DEFAULT_MAP_MIB 1024

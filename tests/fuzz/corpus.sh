@@ -17,8 +17,8 @@ le() {
 
 # --- codec: request and reply bodies, and base64 ---
 B='"ballot":{"counter":"5","id":"1"}'
-V='"value":{"version":"1","recent":["9"],"data":"aGVsbG8="}'
-V16='"value":{"version":"18446744073709551615","recent":["1","2","3","4","5","6","7","8","9","10","11","12","13","14","15","16"],"data":"AA=="}'
+V='"value":{"version":"1","recent":[{"proposer":"9","op":"1","version":"1"}],"data":"aGVsbG8="}'
+V16='"value":{"version":"18446744073709551615","recent":[{"proposer":"1","op":"1","version":"19"},{"proposer":"2","op":"2","version":"18"},{"proposer":"3","op":"3","version":"17"},{"proposer":"4","op":"4","version":"16"},{"proposer":"5","op":"5","version":"15"},{"proposer":"6","op":"6","version":"14"},{"proposer":"7","op":"7","version":"13"},{"proposer":"8","op":"8","version":"12"},{"proposer":"9","op":"9","version":"11"},{"proposer":"10","op":"10","version":"10"},{"proposer":"11","op":"11","version":"9"},{"proposer":"12","op":"12","version":"8"},{"proposer":"13","op":"13","version":"7"},{"proposer":"14","op":"14","version":"6"},{"proposer":"15","op":"15","version":"5"},{"proposer":"16","op":"16","version":"4"}],"data":"AA=="}'
 c=corpus/codec
 printf '{"key":"k",%s}' "$B" >$c/prepare
 printf '{ "key" : "a/b:c@d-e_f.g" ,\n %s }\n' "$B" >$c/prepare-spaces
@@ -44,8 +44,8 @@ a=corpus/acceptor
 ballot() { printf '"ballot":{"counter":"%s","id":"%s"}' "$1" "$2"; }
 prep() { printf 'P{"key":"k",%s}' "$(ballot "$1" "$2")"; }
 acc() {
-	printf 'A{"key":"k",%s,"value":{"version":"%s","recent":["%s"],"data":"%s"}}' \
-		"$(ballot "$1" "$2")" "$3" "$4" "$5"
+	printf 'A{"key":"k",%s,"value":{"version":"%s","recent":[{"proposer":"%s","op":"%s","version":"%s"}],"data":"%s"}}' \
+		"$(ballot "$1" "$2")" "$3" "$2" "$4" "$3" "$5"
 }
 zero_state() { le 8 0; le 8 0; le 8 0; le 8 0; le 8 0; }
 { zero_state; prep 1 1; printf '\0'; acc 1 1 1 7 aGk=; printf '\0'; prep 2 1; } >$a/round

@@ -35,7 +35,7 @@ worker() {
 		echo "P $c" >>"$log"
 		((i % 3 == 0)) && continue
 		r=$(post /v1/accept "{\"key\":\"d$w\",$(ballot "$c" "$id"),\"value\":\
-{\"version\":\"$c\",\"recent\":[\"$c\"],\"data\":\"$(data_of "$w" "$c")\"}}") || return 0
+{\"version\":\"$c\",\"recent\":[{\"proposer\":\"$w\",\"op\":\"$c\",\"version\":\"$c\"}],\"data\":\"$(data_of "$w" "$c")\"}}") || return 0
 		[ "${r%% *}" = 200 ] || { echo "X accept $c: $r" >>"$log"; return 1; }
 		echo "A $c" >>"$log"
 	done
@@ -90,7 +90,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		[ "${acc#* }" = "$id" ] || fail "worker $w: accepted ballot of another id: $r"
 		acc=${acc% *}
 		[ "$acc" -ge "$last_a" ] || fail "worker $w: accept $last_a lost (now $acc): $r"
-		grep -Fq "\"version\":\"$acc\",\"recent\":[\"$acc\"],\"data\":\"$(data_of "$w" "$acc")\"" \
+		grep -Fq "\"version\":\"$acc\",\"recent\":[{\"proposer\":\"$w\",\"op\":\"$acc\",\"version\":\"$acc\"}],\"data\":\"$(data_of "$w" "$acc")\"" \
 			<<<"$r" || fail "worker $w: value does not match ballot $acc: $r"
 		echo "round $round worker $w: promise $last_p, accept $last_a, found $acc"
 	done

@@ -29,7 +29,7 @@ req() {
 }
 
 B1='"ballot":{"counter":"5","id":"1"}'
-V1='"value":{"version":"1","recent":["9"],"data":"aGVsbG8="}'
+V1='"value":{"version":"1","recent":[{"proposer":"9","op":"1","version":"1"}],"data":"aGVsbG8="}'
 
 # Malformed JSON, or not one object.
 for body in '' '{' 'not json' '[]' 'null' '"k"' "{\"key\":\"k\",$B1} x" \
@@ -68,7 +68,7 @@ for data in 'Zg=' 'Zm9v!' 'Zm9v====' 'Zh==' 'Zm9v Zm9v' '-_-_'; do
 		"{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recent\":[],\"data\":\"$data\"}}"
 done
 # More recent ids than the protocol allows (PROTOCOL.md: up to 16).
-recent=$(seq 1 17 | sed 's/.*/"&"/' | paste -sd,)
+recent=$(seq 1 17 | sed 's/.*/{"proposer":"&","op":"1","version":"1"}/' | paste -sd,)
 req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recent\":[$recent],\"data\":\"\"}}"
 
 # Too big: a body over the limit (declared and chunked), and a value one

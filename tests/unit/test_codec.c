@@ -161,7 +161,7 @@ static void test_accept_roundtrip(void **state)
 	m.value.version = 3;
 	m.value.n_recent = CAS_RECENT_MAX;
 	for (i = 0; i < CAS_RECENT_MAX; i++)
-		m.value.recent[i] = UINT64_MAX - i;
+		m.value.recent[i] = (struct cas_recent){UINT64_MAX - i, i, 3 - i};
 	m.value.data = bytes;
 	m.value.len = sizeof(bytes); /* exactly the limit */
 	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
@@ -172,8 +172,11 @@ static void test_accept_roundtrip(void **state)
 	assert_int_equal(d.ballot.id, 1234);
 	assert_int_equal(d.value.version, 3);
 	assert_int_equal(d.value.n_recent, CAS_RECENT_MAX);
-	for (i = 0; i < CAS_RECENT_MAX; i++)
-		assert_true(d.value.recent[i] == UINT64_MAX - i);
+	for (i = 0; i < CAS_RECENT_MAX; i++) {
+		assert_true(d.value.recent[i].proposer == UINT64_MAX - i);
+		assert_true(d.value.recent[i].op == i);
+		assert_true(d.value.recent[i].version == 3 - i);
+	}
 	assert_int_equal(d.value.len, sizeof(bytes));
 	assert_memory_equal(d.value.data, bytes, sizeof(bytes));
 	cas_msg_clear(&d);
@@ -322,6 +325,16 @@ static void test_request_rejects(void **state)
 		 "{\"key\":\"k\"," BAL
 		 ",\"value\":{\"version\":\"1\",\"recent\":[\"01\"],\"data\":\"\"}}",
 		 CAS_EINVAL},
+		{CAS_MSG_ACCEPT,
+		 "{\"key\":\"k\"," BAL
+		 ",\"value\":{\"version\":\"1\",\"recent\":[{\"proposer\":\"1\",\"op\":\"01\","
+		 "\"version\":\"1\"}],\"data\":\"\"}}",
+		 CAS_EINVAL},
+		{CAS_MSG_ACCEPT,
+		 "{\"key\":\"k\"," BAL
+		 ",\"value\":{\"version\":\"1\",\"recent\":[{\"proposer\":\"1\",\"op\":\"1\"}],"
+		 "\"data\":\"\"}}",
+		 CAS_EINVAL},
 	};
 	struct cas_msg d;
 	size_t i;
@@ -377,7 +390,8 @@ static void test_request_limits(void **state)
 		snprintf(body, sizeof(body),
 			 "{\"key\":\"k\"," BAL ",\"value\":{\"version\":\"1\",\"recent\":[");
 		for (i = 0; i < count; i++)
-			snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s\"%zu\"",
+			snprintf(body + strlen(body), sizeof(body) - strlen(body),
+				 "%s{\"proposer\":\"%zu\",\"op\":\"1\",\"version\":\"1\"}",
 				 i ? "," : "", i + 1);
 		strcat(body, "],\"data\":\"\"}}");
 		assert_int_equal(decode(body, CAS_MSG_ACCEPT, &d), n ? CAS_EINVAL : CAS_OK);
@@ -413,12 +427,13 @@ static void test_reply_roundtrip(void **state)
 	(void)state;
 	m.value.version = 2;
 	m.value.n_recent = 1;
-	m.value.recent[0] = 77;
+	m.value.recent[0] = (struct cas_recent){77, 5, 2};
 	m.value.data = bytes;
 	m.value.len = 5;
 	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
 	assert_string_equal(text, "{\"result\":\"promise\",\"accepted\":{\"counter\":\"9\","
-				  "\"id\":\"3\"},\"value\":{\"version\":\"2\",\"recent\":[\"77\"],"
+				  "\"id\":\"3\"},\"value\":{\"version\":\"2\",\"recent\":[{\"proposer\":"
+				  "\"77\",\"op\":\"5\",\"version\":\"2\"}],"
 				  "\"data\":\"aGVsbG8=\"}}");
 	assert_int_equal(decode_reply(text, &d), CAS_OK);
 	assert_int_equal(d.type, CAS_MSG_PROMISE);
@@ -426,7 +441,9 @@ static void test_reply_roundtrip(void **state)
 	assert_int_equal(d.ballot.id, 3);
 	assert_int_equal(d.value.version, 2);
 	assert_int_equal(d.value.n_recent, 1);
-	assert_int_equal(d.value.recent[0], 77);
+	assert_int_equal(d.value.recent[0].proposer, 77);
+	assert_int_equal(d.value.recent[0].op, 5);
+	assert_int_equal(d.value.recent[0].version, 2);
 	assert_int_equal(d.value.len, 5);
 	assert_memory_equal(d.value.data, "hello", 5);
 	cas_msg_clear(&d);
@@ -513,6 +530,30 @@ static void test_next_and_promised(void **state)
 			 CAS_EPROTO);
 }
 
+/* A reason quotes what the peer sent, but stays one line of text. */
+static void test_errmsg_one_line(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"key\":\"k\",\"x\ncasd: FORGED\":1}",
+		"{\"key\":\"k\",\"x\\ncasd: FORGED\":1}",
+		"{\"key\":\"k\",\"x\\u000acasd: \\u001b[31mFORGED\":1}",
+	};
+	char errmsg[256];
+	struct cas_msg d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		assert_int_equal(cas_codec_decode_request(bodies[i], strlen(bodies[i]),
+							  CAS_MSG_PREPARE, MAXV, &d, errmsg,
+							  sizeof(errmsg)),
+				 CAS_EINVAL);
+		assert_non_null(strstr(errmsg, "FORGED"));
+		for (const char *q = errmsg; *q; q++)
+			assert_true((unsigned char)*q >= 0x20 && *q != 0x7f);
+	}
+	assert_int_equal(decode_reply("{\"result\":\"no\\npe\"}", &d), CAS_EPROTO);
+}
+
 static void test_reply_rejects(void **state)
 {
 	static const char *const bad[] = {
@@ -576,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_request_limits),
 		cmocka_unit_test(test_reply_roundtrip),
 		cmocka_unit_test(test_next_and_promised),
+		cmocka_unit_test(test_errmsg_one_line),
 		cmocka_unit_test(test_reply_rejects),
 		cmocka_unit_test(test_encode_rejects),
 	};

@@ -676,7 +676,9 @@ static void test_retry_recognises_own_write(void **state)
 	}
 	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
 	assert_int_equal(eff.msg->value.version, 1);
-	assert_int_equal(eff.msg->value.recent[0], 5);
+	assert_int_equal(eff.msg->value.recent[0].proposer, 7);
+	assert_int_equal(eff.msg->value.recent[0].op, 5);
+	assert_int_equal(eff.msg->value.recent[0].version, 1);
 	a = eff.attempt;
 	msg = eff.msg;
 	for (int i = 1; i < 3; i++) {
@@ -692,16 +694,90 @@ static void test_retry_recognises_own_write(void **state)
 	free(v.data);
 	cas_op_clear(&op);
 
-	/* A new op id applies normally and becomes the newest recent id. */
+	/* A new op applies normally and replaces our entry. */
 	op_setup(&op, fn_expect_v1, "two", 6);
 	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
 	assert_int_equal(fn_calls, 2);
 	assert_int_equal(m.acc[1].value.version, 2);
-	assert_int_equal(m.acc[1].value.recent[0], 6);
-	assert_int_equal(m.acc[1].value.recent[1], 5);
+	assert_int_equal(m.acc[1].value.n_recent, 1);
+	assert_int_equal(m.acc[1].value.recent[0].op, 6);
+	assert_int_equal(m.acc[1].value.recent[0].version, 2);
+	cas_op_clear(&op);
+
+	/* Another proposer's change goes first; ours stays behind it. */
+	m.prop.id = 8;
+	op_setup(&op, fn_set, "three", 9);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
 	assert_int_equal(m.acc[1].value.n_recent, 2);
+	assert_int_equal(m.acc[1].value.recent[0].proposer, 8);
+	assert_int_equal(m.acc[1].value.recent[0].version, 3);
+	assert_int_equal(m.acc[1].value.recent[1].proposer, 7);
+	assert_int_equal(m.acc[1].value.recent[1].op, 6);
 	cas_op_clear(&op);
 	mini_free(&m);
+}
+
+static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, unsigned mask);
+
+/* Fills every node with version `version` whose recent list names n other
+ * proposers (100, 101, ...), at a ballot above everything so far. */
+static void overwrite_all(struct mini *m, uint64_t version, uint32_t n)
+{
+	struct cas_msg acc = accept_msg(B(1000, 99), "other", version);
+	struct cas_msg reply;
+
+	acc.value.n_recent = n;
+	for (uint32_t i = 0; i < n; i++)
+		acc.value.recent[i] = (struct cas_recent){100 + i, 1, version - i};
+	for (int i = 0; i < NODES; i++)
+		deliver(m, i, &acc, &reply);
+}
+
+/* A retry that cannot tell whether its earlier proposal won (our entry
+ * could have been dropped by CAS_RECENT_MAX other proposers' changes)
+ * reports the outcome unknown instead of applying the change again. */
+static void test_unknown_outcome(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_msg reply;
+
+	(void)state;
+	for (int variant = 0; variant < 3; variant++) {
+		mini_init(&m, 7);
+		op_setup(&op, fn_set, "mine", 5);
+		cas_op_start(&op, &m.prop, &eff);
+		uint32_t a = eff.attempt;
+		const struct cas_msg *msg = eff.msg;
+
+		for (int i = 0; i < 2; i++) {
+			deliver(&m, i, msg, &reply);
+			cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+		}
+		/* Our accept (version 1) reaches nobody. */
+		a = eff.attempt;
+		for (int i = 0; i < NODES && eff.kind != CAS_EFFECT_SLEEP; i++)
+			cas_op_on_reply(&op, &m.prop, i, a, NULL, 0, &m.rng, &eff);
+		assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+		/* Meanwhile: a full list of others at version 1 + MAX (our
+		 * entry could have been dropped), a full list one version short
+		 * of that, or a list that is not full. */
+		if (variant == 0)
+			overwrite_all(&m, 1 + CAS_RECENT_MAX, CAS_RECENT_MAX);
+		else if (variant == 1)
+			overwrite_all(&m, CAS_RECENT_MAX, CAS_RECENT_MAX);
+		else
+			overwrite_all(&m, 40, CAS_RECENT_MAX - 1);
+		m.prop.counter = 2000;
+		cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+		int prepares = finish_op(&m, &op, eff, 7);
+
+		assert_int_equal(prepares, 1);
+		assert_int_equal(op.result, variant == 0 ? CAS_EUNAVAILABLE : CAS_OK);
+		cas_op_clear(&op);
+		mini_free(&m);
+	}
 }
 
 static void test_unavailable_and_limits(void **state)
@@ -855,7 +931,7 @@ static void test_one_round_trip(void **state)
 	cas_op_clear(&op);
 
 	/* Another proposer moves in: the cached accept is refused, and the
-	 * op falls back to a full round at once, without sleeping. */
+	 * op backs off, then runs a full round above the blocking ballot. */
 	for (int i = 0; i < NODES; i++) {
 		struct cas_msg p = prepare_msg(B(cb.counter + 5, 99));
 
@@ -874,6 +950,8 @@ static void test_one_round_trip(void **state)
 		assert_int_equal(reply.type, CAS_MSG_REJECT);
 		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
 	}
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
 	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
 	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
 	assert_true(cas_ballot_cmp(eff.msg->ballot, B(cb.counter + 5, 99)) > 0);
@@ -939,6 +1017,7 @@ int main(void)
 		cmocka_unit_test(test_stale_and_duplicate_replies_ignored),
 		cmocka_unit_test(test_version_mismatch_writes_back),
 		cmocka_unit_test(test_retry_recognises_own_write),
+		cmocka_unit_test(test_unknown_outcome),
 		cmocka_unit_test(test_unavailable_and_limits),
 		cmocka_unit_test(test_accept_promises_next),
 		cmocka_unit_test(test_one_round_trip),

@@ -82,8 +82,8 @@ static struct cas_msg accept_msg(const char *key, struct cas_ballot b, const cha
 	strcpy(m.key, key);
 	m.value.version = version;
 	m.value.n_recent = 2;
-	m.value.recent[0] = version * 100;
-	m.value.recent[1] = UINT64_MAX;
+	m.value.recent[0] = (struct cas_recent){version * 100, 7, version};
+	m.value.recent[1] = (struct cas_recent){UINT64_MAX, UINT64_MAX, 1};
 	m.value.data = (unsigned char *)data;
 	m.value.len = strlen(data);
 	return m;
@@ -117,8 +117,11 @@ static void assert_state(struct fixture *f, const char *key, struct cas_ballot p
 		assert_null(st.value.data);
 	if (version) {
 		assert_int_equal(st.value.n_recent, 2);
-		assert_int_equal(st.value.recent[0], version * 100);
-		assert_true(st.value.recent[1] == UINT64_MAX);
+		assert_int_equal(st.value.recent[0].proposer, version * 100);
+		assert_int_equal(st.value.recent[0].op, 7);
+		assert_int_equal(st.value.recent[0].version, version);
+		assert_true(st.value.recent[1].proposer == UINT64_MAX);
+		assert_true(st.value.recent[1].op == UINT64_MAX);
 	}
 	free(st.value.data);
 }
@@ -322,7 +325,7 @@ static void test_corrupt_record(void **state)
 	assert_int_equal(reply.type, CAS_MSG_NONE);
 	/* Unknown format, too many recent ids, truncated. */
 	rec[48] = 0;
-	rec[0] = 2;
+	rec[0] = CAS_STORE_FORMAT + 1;
 	put_raw(f, "bad", rec, 56);
 	assert_int_equal(handle(f, &req, &reply), CAS_EIO);
 	rec[0] = CAS_STORE_FORMAT;
