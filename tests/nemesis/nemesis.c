@@ -1,0 +1,942 @@
+/* nemesis.c - real nodes, mounts and library clients under faults; the histories must linearize. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <cas/client.h>
+
+#include "linearize.h"
+#include "procs.h"
+#include "proxy.h"
+#include "workload.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define HAVE_DEATH_CALLBACK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/common_interface_defs.h>
+#define HAVE_DEATH_CALLBACK 1
+#endif
+#endif
+
+#define NODES 3
+/* Longest temporary folder name: room for the files below it. */
+#define TMP_MAX_LEN 256
+/* Deadline of one library call, and of one filesystem request (-o timeout=). */
+#define LIB_TIMEOUT_MS	1000
+#define MOUNT_TIMEOUT_S 2
+/* What a call may take past its deadline before it counts as a hang: the
+ * processes are slow under AddressSanitizer on a loaded machine. The
+ * deadline is per FUSE request, and one file syscall may make three: the
+ * revalidation of the name (a lookup), when that fails a fresh lookup,
+ * then the operation itself. */
+#define SLACK_MS      3000
+#define LIB_BOUND_MS  (LIB_TIMEOUT_MS + SLACK_MS)
+#define FILE_BOUND_MS (3 * MOUNT_TIMEOUT_S * 1000 + SLACK_MS)
+/* The phase without a majority: long enough for every client to see a
+ * failure after its in-flight call ended. */
+#define WINDOW_MS (2 * MOUNT_TIMEOUT_S * 1000 + 2000)
+/* Bounded waits for processes. */
+#define START_MS 20000
+#define EXIT_MS	 10000
+/* The watchdog ends a run this long past --seconds. */
+#define WATCHDOG_S 240
+
+enum fault { F_KILL, F_PAUSE, F_CUT, F_DELAY, F_BLACKHOLE, F_KINDS };
+
+struct node {
+	pid_t pid; /* 0: not running */
+	unsigned port;
+	bool paused;
+	char dir[PATH_MAX];
+	char port_file[PATH_MAX];
+	char log[PATH_MAX];
+	struct nem_proxy *proxy;
+};
+
+struct mount {
+	pid_t pid;
+	char dir[PATH_MAX];
+};
+
+static struct {
+	const char *bin;
+	char tmp[TMP_MAX_LEN];
+	char log[PATH_MAX]; /* casfs and fusermount3 */
+	struct node nodes[NODES];
+	struct mount mounts[NEM_MOUNTS];
+	struct cas_client *direct; /* health pings, past the proxies */
+	pthread_mutex_t cleanup_lock;
+	bool cleaned;
+	bool keep;
+	volatile bool interrupted;
+	unsigned long long t0;
+	unsigned faults[F_KINDS];
+	unsigned two_down;
+	/* The watchdog. */
+	pthread_mutex_t done_lock;
+	pthread_cond_t done_cond;
+	bool done;
+	unsigned limit_s;
+} g = {.cleanup_lock = PTHREAD_MUTEX_INITIALIZER, .done_lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("nemesis: [%7.2f] ", (double)(nem_now_ms() - g.t0) / 1000.0);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static unsigned between(uint64_t *s, unsigned lo, unsigned hi)
+{
+	return lo + (unsigned)(rnd(s) % (hi - lo + 1));
+}
+
+/* --- cleanup --- */
+
+static void unmount(struct mount *m)
+{
+	char *argv[] = {"fusermount3", "-u", m->dir, NULL};
+	char *lazy[] = {"fusermount3", "-uz", m->dir, NULL};
+
+	if (!m->dir[0])
+		return;
+	if (nem_mounted(m->dir))
+		nem_run(argv, g.log, EXIT_MS);
+	if (m->pid > 0) {
+		if (!nem_reap(m->pid, EXIT_MS, NULL))
+			nem_stop(m->pid, SIGTERM, EXIT_MS);
+		m->pid = 0;
+	}
+	if (nem_mounted(m->dir))
+		nem_run(lazy, g.log, EXIT_MS);
+	/* Root can detach without fusermount3 (which needs a free descriptor). */
+	if (nem_mounted(m->dir))
+		umount2(m->dir, MNT_DETACH);
+}
+
+/* Unmounts, kills our casd, removes the temporary folder; once, from
+ * whichever path gets here first (normal end, exit, a signal, the
+ * watchdog, a sanitizer report). */
+static void cleanup(void)
+{
+	unsigned i;
+
+	if (pthread_mutex_trylock(&g.cleanup_lock))
+		return; /* another thread is at it */
+	if (g.cleaned)
+		goto out_unlock;
+	g.cleaned = true;
+	for (i = 0; i < NEM_MOUNTS; i++)
+		unmount(&g.mounts[i]);
+	for (i = 0; i < NODES; i++) {
+		if (g.nodes[i].pid > 0)
+			nem_stop(g.nodes[i].pid, SIGKILL, EXIT_MS);
+		g.nodes[i].pid = 0;
+	}
+	if (!g.tmp[0])
+		goto out_unlock;
+	if (g.keep)
+		printf("nemesis: kept %s\n", g.tmp);
+	else if (nem_rmtree(g.tmp))
+		fprintf(stderr, "nemesis: could not remove all of %s\n", g.tmp);
+out_unlock:
+	pthread_mutex_unlock(&g.cleanup_lock);
+}
+
+static void *signals(void *arg)
+{
+	sigset_t *set = arg;
+	int sig, n = 0;
+
+	for (;;) {
+		if (sigwait(set, &sig))
+			continue;
+		if (n++ == 0) {
+			fprintf(stderr, "nemesis: %s, stopping\n", strsignal(sig));
+			g.interrupted = true;
+			continue;
+		}
+		cleanup();
+		_exit(2);
+	}
+	return NULL;
+}
+
+static void *watchdog(void *arg)
+{
+	struct timespec end;
+
+	(void)arg;
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += g.limit_s;
+	pthread_mutex_lock(&g.done_lock);
+	while (!g.done)
+		if (pthread_cond_timedwait(&g.done_cond, &g.done_lock, &end) == ETIMEDOUT)
+			break;
+	if (!g.done) {
+		fprintf(stderr, "nemesis: FAIL: still running %u s after the start: hung\n",
+			g.limit_s);
+		cleanup();
+		_exit(3);
+	}
+	pthread_mutex_unlock(&g.done_lock);
+	return NULL;
+}
+
+static void watchdog_done(void)
+{
+	pthread_mutex_lock(&g.done_lock);
+	g.done = true;
+	pthread_cond_broadcast(&g.done_cond);
+	pthread_mutex_unlock(&g.done_lock);
+}
+
+/* --- nodes --- */
+
+/* A free port on 127.0.0.1 below the ephemeral range, so that no outgoing
+ * connection takes it while its node is down. */
+static unsigned pick_port(uint64_t *rng)
+{
+	unsigned lo = 32768, hi = 60999, port, tries;
+	struct sockaddr_in a;
+	FILE *f;
+	int fd, one = 1;
+
+	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	if (lo < 2048)
+		lo = 2048;
+	for (tries = 0; tries < 1000; tries++) {
+		port = between(rng, lo / 2, lo - 1);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return 0;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_port = htons((uint16_t)port);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+			close(fd);
+			return port;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Starts node i's casd on its port and waits for its port file. Retries
+ * while casd exits at once (its port still held), up to START_MS. */
+static int node_spawn(unsigned i)
+{
+	struct node *n = &g.nodes[i];
+	char casd[PATH_MAX], listen[32];
+	unsigned long long end = nem_now_ms() + START_MS;
+	char *argv[] = {casd,	"--listen",    listen,	     "--data",
+			n->dir, "--port-file", n->port_file, NULL};
+	unsigned port;
+
+	snprintf(casd, sizeof(casd), "%s/casd", g.bin);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", n->port);
+	while (nem_now_ms() < end && !g.interrupted) {
+		unlink(n->port_file);
+		n->pid = nem_spawn(argv, n->log, SIGKILL);
+		if (n->pid < 0) {
+			n->pid = 0;
+			fprintf(stderr, "nemesis: cannot start %s: %s\n", casd, strerror(errno));
+			return -1;
+		}
+		n->paused = false;
+		while (nem_now_ms() < end) {
+			if (nem_read_port(n->port_file, &port)) {
+				if (port != n->port) {
+					fprintf(stderr, "nemesis: n%u listens on %u, not %u\n", i,
+						port, n->port);
+					return -1;
+				}
+				return 0;
+			}
+			if (!nem_alive(n->pid, NULL)) {
+				n->pid = 0;
+				break;
+			}
+			nem_nap(10, NULL);
+		}
+		if (n->pid)
+			break;
+		nem_nap(100, &g.interrupted);
+	}
+	fprintf(stderr, "nemesis: n%u did not start on port %u (see its log)\n", i, n->port);
+	return -1;
+}
+
+static int node_wait_healthy(unsigned i)
+{
+	unsigned long long end = nem_now_ms() + START_MS;
+
+	while (nem_now_ms() < end) {
+		if (cas_client_ping(g.direct, i, 1000) == CAS_OK)
+			return 0;
+		if (g.nodes[i].pid == 0 || !nem_alive(g.nodes[i].pid, NULL))
+			break;
+		nem_nap(20, NULL);
+	}
+	fprintf(stderr, "nemesis: n%u does not answer /v1/health\n", i);
+	return -1;
+}
+
+static int node_restart(unsigned i)
+{
+	if (node_spawn(i) || node_wait_healthy(i))
+		return -1;
+	return 0;
+}
+
+static int node_kill(unsigned i)
+{
+	struct node *n = &g.nodes[i];
+
+	if (!nem_stop(n->pid, SIGKILL, EXIT_MS)) {
+		fprintf(stderr, "nemesis: n%u (pid %d) did not die\n", i, (int)n->pid);
+		return -1;
+	}
+	n->pid = 0;
+	n->paused = false;
+	return 0;
+}
+
+static void node_pause(unsigned i, bool on)
+{
+	struct node *n = &g.nodes[i];
+
+	kill(n->pid, on ? SIGSTOP : SIGCONT);
+	n->paused = on;
+}
+
+static int start_cluster(uint64_t *rng)
+{
+	char urls[256] = "", *p = urls;
+	unsigned i, tries;
+	char err[256];
+
+	for (i = 0; i < NODES; i++) {
+		struct node *n = &g.nodes[i];
+
+		snprintf(n->dir, sizeof(n->dir), "%s/n%u", g.tmp, i);
+		snprintf(n->port_file, sizeof(n->port_file), "%s/n%u.port", g.tmp, i);
+		snprintf(n->log, sizeof(n->log), "%s/n%u.log", g.tmp, i);
+		for (tries = 0; tries < 5; tries++) {
+			n->port = pick_port(rng);
+			if (n->port && node_spawn(i) == 0)
+				break;
+			n->port = 0;
+		}
+		if (!n->port)
+			return -1;
+		p += sprintf(p, "%shttp://127.0.0.1:%u", i ? "," : "", n->port);
+	}
+	if (cas_client_open(urls, NULL, &g.direct, err, sizeof(err))) {
+		fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
+		return -1;
+	}
+	for (i = 0; i < NODES; i++)
+		if (node_wait_healthy(i))
+			return -1;
+	for (i = 0; i < NODES; i++) {
+		if (nem_proxy_start((uint16_t)g.nodes[i].port, &g.nodes[i].proxy, err,
+				    sizeof(err))) {
+			fprintf(stderr, "nemesis: proxy for n%u: %s\n", i, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The proxies' URLs; only node only when it is below NODES. */
+static void proxy_urls(char *buf, size_t len, unsigned only)
+{
+	size_t used = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < NODES; i++)
+		if (only >= NODES || i == only)
+			used += (size_t)snprintf(buf + used, len - used, "%shttp://127.0.0.1:%u",
+						 used ? "," : "", nem_proxy_port(g.nodes[i].proxy));
+}
+
+static int mount_one(unsigned m, const char *urls)
+{
+	struct mount *mt = &g.mounts[m];
+	char casfs[PATH_MAX], opts[512];
+	char *argv[] = {casfs, "-f", "-o", opts, mt->dir, NULL};
+	unsigned long long end = nem_now_ms() + START_MS;
+
+	snprintf(mt->dir, sizeof(mt->dir), "%s/m%u", g.tmp, m);
+	if (mkdir(mt->dir, 0755)) {
+		fprintf(stderr, "nemesis: mkdir %s: %s\n", mt->dir, strerror(errno));
+		return -1;
+	}
+	snprintf(casfs, sizeof(casfs), "%s/casfs", g.bin);
+	snprintf(opts, sizeof(opts), "nodes=%s,timeout=%u", urls, MOUNT_TIMEOUT_S);
+	/* SIGTERM when we die: casfs then unmounts itself. */
+	mt->pid = nem_spawn(argv, g.log, SIGTERM);
+	if (mt->pid < 0) {
+		mt->pid = 0;
+		fprintf(stderr, "nemesis: cannot start %s: %s\n", casfs, strerror(errno));
+		return -1;
+	}
+	while (nem_now_ms() < end) {
+		if (nem_mounted(mt->dir))
+			return 0;
+		if (!nem_alive(mt->pid, NULL)) {
+			mt->pid = 0;
+			break;
+		}
+		nem_nap(10, NULL);
+	}
+	fprintf(stderr, "nemesis: casfs did not mount %s (see its log)\n", mt->dir);
+	return -1;
+}
+
+/* --- the schedule --- */
+
+/* Brings every node back: running, not paused, its proxy passing. */
+static int heal_all(void)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < NODES; i++) {
+		struct node *n = &g.nodes[i];
+
+		if (nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0))
+			rc = -1;
+		if (n->paused)
+			node_pause(i, false);
+		if (!n->pid && node_restart(i))
+			rc = -1;
+	}
+	for (i = 0; i < NODES && !rc; i++)
+		rc = node_wait_healthy(i);
+	return rc;
+}
+
+/* One fault on one node for dur ms, then its repair. */
+static int single_fault(uint64_t *rng, unsigned dur)
+{
+	unsigned i = between(rng, 0, NODES - 1), kind = between(rng, 0, F_KINDS - 1), ms;
+	struct node *n = &g.nodes[i];
+	unsigned long long end;
+
+	g.faults[kind]++;
+	switch (kind) {
+	case F_KILL:
+		say("kill n%u, restart after %u ms", i, dur);
+		if (node_kill(i))
+			return -1;
+		nem_nap(dur, &g.interrupted);
+		return node_restart(i);
+	case F_PAUSE:
+		say("pause n%u (SIGSTOP) for %u ms", i, dur);
+		node_pause(i, true);
+		nem_nap(dur, &g.interrupted);
+		node_pause(i, false);
+		return 0;
+	case F_CUT:
+		say("cut n%u's connections every 50-400 ms for %u ms", i, dur);
+		end = nem_now_ms() + dur;
+		do {
+			if (nem_proxy_cut(n->proxy))
+				return -1;
+			nem_nap(between(rng, 50, 400), &g.interrupted);
+		} while (nem_now_ms() < end && !g.interrupted);
+		return 0;
+	case F_DELAY:
+		ms = between(rng, 5, 300);
+		say("delay n%u by %u ms each way for %u ms", i, ms, dur);
+		if (nem_proxy_set(n->proxy, NEM_PROXY_DELAY, ms))
+			return -1;
+		nem_nap(dur, &g.interrupted);
+		return nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0);
+	default:
+		say("blackhole n%u for %u ms", i, dur);
+		if (nem_proxy_set(n->proxy, NEM_PROXY_BLACKHOLE, 0))
+			return -1;
+		nem_nap(dur, &g.interrupted);
+		return nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0);
+	}
+}
+
+/* A phase without a majority, in the history's clock. */
+struct window {
+	uint64_t from;
+	uint64_t to;
+};
+
+/* Two nodes out (one killed, one blackholed) for WINDOW_MS: no majority. */
+static int two_down(uint64_t *rng, const struct nem_work *w, struct window *win)
+{
+	unsigned a = between(rng, 0, NODES - 1), b = (a + between(rng, 1, NODES - 1)) % NODES;
+
+	g.two_down++;
+	say("no majority: kill n%u and blackhole n%u for %u ms", a, b, WINDOW_MS);
+	if (node_kill(a) || nem_proxy_set(g.nodes[b].proxy, NEM_PROXY_BLACKHOLE, 0))
+		return -1;
+	win->from = nem_work_now(w);
+	nem_nap(WINDOW_MS, &g.interrupted);
+	win->to = nem_work_now(w);
+	say("majority back: n%u passes, n%u restarts", b, a);
+	if (nem_proxy_set(g.nodes[b].proxy, NEM_PROXY_PASS, 0))
+		return -1;
+	return node_restart(a);
+}
+
+/* How many phases without a majority a run of seconds has: one in the
+ * middle of each minute, or one in the middle of a short run. */
+static unsigned windows_of(unsigned seconds)
+{
+	return seconds >= 120 ? seconds / 60 : 1;
+}
+
+/* Runs single faults until the end of the run, with windows_of(seconds)
+ * phases without a majority (win[], filled) in the middles of equal
+ * slices of it, then heals everything. *nwin gets the phases that ran. */
+static int run_schedule(uint64_t seed, unsigned seconds, const struct nem_work *w,
+			struct window *win, unsigned *nwin)
+{
+	unsigned long long start = nem_now_ms(), end = start + seconds * 1000ull, slice, next;
+	unsigned n = windows_of(seconds), k = 0, dur;
+	uint64_t rng = seed;
+
+	slice = seconds * 1000ull / n;
+	*nwin = 0;
+	nem_nap(500, &g.interrupted);
+	while (!g.interrupted) {
+		unsigned long long now = nem_now_ms();
+
+		/* The next phase's start, or the end of the faults. */
+		next = k < n ? start + k * slice + slice / 2 - WINDOW_MS / 2 : end - 1500;
+		if (k < n && now + 1000 >= next) {
+			if (two_down(&rng, w, &win[k]))
+				return -1;
+			*nwin = ++k;
+		} else if (now + 1500 >= end) {
+			break;
+		} else {
+			dur = between(&rng, 300, 2000);
+			if (now + dur > next)
+				dur = next > now + 300 ? (unsigned)(next - now) : 300;
+			if (single_fault(&rng, dur))
+				return -1;
+		}
+		nem_nap(between(&rng, 100, 800), &g.interrupted);
+	}
+	say("heal everything");
+	return heal_all();
+}
+
+/* --- checks --- */
+
+static const char *const group_names[NEM_GROUPS] = {"library", "mount 0", "mount 1"};
+
+/* Calls that took longer than their deadline allows, and the phases
+ * without a majority: nothing may succeed in one, and in each every client
+ * must see failures come (no hang). */
+static int check_records(const struct nem_work *w, const struct window *win, unsigned nwin)
+{
+	uint64_t longest[NEM_GROUPS] = {0};
+	unsigned slow = 0, k, gr;
+	int rc = 0;
+	size_t i;
+
+	for (i = 0; i < w->nrecs; i++) {
+		const struct nem_rec *r = &w->recs[i];
+		uint64_t bound = (r->group == NEM_LIB ? LIB_BOUND_MS : FILE_BOUND_MS) * 1000000ull;
+
+		if (r->longest > longest[r->group])
+			longest[r->group] = r->longest;
+		if (r->longest > bound)
+			slow++;
+	}
+	for (gr = 0; gr < NEM_GROUPS; gr++)
+		printf("nemesis: longest call of %s: %.2f s (bound %.1f s): %s\n", group_names[gr],
+		       longest[gr] / 1e9, (gr == NEM_LIB ? LIB_BOUND_MS : FILE_BOUND_MS) / 1e3,
+		       w->slowest_what[gr]);
+	if (slow) {
+		printf("nemesis: FAIL: %u calls outlived their deadline (a hang)\n", slow);
+		rc = -1;
+	}
+	for (k = 0; k < nwin; k++) {
+		uint64_t failed_in[NEM_GROUPS] = {0}, in = 0, ok_in = 0;
+
+		for (i = 0; i < w->nrecs; i++) {
+			const struct nem_rec *r = &w->recs[i];
+
+			if (r->invoke >= win[k].from && r->complete <= win[k].to) {
+				in++;
+				if (r->status == CAS_HIST_OK || r->status == CAS_HIST_MISMATCH)
+					ok_in++;
+			}
+			if (r->complete >= win[k].from && r->complete <= win[k].to &&
+			    (r->status == CAS_HIST_UNKNOWN || r->status == CAS_HIST_FAILED))
+				failed_in[r->group]++;
+		}
+		printf("nemesis: no-majority phase %u (%.2f s): %" PRIu64 " ops inside it, %" PRIu64
+		       " answered; failures seen by library %" PRIu64 ", mount 0 %" PRIu64
+		       ", mount 1 %" PRIu64 "\n",
+		       k + 1, (double)(win[k].to - win[k].from) / 1e9, in, ok_in,
+		       failed_in[NEM_LIB], failed_in[NEM_MOUNT0], failed_in[NEM_MOUNT1]);
+		if (ok_in) {
+			printf("nemesis: FAIL: %" PRIu64
+			       " operations succeeded without a majority\n",
+			       ok_in);
+			rc = -1;
+		}
+		for (gr = 0; gr < NEM_GROUPS; gr++) {
+			if (!failed_in[gr]) {
+				printf("nemesis: FAIL: %s saw no failure without a majority "
+				       "(hung?)\n",
+				       group_names[gr]);
+				rc = -1;
+			}
+		}
+	}
+	return rc;
+}
+
+/* Checks h; on a violation prints why and writes h to DIR/nemesis-SEED-NAME.hist. */
+static int check_history(const struct cas_history *h, const char *name, const char *out_dir,
+			 uint64_t seed)
+{
+	static char why[8192];
+	char path[PATH_MAX], abs[PATH_MAX];
+	bool ok = false;
+	FILE *f;
+	int rc;
+
+	rc = cas_history_check(h, &ok, why, sizeof(why));
+	if (rc == CAS_OK && ok) {
+		printf("nemesis: %s history of %zu ops is linearizable\n", name,
+		       cas_history_count(h));
+		return 0;
+	}
+	printf("nemesis: FAIL: %s history of %zu ops is %s:\n%s\n", name, cas_history_count(h),
+	       rc == CAS_OK ? "not linearizable" : "too big to check", why);
+	snprintf(path, sizeof(path), "%s/nemesis-%" PRIu64 "-%s.hist", out_dir, seed, name);
+	f = fopen(path, "we");
+	if (!f || cas_history_write(h, f) != CAS_OK) {
+		fprintf(stderr, "nemesis: cannot write %s: %s\n", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	printf("nemesis: history written to %s (check it with histcheck)\n",
+	       realpath(path, abs) ? abs : path);
+	return -1;
+}
+
+static void print_counts(const struct nem_work *w)
+{
+	struct nem_proxy_stats st;
+	uint64_t resets = 0, accepted = 0;
+	unsigned i;
+
+	for (i = 0; i < NEM_GROUPS; i++) {
+		const struct nem_counts *c = &w->counts[i];
+
+		printf("nemesis: %-7s %6" PRIu64 " ops: %" PRIu64 " ok, %" PRIu64
+		       " mismatch, %" PRIu64 " unknown, %" PRIu64 " failed (%" PRIu64 " EIO)\n",
+		       group_names[i], c->ops, c->ok, c->mismatch, c->unknown, c->failed, c->eio);
+	}
+	for (i = 0; i < NODES; i++) {
+		nem_proxy_stats(g.nodes[i].proxy, &st);
+		resets += st.resets;
+		accepted += st.accepted;
+	}
+	printf("nemesis: faults: %u kill, %u pause, %u cut, %u delay, %u blackhole, %u "
+	       "no-majority; proxies: %" PRIu64 " connections, %" PRIu64 " reset\n",
+	       g.faults[F_KILL], g.faults[F_PAUSE], g.faults[F_CUT], g.faults[F_DELAY],
+	       g.faults[F_BLACKHOLE], g.two_down, accepted, resets);
+}
+
+/* --- main --- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nemesis [--seconds N] [--seed S] [--out DIR] [--keep] [--broken WHAT]\n"
+		   "\n"
+		   "Runs three casd (from $CAS_BIN) behind fault-injecting proxies, two casfs\n"
+		   "mounts and library clients for N seconds (default 20, at least 12) under a\n"
+		   "fault schedule seeded with S (default 1); checks that the histories are\n"
+		   "linearizable. A failing history goes to DIR (default .).\n"
+		   "  --keep          keep the temporary folder (logs, data)\n"
+		   "  --broken WHAT   a negative control that must fail: stale-read (a made-up\n"
+		   "                  stale read in each history) or one-node-mount (mount 1\n"
+		   "                  talks to node 2 alone: a quorum of one)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"seconds", required_argument, NULL, 'n'},
+		{"seed", required_argument, NULL, 's'},
+		{"out", required_argument, NULL, 'o'},
+		{"keep", no_argument, NULL, 'k'},
+		{"broken", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cas_client_config cfg = {.timeout_ms = LIB_TIMEOUT_MS};
+	struct nem_work w = {0};
+	struct cas_client *client = NULL;
+	const char *out_dir = ".", *broken = NULL;
+	unsigned seconds = 20, i;
+	uint64_t seed = 1, rng;
+	struct window *win = NULL;
+	unsigned nwin = 0;
+	pthread_t sig_thread, dog_thread;
+	char urls[512], urls1[512], err[512];
+	char *end, *tmpdir;
+	sigset_t set;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			seconds = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || seconds < 12 || seconds > 86400) {
+				fprintf(stderr, "nemesis: --seconds wants 12..86400\n");
+				return 2;
+			}
+			break;
+		case 's':
+			seed = strtoull(optarg, &end, 10);
+			if (*end) {
+				fprintf(stderr, "nemesis: --seed wants a number\n");
+				return 2;
+			}
+			break;
+		case 'o':
+			out_dir = optarg;
+			break;
+		case 'k':
+			g.keep = true;
+			break;
+		case 'b':
+			broken = optarg;
+			if (strcmp(broken, "stale-read") && strcmp(broken, "one-node-mount")) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	g.bin = getenv("CAS_BIN");
+	if (!g.bin || !*g.bin) {
+		fprintf(stderr, "nemesis: CAS_BIN must name the folder with casd and casfs\n");
+		return 2;
+	}
+	g.t0 = nem_now_ms();
+	g.limit_s = seconds + WATCHDOG_S;
+	rng = seed ^ ((uint64_t)getpid() << 32) ^ nem_now_ms(); /* ports only */
+
+	/* Signals go to one thread; every other thread blocks them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+		pthread_cond_init(&g.done_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (pthread_create(&sig_thread, NULL, signals, &set) ||
+	    pthread_create(&dog_thread, NULL, watchdog, NULL)) {
+		fprintf(stderr, "nemesis: cannot start threads\n");
+		return 2;
+	}
+	pthread_detach(sig_thread);
+	pthread_detach(dog_thread);
+
+	tmpdir = getenv("TMPDIR");
+	if (tmpdir && strlen(tmpdir) > TMP_MAX_LEN - 32) {
+		fprintf(stderr, "nemesis: TMPDIR is too long\n");
+		return 2;
+	}
+	snprintf(g.tmp, sizeof(g.tmp), "%s/nemesis.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!mkdtemp(g.tmp)) {
+		fprintf(stderr, "nemesis: mkdtemp %s: %s\n", g.tmp, strerror(errno));
+		g.tmp[0] = '\0';
+		return 2;
+	}
+	snprintf(g.log, sizeof(g.log), "%s/casfs.log", g.tmp);
+	atexit(cleanup);
+#ifdef HAVE_DEATH_CALLBACK
+	__sanitizer_set_death_callback(cleanup);
+#endif
+	say("seed %" PRIu64 ", %u s, folder %s%s%s", seed, seconds, g.tmp,
+	    broken ? ", broken: " : "", broken ? broken : "");
+
+	if (start_cluster(&rng))
+		goto out_cleanup;
+	proxy_urls(urls, sizeof(urls), NODES);
+	proxy_urls(urls1, sizeof(urls1), broken && !strcmp(broken, "one-node-mount") ? 2 : NODES);
+	if (mount_one(0, urls) || mount_one(1, urls1))
+		goto out_cleanup;
+	if (cas_client_open(urls, &cfg, &client, err, sizeof(err))) {
+		fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
+		goto out_cleanup;
+	}
+	say("3 nodes behind proxies %s; mounts %s, %s", urls, g.mounts[0].dir, g.mounts[1].dir);
+
+	w.client = client;
+	w.lib_timeout_ms = LIB_TIMEOUT_MS;
+	w.mounts[0] = g.mounts[0].dir;
+	w.mounts[1] = g.mounts[1].dir;
+	w.nkeys = 3;
+	w.nfiles = 2;
+	w.lib_threads = 4;
+	w.mount_threads = 2;
+	w.seed = seed;
+	if (nem_work_init(&w)) {
+		fprintf(stderr, "nemesis: out of memory\n");
+		goto out_close_client;
+	}
+	if (nem_work_setup(&w, err, sizeof(err))) {
+		fprintf(stderr, "nemesis: FAIL: setup: %s\n", err);
+		goto out_free_work;
+	}
+	if (nem_work_start(&w, err, sizeof(err))) {
+		fprintf(stderr, "nemesis: %s\n", err);
+		goto out_free_work;
+	}
+	say("%u library threads, %u threads on each mount", w.lib_threads, w.mount_threads);
+
+	win = calloc(windows_of(seconds), sizeof(*win));
+	if (!win) {
+		fprintf(stderr, "nemesis: out of memory\n");
+		nem_work_stop(&w);
+		goto out_free_work;
+	}
+	rc = run_schedule(seed, seconds, &w, win, &nwin);
+	if (rc == 0 && !g.interrupted) {
+		/* A moment of calm: every client works again. */
+		nem_nap(1000, &g.interrupted);
+	}
+	say("stopping the clients");
+	nem_work_stop(&w);
+	if (rc || g.interrupted) {
+		fprintf(stderr, "nemesis: %s\n",
+			g.interrupted ? "interrupted"
+				      : "FAIL: the schedule could not run (see above)");
+		rc = g.interrupted ? 2 : 1;
+		goto out_free_work;
+	}
+	rc = 0;
+	if (nem_work_final(&w, err, sizeof(err))) {
+		printf("nemesis: FAIL: after healing: %s\n", err);
+		rc = 1;
+	} else {
+		say("final reads ok");
+	}
+	if (broken && !strcmp(broken, "stale-read")) {
+		/* The first value each register had, read after everything. */
+		struct cas_hist_op op = {.kind = CAS_HIST_READ,
+					 .status = CAS_HIST_OK,
+					 .version = CAS_VERSION_ANY,
+					 .label = "made-up stale read"};
+
+		op.invoke = nem_work_now(&w);
+		op.complete = op.invoke + 1;
+		cas_history_add(w.lib, "nemesis/k0", &op);
+		op.value = "init-0";
+		op.len = strlen("init-0");
+		cas_history_add(w.files, "f0", &op);
+	}
+	print_counts(&w);
+	if (w.unexpected) {
+		printf("nemesis: FAIL: %u unexpected results; the first: %s\n", w.unexpected,
+		       w.first_unexpected);
+		rc = 1;
+	}
+	if (nwin != windows_of(seconds)) {
+		printf("nemesis: FAIL: %u of %u phases without a majority ran\n", nwin,
+		       windows_of(seconds));
+		rc = 1;
+	}
+	if (check_records(&w, win, nwin))
+		rc = 1;
+	if (check_history(w.lib, "library", out_dir, seed))
+		rc = 1;
+	if (check_history(w.files, "files", out_dir, seed))
+		rc = 1;
+	printf("nemesis: %s (seed %" PRIu64 ")\n", rc ? "FAIL" : "PASS", seed);
+
+out_free_work:
+	free(win);
+	nem_work_free(&w);
+out_close_client:
+	cas_client_close(client);
+out_cleanup:
+	for (i = 0; i < NEM_MOUNTS; i++)
+		unmount(&g.mounts[i]);
+	for (i = 0; i < NODES; i++) {
+		nem_proxy_stop(g.nodes[i].proxy);
+		g.nodes[i].proxy = NULL;
+	}
+	cas_client_close(g.direct);
+	g.direct = NULL;
+	cleanup();
+	watchdog_done();
+	return rc;
+}
