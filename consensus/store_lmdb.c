@@ -464,11 +464,9 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		changes = write_batch(s, batch);
-		for (op = batch; op; op = next) {
-			next = op->next; /* op may be gone once done ran */
-			op->done(op);
-		}
 
+		/* Counted before any reply leaves: a caller holding its
+		 * reply sees its batch in the stats. */
 		pthread_mutex_lock(&s->lock);
 		if (changes) {
 			s->stats.commits++;
@@ -476,6 +474,12 @@ static void *writer_main(void *arg)
 			if (n > s->stats.largest_batch)
 				s->stats.largest_batch = n;
 		}
+		pthread_mutex_unlock(&s->lock);
+		for (op = batch; op; op = next) {
+			next = op->next; /* op may be gone once done ran */
+			op->done(op);
+		}
+		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
