@@ -402,6 +402,8 @@ static bool key_ok(const char *key)
 }
 
 /* Runs one operation to its end: the driver loop of proposer.h. */
+static int identity(void *arg, const struct cas_value *cur, struct cas_value *next);
+
 static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		  unsigned timeout_ms, struct cas_value *out)
 {
@@ -416,6 +418,8 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	enum cas_transport_event ev;
 	int rc;
 
+	if (out != NULL)
+		memset(out, 0, sizeof(*out)); /* also on every early return */
 	deadline = cas_transport_now_ms() + (timeout_ms ? timeout_ms : c->timeout_ms);
 	rc = key_acquire(c, key, deadline);
 	if (rc != CAS_OK)
@@ -434,7 +438,11 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	cfg.deadline_ms = deadline;
 	cfg.max_value = c->max_value;
 	rng = random_nonzero();
-	if (c->cache != NULL && cas_pcache_take(c->cache, key, &cfg.cached_ballot, &cached))
+	/* A read starts with a query, which leaves a cached promise valid;
+	 * anything else starts from the promise when there is one. */
+	cfg.read_only = fn == identity;
+	if (!cfg.read_only && c->cache != NULL &&
+	    cas_pcache_take(c->cache, key, &cfg.cached_ballot, &cached))
 		cfg.cached_value = &cached;
 	cas_op_init(&op, &cfg);
 
@@ -555,7 +563,7 @@ static int write_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 static int write_op(struct cas_client *c, const char *key, struct write_arg *w, unsigned timeout_ms,
 		    uint64_t *version)
 {
-	struct cas_value v;
+	struct cas_value v = {0};
 	int rc;
 
 	if (version != NULL)

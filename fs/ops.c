@@ -1287,8 +1287,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	a.append = h->append;
 	a.trunc = h->pending_trunc;
 	rc = edit(&op, h->id, write_edit, &a, NULL, NULL);
-	if (!rc)
-		h->pending_trunc = false;
+	/* The truncation rides on the first write, whatever became of it: a
+	 * lone truncation committed at close after a failed write could erase
+	 * what others wrote meanwhile. */
+	h->pending_trunc = false;
 	pthread_mutex_unlock(&h->lock);
 	if (rc)
 		fuse_reply_err(req, -rc);
