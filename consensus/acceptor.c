@@ -61,6 +61,11 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
 			reply->next = req->next;
 		}
 		return true;
+	case CAS_MSG_QUERY:
+		reply->type = CAS_MSG_CURRENT;
+		reply->ballot = st->accepted;
+		reply->value = st->value;
+		return false;
 	default:
 		reply->type = CAS_MSG_REJECT;
 		return false;

@@ -24,6 +24,11 @@ struct cas_acceptor_state {
  * n answered at once: the proposer knows what it would return) or b, and
  * reply ACCEPTED b with the promise n (step 5).
  *
+ * QUERY: reply CURRENT with the accepted ballot and value; no change.
+ * (When a majority answer a query with the same accepted ballot, that
+ * value is chosen and no later one was chosen before they answered: a
+ * linearizable read without a write; see proposer.c.)
+ *
  * Returns true when st changed: the caller must make st durable before
  * it sends reply. Any other req type yields a REJECT with a zero ballot and
  * no change. Borrowing: reply->value.data points into st; after an

@@ -407,15 +407,15 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (type != CAS_MSG_PREPARE && type != CAS_MSG_ACCEPT) {
+	if (type != CAS_MSG_PREPARE && type != CAS_MSG_ACCEPT && type != CAS_MSG_QUERY) {
 		seterr(errmsg, errmsg_len, "not a request type");
 		return CAS_EINVAL;
 	}
-	n = (type == CAS_MSG_ACCEPT) ? 4 : 2;
+	n = type == CAS_MSG_ACCEPT ? 4 : type == CAS_MSG_PREPARE ? 2 : 1;
 	err = parse_body(&c, body, len, &root);
 	if (err)
 		return err;
-	err = take_fields_opt(&c, root, "request", names, n, n == 4 ? 3 : 2, items);
+	err = take_fields_opt(&c, root, "request", names, n, n == 4 ? 3 : n, items);
 	if (err)
 		goto out_delete_root;
 	if (!cJSON_IsString(items[0])) {
@@ -432,9 +432,11 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 		goto out_delete_root;
 	}
 	memcpy(out->key, key, key_len + 1);
-	err = take_ballot(&c, items[1], "ballot", &out->ballot);
-	if (err)
-		goto out_delete_root;
+	if (type != CAS_MSG_QUERY) {
+		err = take_ballot(&c, items[1], "ballot", &out->ballot);
+		if (err)
+			goto out_delete_root;
+	}
 	if (type == CAS_MSG_ACCEPT) {
 		err = take_value(&c, items[2], max_value, &out->value);
 		if (err)
@@ -481,13 +483,16 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 		err = CAS_EPROTO;
 		goto out_delete_root;
 	}
-	if (strcmp(result->valuestring, "promise") == 0) {
+	if (strcmp(result->valuestring, "promise") == 0 ||
+	    strcmp(result->valuestring, "current") == 0) {
+		bool current = result->valuestring[0] == 'c';
+
 		err = take_fields(&c, root, "reply", promise_names, 3, items);
 		if (!err)
 			err = take_ballot(&c, items[1], "accepted", &out->ballot);
 		if (!err)
 			err = take_value(&c, items[2], max_value, &out->value);
-		out->type = CAS_MSG_PROMISE;
+		out->type = current ? CAS_MSG_CURRENT : CAS_MSG_PROMISE;
 	} else if (strcmp(result->valuestring, "accepted") == 0) {
 		err = take_fields_opt(&c, root, "reply", accepted_names, 3, 2, items);
 		if (!err)
@@ -574,13 +579,17 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 
 	*out = NULL;
 	*out_len = 0;
-	if ((m->type == CAS_MSG_PREPARE || m->type == CAS_MSG_ACCEPT) &&
+	if ((m->type == CAS_MSG_PREPARE || m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_QUERY) &&
 	    !cas_key_valid(m->key, strnlen(m->key, sizeof(m->key))))
 		return CAS_EKEY;
 	root = cJSON_CreateObject();
 	if (!root)
 		return CAS_ENOMEM;
 	switch (m->type) {
+	case CAS_MSG_QUERY:
+		if (!cJSON_AddStringToObject(root, "key", m->key))
+			goto out_delete_root;
+		break;
 	case CAS_MSG_PREPARE:
 	case CAS_MSG_ACCEPT:
 		if (!cJSON_AddStringToObject(root, "key", m->key) ||
@@ -596,7 +605,9 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 		}
 		break;
 	case CAS_MSG_PROMISE:
-		if (!cJSON_AddStringToObject(root, "result", "promise") ||
+	case CAS_MSG_CURRENT:
+		if (!cJSON_AddStringToObject(root, "result",
+					     m->type == CAS_MSG_PROMISE ? "promise" : "current") ||
 		    !add_ballot(root, "accepted", m->ballot))
 			goto out_delete_root;
 		err = add_value(root, &m->value);

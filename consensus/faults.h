@@ -14,6 +14,8 @@ enum cas_fault {
 	CAS_FAULT_COUNTER_ONLY = 1 << 2,    /* ballots compared on counter
 					       alone; an equal one is taken for
 					       a retransmission */
+	CAS_FAULT_QUERY_ONE = 1 << 4,       /* a read's query trusts one
+					       answer */
 	CAS_FAULT_BALLOT_REUSE = 1 << 3,    /* after a failed accept, the
 					       next operation reuses its ballot
 					       for another value, no prepare */

@@ -51,6 +51,9 @@ enum cas_msg_type {
 	CAS_MSG_REJECT,   /* reply to either: ballot = the blocking ballot
 			     (the acceptor's promise or accepted ballot,
 			     whichever is higher) */
+	CAS_MSG_QUERY,    /* request: key; changes nothing */
+	CAS_MSG_CURRENT,  /* reply to QUERY: ballot = accepted ballot
+			     ({0,0}: none), value = accepted value */
 };
 
 struct cas_msg {

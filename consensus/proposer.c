@@ -98,8 +98,44 @@ static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_
 
 static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff);
 
+static void clear_query(struct cas_op *op)
+{
+	for (size_t i = 0; i < op->n_q; i++)
+		free(op->q_vals[i].data);
+	free(op->q_vals);
+	free(op->q_ballots);
+	free(op->q_count);
+	op->q_vals = NULL;
+	op->q_ballots = NULL;
+	op->q_count = NULL;
+	op->n_q = 0;
+}
+
+/* A read's first try: ask every node for its accepted ballot and value,
+ * changing nothing. */
+static bool start_query(struct cas_op *op, struct cas_effect *eff)
+{
+	size_t n = op->cfg.n_nodes;
+
+	op->q_vals = calloc(n, sizeof(*op->q_vals));
+	op->q_ballots = calloc(n, sizeof(*op->q_ballots));
+	op->q_count = calloc(n, sizeof(*op->q_count));
+	if (op->q_vals == NULL || op->q_ballots == NULL || op->q_count == NULL) {
+		clear_query(op);
+		return false; /* a full round needs none of it */
+	}
+	cas_msg_clear(&op->out);
+	op->out.type = CAS_MSG_QUERY;
+	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
+	op->phase = CAS_OP_QUERY;
+	send(op, eff);
+	return true;
+}
+
 void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
+	if (op->cfg.read_only && start_query(op, eff))
+		return;
 	if (op->cfg.cached_value != NULL) {
 		/* A majority promised this ballot with their last accept, and
 		 * what they accepted is what a prepare would return. */
@@ -297,11 +333,61 @@ static bool take_answer(struct cas_op *op, size_t node)
 	return true;
 }
 
+/* A node's answer to a read's query.
+ *
+ * When a majority report the same accepted ballot b, b's value v is
+ * chosen (a majority accepted it), and no value with a higher ballot was
+ * chosen before this query started: it would have been accepted by a
+ * majority, one of which answered us, and accepted ballots only grow. So
+ * v is the latest chosen value at some moment within the query: the read
+ * is linearizable without writing anything. Otherwise (a write is under
+ * way, or too few agree) the read falls back to a full round at once. */
+static void on_query_reply(struct cas_op *op, struct cas_proposer *p, const struct cas_msg *reply,
+			   struct cas_effect *eff)
+{
+	size_t i;
+
+	if (reply == NULL) {
+		op->fails++;
+	} else {
+		op->oks++;
+		for (i = 0; i < op->n_q; i++)
+			if (cas_ballot_cmp(op->q_ballots[i], reply->ballot) == 0)
+				break;
+		if (i == op->n_q) {
+			if (cas_reg_copy(&op->q_vals[i], &reply->value) != CAS_OK) {
+				finish(op, CAS_ENOMEM, eff);
+				return;
+			}
+			op->q_ballots[i] = reply->ballot;
+			op->n_q++;
+		}
+		if (++op->q_count[i] >= op->quorum || CAS_FAULT(CAS_FAULT_QUERY_ONE)) {
+			cas_msg_clear(&op->out);
+			op->out.value = op->q_vals[i];
+			memset(&op->q_vals[i], 0, sizeof(op->q_vals[i]));
+			clear_query(op);
+			op->have_value = true;
+			finish(op, CAS_OK, eff);
+			return;
+		}
+	}
+	if (op->oks >= op->quorum || op->fails > op->cfg.n_nodes - op->quorum) {
+		clear_query(op);
+		begin_attempt(op, p, eff);
+	}
+}
+
 void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uint32_t attempt,
 		     const struct cas_msg *reply, uint64_t now_ms, uint64_t *rng,
 		     struct cas_effect *eff)
 {
 	eff->kind = CAS_EFFECT_WAIT;
+	if (op->phase == CAS_OP_QUERY && attempt == op->attempt && node < op->cfg.n_nodes &&
+	    (reply == NULL || reply->type == CAS_MSG_CURRENT) && take_answer(op, node)) {
+		on_query_reply(op, p, reply, eff);
+		return;
+	}
 	if ((op->phase != CAS_OP_PREPARE && op->phase != CAS_OP_ACCEPT) ||
 	    attempt != op->attempt || node >= op->cfg.n_nodes)
 		return;
@@ -425,5 +511,6 @@ void cas_op_clear(struct cas_op *op)
 	for (size_t i = 0; i < op->n_mine; i++)
 		free(op->mine[i].data);
 	free(op->mine);
+	clear_query(op);
 	memset(op, 0, sizeof(*op));
 }

@@ -50,6 +50,7 @@ size_t cas_quorum(size_t n);
 
 enum cas_op_phase {
 	CAS_OP_IDLE,
+	CAS_OP_QUERY,   /* waiting for the current values of a read */
 	CAS_OP_PREPARE, /* waiting for promises */
 	CAS_OP_ACCEPT,  /* waiting for accepts */
 	CAS_OP_BACKOFF, /* sleeping before the next attempt */
@@ -88,6 +89,11 @@ struct cas_op_config {
 	 * op only: a ballot must never carry two values. */
 	struct cas_ballot cached_ballot;
 	const struct cas_reg *cached_value;
+	/* A read (fn is the identity): start with a query, which changes
+	 * nothing and costs no fsync; when a majority answer with the same
+	 * accepted ballot, that value is the answer. Otherwise (a write is
+	 * under way) a full round follows. */
+	bool read_only;
 };
 
 /* One operation. Fields are the op's own; drivers read phase, attempt and
@@ -116,6 +122,9 @@ struct cas_op {
 	bool answer_set;               /* won, as seen by this attempt */
 	bool from_cache;               /* this attempt skipped the prepare */
 	size_t promised;               /* accepts that promised out.next */
+	struct cas_reg *q_vals;        /* QUERY: the distinct accepted values */
+	struct cas_ballot *q_ballots;  /* answered, their ballots, and how */
+	size_t *q_count, n_q;          /* many nodes answered each */
 #ifdef CAS_SIM_FAULTS
 	struct cas_reg fault_base;     /* negative control only (faults.h) */
 #endif

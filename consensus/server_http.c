@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "acceptor.h"
 #include "codec.h"
 #include "server_http.h"
 
@@ -41,6 +42,7 @@ struct cas_server {
 enum route {
 	ROUTE_PREPARE,
 	ROUTE_ACCEPT,
+	ROUTE_QUERY,
 	ROUTE_HEALTH,
 	ROUTE_ERROR, /* refused from its headers; answered once read */
 };
@@ -223,6 +225,42 @@ static void on_stored(struct cas_store_op *op)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Answers a query from a read transaction of committed (so durable)
+ * state, without the writer: a query changes nothing. */
+static enum MHD_Result handle_query(struct cas_server *s, struct MHD_Connection *conn,
+				    const char *method, const char *url, struct request *r)
+{
+	struct cas_acceptor_state st;
+	struct cas_msg reply;
+	enum MHD_Result ret;
+	char errmsg[256];
+	char *body;
+	size_t len;
+	int err;
+
+	if (r->too_big)
+		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+				  "request body too large");
+	err = cas_codec_decode_request(r->body, r->len, CAS_MSG_QUERY, s->max_value, &r->req,
+				       errmsg, sizeof(errmsg));
+	if (err == CAS_ENOMEM)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	if (err)
+		return send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
+	err = cas_store_get(s->store, r->req.key, &st, errmsg, sizeof(errmsg));
+	if (err)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
+	cas_acceptor_handle(&st, &r->req, &reply);
+	err = cas_codec_encode(&reply, &body, &len);
+	free(st.value.data);
+	if (err)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  cas_strerror(err));
+	logf_(s, CAS_SERVER_LOG_DEBUG, "%s %s key=%s 200", method, url, r->req.key);
+	ret = send_json(conn, MHD_HTTP_OK, body, len, NULL);
+	return ret;
+}
+
 /* Decodes the full body and hands it to the store. The connection waits,
  * suspended, for the batch its request is in to be committed, so that a
  * thread serves other connections meanwhile; once stopping, the thread
@@ -339,7 +377,7 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 		*reason = "use GET on /v1/health";
 		return ROUTE_ERROR;
 	}
-	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept")) {
+	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept") && strcmp(url, "/v1/query")) {
 		*status = MHD_HTTP_NOT_FOUND;
 		*reason = "unknown path";
 		return ROUTE_ERROR;
@@ -349,6 +387,8 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 		*reason = "use POST";
 		return ROUTE_ERROR;
 	}
+	if (strcmp(url, "/v1/query") == 0)
+		return ROUTE_QUERY;
 	return strcmp(url, "/v1/prepare") == 0 ? ROUTE_PREPARE : ROUTE_ACCEPT;
 }
 
@@ -393,6 +433,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return handle_health(s, conn, method, url);
 	case ROUTE_ERROR:
 		return send_error(s, conn, method, url, r->status, r->reason);
+	case ROUTE_QUERY:
+		return handle_query(s, conn, method, url, r);
 	default:
 		return handle_request(s, conn, method, url, r);
 	}

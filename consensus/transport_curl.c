@@ -60,6 +60,7 @@ struct cas_transport {
 	char **urls;
 	char **prepare_urls;
 	char **accept_urls;
+	char **query_urls;
 	char **health_urls;
 	size_t max_value;
 	size_t max_reply;
@@ -162,9 +163,10 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	t->urls = make_urls(urls, n, "");
 	t->prepare_urls = make_urls(urls, n, "/v1/prepare");
 	t->accept_urls = make_urls(urls, n, "/v1/accept");
+	t->query_urls = make_urls(urls, n, "/v1/query");
 	t->health_urls = make_urls(urls, n, "/v1/health");
 	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL ||
-	    t->health_urls == NULL)
+	    t->query_urls == NULL || t->health_urls == NULL)
 		goto out_free_urls;
 	/* No "Expect: 100-continue" round trip before large bodies. */
 	h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -184,6 +186,7 @@ out_free_urls:
 	free_urls(t->urls, n);
 	free_urls(t->prepare_urls, n);
 	free_urls(t->accept_urls, n);
+	free_urls(t->query_urls, n);
 	free_urls(t->health_urls, n);
 	pthread_mutex_destroy(&t->lock);
 out_free_t:
@@ -242,6 +245,7 @@ void cas_transport_close(struct cas_transport *t)
 	free_urls(t->urls, t->n);
 	free_urls(t->prepare_urls, t->n);
 	free_urls(t->accept_urls, t->n);
+	free_urls(t->query_urls, t->n);
 	free_urls(t->health_urls, t->n);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -475,6 +479,8 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 		urls = t->prepare_urls;
 	} else if (m->type == CAS_MSG_ACCEPT) {
 		urls = t->accept_urls;
+	} else if (m->type == CAS_MSG_QUERY) {
+		urls = t->query_urls;
 	} else {
 		set_err(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
 		return CAS_EINVAL;

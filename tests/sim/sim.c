@@ -27,7 +27,7 @@
 static const char *const keys[N_KEYS] = {"ka", "kb"};
 
 /* Over all seeds run: ops, and ops that started from a cached promise. */
-static unsigned long total_ops, cached_starts;
+static unsigned long total_ops, cached_starts, queries_answered;
 
 /* How rough one seed's world is; drawn from the seed. */
 struct weather {
@@ -90,6 +90,7 @@ struct world {
 	bool verbose;
 	bool reply_before_durable; /* negative control, in the sim's store */
 	bool use_cache;            /* the one-round-trip optimization */
+	bool use_query;            /* reads start with a query */
 	struct weather w;
 	int n_acc, n_prop;
 	struct acceptor acc[MAX_ACC];
@@ -230,10 +231,21 @@ static void record(struct world *W, struct proposer *P, int pi, bool crashed)
 	char label[48];
 	int rc = P->op.result;
 
-	uncache(P, P->key);
-	if (!crashed && W->use_cache)
-		P->cached[P->key] = cas_op_take_cache(&P->op, &P->cache_ballot[P->key],
-						      &P->cache_value[P->key]);
+	{
+		struct cas_ballot nb;
+		struct cas_reg nv;
+
+		if (!crashed && W->use_cache && cas_op_take_cache(&P->op, &nb, &nv)) {
+			uncache(P, P->key);
+			P->cached[P->key] = true;
+			P->cache_ballot[P->key] = nb;
+			P->cache_value[P->key] = nv;
+		} else if (!P->op.cfg.read_only) {
+			/* A read did not take its cached promise (a query
+			 * changes nothing); anything else used it up. */
+			uncache(P, P->key);
+		}
+	}
 	cas_op_take_value(&P->op, &v);
 	snprintf(label, sizeof(label), "proposer %d op %d", pi, OPS_PER_PROP - P->ops_left);
 	h.label = label;
@@ -246,6 +258,8 @@ static void record(struct world *W, struct proposer *P, int pi, bool crashed)
 		if (crashed)
 			h.complete = CAS_TIME_PENDING;
 	} else if (rc == CAS_OK) {
+		if (P->op.cfg.read_only && P->op.ballot.counter == 0)
+			queries_answered++; /* no full round was needed */
 		h.status = CAS_HIST_OK;
 		h.version = v.version;
 		if (P->kind == K_READ) {
@@ -294,7 +308,8 @@ static void start_op(struct world *W, int pi)
 	cfg.op_id = ((uint64_t)pi + 1) << 48 | ++W->serial;
 	cfg.deadline_ms = W->now + OP_DEADLINE;
 	total_ops++;
-	if (P->cached[P->key]) {
+	cfg.read_only = P->kind == K_READ && W->use_query;
+	if (P->cached[P->key] && !cfg.read_only) {
 		cached_starts++;
 		cfg.cached_ballot = P->cache_ballot[P->key];
 		cfg.cached_value = &P->cache_value[P->key];
@@ -306,7 +321,8 @@ static void start_op(struct world *W, int pi)
 	W->rounds++;
 	cas_op_init(&P->op, &cfg);
 	cas_op_start(&P->op, &P->core, &eff);
-	uncache(P, P->key); /* a cached promise starts one op only */
+	if (!cfg.read_only)
+		uncache(P, P->key); /* a cached promise starts one op only */
 	apply_effect(W, pi, &eff);
 }
 
@@ -527,6 +543,7 @@ static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool
 	W.n_prop = 2 + (int)((r >> 2) % 3);
 	/* Most seeds use the one-round-trip optimization, some do not. */
 	W.use_cache = (r >> 8) % 4 != 0;
+	W.use_query = (r >> 10) % 4 != 0;
 	/* Calm seeds and stormy ones. */
 	W.w.drop = (unsigned)cas_rand_below(&W.rng, 150);
 	W.w.dup = (unsigned)cas_rand_below(&W.rng, 100);
@@ -586,6 +603,7 @@ static const struct {
 	{"promise-ballot", CAS_FAULT_PROMISE_BALLOT, false},
 	{"counter-only", CAS_FAULT_COUNTER_ONLY, false},
 	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false},
+	{"query-one", CAS_FAULT_QUERY_ONE, false},
 	{"reply-before-durable", 0, true},
 };
 
@@ -593,7 +611,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: sim [--seeds N] [--first S] [--seed S] [--verbose]\n"
 		   "           [--broken quorum-one|promise-ballot|counter-only|ballot-reuse|\n"
-		   "                     reply-before-durable]\n"
+		   "                     query-one|reply-before-durable]\n"
 		   "Runs N seeds from S (default 10000 from 1), or the one seed --seed S,\n"
 		   "and checks every history for linearizability. With --broken, a\n"
 		   "deliberate bug is switched on and the run passes only if some seed\n"
@@ -672,7 +690,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("sim: %" PRIu64 " seeds from %" PRIu64 ", every history linearizable "
-	       "(%lu operations, %lu started from a cached promise)\n",
-	       n, first, total_ops, cached_starts);
+	       "(%lu operations, %lu started from a cached promise, %lu reads answered by a "
+	       "query)\n",
+	       n, first, total_ops, cached_starts, queries_answered);
 	return 0;
 }

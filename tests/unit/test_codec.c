@@ -530,6 +530,44 @@ static void test_next_and_promised(void **state)
 			 CAS_EPROTO);
 }
 
+/* A read's query and its answer. */
+static void test_query_roundtrip(void **state)
+{
+	struct cas_msg m = {.type = CAS_MSG_QUERY}, d;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(m.key, "i/00ff");
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_string_equal(text, "{\"key\":\"i/00ff\"}");
+	assert_int_equal(decode(text, CAS_MSG_QUERY, &d), CAS_OK);
+	assert_int_equal(d.type, CAS_MSG_QUERY);
+	assert_string_equal(d.key, "i/00ff");
+	free(text);
+	/* Nothing but the key. */
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":\"1\",\"id\":\"1\"}}",
+				CAS_MSG_QUERY, &d),
+			 CAS_EINVAL);
+	assert_int_equal(decode("{}", CAS_MSG_QUERY, &d), CAS_EINVAL);
+	assert_int_equal(decode("{\"key\":\"a b\"}", CAS_MSG_QUERY, &d), CAS_EKEY);
+
+	memset(&m, 0, sizeof(m));
+	m.type = CAS_MSG_CURRENT;
+	m.ballot = (struct cas_ballot){4, 2};
+	m.value.version = 1;
+	m.value.data = (unsigned char *)"hi";
+	m.value.len = 2;
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_non_null(strstr(text, "\"result\":\"current\""));
+	assert_int_equal(decode_reply(text, &d), CAS_OK);
+	assert_int_equal(d.type, CAS_MSG_CURRENT);
+	assert_int_equal(d.ballot.counter, 4);
+	assert_int_equal(d.value.len, 2);
+	cas_msg_clear(&d);
+	free(text);
+}
+
 /* A reason quotes what the peer sent, but stays one line of text. */
 static void test_errmsg_one_line(void **state)
 {
@@ -617,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_request_limits),
 		cmocka_unit_test(test_reply_roundtrip),
 		cmocka_unit_test(test_next_and_promised),
+		cmocka_unit_test(test_query_roundtrip),
 		cmocka_unit_test(test_errmsg_one_line),
 		cmocka_unit_test(test_reply_rejects),
 		cmocka_unit_test(test_encode_rejects),

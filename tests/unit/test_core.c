@@ -889,6 +889,84 @@ static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, u
 	return prepares;
 }
 
+/* A read asks the nodes first; when a majority report the same accepted
+ * ballot it is answered without any write, otherwise a full round runs. */
+static void test_read_by_query(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_value v;
+	struct cas_msg reply;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "one", 1);
+	cas_op_start(&op, &m.prop, &eff);
+	finish_op(&m, &op, eff, 7);
+	cas_op_clear(&op);
+
+	/* Quiet register: the query is the whole read, no node changes. */
+	struct cas_acceptor_state before[NODES];
+
+	for (int i = 0; i < NODES; i++)
+		before[i] = m.acc[i];
+
+	op_setup(&op, fn_identity, NULL, 2);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &m.prop, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_QUERY);
+	assert_int_equal(finish_op(&m, &op, eff, 3), 0);
+	assert_int_equal(op.result, CAS_OK);
+	for (int i = 0; i < NODES; i++) {
+		assert_int_equal(cas_ballot_cmp(m.acc[i].promise, before[i].promise), 0);
+		assert_int_equal(cas_ballot_cmp(m.acc[i].accepted, before[i].accepted), 0);
+	}
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	assert_memory_equal(v.data, "one", 3);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* A write under way (accepted by node 0 only): the query sees two
+	 * ballots, and the read runs a full round, which completes it. */
+	struct cas_msg acc = accept_msg(B(500, 9), "two", 2);
+
+	deliver(&m, 0, &acc, &reply);
+	m.prop.counter = 600; /* our full round goes above that write */
+	op_setup(&op, fn_identity, NULL, 3);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &m.prop, &eff);
+	uint32_t a = eff.attempt;
+	const struct cas_msg *msg = eff.msg;
+
+	for (int i = 0; i < 2; i++) {
+		deliver(&m, i, msg, &reply);
+		assert_int_equal(reply.type, CAS_MSG_CURRENT);
+		cas_op_on_reply(&op, &m.prop, i, a, &reply, 0, &m.rng, &eff);
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	assert_int_equal(finish_op(&m, &op, eff, 7), 1);
+	assert_int_equal(op.result, CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 2);
+	assert_memory_equal(v.data, "two", 3);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* A query never changes an acceptor. */
+	struct cas_acceptor_state st = {.promise = B(3, 1), .accepted = B(2, 1)};
+	struct cas_msg q = {.type = CAS_MSG_QUERY};
+
+	strcpy(q.key, "k");
+	assert_false(cas_acceptor_handle(&st, &q, &reply));
+	assert_int_equal(reply.type, CAS_MSG_CURRENT);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(2, 1)), 0);
+	assert_int_equal(cas_ballot_cmp(st.promise, B(3, 1)), 0);
+	mini_free(&m);
+}
+
 /* The one-round-trip optimization, proposer side. */
 static void test_one_round_trip(void **state)
 {
@@ -1021,6 +1099,7 @@ int main(void)
 		cmocka_unit_test(test_unavailable_and_limits),
 		cmocka_unit_test(test_accept_promises_next),
 		cmocka_unit_test(test_one_round_trip),
+		cmocka_unit_test(test_read_by_query),
 		cmocka_unit_test(test_errors_table),
 	};
 
