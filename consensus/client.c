@@ -15,6 +15,7 @@
 
 #include <cas/client.h>
 
+#include "errmsg.h"
 #include "pcache.h"
 #include "proposer.h"
 #include "transport_curl.h"
@@ -41,20 +42,6 @@ struct cas_client {
 	char **busy;
 	size_t n_busy, cap_busy;
 };
-
-static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errmsg == NULL || errmsg_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errmsg, errmsg_len, fmt, ap);
-	va_end(ap);
-}
 
 /* A random number from the kernel, never 0. */
 static uint64_t random_nonzero(void)
@@ -96,51 +83,51 @@ static int parse_url(const char *s, size_t len, char **out, char *errmsg, size_t
 
 	text = strndup(s, len);
 	if (text == NULL) {
-		set_err(errmsg, errmsg_len, "out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
 	u = curl_url();
 	if (u == NULL) {
-		set_err(errmsg, errmsg_len, "out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		rc = CAS_ENOMEM;
 		goto out_free_text;
 	}
 	uc = curl_url_set(u, CURLUPART_URL, text, 0);
 	if (uc != CURLUE_OK) {
-		set_err(errmsg, errmsg_len, "bad node URL \"%s\": %s", text, curl_url_strerror(uc));
+		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": %s", text, curl_url_strerror(uc));
 		goto out_free_url;
 	}
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		set_err(errmsg, errmsg_len, "bad node URL \"%s\": the scheme must be http or https",
+		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": the scheme must be http or https",
 			text);
 		goto out_free_parts;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
-		set_err(errmsg, errmsg_len, "bad node URL \"%s\": no host", text);
+		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": no host", text);
 		goto out_free_parts;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-		set_err(errmsg, errmsg_len,
+		cas_errmsg_set(errmsg, errmsg_len,
 			"bad node URL \"%s\": no user, query or fragment allowed", text);
 		goto out_free_parts;
 	}
 	if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && strcmp(part, "/") != 0 &&
 	    part[0] != '\0') {
-		set_err(errmsg, errmsg_len, "bad node URL \"%s\": a base URL has no path", text);
+		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": a base URL has no path", text);
 		goto out_free_parts;
 	}
 	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-		set_err(errmsg, errmsg_len, "bad node URL \"%s\": no port", text);
+		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": no port", text);
 		goto out_free_parts;
 	}
 	need = strlen(scheme) + strlen(host) + strlen(port) + 5;
 	*out = malloc(need);
 	if (*out == NULL) {
 		rc = CAS_ENOMEM;
-		set_err(errmsg, errmsg_len, "out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		goto out_free_parts;
 	}
 	snprintf(*out, need, "%s://%s:%s", scheme, host, port);
@@ -174,12 +161,12 @@ static int parse_nodes(const char *nodes, char ***out, size_t *out_n, char *errm
 	int rc;
 
 	if (nodes == NULL) {
-		set_err(errmsg, errmsg_len, "no node list");
+		cas_errmsg_set(errmsg, errmsg_len, "no node list");
 		return CAS_EINVAL;
 	}
 	urls = calloc(CAS_NODES_MAX, sizeof(*urls));
 	if (urls == NULL) {
-		set_err(errmsg, errmsg_len, "out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
 	for (;;) {
@@ -194,12 +181,12 @@ static int parse_nodes(const char *nodes, char ***out, size_t *out_n, char *errm
 		while (len > 0 && isspace((unsigned char)s[len - 1]))
 			len--;
 		if (len == 0) {
-			set_err(errmsg, errmsg_len, "empty entry %zu in the node list", n + 1);
+			cas_errmsg_set(errmsg, errmsg_len, "empty entry %zu in the node list", n + 1);
 			rc = CAS_EINVAL;
 			goto out_free_urls;
 		}
 		if (n == CAS_NODES_MAX) {
-			set_err(errmsg, errmsg_len, "more than %d nodes", CAS_NODES_MAX);
+			cas_errmsg_set(errmsg, errmsg_len, "more than %d nodes", CAS_NODES_MAX);
 			rc = CAS_EINVAL;
 			goto out_free_urls;
 		}
@@ -209,7 +196,7 @@ static int parse_nodes(const char *nodes, char ***out, size_t *out_n, char *errm
 		/* The same acceptor twice would count its vote twice. */
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(urls[i], urls[n]) == 0) {
-				set_err(errmsg, errmsg_len, "node %s is listed twice", urls[n]);
+				cas_errmsg_set(errmsg, errmsg_len, "node %s is listed twice", urls[n]);
 				n++;
 				rc = CAS_EINVAL;
 				goto out_free_urls;
@@ -313,12 +300,12 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 	if (errmsg != NULL && errmsg_len > 0)
 		errmsg[0] = '\0';
 	if (out == NULL) {
-		set_err(errmsg, errmsg_len, "no place for the client");
+		cas_errmsg_set(errmsg, errmsg_len, "no place for the client");
 		return CAS_EINVAL;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
-		set_err(errmsg, errmsg_len, "out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
 	rc = parse_nodes(nodes, &c->urls, &c->n, errmsg, errmsg_len);
@@ -329,19 +316,19 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 	cas_proposer_init(&c->proposer,
 			  cfg && cfg->proposer_id ? cfg->proposer_id : random_nonzero());
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
-		set_err(errmsg, errmsg_len, "cannot make a mutex");
+		cas_errmsg_set(errmsg, errmsg_len, "cannot make a mutex");
 		rc = CAS_ENOMEM;
 		goto out_free_urls;
 	}
 	if (init_busy(c) != CAS_OK) {
-		set_err(errmsg, errmsg_len, "cannot make a condition variable");
+		cas_errmsg_set(errmsg, errmsg_len, "cannot make a condition variable");
 		rc = CAS_ENOMEM;
 		goto out_destroy_lock;
 	}
 	if (!(cfg && cfg->no_fast_path)) {
 		rc = cas_pcache_new(PCACHE_ENTRIES, PCACHE_BYTES, &c->cache);
 		if (rc != CAS_OK) {
-			set_err(errmsg, errmsg_len, "out of memory");
+			cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 			goto out_destroy_busy;
 		}
 	}

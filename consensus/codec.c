@@ -10,26 +10,10 @@
 #include <cjson/cJSON.h>
 
 #include "codec.h"
+#include "errmsg.h"
 
 /* Longest decimal form of a uint64_t ("18446744073709551615"). */
 #define U64_DIGITS_MAX 20
-
-__attribute__((format(printf, 3, 4))) static void seterr(char *errmsg, size_t errmsg_len,
-							 const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!errmsg || !errmsg_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errmsg, errmsg_len, fmt, ap);
-	va_end(ap);
-	/* Reasons quote what peers sent: keep them one line of text, so a
-	 * request cannot forge lines in a log. */
-	for (char *q = errmsg; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
-			*q = '?';
-}
 
 /* ---- base64 (RFC 4648 section 4, with padding) ---- */
 
@@ -206,7 +190,7 @@ static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
 	size_t i;
 
 	if (!cJSON_IsObject(obj)) {
-		seterr(c->errmsg, c->errmsg_len, "%s: not an object", what);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: not an object", what);
 		return c->bad;
 	}
 	for (i = 0; i < n; i++)
@@ -217,12 +201,12 @@ static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
 			if (it->string && strcmp(it->string, names[i]) == 0)
 				break;
 		if (i == n) {
-			seterr(c->errmsg, c->errmsg_len, "%s: unknown field \"%.64s\"", what,
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: unknown field \"%.64s\"", what,
 			       it->string ? it->string : "");
 			return c->bad;
 		}
 		if (items[i]) {
-			seterr(c->errmsg, c->errmsg_len, "%s: duplicate field \"%s\"", what,
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: duplicate field \"%s\"", what,
 			       names[i]);
 			return c->bad;
 		}
@@ -230,7 +214,7 @@ static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
 	}
 	for (i = 0; i < required; i++) {
 		if (!items[i]) {
-			seterr(c->errmsg, c->errmsg_len, "%s: missing field \"%s\"", what,
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: missing field \"%s\"", what,
 			       names[i]);
 			return c->bad;
 		}
@@ -248,11 +232,11 @@ static int take_fields(struct dctx *c, const cJSON *obj, const char *what, const
 static int take_u64(struct dctx *c, const cJSON *item, const char *what, uint64_t *out)
 {
 	if (!cJSON_IsString(item)) {
-		seterr(c->errmsg, c->errmsg_len, "%s: must be a decimal string", what);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: must be a decimal string", what);
 		return c->bad;
 	}
 	if (!parse_u64(item->valuestring, out)) {
-		seterr(c->errmsg, c->errmsg_len, "%s: not a canonical 64-bit decimal", what);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: not a canonical 64-bit decimal", what);
 		return c->bad;
 	}
 	return CAS_OK;
@@ -309,14 +293,14 @@ static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct
 	if (err)
 		return err;
 	if (!cJSON_IsArray(items[1])) {
-		seterr(c->errmsg, c->errmsg_len, "value.recent: not an array");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.recent: not an array");
 		return c->bad;
 	}
 	n = 0;
 	cJSON_ArrayForEach(it, items[1])
 	{
 		if (n == CAS_RECENT_MAX) {
-			seterr(c->errmsg, c->errmsg_len, "value.recent: more than %d entries",
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "value.recent: more than %d entries",
 			       CAS_RECENT_MAX);
 			return c->bad;
 		}
@@ -327,26 +311,26 @@ static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct
 	}
 	out->n_recent = (uint32_t)n;
 	if (!cJSON_IsString(items[2])) {
-		seterr(c->errmsg, c->errmsg_len, "value.data: must be a base64 string");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: must be a base64 string");
 		return c->bad;
 	}
 	b64 = items[2]->valuestring;
 	b64_len = strlen(b64);
 	if (b64_len % 4) {
-		seterr(c->errmsg, c->errmsg_len, "value.data: bad base64");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: bad base64");
 		return c->bad;
 	}
 	if (b64_decoded_len(b64, b64_len) > max_value) {
-		seterr(c->errmsg, c->errmsg_len, "value.data: larger than %zu bytes", max_value);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: larger than %zu bytes", max_value);
 		return CAS_ETOOBIG;
 	}
 	err = cas_base64_decode(b64, b64_len, &out->data, &out->len);
 	if (err == CAS_ENOMEM) {
-		seterr(c->errmsg, c->errmsg_len, "value.data: out of memory");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: out of memory");
 		return err;
 	}
 	if (err) {
-		seterr(c->errmsg, c->errmsg_len, "value.data: bad base64");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: bad base64");
 		return c->bad;
 	}
 	return CAS_OK;
@@ -363,16 +347,16 @@ static int parse_body(struct dctx *c, const char *body, size_t len, cJSON **out)
 
 	*out = NULL;
 	if (!body || !len) {
-		seterr(c->errmsg, c->errmsg_len, "empty body");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "empty body");
 		return c->bad;
 	}
 	if (memchr(body, '\0', len)) {
-		seterr(c->errmsg, c->errmsg_len, "NUL byte in body");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "NUL byte in body");
 		return c->bad;
 	}
 	for (i = 0; i + 6 <= len; i++) {
 		if (body[i] == '\\' && memcmp(body + i + 1, "u0000", 5) == 0) {
-			seterr(c->errmsg, c->errmsg_len, "NUL character in a string");
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "NUL character in a string");
 			return c->bad;
 		}
 		if (body[i] == '\\')
@@ -381,13 +365,13 @@ static int parse_body(struct dctx *c, const char *body, size_t len, cJSON **out)
 	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (!root) {
 		/* cJSON cannot tell a parse error from a failed allocation. */
-		seterr(c->errmsg, c->errmsg_len, "malformed JSON");
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "malformed JSON");
 		return c->bad;
 	}
 	for (; end && end < body + len; end++) {
 		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
 			cJSON_Delete(root);
-			seterr(c->errmsg, c->errmsg_len, "trailing data after JSON");
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "trailing data after JSON");
 			return c->bad;
 		}
 	}
@@ -408,7 +392,7 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 
 	memset(out, 0, sizeof(*out));
 	if (type != CAS_MSG_PREPARE && type != CAS_MSG_ACCEPT && type != CAS_MSG_QUERY) {
-		seterr(errmsg, errmsg_len, "not a request type");
+		cas_errmsg_set(errmsg, errmsg_len, "not a request type");
 		return CAS_EINVAL;
 	}
 	n = type == CAS_MSG_ACCEPT ? 4 : type == CAS_MSG_PREPARE ? 2 : 1;
@@ -419,14 +403,14 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 	if (err)
 		goto out_delete_root;
 	if (!cJSON_IsString(items[0])) {
-		seterr(errmsg, errmsg_len, "key: must be a string");
+		cas_errmsg_set(errmsg, errmsg_len, "key: must be a string");
 		err = CAS_EINVAL;
 		goto out_delete_root;
 	}
 	key = items[0]->valuestring;
 	key_len = strlen(key);
 	if (!cas_key_valid(key, key_len)) {
-		seterr(errmsg, errmsg_len,
+		cas_errmsg_set(errmsg, errmsg_len,
 		       "key: must be 1 to %d characters from A-Z a-z 0-9 . _ : / @ -", CAS_KEY_MAX);
 		err = CAS_EKEY;
 		goto out_delete_root;
@@ -473,13 +457,13 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 	if (err)
 		return err;
 	if (!cJSON_IsObject(root)) {
-		seterr(errmsg, errmsg_len, "reply: not an object");
+		cas_errmsg_set(errmsg, errmsg_len, "reply: not an object");
 		err = CAS_EPROTO;
 		goto out_delete_root;
 	}
 	result = cJSON_GetObjectItemCaseSensitive(root, "result");
 	if (!cJSON_IsString(result)) {
-		seterr(errmsg, errmsg_len, "reply: \"result\" missing or not a string");
+		cas_errmsg_set(errmsg, errmsg_len, "reply: \"result\" missing or not a string");
 		err = CAS_EPROTO;
 		goto out_delete_root;
 	}
@@ -506,7 +490,7 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 			err = take_ballot(&c, items[1], "blocking", &out->ballot);
 		out->type = CAS_MSG_REJECT;
 	} else {
-		seterr(errmsg, errmsg_len, "reply: unknown result \"%.32s\"", result->valuestring);
+		cas_errmsg_set(errmsg, errmsg_len, "reply: unknown result \"%.32s\"", result->valuestring);
 		err = CAS_EPROTO;
 	}
 	if (err)

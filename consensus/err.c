@@ -1,8 +1,12 @@
 /* err.c - the one table of error strings, the one mapping to errno, and
  * key validation. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <cas/cas.h>
+
+#include "errmsg.h"
 
 static const char *const messages[CAS_ERR_COUNT] = {
 	[CAS_OK] = "success",
@@ -61,4 +65,18 @@ bool cas_key_valid(const char *key, size_t len)
 		if (!key_char_ok((unsigned char)key[i]))
 			return false;
 	return true;
+}
+
+void cas_errmsg_set(char *errmsg, size_t errmsg_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errmsg == NULL || errmsg_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errmsg, errmsg_len, fmt, ap);
+	va_end(ap);
+	for (char *q = errmsg; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
 }

@@ -12,6 +12,7 @@
 
 #include <lmdb.h>
 
+#include "errmsg.h"
 #include "store_lmdb.h"
 
 #define REC_HEADER 48 /* bytes before the recent changes */
@@ -33,22 +34,10 @@ struct cas_store {
 	void *fault_arg;
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *errmsg, size_t errmsg_len,
-							 const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!errmsg || !errmsg_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errmsg, errmsg_len, fmt, ap);
-	va_end(ap);
-}
-
 /* Maps an LMDB failure of call to a code, its reason into errmsg. */
 static int lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len)
 {
-	seterr(errmsg, errmsg_len, "lmdb: %s: %s", call, mdb_strerror(rc));
+	cas_errmsg_set(errmsg, errmsg_len, "lmdb: %s: %s", call, mdb_strerror(rc));
 	return rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
 }
 
@@ -160,7 +149,7 @@ static int read_state(MDB_txn *txn, MDB_dbi dbi, const char *key, struct cas_acc
 	if (rc)
 		return lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
 	if (!decode_record(&v, st)) {
-		seterr(errmsg, errmsg_len, "store: corrupt record for key \"%s\"", key);
+		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt record for key \"%s\"", key);
 		return CAS_EIO;
 	}
 	return CAS_OK;
@@ -190,17 +179,17 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		seterr(errmsg, errmsg_len, "store: out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 		return CAS_ENOMEM;
 	}
 	s->tail = &s->head;
 	if (pthread_mutex_init(&s->lock, NULL)) {
-		seterr(errmsg, errmsg_len, "store: cannot make a mutex");
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a mutex");
 		err = CAS_ENOMEM;
 		goto out_free_store;
 	}
 	if (pthread_cond_init(&s->work, NULL)) {
-		seterr(errmsg, errmsg_len, "store: cannot make a condition variable");
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a condition variable");
 		err = CAS_ENOMEM;
 		goto out_destroy_lock;
 	}
@@ -220,7 +209,7 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 	 * batch of promises durable. */
 	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
 	if (rc) {
-		seterr(errmsg, errmsg_len, "lmdb: mdb_env_open %s: %s", dir, mdb_strerror(rc));
+		cas_errmsg_set(errmsg, errmsg_len, "lmdb: mdb_env_open %s: %s", dir, mdb_strerror(rc));
 		err = rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
 		goto out_close_env;
 	}
@@ -248,13 +237,13 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 	/* LMDB syncs its files, not their names: make a freshly created
 	 * store survive a power loss too. */
 	if (sync_dir(dir)) {
-		seterr(errmsg, errmsg_len, "store: fsync %s: %s", dir, strerror(errno));
+		cas_errmsg_set(errmsg, errmsg_len, "store: fsync %s: %s", dir, strerror(errno));
 		err = CAS_EIO;
 		goto out_close_env;
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc) {
-		seterr(errmsg, errmsg_len, "store: cannot start the writer: %s", strerror(rc));
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot start the writer: %s", strerror(rc));
 		err = CAS_ENOMEM;
 		goto out_close_env;
 	}
@@ -299,7 +288,7 @@ void cas_store_set_fault(struct cas_store *s, int (*fn)(void *arg, const struct 
 static int check_key(const char *key, char *errmsg, size_t errmsg_len)
 {
 	if (!cas_key_valid(key, strnlen(key, CAS_KEY_MAX + 1))) {
-		seterr(errmsg, errmsg_len, "store: bad key");
+		cas_errmsg_set(errmsg, errmsg_len, "store: bad key");
 		return CAS_EKEY;
 	}
 	return CAS_OK;
@@ -340,12 +329,12 @@ static int apply_op(struct cas_store *s, MDB_txn *txn, struct cas_store_op *op)
 	op->reply = out;
 	err = cas_reg_copy(&op->reply.value, &out.value);
 	if (err) {
-		seterr(op->errmsg, sizeof(op->errmsg), "store: out of memory");
+		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: out of memory");
 		goto out_fail;
 	}
 	err = encode_record(&st, &rec);
 	if (err) {
-		seterr(op->errmsg, sizeof(op->errmsg), "store: cannot lay out record: %s",
+		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: cannot lay out record: %s",
 		       cas_strerror(err));
 		goto out_fail;
 	}
@@ -494,7 +483,7 @@ int cas_store_submit(struct cas_store *s, struct cas_store_op *op)
 	op->changed = false;
 	op->failed = false;
 	if (op->req->type != CAS_MSG_PREPARE && op->req->type != CAS_MSG_ACCEPT) {
-		seterr(op->errmsg, sizeof(op->errmsg), "store: not a request");
+		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: not a request");
 		return CAS_EINVAL;
 	}
 	op->err = check_key(op->req->key, op->errmsg, sizeof(op->errmsg));
@@ -537,19 +526,19 @@ int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_
 	/* On the heap: an op is large, and callers' stacks may be small. */
 	w = calloc(1, sizeof(*w));
 	if (!w) {
-		seterr(errmsg, errmsg_len, "store: out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 		return CAS_ENOMEM;
 	}
 	w->op.req = req;
 	w->op.done = wake_waiter;
 	w->op.arg = w;
 	if (pthread_mutex_init(&w->lock, NULL)) {
-		seterr(errmsg, errmsg_len, "store: cannot make a mutex");
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a mutex");
 		err = CAS_ENOMEM;
 		goto out_free_waiter;
 	}
 	if (pthread_cond_init(&w->cond, NULL)) {
-		seterr(errmsg, errmsg_len, "store: cannot make a condition variable");
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a condition variable");
 		err = CAS_ENOMEM;
 		goto out_destroy_lock;
 	}
@@ -563,7 +552,7 @@ int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_
 		*reply = w->op.reply;
 	}
 	if (err)
-		seterr(errmsg, errmsg_len, "%s", w->op.errmsg);
+		cas_errmsg_set(errmsg, errmsg_len, "%s", w->op.errmsg);
 	pthread_cond_destroy(&w->cond);
 out_destroy_lock:
 	pthread_mutex_destroy(&w->lock);
@@ -617,7 +606,7 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 	*out = st;
 	err = cas_reg_copy(&out->value, &st.value);
 	if (err) {
-		seterr(errmsg, errmsg_len, "store: out of memory");
+		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 		memset(out, 0, sizeof(*out));
 	}
 

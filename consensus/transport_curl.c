@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "codec.h"
+#include "errmsg.h"
 #include "proposer.h"
 #include "transport_curl.h"
 
@@ -84,20 +85,6 @@ uint64_t cas_transport_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errmsg, size_t errmsg_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errmsg == NULL || errmsg_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errmsg, errmsg_len, fmt, ap);
-	va_end(ap);
-}
-
 static char *join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -143,12 +130,12 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	int rc = CAS_ENOMEM;
 
 	if (n == 0 || n > CAS_NODES_MAX) {
-		set_err(errmsg, errmsg_len, "need 1 to %d nodes, not %zu", CAS_NODES_MAX, n);
+		cas_errmsg_set(errmsg, errmsg_len, "need 1 to %d nodes, not %zu", CAS_NODES_MAX, n);
 		return CAS_EINVAL;
 	}
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK) {
-		set_err(errmsg, errmsg_len, "libcurl: %s", curl_easy_strerror(global_rc));
+		cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_easy_strerror(global_rc));
 		return CAS_EIO;
 	}
 
@@ -192,7 +179,7 @@ out_free_urls:
 out_free_t:
 	free(t);
 out_oom:
-	set_err(errmsg, errmsg_len, "out of memory");
+	cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 	return rc;
 }
 
@@ -282,7 +269,7 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 out_free_ch:
 	free(ch);
 out_oom:
-	set_err(errmsg, errmsg_len, "out of memory for a channel");
+	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a channel");
 	return CAS_ENOMEM;
 }
 
@@ -433,7 +420,7 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 				 url, t->max_value);
 		} else {
 			a->code = CAS_EIO;
-			set_err(a->errmsg, sizeof(a->errmsg), "%s: %s", url,
+			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: %s", url,
 				x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
 		}
 		goto out_stop;
@@ -441,12 +428,12 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status == 413) {
 		a->code = CAS_ETOOBIG;
-		set_err(a->errmsg, sizeof(a->errmsg), "%s: value too large (HTTP 413)", url);
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: value too large (HTTP 413)", url);
 		goto out_stop;
 	}
 	if (status != 200 && status != 409) {
 		a->code = CAS_EIO;
-		set_err(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
 			(int)(x->resp_len < 160 ? x->resp_len : 160), x->resp ? x->resp : "");
 		goto out_stop;
 	}
@@ -457,7 +444,7 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 	if (rc != CAS_OK && rc != CAS_ETOOBIG && rc != CAS_ENOMEM)
 		a->code = CAS_EPROTO;
 	if (rc != CAS_OK)
-		set_err(a->errmsg, sizeof(a->errmsg), "%s: bad reply: %s", url, why);
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: bad reply: %s", url, why);
 out_stop:
 	xfer_stop(x);
 }
@@ -482,12 +469,12 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	} else if (m->type == CAS_MSG_QUERY) {
 		urls = t->query_urls;
 	} else {
-		set_err(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
+		cas_errmsg_set(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
 		return CAS_EINVAL;
 	}
 	rc = cas_codec_encode(m, &text, &len);
 	if (rc != CAS_OK) {
-		set_err(errmsg, errmsg_len, "encoding a request: %s", cas_strerror(rc));
+		cas_errmsg_set(errmsg, errmsg_len, "encoding a request: %s", cas_strerror(rc));
 		return rc;
 	}
 	b = malloc(sizeof(*b) + len + 1);
@@ -541,7 +528,7 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	return CAS_OK;
 
 out_stop_sent:
-	set_err(errmsg, errmsg_len, "libcurl: %s", curl_multi_strerror(mc));
+	cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_multi_strerror(mc));
 	b->refs++; /* held across the stops below */
 	for (size_t i = 0; i < t->n; i++)
 		if (xs[i]->seq == ch->seq)
@@ -550,11 +537,11 @@ out_stop_sent:
 	return CAS_EIO;
 out_free_body:
 	free(b);
-	set_err(errmsg, errmsg_len, "out of memory for a transfer");
+	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a transfer");
 	return CAS_ENOMEM;
 out_free_text:
 	free(text);
-	set_err(errmsg, errmsg_len, "out of memory for a request");
+	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a request");
 	return CAS_ENOMEM;
 }
 
@@ -612,7 +599,7 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 			x = first_pending(ch);
 			a->node = x->node;
 			a->code = CAS_EIO;
-			set_err(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
+			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
 				curl_multi_strerror(mc));
 			xfer_stop(x);
 			return CAS_TRANSPORT_ANSWER;
@@ -658,12 +645,12 @@ int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms
 	int rc = CAS_OK;
 
 	if (node >= t->n) {
-		set_err(errmsg, errmsg_len, "no node %zu", node);
+		cas_errmsg_set(errmsg, errmsg_len, "no node %zu", node);
 		return CAS_EINVAL;
 	}
 	easy = curl_easy_init();
 	if (easy == NULL) {
-		set_err(errmsg, errmsg_len, "out of memory for a ping");
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory for a ping");
 		return CAS_ENOMEM;
 	}
 	curl_easy_setopt(easy, CURLOPT_URL, t->health_urls[node]);
@@ -676,13 +663,13 @@ int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
 	cc = curl_easy_perform(easy);
 	if (cc != CURLE_OK) {
-		set_err(errmsg, errmsg_len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		cas_errmsg_set(errmsg, errmsg_len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		rc = CAS_EUNAVAILABLE;
 		goto out_cleanup;
 	}
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		set_err(errmsg, errmsg_len, "HTTP %ld from /v1/health", status);
+		cas_errmsg_set(errmsg, errmsg_len, "HTTP %ld from /v1/health", status);
 		rc = CAS_EPROTO;
 	}
 out_cleanup:
