@@ -441,12 +441,15 @@ static void note_failed_lookup(struct casfs_fs *fs, fuse_req_t req, fuse_ino_t p
 	pthread_mutex_unlock(&fs->failed_lock);
 }
 
+static int find_entry(struct op *op, const unsigned char *dir, const char *name, uint8_t *type,
+		      unsigned char *id);
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct casfs_record prec, crec;
+	struct casfs_record crec;
 	unsigned char pid[CASFS_ID_LEN], cid[CASFS_ID_LEN];
 	struct op op;
-	long i;
+	uint8_t type;
 	int rc;
 
 	op_start(&op, req);
@@ -459,20 +462,10 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = node_id(&op, parent, pid);
+	if (!rc)
+		rc = find_entry(&op, pid, name, &type, cid);
 	if (rc)
 		goto out_reply_err;
-	rc = load(&op, pid, &prec, NULL);
-	if (rc)
-		goto out_reply_err;
-	rc = -ENOTDIR;
-	if (prec.type != CASFS_DIR)
-		goto out_clear_parent;
-	rc = -ENOENT;
-	i = casfs_record_dir_find(&prec, name, strlen(name));
-	if (i < 0)
-		goto out_clear_parent;
-	memcpy(cid, prec.ents[i].id, CASFS_ID_LEN);
-	casfs_record_clear(&prec);
 	rc = load(&op, cid, &crec, NULL);
 	if (rc == -ENOENT)
 		fuse_log(FUSE_LOG_ERR, "casfs: entry %s points to a missing register\n", name);
@@ -482,8 +475,6 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	casfs_record_clear(&crec);
 	return;
 
-out_clear_parent:
-	casfs_record_clear(&prec);
 out_reply_err:
 	if (rc == err_of(CAS_EUNAVAILABLE))
 		note_failed_lookup(op.fs, req, parent, name);
