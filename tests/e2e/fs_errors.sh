@@ -30,13 +30,10 @@ refuse "bad max_size" -o nodes=http://127.0.0.1:1,max_size=huge "$dir"
 refuse "unknown option" -o nodes=http://127.0.0.1:1,bogus "$dir"
 refuse "bad nodes=" -o nodes=ftp://nowhere "$dir"
 
-# Unreachable: nothing listens on these ports; both in the foreground and
-# as a daemon, the error comes before mounting, within the timeout.
-ports=()
-for i in 0 1 2; do
-	ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
-done
-dead="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
+# Unreachable: nothing listens on these ports (privileged ports no test
+# binds, on loopback); both in the foreground and as a daemon, the error
+# comes before mounting, within the timeout.
+dead="http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3"
 refuse "unreachable" -o "nodes=$dead,timeout=1" "$dir"
 refuse "unreachable" -f -o "nodes=$dead,timeout=1" "$dir"
 CAS_NODES=$dead refuse "unreachable" -o timeout=1 "$dir"
