@@ -75,7 +75,7 @@ static bool get16(struct rbuf *r, uint16_t *v)
 
 static bool get32(struct rbuf *r, uint32_t *v)
 {
-	uint16_t lo, hi;
+	uint16_t lo = 0, hi = 0;
 
 	if (r->left < 4)
 		return false;
@@ -87,7 +87,7 @@ static bool get32(struct rbuf *r, uint32_t *v)
 
 static bool get64(struct rbuf *r, uint64_t *v)
 {
-	uint32_t lo, hi;
+	uint32_t lo = 0, hi = 0;
 
 	if (r->left < 8)
 		return false;
