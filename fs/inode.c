@@ -11,6 +11,8 @@ struct node {
 	uint64_t nodeid;
 	unsigned char id[CASFS_ID_LEN];
 	uint64_t nlookup;
+	bool has_attr;
+	struct stat attr;		/* last reported to the kernel */
 	struct node *next_nodeid;	/* chain in by_nodeid */
 	struct node *next_id;		/* chain in by_id */
 };
@@ -187,6 +189,34 @@ bool casfs_inodes_get(struct casfs_inodes *t, uint64_t nodeid, unsigned char *id
 		memcpy(id, n->id, CASFS_ID_LEN);
 	pthread_mutex_unlock(&t->lock);
 	return n != NULL;
+}
+
+void casfs_inodes_set_attr(struct casfs_inodes *t, const unsigned char *id,
+			   const struct stat *attr)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_id(t, id);
+	if (n) {
+		n->attr = *attr;
+		n->has_attr = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool casfs_inodes_get_attr(struct casfs_inodes *t, const unsigned char *id, struct stat *attr)
+{
+	struct node *n;
+	bool found;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_id(t, id);
+	found = n && n->has_attr;
+	if (found)
+		*attr = n->attr;
+	pthread_mutex_unlock(&t->lock);
+	return found;
 }
 
 static void unlink_node(struct casfs_inodes *t, struct node *n)

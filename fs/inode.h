@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "record.h"
 
@@ -29,6 +30,15 @@ bool casfs_inodes_get(struct casfs_inodes *t, uint64_t nodeid, unsigned char *id
 /* Drops n kernel lookups from nodeid; the entry goes when none are left.
  * Unknown node ids and the root are ignored. */
 void casfs_inodes_forget(struct casfs_inodes *t, uint64_t nodeid, uint64_t n);
+
+/* Remembers attr as the attributes this mount last reported to the kernel
+ * for id; nothing when id has no node id. */
+void casfs_inodes_set_attr(struct casfs_inodes *t, const unsigned char *id,
+			   const struct stat *attr);
+
+/* Copies into attr the attributes last reported for id; false when none
+ * were. */
+bool casfs_inodes_get_attr(struct casfs_inodes *t, const unsigned char *id, struct stat *attr);
 
 /* Number of node ids in the table, the root included. */
 size_t casfs_inodes_count(struct casfs_inodes *t);

@@ -275,6 +275,12 @@ static int edit(struct op *op, const unsigned char *id, edit_fn fn, void *arg,
 	return rc;
 }
 
+/* The file type bits of a record or entry type. */
+static mode_t type_mode(uint8_t type)
+{
+	return type == CASFS_DIR ? S_IFDIR : type == CASFS_LNK ? S_IFLNK : S_IFREG;
+}
+
 static void fill_stat(const struct casfs_record *rec, const unsigned char *id, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -343,8 +349,10 @@ static void handle_free(struct handle *h)
 /* Replies to a lookup-like request with id's entry, taking a lookup
  * reference, or with a create reply opening h when fi is not NULL (h then
  * belongs to the kernel, or is freed when the reply fails). */
-static void reply_entry(fuse_req_t req, struct op *op, const unsigned char *id,
-			const struct casfs_record *rec, struct fuse_file_info *fi, struct handle *h)
+/* Answers an entry with attr, which the mount remembers as what it last
+ * reported for id. */
+static void reply_entry_attr(fuse_req_t req, struct op *op, const unsigned char *id,
+			     const struct stat *attr, struct fuse_file_info *fi, struct handle *h)
 {
 	struct fuse_entry_param e;
 	uint64_t nodeid;
@@ -355,9 +363,10 @@ static void reply_entry(fuse_req_t req, struct op *op, const unsigned char *id,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	casfs_inodes_set_attr(op->fs->inodes, id, attr);
 	memset(&e, 0, sizeof(e));
 	e.ino = nodeid;
-	fill_stat(rec, id, &e.attr);
+	e.attr = *attr;
 	e.attr_timeout = cache_timeout(op->fs);
 	e.entry_timeout = cache_timeout(op->fs);
 	if (fi) {
@@ -370,6 +379,23 @@ static void reply_entry(fuse_req_t req, struct op *op, const unsigned char *id,
 	} else if (fuse_reply_entry(req, &e)) {
 		casfs_inodes_forget(op->fs->inodes, nodeid, 1);
 	}
+}
+
+static void reply_entry(fuse_req_t req, struct op *op, const unsigned char *id,
+			const struct casfs_record *rec, struct fuse_file_info *fi, struct handle *h)
+{
+	struct stat st;
+
+	fill_stat(rec, id, &st);
+	reply_entry_attr(req, op, id, &st, fi, h);
+}
+
+/* Answers a getattr or setattr with st, remembered for later lookups. */
+static void reply_attr(fuse_req_t req, struct op *op, const unsigned char *id,
+		       const struct stat *st)
+{
+	casfs_inodes_set_attr(op->fs->inodes, id, st);
+	fuse_reply_attr(req, st, cache_timeout(op->fs));
 }
 
 static int check_name(const char *name)
@@ -449,6 +475,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct casfs_record crec;
 	unsigned char pid[CASFS_ID_LEN], cid[CASFS_ID_LEN];
 	struct op op;
+	struct stat st;
 	uint8_t type;
 	int rc;
 
@@ -466,6 +493,16 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = find_entry(&op, pid, name, &type, cid);
 	if (rc)
 		goto out_reply_err;
+	/* The name is read fresh; for an inode this mount reported before,
+	 * its attributes are what it reported last: they expire at once
+	 * (attribute timeout 0 unless -o cache), so the kernel asks for
+	 * fresh ones (getattr) before it relies on them, and a lookup costs
+	 * one round instead of two. */
+	if (!op.fs->cache && casfs_inodes_get_attr(op.fs->inodes, cid, &st) &&
+	    (st.st_mode & S_IFMT) == type_mode(type)) {
+		reply_entry_attr(req, &op, cid, &st, NULL, NULL);
+		return;
+	}
 	rc = load(&op, cid, &crec, NULL);
 	if (rc == -ENOENT)
 		fuse_log(FUSE_LOG_ERR, "casfs: entry %s points to a missing register\n", name);
@@ -527,7 +564,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	fill_stat(&rec, id, &st);
 	casfs_record_clear(&rec);
-	fuse_reply_attr(req, &st, cache_timeout(op.fs));
+	reply_attr(req, &op, id, &st);
 }
 
 struct setattr_arg {
@@ -604,7 +641,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		goto out_reply_err;
 	fill_stat(&rec, id, &st);
 	casfs_record_clear(&rec);
-	fuse_reply_attr(req, &st, cache_timeout(op.fs));
+	reply_attr(req, &op, id, &st);
 	return;
 
 out_reply_err:
