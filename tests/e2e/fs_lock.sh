@@ -4,10 +4,10 @@
 
 cas_start_cluster 3
 m1=$CAS_TMP/m1 m2=$CAS_TMP/m2
-# Six workers contend for one register: a generous deadline (see
+# Six workers contend for one register, with the default deadline (see
 # fs_counter.sh).
-cas_mount "$m1" timeout=30
-cas_mount "$m2" timeout=30
+cas_mount "$m1"
+cas_mount "$m2"
 lock=$CAS_SRC/examples/lock.sh
 
 # Ownership rules.
