@@ -97,6 +97,15 @@ for path in / /v1 /v1/ /v1/prepare/ /v2/prepare /v1/PREPARE /v1/health/x /submit
 	req POST "$path" 404 "{\"key\":\"k\",$B1}"
 done
 
+# Queries: only a key, by POST; they store nothing either.
+for body in '' '{}' '{"key":7}' '{"key":"a b"}' '{"key":"k","x":1}' "{\"key\":\"k\",$B1}"; do
+	req POST /v1/query 400 "$body"
+done
+req GET /v1/query 405
+req POST /v1/query 200 '{"key":"never"}'
+grep -Fqx '{"result":"current","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' \
+	"$OUT" || fail "query of a new key: $(cat "$OUT")"
+
 # None of it was stored, and the node still serves.
 req GET /v1/health 200
 grep -q '"keys":"0"' "$OUT" || fail "bad requests created keys: $(cat "$OUT")"
@@ -117,6 +126,12 @@ grep -Fqx '{"result":"reject","blocking":{"counter":"5","id":"1"}}' "$OUT" ||
 req POST /v1/prepare 200 '{"key":"good","ballot":{"counter":"6","id":"1"}}'
 grep -Fqx "{\"result\":\"promise\",\"accepted\":{\"counter\":\"5\",\"id\":\"1\"},$V1}" "$OUT" ||
 	fail "promise reply: $(cat "$OUT")"
+# A query answers with the accepted ballot and value, and promises nothing:
+# an accept at 6 (the promise just made) still goes through.
+req POST /v1/query 200 '{"key":"good"}'
+grep -Fqx "{\"result\":\"current\",\"accepted\":{\"counter\":\"5\",\"id\":\"1\"},$V1}" "$OUT" ||
+	fail "query reply: $(cat "$OUT")"
+req POST /v1/accept 200 "{\"key\":\"good\",\"ballot\":{\"counter\":\"6\",\"id\":\"1\"},$V1}"
 
 # Kept-alive connections: the second request reuses the first one's.
 n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$U/v1/health" "$U/v1/health" |
