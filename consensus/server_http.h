@@ -9,7 +9,8 @@
 #include "store_lmdb.h"
 
 /* Extra bytes a request body may have beyond the base64 of its value:
- * key, ballot, version, recent ids, field names and some whitespace. */
+ * key, ballot, version, recent changes (16 at most, about 100 bytes
+ * each), field names and some whitespace. */
 #define CAS_SERVER_BODY_OVERHEAD 8192
 
 /* Default number of threads reading and answering requests. A request

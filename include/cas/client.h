@@ -79,10 +79,11 @@ typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_
  * On CAS_OK, and on a code that fn returned, out (may be NULL) receives
  * the register's value after the operation; the caller frees it with
  * cas_value_clear. On other errors out is zeroed. CAS_EUNAVAILABLE: no
- * majority in time, or (rarely, under heavy contention on one key) an
- * earlier attempt of this call may have been applied and then pushed out
- * of the register's memory of its last 16 changes; either way the change
- * may or may not have been applied. */
+ * majority in time, or (rarely: 16 other clients changed the key during
+ * this call) an earlier attempt of this call may have been applied and
+ * then dropped from the register's memory of its last 16 writers; either
+ * way the change may or may not have been applied. Calls of one client on
+ * one key run one at a time, in turn. */
 CAS_API int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		       unsigned timeout_ms, struct cas_value *out);
 
