@@ -26,6 +26,7 @@ struct options {
 	const char *data;
 	size_t max_value;
 	size_t map_size;
+	size_t wal_size;
 	unsigned threads;
 	const char *port_file;
 	enum cas_server_log_level log_level;
@@ -41,6 +42,7 @@ static const char usage_text[] =
 	"  --data DIR              folder of the LMDB store (created if missing)\n"
 	"  --max-value-size BYTES  largest register value accepted (default 1048576)\n"
 	"  --map-size MIB          largest the store may grow, in MiB (default 1024)\n"
+	"  --wal-size MIB          size of the write-ahead log, in MiB (default 8)\n"
 	"  --threads N             threads answering requests (default 16)\n"
 	"  --port-file FILE        once listening, write the port to FILE\n"
 	"  --log-level LEVEL       error, warn, info (default) or debug\n"
@@ -133,6 +135,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_DATA,
 		OPT_MAX_VALUE,
 		OPT_MAP_SIZE,
+		OPT_WAL_SIZE,
 		OPT_THREADS,
 		OPT_PORT_FILE,
 		OPT_LOG_LEVEL,
@@ -144,6 +147,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"data", required_argument, NULL, OPT_DATA},
 		{"max-value-size", required_argument, NULL, OPT_MAX_VALUE},
 		{"map-size", required_argument, NULL, OPT_MAP_SIZE},
+		{"wal-size", required_argument, NULL, OPT_WAL_SIZE},
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"port-file", required_argument, NULL, OPT_PORT_FILE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -174,6 +178,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_MAP_SIZE:
 			o->map_size = (size_t)parse_number("--map-size", optarg, 1, 1ull << 24)
+				      << 20;
+			break;
+		case OPT_WAL_SIZE:
+			o->wal_size = (size_t)parse_number("--wal-size", optarg, 1, 1ull << 12)
 				      << 20;
 			break;
 		case OPT_THREADS:
@@ -299,14 +307,16 @@ static int write_port_file(const char *path, uint16_t port)
 static void log_stats(struct options *o, struct cas_store *store)
 {
 	struct cas_store_stats st;
-	char line[160];
+	char line[256];
 
 	cas_store_get_stats(store, &st);
 	snprintf(line, sizeof(line),
-		 "store: %llu changes in %llu commits (%.2f per commit, at most %llu)",
+		 "store: %llu changes in %llu commits (%.2f per commit, at most %llu), "
+		 "%llu checkpoints, %llu log entries replayed at start",
 		 (unsigned long long)st.changes, (unsigned long long)st.commits,
 		 st.commits ? (double)st.changes / (double)st.commits : 0.0,
-		 (unsigned long long)st.largest_batch);
+		 (unsigned long long)st.largest_batch, (unsigned long long)st.checkpoints,
+		 (unsigned long long)st.replayed);
 	log_line(o, CAS_SERVER_LOG_INFO, line);
 }
 
@@ -317,6 +327,7 @@ int main(int argc, char **argv)
 		.threads = CAS_SERVER_DEFAULT_THREADS,
 		.log_level = CAS_SERVER_LOG_INFO,
 	};
+	struct cas_store_config store_cfg = {0};
 	struct cas_server_config cfg;
 	struct cas_server *server;
 	struct cas_store *store;
@@ -343,7 +354,9 @@ int main(int argc, char **argv)
 			errno == EWOULDBLOCK ? "in use by another casd" : strerror(errno));
 		goto out_free_host;
 	}
-	if (cas_store_open(o.data, o.map_size, &store, errmsg, sizeof(errmsg))) {
+	store_cfg.map_size = o.map_size;
+	store_cfg.wal_size = o.wal_size;
+	if (cas_store_open(o.data, &store_cfg, &store, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "casd: %s\n", errmsg);
 		goto out_unlock_dir;
 	}

@@ -1,4 +1,5 @@
-/* store_lmdb.c - the acceptor's durable state in LMDB (see store_lmdb.h). */
+/* store_lmdb.c - the acceptor's durable state: a write-ahead log in front of
+ * LMDB (see store_lmdb.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -18,20 +21,67 @@
 #define REC_HEADER 48 /* bytes before the recent changes */
 #define REC_RECENT 24 /* bytes of one recent change */
 
+#define WAL_NAME "wal"
+#define WAL_MAGIC 0x57534143u /* "CASW" little-endian */
+#define WAL_HEADER 28	      /* bytes before an entry's key length */
+#define WAL_FILL_CHUNK ((size_t)1 << 20)
+
+/* The LMDB key holding the log's epoch: a register key never has a NUL. */
+static const char epoch_key[] = "\0wal-epoch";
+#define EPOCH_KEY_LEN (sizeof(epoch_key) - 1)
+
+/* A key's record newer than LMDB's, in memory until the next checkpoint. */
+struct mem_entry {
+	struct mem_entry *next;	/* in its bucket */
+	unsigned char *rec;	/* durable record; NULL: LMDB holds the state */
+	size_t rec_len;
+	unsigned char *pending; /* what the batch being written makes it */
+	size_t pending_len;
+	bool fresh;		/* the key is not in LMDB */
+	uint32_t hash;
+	size_t key_len;
+	char key[];		/* NUL-terminated */
+};
+
+struct memtable {
+	struct mem_entry **buckets;
+	size_t n_buckets; /* a power of two, or 0 */
+	size_t n;
+	uint64_t n_fresh; /* entries with a durable record whose key LMDB lacks */
+};
+
 struct cas_store {
 	MDB_env *env;
 	MDB_dbi dbi;
 	pthread_t writer;
-	pthread_mutex_t lock;	   /* guards the fields below */
+	pthread_mutex_t lock;	   /* guards the fields below, to stats */
 	pthread_cond_t work;	   /* the writer has something to do */
 	struct cas_store_op *head; /* requests waiting for the next batch */
 	struct cas_store_op **tail;
 	size_t waiting;
+	bool busy;     /* a batch is being written, by the writer or inline */
 	bool held;     /* cas_store_hold */
 	bool stopping; /* cas_store_close: write what is queued, then end */
 	struct cas_store_stats stats;
 	int (*fault)(void *arg, const struct cas_msg *req);
 	void *fault_arg;
+
+	/* The memtable: changed only by whoever writes a batch (one at a
+	 * time: busy), under mem_lock; readers take mem_lock. */
+	pthread_mutex_t mem_lock;
+	struct memtable mem;
+
+	/* The batch writer's own. */
+	int wal_fd;
+	size_t wal_size;
+	uint64_t epoch;	 /* the log's generation, as LMDB has it */
+	uint64_t seq;	 /* the last seq handed out in this epoch */
+	size_t wal_off;	 /* where the next batch goes */
+	unsigned char *buf; /* the batch's log entries */
+	size_t buf_len, buf_cap;
+	struct mem_entry **touched; /* entries the batch changed */
+	size_t n_touched, touched_cap;
+	MDB_txn *rtxn; /* read transaction, reset between batches */
 };
 
 /* Maps an LMDB failure of call to a code, its reason into errmsg. */
@@ -39,6 +89,30 @@ static int lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len)
 {
 	cas_errmsg_set(errmsg, errmsg_len, "lmdb: %s: %s", call, mdb_strerror(rc));
 	return rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
+}
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static uint16_t get_u16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -59,11 +133,10 @@ static uint64_t get_u64(const unsigned char *p)
 	return v;
 }
 
-/* Reads a record into st; st->value.data points into rec. */
-static bool decode_record(const MDB_val *rec, struct cas_acceptor_state *st)
+/* Reads the record p[0..size) into st; st->value.data points into p. */
+static bool decode_record(const unsigned char *p, size_t size, struct cas_acceptor_state *st)
 {
-	const unsigned char *p = rec->mv_data;
-	size_t size = rec->mv_size, n, i, off;
+	size_t n, i, off;
 	uint64_t len;
 
 	memset(st, 0, sizeof(*st));
@@ -98,8 +171,9 @@ static bool decode_record(const MDB_val *rec, struct cas_acceptor_state *st)
 	return true;
 }
 
-/* Lays st out as a record in a malloc'd buffer. */
-static int encode_record(const struct cas_acceptor_state *st, MDB_val *rec)
+/* Lays st out as a record in a malloc'd buffer, *out of *out_len bytes. */
+static int encode_record(const struct cas_acceptor_state *st, unsigned char **out,
+			 size_t *out_len)
 {
 	size_t n = st->value.n_recent, off, i;
 	unsigned char *p;
@@ -129,33 +203,563 @@ static int encode_record(const struct cas_acceptor_state *st, MDB_val *rec)
 	put_u64(p + off - 8, st->value.len);
 	if (st->value.len)
 		memcpy(p + off, st->value.data, st->value.len);
-	rec->mv_data = p;
-	rec->mv_size = off + st->value.len;
+	*out = p;
+	*out_len = off + st->value.len;
 	return CAS_OK;
 }
 
-/* Reads key's state in txn into *st (zeroes when never seen); st->value
- * borrows from the map and is valid while txn is unchanged. */
-static int read_state(MDB_txn *txn, MDB_dbi dbi, const char *key, struct cas_acceptor_state *st,
-		      char *errmsg, size_t errmsg_len)
+/* CRC-32C (Castagnoli), bitwise-reflected, for log entries: a table and a
+ * loop, not worth a new dependency. */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
 {
-	MDB_val k = {strlen(key), (void *)key}, v;
+	uint32_t c;
+	int i, k;
+
+	for (i = 0; i < 256; i++) {
+		c = (uint32_t)i;
+		for (k = 0; k < 8; k++)
+			c = c & 1 ? c >> 1 ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc32c(uint32_t crc, const unsigned char *p, size_t n)
+{
+	crc = ~crc;
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ crc >> 8;
+	return ~crc;
+}
+
+/* FNV-1a: keys are short text. */
+static uint32_t key_hash(const char *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h;
+}
+
+static struct mem_entry *mem_find(const struct memtable *m, const char *key, size_t len,
+				  uint32_t hash)
+{
+	struct mem_entry *e;
+
+	if (!m->n_buckets)
+		return NULL;
+	for (e = m->buckets[hash & (m->n_buckets - 1)]; e; e = e->next)
+		if (e->hash == hash && e->key_len == len && !memcmp(e->key, key, len))
+			return e;
+	return NULL;
+}
+
+/* Doubles the buckets once there are more entries than buckets. Without
+ * memory the table stays as it is, only slower. */
+static void mem_grow(struct memtable *m)
+{
+	size_t n = m->n_buckets ? m->n_buckets * 2 : 64, i;
+	struct mem_entry **b, *e, *next;
+
+	if (m->n < m->n_buckets)
+		return;
+	b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (i = 0; i < m->n_buckets; i++) {
+		for (e = m->buckets[i]; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->n_buckets = n;
+}
+
+/* Adds an entry for key, with no record yet. NULL without memory. */
+static struct mem_entry *mem_add(struct memtable *m, const char *key, size_t len, uint32_t hash,
+				 bool fresh)
+{
+	struct mem_entry *e;
+
+	mem_grow(m);
+	if (!m->n_buckets)
+		return NULL;
+	e = calloc(1, sizeof(*e) + len + 1);
+	if (!e)
+		return NULL;
+	e->hash = hash;
+	e->key_len = len;
+	e->fresh = fresh;
+	memcpy(e->key, key, len);
+	e->next = m->buckets[hash & (m->n_buckets - 1)];
+	m->buckets[hash & (m->n_buckets - 1)] = e;
+	m->n++;
+	return e;
+}
+
+/* After a checkpoint: LMDB holds every durable record. Entries a batch is
+ * changing stay (without their durable record), the others go. */
+static void mem_drop_durable(struct memtable *m)
+{
+	struct mem_entry **pe, *e;
+	size_t i;
+
+	for (i = 0; i < m->n_buckets; i++) {
+		pe = &m->buckets[i];
+		while ((e = *pe) != NULL) {
+			if (e->rec)
+				e->fresh = false;
+			free(e->rec);
+			e->rec = NULL;
+			e->rec_len = 0;
+			if (e->pending) {
+				pe = &e->next;
+				continue;
+			}
+			*pe = e->next;
+			free(e);
+			m->n--;
+		}
+	}
+	m->n_fresh = 0;
+}
+
+static void mem_free(struct memtable *m)
+{
+	struct mem_entry *e, *next;
+	size_t i;
+
+	for (i = 0; i < m->n_buckets; i++) {
+		for (e = m->buckets[i]; e; e = next) {
+			next = e->next;
+			free(e->rec);
+			free(e->pending);
+			free(e);
+		}
+	}
+	free(m->buckets);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Reads key's state as the batch being written sees it (its own earlier
+ * changes, then the memtable, then LMDB) into *st, borrowing from them.
+ * *entry is key's memtable entry (NULL when none) and *in_lmdb whether
+ * LMDB has the key (set only when there is no entry). */
+static int batch_state(struct cas_store *s, const char *key, size_t len, uint32_t hash,
+		       struct cas_acceptor_state *st, struct mem_entry **entry, bool *in_lmdb,
+		       char *errmsg, size_t errmsg_len)
+{
+	struct mem_entry *e = mem_find(&s->mem, key, len, hash);
+	const unsigned char *p;
+	MDB_val k, v;
+	size_t n;
 	int rc;
 
+	*entry = e;
+	*in_lmdb = false;
 	memset(st, 0, sizeof(*st));
-	rc = mdb_get(txn, dbi, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return CAS_OK;
-	if (rc)
-		return lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
-	if (!decode_record(&v, st)) {
+	if (e && (e->pending || e->rec)) {
+		p = e->pending ? e->pending : e->rec;
+		n = e->pending ? e->pending_len : e->rec_len;
+	} else {
+		k.mv_size = len;
+		k.mv_data = (void *)key;
+		rc = mdb_get(s->rtxn, s->dbi, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			return CAS_OK;
+		if (rc)
+			return lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+		*in_lmdb = true;
+		p = v.mv_data;
+		n = v.mv_size;
+	}
+	if (!decode_record(p, n, st)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt record for key \"%s\"", key);
 		return CAS_EIO;
 	}
 	return CAS_OK;
 }
 
-static void *writer_main(void *arg);
+static bool reserve(void *pp, size_t *cap, size_t need, size_t size)
+{
+	void **p = pp;
+	size_t n = *cap ? *cap : 16;
+	void *q;
+
+	if (need <= *cap)
+		return true;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * size);
+	if (!q)
+		return false;
+	*p = q;
+	*cap = n;
+	return true;
+}
+
+/* Appends a log entry for key's new record rec to the batch; its epoch,
+ * seq and checksum are filled in by seal_entries. */
+static int append_entry(struct cas_store *s, const char *key, size_t key_len,
+			const unsigned char *rec, size_t rec_len)
+{
+	size_t len = 2 + key_len + rec_len;
+	unsigned char *p;
+
+	if (rec_len > UINT32_MAX - 2 - key_len)
+		return CAS_ETOOBIG;
+	if (!reserve(&s->buf, &s->buf_cap, s->buf_len + WAL_HEADER + len, 1))
+		return CAS_ENOMEM;
+	p = s->buf + s->buf_len;
+	memset(p, 0, WAL_HEADER);
+	put_u32(p, WAL_MAGIC);
+	put_u32(p + 4, (uint32_t)len);
+	put_u16(p + WAL_HEADER, (uint16_t)key_len);
+	memcpy(p + WAL_HEADER + 2, key, key_len);
+	memcpy(p + WAL_HEADER + 2 + key_len, rec, rec_len);
+	s->buf_len += WAL_HEADER + len;
+	return CAS_OK;
+}
+
+static void seal_entries(struct cas_store *s)
+{
+	unsigned char *p;
+	size_t off, len;
+	uint32_t crc;
+
+	for (off = 0; off < s->buf_len; off += WAL_HEADER + len) {
+		p = s->buf + off;
+		len = get_u32(p + 4);
+		put_u64(p + 8, s->epoch);
+		put_u64(p + 16, ++s->seq);
+		crc = crc32c(0, p, 24);
+		crc = crc32c(crc, p + WAL_HEADER, len);
+		put_u32(p + 24, crc);
+	}
+}
+
+/* Fails op alone with err (its reason already in op->errmsg); its reply
+ * is dropped. The batch goes on without it. */
+static void fail_op(struct cas_store_op *op, int err)
+{
+	cas_msg_clear(&op->reply);
+	op->err = err;
+	op->failed = true;
+}
+
+/* Runs the acceptor rules for op against the state the batch sees, and
+ * stages the changed record: the memtable entry's pending record and a log
+ * entry. On error op has failed alone and nothing of it is staged. */
+static void apply_op(struct cas_store *s, struct cas_store_op *op)
+{
+	const struct cas_msg *req = op->req;
+	size_t len = strlen(req->key), rec_len;
+	uint32_t hash = key_hash(req->key, len);
+	struct cas_acceptor_state st;
+	struct mem_entry *e;
+	unsigned char *rec;
+	struct cas_msg out;
+	bool in_lmdb;
+	int err;
+
+	err = batch_state(s, req->key, len, hash, &st, &e, &in_lmdb, op->errmsg,
+			  sizeof(op->errmsg));
+	if (err)
+		goto out_fail;
+	if (!cas_acceptor_handle(&st, req, &out)) {
+		/* A reject borrows nothing and persists nothing. */
+		out.value.data = NULL;
+		out.value.len = 0;
+		op->reply = out;
+		return;
+	}
+	/* out.value borrows from the state read or from req: take a copy
+	 * before the staged record replaces it. */
+	op->reply = out;
+	err = cas_reg_copy(&op->reply.value, &out.value);
+	if (err) {
+		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: out of memory");
+		goto out_fail;
+	}
+	err = encode_record(&st, &rec, &rec_len);
+	if (err) {
+		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: cannot lay out record: %s",
+			       cas_strerror(err));
+		goto out_fail;
+	}
+	err = CAS_ENOMEM;
+	if (!reserve(&s->touched, &s->touched_cap, s->n_touched + 1, sizeof(*s->touched)))
+		goto out_free_rec;
+	if (!e) {
+		pthread_mutex_lock(&s->mem_lock);
+		e = mem_add(&s->mem, req->key, len, hash, !in_lmdb);
+		pthread_mutex_unlock(&s->mem_lock);
+		if (!e)
+			goto out_free_rec;
+	}
+	err = append_entry(s, req->key, len, rec, rec_len);
+	if (err)
+		goto out_free_rec;
+	if (!e->pending)
+		s->touched[s->n_touched++] = e;
+	free(e->pending);
+	e->pending = rec;
+	e->pending_len = rec_len;
+	op->changed = true;
+	return;
+
+out_free_rec:
+	free(rec);
+	cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: %s", cas_strerror(err));
+out_fail:
+	fail_op(op, err);
+}
+
+/* Drops what the batch staged. */
+static void discard_staged(struct cas_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_touched; i++) {
+		free(s->touched[i]->pending);
+		s->touched[i]->pending = NULL;
+		s->touched[i]->pending_len = 0;
+	}
+	s->n_touched = 0;
+	s->buf_len = 0;
+}
+
+/* The staged records are durable: readers see them from now on. in_lmdb:
+ * they were written into LMDB, not the log. */
+static void promote_staged(struct cas_store *s, bool in_lmdb)
+{
+	struct mem_entry *e;
+	size_t i;
+
+	pthread_mutex_lock(&s->mem_lock);
+	for (i = 0; i < s->n_touched; i++) {
+		e = s->touched[i];
+		if (in_lmdb) {
+			if (e->fresh && e->rec)
+				s->mem.n_fresh--;
+			e->fresh = false;
+		} else if (e->fresh && !e->rec) {
+			s->mem.n_fresh++;
+		}
+		free(e->rec);
+		e->rec = e->pending;
+		e->rec_len = e->pending_len;
+		e->pending = NULL;
+		e->pending_len = 0;
+	}
+	pthread_mutex_unlock(&s->mem_lock);
+	s->n_touched = 0;
+	s->buf_len = 0;
+}
+
+/* Writes every durable memtable record into LMDB in one synchronous
+ * transaction that also moves the log to the next epoch, then starts the
+ * log over. On failure nothing changed: the log still holds the records. */
+static int checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	unsigned char ep[8];
+	struct mem_entry *e;
+	MDB_val k, v;
+	MDB_txn *txn;
+	size_t i;
+	int rc;
+
+	if (!s->mem.n && !s->wal_off)
+		return CAS_OK;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return lmdb_err(rc, "checkpoint: mdb_txn_begin", errmsg, errmsg_len);
+	for (i = 0; i < s->mem.n_buckets; i++) {
+		for (e = s->mem.buckets[i]; e; e = e->next) {
+			if (!e->rec)
+				continue;
+			k.mv_size = e->key_len;
+			k.mv_data = e->key;
+			v.mv_size = e->rec_len;
+			v.mv_data = e->rec;
+			rc = mdb_put(txn, s->dbi, &k, &v, 0);
+			if (rc)
+				goto out_abort;
+		}
+	}
+	put_u64(ep, s->epoch + 1);
+	k.mv_size = EPOCH_KEY_LEN;
+	k.mv_data = (void *)epoch_key;
+	v.mv_size = sizeof(ep);
+	v.mv_data = ep;
+	rc = mdb_put(txn, s->dbi, &k, &v, 0);
+	if (rc)
+		goto out_abort;
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return lmdb_err(rc, "checkpoint: mdb_txn_commit", errmsg, errmsg_len);
+	pthread_mutex_lock(&s->mem_lock);
+	mem_drop_durable(&s->mem);
+	pthread_mutex_unlock(&s->mem_lock);
+	s->epoch++;
+	s->seq = 0;
+	s->wal_off = 0;
+	pthread_mutex_lock(&s->lock);
+	s->stats.checkpoints++;
+	pthread_mutex_unlock(&s->lock);
+	return CAS_OK;
+
+out_abort:
+	mdb_txn_abort(txn);
+	return lmdb_err(rc, "checkpoint: mdb_put", errmsg, errmsg_len);
+}
+
+/* A batch too large for the log: after a checkpoint, its records go
+ * straight into LMDB in one synchronous transaction. */
+static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	struct mem_entry *e;
+	MDB_val k, v;
+	MDB_txn *txn;
+	size_t i;
+	int rc, err;
+
+	err = checkpoint(s, errmsg, errmsg_len);
+	if (err)
+		return err;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
+	for (i = 0; i < s->n_touched; i++) {
+		e = s->touched[i];
+		k.mv_size = e->key_len;
+		k.mv_data = e->key;
+		v.mv_size = e->pending_len;
+		v.mv_data = e->pending;
+		rc = mdb_put(txn, s->dbi, &k, &v, 0);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return lmdb_err(rc, "mdb_put", errmsg, errmsg_len);
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return lmdb_err(rc, "mdb_txn_commit", errmsg, errmsg_len);
+	promote_staged(s, true);
+	return CAS_OK;
+}
+
+static int pwrite_all(int fd, const unsigned char *p, size_t n, off_t off)
+{
+	ssize_t w;
+
+	while (n) {
+		w = pwrite(fd, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Makes the staged batch durable: appended to the log and fdatasynced
+ * (after a checkpoint when the log is too full for it), or written into
+ * LMDB when it is too large for the log. On failure it stays staged. */
+static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	int err;
+
+	if (s->buf_len > s->wal_size / 4)
+		return write_direct(s, errmsg, errmsg_len);
+	if (s->buf_len > s->wal_size - s->wal_off) {
+		err = checkpoint(s, errmsg, errmsg_len);
+		if (err)
+			return err;
+	}
+	/* Paper, section 2.2: persist before answering. A failed write
+	 * leaves the offset where it was; the next batch overwrites what
+	 * this one may have left, with higher seqs, so that a replay never
+	 * takes this batch's entries after the next one's. */
+	seal_entries(s);
+	if (pwrite_all(s->wal_fd, s->buf, s->buf_len, (off_t)s->wal_off) || fdatasync(s->wal_fd)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s", strerror(errno));
+		return CAS_EIO;
+	}
+	s->wal_off += s->buf_len;
+	promote_staged(s, false);
+	return CAS_OK;
+}
+
+/* Fails every op of batch still standing with err and the reason fmt. */
+__attribute__((format(printf, 3, 4))) static void fail_batch(struct cas_store_op *batch, int err,
+							     const char *fmt, ...)
+{
+	struct cas_store_op *op;
+	va_list ap;
+
+	for (op = batch; op; op = op->next) {
+		if (op->failed)
+			continue;
+		va_start(ap, fmt);
+		vsnprintf(op->errmsg, sizeof(op->errmsg), fmt, ap);
+		va_end(ap);
+		fail_op(op, err);
+	}
+}
+
+/* Applies batch in order and makes its changes durable at once: every op
+ * ends with its reply, or failed. An op whose own step fails (a corrupt
+ * record, no memory, an LMDB error) fails alone; a failed write fails
+ * them all. Returns how many changes were made durable. The caller is the
+ * only one writing a batch (busy). */
+static size_t write_batch(struct cas_store *s, struct cas_store_op *batch)
+{
+	struct cas_store_op *op;
+	char errmsg[256];
+	size_t changes = 0;
+	int rc, err;
+
+	rc = mdb_txn_renew(s->rtxn);
+	if (rc) {
+		fail_batch(batch, rc == ENOMEM ? CAS_ENOMEM : CAS_EIO, "lmdb: mdb_txn_renew: %s",
+			   mdb_strerror(rc));
+		return 0;
+	}
+	for (op = batch; op; op = op->next) {
+		if (op->failed)
+			continue;
+		apply_op(s, op);
+		changes += op->changed;
+	}
+	mdb_txn_reset(s->rtxn);
+	if (!changes)
+		return 0; /* rejects only: nothing to make durable */
+	for (op = batch; op && s->fault; op = op->next) {
+		if (op->changed && s->fault(s->fault_arg, op->req)) {
+			discard_staged(s);
+			fail_batch(batch, CAS_EIO, "store: injected commit failure");
+			return 0;
+		}
+	}
+	err = write_staged(s, errmsg, sizeof(errmsg));
+	if (err) {
+		discard_staged(s);
+		fail_batch(batch, err, "%s", errmsg);
+		return 0;
+	}
+	return changes;
+}
 
 static int sync_dir(const char *dir)
 {
@@ -169,9 +773,166 @@ static int sync_dir(const char *dir)
 	return rc;
 }
 
-int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, char *errmsg,
-		   size_t errmsg_len)
+/* Takes the log's entries of the current epoch into the memtable, in
+ * order, then checkpoints them into LMDB. An entry that checks but does
+ * not decode is corruption, not a torn write: the store does not open. */
+static int replay(struct cas_store *s, const unsigned char *map, size_t size, const char *path,
+		  char *errmsg, size_t errmsg_len)
 {
+	size_t off = 0, len, key_len, rec_len;
+	const unsigned char *p, *rec;
+	struct cas_acceptor_state st;
+	struct mem_entry *e;
+	uint64_t last = 0, seq, n = 0;
+	uint32_t crc, hash;
+	const char *key;
+
+	while (size - off >= WAL_HEADER + 2) {
+		p = map + off;
+		len = get_u32(p + 4);
+		seq = get_u64(p + 16);
+		if (get_u32(p) != WAL_MAGIC || get_u64(p + 8) != s->epoch || seq <= last ||
+		    len < 2 || len > size - off - WAL_HEADER)
+			break;
+		crc = crc32c(0, p, 24);
+		if (crc32c(crc, p + WAL_HEADER, len) != get_u32(p + 24))
+			break;
+		key_len = get_u16(p + WAL_HEADER);
+		key = (const char *)p + WAL_HEADER + 2;
+		rec = p + WAL_HEADER + 2 + key_len;
+		rec_len = len - 2 - key_len;
+		if (key_len > len - 2 || !cas_key_valid(key, key_len) ||
+		    !decode_record(rec, rec_len, &st)) {
+			cas_errmsg_set(errmsg, errmsg_len, "store: %s: bad entry at offset %zu", path,
+				       off);
+			return CAS_EIO;
+		}
+		hash = key_hash(key, key_len);
+		e = mem_find(&s->mem, key, key_len, hash);
+		if (!e)
+			e = mem_add(&s->mem, key, key_len, hash, false);
+		if (!e)
+			goto out_nomem;
+		free(e->rec);
+		e->rec = malloc(rec_len ? rec_len : 1);
+		if (!e->rec)
+			goto out_nomem;
+		memcpy(e->rec, rec, rec_len);
+		e->rec_len = rec_len;
+		last = seq;
+		off += WAL_HEADER + len;
+		n++;
+	}
+	s->stats.replayed = n;
+	s->wal_off = off;
+	return n ? checkpoint(s, errmsg, errmsg_len) : CAS_OK;
+
+out_nomem:
+	cas_errmsg_set(errmsg, errmsg_len, "store: out of memory replaying %s", path);
+	return CAS_ENOMEM;
+}
+
+/* Writes the log file in full to size bytes of zeroes, so that appends
+ * overwrite allocated blocks. */
+static int fill_wal(int fd, size_t size)
+{
+	unsigned char *z = calloc(1, WAL_FILL_CHUNK);
+	size_t off, n;
+	int rc = -1;
+
+	if (!z)
+		return -1;
+	if (ftruncate(fd, (off_t)size))
+		goto out_free;
+	for (off = 0; off < size; off += n) {
+		n = size - off < WAL_FILL_CHUNK ? size - off : WAL_FILL_CHUNK;
+		if (pwrite_all(fd, z, n, (off_t)off))
+			goto out_free;
+	}
+	rc = fdatasync(fd);
+out_free:
+	free(z);
+	return rc;
+}
+
+/* Opens the log in dir (creating it when missing), replays it, and sizes
+ * it to s->wal_size. */
+static int open_wal(struct cas_store *s, const char *dir, char *errmsg, size_t errmsg_len)
+{
+	char path[4096];
+	struct stat sb;
+	void *map;
+	int fd, err;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/" WAL_NAME, dir) >= sizeof(path)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: folder name too long: %s", dir);
+		return CAS_EINVAL;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &sb)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: %s: %s", path, strerror(errno));
+		err = CAS_EIO;
+		goto out_close;
+	}
+	if (sb.st_size > 0) {
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			cas_errmsg_set(errmsg, errmsg_len, "store: mmap %s: %s", path,
+				       strerror(errno));
+			err = CAS_EIO;
+			goto out_close;
+		}
+		err = replay(s, map, (size_t)sb.st_size, path, errmsg, errmsg_len);
+		munmap(map, (size_t)sb.st_size);
+		if (err)
+			goto out_close;
+	}
+	if ((size_t)sb.st_size != s->wal_size) {
+		if (fill_wal(fd, s->wal_size)) {
+			cas_errmsg_set(errmsg, errmsg_len, "store: cannot write %s: %s", path,
+				       strerror(errno));
+			err = CAS_EIO;
+			goto out_close;
+		}
+		/* Old entries are gone: none of them was replayed, or a
+		 * checkpoint took them. */
+		s->wal_off = 0;
+	}
+	s->wal_fd = fd;
+	return CAS_OK;
+
+out_close:
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* Reads the log's epoch from LMDB (0 when there is none yet). */
+static int read_epoch(struct cas_store *s, MDB_txn *txn, char *errmsg, size_t errmsg_len)
+{
+	MDB_val k = {EPOCH_KEY_LEN, (void *)epoch_key}, v;
+	int rc;
+
+	rc = mdb_get(txn, s->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return CAS_OK;
+	if (rc)
+		return lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+	if (v.mv_size != 8) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt log epoch");
+		return CAS_EIO;
+	}
+	s->epoch = get_u64(v.mv_data);
+	return CAS_OK;
+}
+
+static void *writer_main(void *arg);
+
+int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct cas_store **out,
+		   char *errmsg, size_t errmsg_len)
+{
+	size_t map_size = cfg && cfg->map_size ? cfg->map_size
+					       : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20;
 	struct cas_store *s;
 	MDB_txn *txn;
 	int rc, dead, err;
@@ -182,31 +943,45 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 		return CAS_ENOMEM;
 	}
+	s->wal_fd = -1;
+	s->wal_size = cfg && cfg->wal_size ? cfg->wal_size : CAS_STORE_DEFAULT_WAL_SIZE;
+	if (s->wal_size < CAS_STORE_MIN_WAL_SIZE) {
+		cas_errmsg_set(errmsg, errmsg_len,
+			       "store: write-ahead log of %zu bytes is below the minimum of %zu",
+			       s->wal_size, CAS_STORE_MIN_WAL_SIZE);
+		free(s);
+		return CAS_EINVAL;
+	}
+	pthread_once(&crc_once, crc_init);
 	s->tail = &s->head;
 	if (pthread_mutex_init(&s->lock, NULL)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a mutex");
 		err = CAS_ENOMEM;
 		goto out_free_store;
 	}
+	if (pthread_mutex_init(&s->mem_lock, NULL)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a mutex");
+		err = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
 	if (pthread_cond_init(&s->work, NULL)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a condition variable");
 		err = CAS_ENOMEM;
-		goto out_destroy_lock;
+		goto out_destroy_mem_lock;
 	}
 	rc = mdb_env_create(&s->env);
 	if (rc) {
 		err = lmdb_err(rc, "mdb_env_create", errmsg, errmsg_len);
 		goto out_destroy_cond;
 	}
-	rc = mdb_env_set_mapsize(s->env,
-				 map_size ? map_size : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20);
+	rc = mdb_env_set_mapsize(s->env, map_size);
 	if (rc) {
 		err = lmdb_err(rc, "mdb_env_set_mapsize", errmsg, errmsg_len);
 		goto out_close_env;
 	}
-	/* MDB_NOTLS: readers run on server threads from a pool. Never
-	 * MDB_NOSYNC or MDB_NOMETASYNC: a commit is the fsync that makes a
-	 * batch of promises durable. */
+	/* MDB_NOTLS: read transactions move between threads (the batch
+	 * writer's, the server's). Never MDB_NOSYNC or MDB_NOMETASYNC: a
+	 * checkpoint's commit is what lets the log start over. */
 	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
 	if (rc) {
 		cas_errmsg_set(errmsg, errmsg_len, "lmdb: mdb_env_open %s: %s", dir, mdb_strerror(rc));
@@ -229,33 +1004,53 @@ int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, cha
 		err = lmdb_err(rc, "mdb_dbi_open", errmsg, errmsg_len);
 		goto out_abort_txn;
 	}
+	err = read_epoch(s, txn, errmsg, errmsg_len);
+	if (err)
+		goto out_abort_txn;
 	rc = mdb_txn_commit(txn);
 	if (rc) {
 		err = lmdb_err(rc, "mdb_txn_commit", errmsg, errmsg_len);
 		goto out_close_env;
 	}
-	/* LMDB syncs its files, not their names: make a freshly created
-	 * store survive a power loss too. */
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
+	if (rc) {
+		err = lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
+		goto out_close_env;
+	}
+	mdb_txn_reset(s->rtxn);
+	err = open_wal(s, dir, errmsg, errmsg_len);
+	if (err)
+		goto out_abort_rtxn;
+	/* LMDB and the log sync their files, not their names: make a
+	 * freshly created store survive a power loss too. */
 	if (sync_dir(dir)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: fsync %s: %s", dir, strerror(errno));
 		err = CAS_EIO;
-		goto out_close_env;
+		goto out_close_wal;
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: cannot start the writer: %s", strerror(rc));
 		err = CAS_ENOMEM;
-		goto out_close_env;
+		goto out_close_wal;
 	}
 	*out = s;
 	return CAS_OK;
 
+out_close_wal:
+	close(s->wal_fd);
+out_abort_rtxn:
+	mdb_txn_abort(s->rtxn);
+	mem_free(&s->mem);
+	goto out_close_env;
 out_abort_txn:
 	mdb_txn_abort(txn);
 out_close_env:
 	mdb_env_close(s->env);
 out_destroy_cond:
 	pthread_cond_destroy(&s->work);
+out_destroy_mem_lock:
+	pthread_mutex_destroy(&s->mem_lock);
 out_destroy_lock:
 	pthread_mutex_destroy(&s->lock);
 out_free_store:
@@ -265,6 +1060,8 @@ out_free_store:
 
 void cas_store_close(struct cas_store *s)
 {
+	char errmsg[256];
+
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -272,8 +1069,16 @@ void cas_store_close(struct cas_store *s)
 	pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->writer, NULL);
+	/* A failed checkpoint loses nothing: the next open replays the log. */
+	(void)checkpoint(s, errmsg, sizeof(errmsg));
+	close(s->wal_fd);
+	mdb_txn_abort(s->rtxn);
 	mdb_env_close(s->env);
+	mem_free(&s->mem);
+	free(s->buf);
+	free(s->touched);
 	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->mem_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -294,141 +1099,16 @@ static int check_key(const char *key, char *errmsg, size_t errmsg_len)
 	return CAS_OK;
 }
 
-/* Fails op alone with err (its reason already in op->errmsg); its reply
- * is dropped. The batch goes on without it. */
-static void fail_op(struct cas_store_op *op, int err)
+/* Counts a written batch of n requests, before any reply leaves: a caller
+ * holding its reply sees its batch in the stats. Called with s->lock. */
+static void count_batch(struct cas_store *s, size_t n, size_t changes)
 {
-	cas_msg_clear(&op->reply);
-	op->err = err;
-	op->failed = true;
-}
-
-/* Runs the acceptor rules for op in txn, writing the changed record. On
- * error op has failed and txn must be aborted: an LMDB call that failed
- * may have left it unusable. */
-static int apply_op(struct cas_store *s, MDB_txn *txn, struct cas_store_op *op)
-{
-	const struct cas_msg *req = op->req;
-	struct cas_acceptor_state st;
-	struct cas_msg out;
-	MDB_val k, rec;
-	int rc, err;
-
-	err = read_state(txn, s->dbi, req->key, &st, op->errmsg, sizeof(op->errmsg));
-	if (err)
-		goto out_fail;
-	if (!cas_acceptor_handle(&st, req, &out)) {
-		/* A reject borrows nothing and persists nothing. */
-		out.value.data = NULL;
-		out.value.len = 0;
-		op->reply = out;
-		return CAS_OK;
-	}
-	/* out.value borrows from the map or from req: take a copy now, the
-	 * writes below may move the record it points into. */
-	op->reply = out;
-	err = cas_reg_copy(&op->reply.value, &out.value);
-	if (err) {
-		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: out of memory");
-		goto out_fail;
-	}
-	err = encode_record(&st, &rec);
-	if (err) {
-		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: cannot lay out record: %s",
-		       cas_strerror(err));
-		goto out_fail;
-	}
-	k.mv_size = strlen(req->key);
-	k.mv_data = (void *)req->key;
-	rc = mdb_put(txn, s->dbi, &k, &rec, 0);
-	free(rec.mv_data);
-	if (rc) {
-		err = lmdb_err(rc, "mdb_put", op->errmsg, sizeof(op->errmsg));
-		goto out_fail;
-	}
-	op->changed = true;
-	return CAS_OK;
-
-out_fail:
-	fail_op(op, err);
-	return err;
-}
-
-/* Fails every op of batch still standing with err and the reason fmt. */
-__attribute__((format(printf, 3, 4))) static void fail_batch(struct cas_store_op *batch, int err,
-							     const char *fmt, ...)
-{
-	struct cas_store_op *op;
-	va_list ap;
-
-	for (op = batch; op; op = op->next) {
-		if (op->failed)
-			continue;
-		va_start(ap, fmt);
-		vsnprintf(op->errmsg, sizeof(op->errmsg), fmt, ap);
-		va_end(ap);
-		fail_op(op, err);
-	}
-}
-
-/* Applies batch in order in one write transaction and commits it: every
- * op ends with its reply, or failed. An op whose own step fails (a
- * corrupt record, no memory, an LMDB error) is left out and the others
- * run again in a fresh transaction, since a failed LMDB call may leave the
- * transaction unusable. A failed commit fails them all. Returns how many
- * changes were committed. */
-static size_t write_batch(struct cas_store *s, struct cas_store_op *batch)
-{
-	struct cas_store_op *op;
-	size_t changes;
-	MDB_txn *txn;
-	int rc;
-
-again:
-	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	if (rc) {
-		fail_batch(batch, rc == ENOMEM ? CAS_ENOMEM : CAS_EIO, "lmdb: mdb_txn_begin: %s",
-			   mdb_strerror(rc));
-		return 0;
-	}
-	changes = 0;
-	for (op = batch; op; op = op->next) {
-		if (op->failed)
-			continue;
-		if (apply_op(s, txn, op)) {
-			/* Undo the others' replies: they run again. */
-			mdb_txn_abort(txn);
-			for (op = batch; op; op = op->next) {
-				if (!op->failed)
-					cas_msg_clear(&op->reply);
-				op->changed = false;
-			}
-			goto again;
-		}
-		changes += op->changed;
-	}
-	if (!changes) {
-		/* Rejects only: nothing to make durable. */
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	for (op = batch; op && s->fault; op = op->next) {
-		if (op->changed && s->fault(s->fault_arg, op->req)) {
-			mdb_txn_abort(txn);
-			fail_batch(batch, CAS_EIO, "store: injected commit failure");
-			return 0;
-		}
-	}
-	/* Paper, section 2.2: persist before answering. One synchronous
-	 * commit (fsync) makes the whole batch durable; a failed one leaves
-	 * the previous state, and every request of the batch fails. */
-	rc = mdb_txn_commit(txn);
-	if (rc) {
-		fail_batch(batch, rc == ENOMEM ? CAS_ENOMEM : CAS_EIO, "lmdb: mdb_txn_commit: %s",
-			   mdb_strerror(rc));
-		return 0;
-	}
-	return changes;
+	if (!changes)
+		return;
+	s->stats.commits++;
+	s->stats.changes += changes;
+	if (n > s->stats.largest_batch)
+		s->stats.largest_batch = n;
 }
 
 /* The writer: takes every queued request as one batch, writes it, and
@@ -441,7 +1121,7 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while ((!s->head || s->held) && !s->stopping)
+		while ((!s->head || s->held || s->busy) && !s->stopping)
 			pthread_cond_wait(&s->work, &s->lock);
 		if (!s->head)
 			break; /* stopping, nothing left */
@@ -450,19 +1130,14 @@ static void *writer_main(void *arg)
 		s->head = NULL;
 		s->tail = &s->head;
 		s->waiting = 0;
+		s->busy = true;
 		pthread_mutex_unlock(&s->lock);
 
 		changes = write_batch(s, batch);
 
-		/* Counted before any reply leaves: a caller holding its
-		 * reply sees its batch in the stats. */
 		pthread_mutex_lock(&s->lock);
-		if (changes) {
-			s->stats.commits++;
-			s->stats.changes += changes;
-			if (n > s->stats.largest_batch)
-				s->stats.largest_batch = n;
-		}
+		count_batch(s, n, changes);
+		s->busy = false;
 		pthread_mutex_unlock(&s->lock);
 		for (op = batch; op; op = next) {
 			next = op->next; /* op may be gone once done ran */
@@ -474,7 +1149,8 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-int cas_store_submit(struct cas_store *s, struct cas_store_op *op)
+/* Readies op for the store; CAS_OK, or why it cannot run. */
+static int prepare_op(struct cas_store_op *op)
 {
 	op->err = CAS_OK;
 	op->errmsg[0] = '\0';
@@ -484,18 +1160,52 @@ int cas_store_submit(struct cas_store *s, struct cas_store_op *op)
 	op->failed = false;
 	if (op->req->type != CAS_MSG_PREPARE && op->req->type != CAS_MSG_ACCEPT) {
 		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: not a request");
-		return CAS_EINVAL;
+		op->err = CAS_EINVAL;
+		return op->err;
 	}
 	op->err = check_key(op->req->key, op->errmsg, sizeof(op->errmsg));
-	if (op->err)
-		return op->err;
+	return op->err;
+}
+
+int cas_store_submit(struct cas_store *s, struct cas_store_op *op)
+{
+	int err = prepare_op(op);
+
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->lock);
 	*s->tail = op;
 	s->tail = &op->next;
 	s->waiting++;
-	pthread_cond_signal(&s->work);
+	if (!s->busy)
+		pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->lock);
 	return CAS_OK;
+}
+
+bool cas_store_run_if_idle(struct cas_store *s, struct cas_store_op *op)
+{
+	size_t changes;
+
+	if (prepare_op(op))
+		return true;
+	pthread_mutex_lock(&s->lock);
+	if (s->busy || s->head || s->held || s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	s->busy = true;
+	pthread_mutex_unlock(&s->lock);
+
+	changes = write_batch(s, op);
+
+	pthread_mutex_lock(&s->lock);
+	count_batch(s, 1, changes);
+	s->busy = false;
+	if (s->head)
+		pthread_cond_signal(&s->work); /* queued meanwhile */
+	pthread_mutex_unlock(&s->lock);
+	return true;
 }
 
 /* A cas_store_handle call waiting for its op. */
@@ -542,14 +1252,19 @@ int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_
 		err = CAS_ENOMEM;
 		goto out_destroy_lock;
 	}
-	err = cas_store_submit(s, &w->op);
-	if (!err) {
-		pthread_mutex_lock(&w->lock);
-		while (!w->done)
-			pthread_cond_wait(&w->cond, &w->lock);
-		pthread_mutex_unlock(&w->lock);
+	if (cas_store_run_if_idle(s, &w->op)) {
 		err = w->op.err;
 		*reply = w->op.reply;
+	} else {
+		err = cas_store_submit(s, &w->op);
+		if (!err) {
+			pthread_mutex_lock(&w->lock);
+			while (!w->done)
+				pthread_cond_wait(&w->cond, &w->lock);
+			pthread_mutex_unlock(&w->lock);
+			err = w->op.err;
+			*reply = w->op.reply;
+		}
 	}
 	if (err)
 		cas_errmsg_set(errmsg, errmsg_len, "%s", w->op.errmsg);
@@ -586,10 +1301,33 @@ void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Decodes rec (key's) into *out with a copy of its value bytes. */
+static int copy_state(const char *key, const unsigned char *rec, size_t rec_len,
+		      struct cas_acceptor_state *out, char *errmsg, size_t errmsg_len)
+{
+	struct cas_acceptor_state st;
+
+	if (!decode_record(rec, rec_len, &st)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt record for key \"%s\"", key);
+		return CAS_EIO;
+	}
+	*out = st;
+	if (cas_reg_copy(&out->value, &st.value)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
+		memset(out, 0, sizeof(*out));
+		return CAS_ENOMEM;
+	}
+	return CAS_OK;
+}
+
 int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_state *out,
 		  char *errmsg, size_t errmsg_len)
 {
-	struct cas_acceptor_state st;
+	size_t len, rec_len = 0;
+	unsigned char *rec = NULL;
+	struct mem_entry *e;
+	bool found = false;
+	MDB_val k, v;
 	MDB_txn *txn;
 	int rc, err;
 
@@ -597,26 +1335,47 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 	err = check_key(key, errmsg, errmsg_len);
 	if (err)
 		return err;
+	/* The memtable first: a key absent there is, at this moment, as
+	 * LMDB has it (a checkpoint writes LMDB before it drops entries). */
+	len = strlen(key);
+	pthread_mutex_lock(&s->mem_lock);
+	e = mem_find(&s->mem, key, len, key_hash(key, len));
+	if (e && e->rec) {
+		found = true;
+		rec_len = e->rec_len;
+		rec = malloc(rec_len ? rec_len : 1);
+		if (rec)
+			memcpy(rec, e->rec, rec_len);
+	}
+	pthread_mutex_unlock(&s->mem_lock);
+	if (found) {
+		if (!rec) {
+			cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
+			return CAS_ENOMEM;
+		}
+		err = copy_state(key, rec, rec_len, out, errmsg, errmsg_len);
+		free(rec);
+		return err;
+	}
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
 		return lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
-	err = read_state(txn, s->dbi, key, &st, errmsg, errmsg_len);
-	if (err)
-		goto out_abort_txn;
-	*out = st;
-	err = cas_reg_copy(&out->value, &st.value);
-	if (err) {
-		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
-		memset(out, 0, sizeof(*out));
-	}
-
-out_abort_txn:
+	k.mv_size = len;
+	k.mv_data = (void *)key;
+	rc = mdb_get(txn, s->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		err = CAS_OK;
+	else if (rc)
+		err = lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+	else
+		err = copy_state(key, v.mv_data, v.mv_size, out, errmsg, errmsg_len);
 	mdb_txn_abort(txn);
 	return err;
 }
 
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len)
 {
+	MDB_val k = {EPOCH_KEY_LEN, (void *)epoch_key}, v;
 	MDB_txn *txn;
 	MDB_stat stat;
 	int rc;
@@ -626,9 +1385,13 @@ int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t err
 	if (rc)
 		return lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
 	rc = mdb_stat(txn, s->dbi, &stat);
+	if (!rc && mdb_get(txn, s->dbi, &k, &v) == 0 && stat.ms_entries)
+		stat.ms_entries--; /* the log's epoch is not a register */
 	mdb_txn_abort(txn);
 	if (rc)
 		return lmdb_err(rc, "mdb_stat", errmsg, errmsg_len);
-	*out = stat.ms_entries;
+	pthread_mutex_lock(&s->mem_lock);
+	*out = stat.ms_entries + s->mem.n_fresh;
+	pthread_mutex_unlock(&s->mem_lock);
 	return CAS_OK;
 }

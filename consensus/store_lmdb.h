@@ -1,5 +1,6 @@
-/* store_lmdb.h - the acceptor's durable state in LMDB: one record per key;
- * concurrent changes share one fsynced transaction before any reply leaves. */
+/* store_lmdb.h - the acceptor's durable state: a write-ahead log in front of
+ * LMDB, one record per key; concurrent changes share one fdatasync of the
+ * log before any reply leaves. */
 #ifndef CAS_STORE_LMDB_H
 #define CAS_STORE_LMDB_H
 
@@ -33,8 +34,56 @@
  */
 #define CAS_STORE_FORMAT 2
 
+/*
+ * The write-ahead log (file "wal" beside LMDB's files): a batch of changes
+ * is appended to it and made durable with one fdatasync, then answered.
+ * The changed records also stay in memory (the memtable) until a
+ * checkpoint writes them into LMDB in one synchronous transaction and
+ * starts the log over. LMDB is written at checkpoints only, so its own two
+ * syncs are paid once per checkpoint instead of once per batch.
+ *
+ * The log file has a fixed size, written in full once (zeroes) so that
+ * appending to it overwrites allocated blocks and fdatasync has no file
+ * size to record. Entries, all integers little-endian:
+ *
+ *   offset  size  field
+ *   0       4     magic, "CASW"
+ *   4       4     len, bytes after the header (2 + key length + record)
+ *   8       8     epoch, the log's generation
+ *   16      8     seq, strictly increasing within an epoch
+ *   24      4     CRC-32C of bytes 0..23 and the len bytes that follow
+ *   28      2     key length
+ *   30      ...   key, then the record (the layout above)
+ *
+ * A checkpoint stores the next epoch in LMDB (under a key no register can
+ * have: it starts with a NUL byte) in the same transaction as the records,
+ * which makes every entry of the log before it stale at once. On open, the
+ * entries of the current epoch are replayed from the start of the file
+ * while each is whole, checks and has a higher seq than the one before;
+ * the first that does not ends the log (a write torn by a crash, or what
+ * an earlier epoch left). The replayed records then go into LMDB by a
+ * checkpoint.
+ */
+#define CAS_STORE_WAL_FORMAT 1
+
 /* Default LMDB map size (the largest the store may grow), in MiB. */
 #define CAS_STORE_DEFAULT_MAP_MIB 1024
+
+/* Default size of the write-ahead log, in bytes. */
+#define CAS_STORE_DEFAULT_WAL_SIZE ((size_t)8 << 20)
+
+/* The smallest log allowed: room for a few records of any key. */
+#define CAS_STORE_MIN_WAL_SIZE ((size_t)64 << 10)
+
+/* How a store is opened. Zeroes give the defaults. */
+struct cas_store_config {
+	size_t map_size; /* LMDB map size in bytes (0: CAS_STORE_DEFAULT_MAP_MIB) */
+	/* Bytes of the write-ahead log (0: CAS_STORE_DEFAULT_WAL_SIZE; at
+	 * least CAS_STORE_MIN_WAL_SIZE). A checkpoint runs when a batch
+	 * does not fit in what is left of it; a batch larger than a quarter
+	 * of it is written straight into LMDB instead (after a checkpoint). */
+	size_t wal_size;
+};
 
 /* An open store, with its writer thread. Opaque. Every function below but
  * cas_store_open, cas_store_close and cas_store_set_fault is safe to call
@@ -43,20 +92,23 @@ struct cas_store;
 
 /* What the store did since it was opened. */
 struct cas_store_stats {
-	uint64_t commits;	/* write transactions committed (fsyncs) */
+	uint64_t commits;	/* batches made durable (one fdatasync each) */
 	uint64_t changes;	/* requests whose change they made durable */
 	uint64_t largest_batch; /* most requests in one committed batch */
+	uint64_t checkpoints;	/* log contents written into LMDB */
+	uint64_t replayed;	/* log entries replayed when opening */
 };
 
-/* Opens (creating when missing) the LMDB environment in the existing
- * folder dir, with a map of map_size bytes (0: the default). On success
- * *out is the caller's to close with cas_store_close. On error (CAS_EIO
- * with LMDB's reason in errmsg, or CAS_ENOMEM) *out is NULL. */
-int cas_store_open(const char *dir, size_t map_size, struct cas_store **out, char *errmsg,
-		   size_t errmsg_len);
+/* Opens (creating when missing) the LMDB environment and the write-ahead
+ * log in the existing folder dir, replaying what the log holds (cfg may be
+ * NULL: the defaults). On success *out is the caller's to close with
+ * cas_store_close. On error (CAS_EIO with LMDB's or the system's reason in
+ * errmsg, CAS_EINVAL for a bad cfg, or CAS_ENOMEM) *out is NULL. */
+int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct cas_store **out,
+		   char *errmsg, size_t errmsg_len);
 
-/* Writes what is queued, closes s and frees it. No call on s may be
- * running. s may be NULL. */
+/* Writes what is queued, checkpoints, closes s and frees it. No call on s
+ * may be running. s may be NULL. */
 void cas_store_close(struct cas_store *s);
 
 /* A request handed to the store with cas_store_submit. The caller sets
@@ -85,23 +137,29 @@ struct cas_store_op {
 
 /* Queues op->req for the acceptor rules (cas_acceptor_handle) against its
  * key's record and returns at once; op->done runs once the outcome is
- * durable. When the state changed, the new record is written and
- * committed (LMDB's synchronous commit: fsync) before done runs; a REJECT
- * changes nothing.
+ * durable. When the state changed, the new record is appended to the log
+ * and the log fdatasynced before done runs; a REJECT changes nothing.
  *
  * Group commit: requests queue up while a batch is being written; the
  * store's writer thread then takes all of them as the next batch, applies
- * them in arrival order in one write transaction (each sees the changes
- * of those before it, as if they ran one by one) and commits once. done
- * runs for each only after that commit returned. A failed commit fails
- * every request of its batch; a request failing on its own (a corrupt
- * record, no memory) fails alone. On a failure nothing of op->req was
- * written: the caller must not answer as if promised or accepted.
+ * them in arrival order (each sees the changes of those before it, as if
+ * they ran one by one) and makes them durable at once. done runs for each
+ * only after that. A failed write fails every request of its batch; a
+ * request failing on its own (a corrupt record, no memory) fails alone.
+ * On a failure the caller must not answer as if promised or accepted (the
+ * change may still reach the disk, as if its answer had been lost).
  *
  * Returns CAS_OK when queued (done will run), or at once, without
  * calling done: CAS_EINVAL (not a request) or CAS_EKEY (bad key), also
  * in op->err with op->errmsg. */
 int cas_store_submit(struct cas_store *s, struct cas_store_op *op);
+
+/* Runs op->req at once on the calling thread, as a batch of its own, when
+ * no batch is being written and none waits (and the store is not held);
+ * returns true then, with the outcome in op (done is not called). Returns
+ * false, having done nothing, when the store is busy: the caller submits
+ * it instead. Saves two thread switches when requests come one by one. */
+bool cas_store_run_if_idle(struct cas_store *s, struct cas_store_op *op);
 
 /* cas_store_submit, waiting for the outcome: on CAS_OK *reply owns its
  * value bytes (cas_msg_clear). On error (CAS_EINVAL: not a request;
@@ -125,8 +183,8 @@ void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out);
 
 /* Test seam: when fn is not NULL, the writer of a batch calls fn(arg, req)
  * for each request of the batch that changes the state, in order, just
- * before the commit; a non-zero return makes the commit fail (the
- * transaction is aborted, every request of the batch gets CAS_EIO). Not
+ * before the batch is written; a non-zero return makes the write fail
+ * (nothing is written, every request of the batch gets CAS_EIO). Not
  * for production. Not thread-safe against running cas_store_handle
  * calls. */
 void cas_store_set_fault(struct cas_store *s, int (*fn)(void *arg, const struct cas_msg *req),

@@ -1,7 +1,10 @@
 /* test_store.c - unit tests of the LMDB acceptor store on real files:
  * acceptor rules through the store, persistence across reopen, failed
  * commits that leave nothing behind, corrupt records, LMDB errors, group
- * commit (batches in order, a failed batch, many threads at once). */
+ * commit (batches in order, a failed batch, many threads at once), the
+ * write-ahead log (replay after a crash, checkpoints, torn and stale
+ * entries). */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,12 +29,12 @@ struct fixture {
 
 static void reopen(struct fixture *f, size_t map_size)
 {
+	struct cas_store_config cfg = {.map_size = map_size};
 	char errmsg[256];
 
 	cas_store_close(f->store);
 	f->store = NULL;
-	assert_int_equal(cas_store_open(f->dir, map_size, &f->store, errmsg, sizeof(errmsg)),
-			 CAS_OK);
+	assert_int_equal(cas_store_open(f->dir, &cfg, &f->store, errmsg, sizeof(errmsg)), CAS_OK);
 }
 
 static int setup(void **state)
@@ -54,6 +59,8 @@ static int teardown(void **state)
 	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/wal", f->dir);
 	unlink(path);
 	assert_int_equal(rmdir(f->dir), 0);
 	free(f);
@@ -359,7 +366,7 @@ static void test_lmdb_error_carries_reason(void **state)
 	assert_state(f, "k", B(0, 0), B(0, 0), "", 0);
 
 	/* Opening a folder that does not exist names the folder. */
-	assert_int_equal(cas_store_open("/nonexistent/cas-test", 0, &other, errmsg, sizeof(errmsg)),
+	assert_int_equal(cas_store_open("/nonexistent/cas-test", NULL, &other, errmsg, sizeof(errmsg)),
 			 CAS_EIO);
 	assert_null(other);
 	assert_non_null(strstr(errmsg, "/nonexistent/cas-test"));
@@ -803,6 +810,316 @@ static void test_threads_serial(void **state)
 	free(ws);
 }
 
+/* ---- The write-ahead log ---- */
+
+#define SMALL_WAL CAS_STORE_MIN_WAL_SIZE
+#define WAL_TEST_HEADER 28
+
+/* CRC-32C of a log entry as store_lmdb.h lays it out, computed here
+ * bit by bit, apart from the store's table. */
+static uint32_t wal_test_crc(const unsigned char *entry, size_t len)
+{
+	uint32_t crc = 0xffffffffu;
+	size_t i;
+	int k;
+
+	for (i = 0; i < WAL_TEST_HEADER + len; i++) {
+		if (i >= 24 && i < WAL_TEST_HEADER)
+			continue;
+		crc ^= entry[i];
+		for (k = 0; k < 8; k++)
+			crc = crc & 1 ? crc >> 1 ^ 0x82f63b78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+/* Opens the fixture's folder with a log of wal_size bytes. */
+static void reopen_wal(struct fixture *f, size_t wal_size)
+{
+	struct cas_store_config cfg = {.wal_size = wal_size};
+	char errmsg[256];
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(cas_store_open(f->dir, &cfg, &f->store, errmsg, sizeof(errmsg)), CAS_OK);
+}
+
+/* Runs fn on a store of f's folder in a child process that then dies
+ * without closing it: what fn's requests left is what a crash leaves.
+ * The fixture's own store is closed first. */
+static void in_crashing_child(struct fixture *f, size_t wal_size,
+			      void (*fn)(struct cas_store *s, void *arg), void *arg)
+{
+	struct cas_store_config cfg = {.wal_size = wal_size};
+	struct cas_store *s;
+	char errmsg[256];
+	int status;
+	pid_t pid;
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (cas_store_open(f->dir, &cfg, &s, errmsg, sizeof(errmsg)) != CAS_OK)
+			_exit(10);
+		fn(s, arg);
+		_exit(0); /* no cas_store_close: no checkpoint */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Accepts "k<i % keys>" = "v<i>" for i in [from, to), ballot i, as one
+ * request each; exits the process on any failure. */
+struct writes {
+	int from, to, keys;
+};
+
+static void do_writes(struct cas_store *s, void *arg)
+{
+	const struct writes *w = arg;
+	struct cas_msg req, reply;
+	char key[32], data[32], errmsg[256];
+	int i;
+
+	for (i = w->from; i < w->to; i++) {
+		snprintf(key, sizeof(key), "k%d", i % w->keys);
+		snprintf(data, sizeof(data), "v%05d", i);
+		req = accept_msg(key, B((uint64_t)i + 1, 1), data, (uint64_t)i + 1);
+		if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)) != CAS_OK ||
+		    reply.type != CAS_MSG_ACCEPTED)
+			_exit(11);
+		cas_msg_clear(&reply);
+	}
+}
+
+/* The state do_writes leaves for key number k after writes [0, n). */
+static void assert_written(struct fixture *f, int k, int n, int keys)
+{
+	char key[32], data[32];
+	int i = k + (n - 1 - k) / keys * keys; /* the last i < n with i % keys == k */
+
+	snprintf(key, sizeof(key), "k%d", k);
+	snprintf(data, sizeof(data), "v%05d", i);
+	assert_state(f, key, B((uint64_t)i + 1, 1), B((uint64_t)i + 1, 1), data, (uint64_t)i + 1);
+}
+
+static void test_wal_replay_after_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct writes w = {0, 40, 7};
+	struct cas_store_stats st;
+	char errmsg[256];
+	uint64_t n;
+	int k;
+
+	in_crashing_child(f, 0, do_writes, &w);
+	reopen_wal(f, 0);
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.replayed, 40);
+	assert_int_equal(st.checkpoints, 1);
+	for (k = 0; k < 7; k++)
+		assert_written(f, k, 40, 7);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 7);
+	/* Replayed into LMDB: a second start has nothing left to replay. */
+	reopen_wal(f, 0);
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.replayed, 0);
+	assert_written(f, 3, 40, 7);
+}
+
+static void test_wal_checkpoints_when_full(void **state)
+{
+	struct fixture *f = *state;
+	struct writes w = {0, 3000, 50};
+	struct cas_store_stats st;
+	char errmsg[256];
+	uint64_t n;
+	int k;
+
+	/* About 200 bytes an entry: 3000 of them fill a small log many
+	 * times over; the child reports its checkpoints through the state
+	 * it leaves. */
+	in_crashing_child(f, SMALL_WAL, do_writes, &w);
+	reopen_wal(f, SMALL_WAL);
+	cas_store_get_stats(f->store, &st);
+	assert_true(st.replayed > 0);
+	assert_true(st.replayed < 3000); /* the rest went in by checkpoints */
+	for (k = 0; k < 50; k++)
+		assert_written(f, k, 3000, 50);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 50);
+
+	/* In this process too: checkpoints counted, reads right throughout. */
+	w = (struct writes){3000, 4000, 50};
+	do_writes(f->store, &w);
+	cas_store_get_stats(f->store, &st);
+	assert_true(st.checkpoints >= 2);
+	for (k = 0; k < 50; k++)
+		assert_written(f, k, 4000, 50);
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(n, 50);
+}
+
+/* Reads the log file of f's folder. */
+static unsigned char *read_wal(struct fixture *f, size_t *size)
+{
+	char path[4200];
+	unsigned char *buf;
+	struct stat sb;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/wal", f->dir);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	*size = (size_t)sb.st_size;
+	buf = malloc(*size);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, *size, 0), (ssize_t)*size);
+	close(fd);
+	return buf;
+}
+
+static void write_wal(struct fixture *f, const unsigned char *buf, size_t size)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/wal", f->dir);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, size, 0), (ssize_t)size);
+	close(fd);
+}
+
+static void test_wal_torn_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct writes w = {0, 10, 10};
+	struct cas_store_stats st;
+	unsigned char *buf;
+	size_t size, end;
+	int k;
+
+	in_crashing_child(f, 0, do_writes, &w);
+	/* Tear the last entry: its last byte is lost. */
+	buf = read_wal(f, &size);
+	for (end = size; end > 0 && !buf[end - 1]; end--)
+		;
+	assert_true(end > 0);
+	buf[end - 1] ^= 0x5a;
+	write_wal(f, buf, size);
+	free(buf);
+	reopen_wal(f, 0);
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.replayed, 9);
+	for (k = 0; k < 9; k++)
+		assert_written(f, k, 10, 10);
+	assert_state(f, "k9", B(0, 0), B(0, 0), "", 0);
+}
+
+static void test_wal_stale_epoch_ignored(void **state)
+{
+	struct fixture *f = *state;
+	struct writes w = {0, 2, 1};
+	struct cas_store_stats st;
+	unsigned char *before, *after;
+	size_t size;
+
+	/* Epoch 0 holds k0 = v00000, then k0 = v00001; a restart replays
+	 * both and starts epoch 1, leaving them in the file. */
+	in_crashing_child(f, 0, do_writes, &w);
+	before = read_wal(f, &size);
+	reopen_wal(f, 0);
+	assert_written(f, 0, 2, 1);
+	/* Epoch 1 writes one entry of the same size over the first: the
+	 * second entry of epoch 0 follows it, with a higher seq. */
+	w = (struct writes){2, 3, 1};
+	in_crashing_child(f, 0, do_writes, &w);
+	after = read_wal(f, &size);
+	assert_memory_not_equal(before, after, 64);
+	free(before);
+	free(after);
+	reopen_wal(f, 0);
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.replayed, 1);
+	assert_written(f, 0, 3, 1);
+}
+
+static void test_wal_bad_entry_refuses_to_open(void **state)
+{
+	struct fixture *f = *state;
+	struct writes w = {0, 3, 3};
+	struct cas_store *s = NULL;
+	char errmsg[256] = "";
+	unsigned char *buf;
+	size_t size, len;
+	uint32_t crc = 0;
+
+	in_crashing_child(f, 0, do_writes, &w);
+	/* A first entry whose checksum holds but whose key is bad is no
+	 * torn write: the store must not open (and skip what follows). */
+	buf = read_wal(f, &size);
+	len = (size_t)buf[4] | (size_t)buf[5] << 8;
+	buf[WAL_TEST_HEADER + 2] = ' ';
+	crc = wal_test_crc(buf, len);
+	memcpy(buf + 24, &crc, 4); /* little-endian machine */
+	write_wal(f, buf, size);
+	free(buf);
+	assert_int_equal(cas_store_open(f->dir, NULL, &s, errmsg, sizeof(errmsg)), CAS_EIO);
+	assert_null(s);
+	assert_non_null(strstr(errmsg, "bad entry at offset 0"));
+	/* Repaired, it opens (the fixture's teardown needs a store). */
+	buf = read_wal(f, &size);
+	memset(buf, 0, size);
+	write_wal(f, buf, size);
+	free(buf);
+	reopen_wal(f, 0);
+}
+
+static void test_wal_size_checked(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_store_config cfg = {.wal_size = CAS_STORE_MIN_WAL_SIZE - 1};
+	struct cas_store *s = NULL;
+	char errmsg[256] = "";
+
+	assert_int_equal(cas_store_open(f->dir, &cfg, &s, errmsg, sizeof(errmsg)), CAS_EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(errmsg, "minimum"));
+}
+
+static void test_run_if_idle(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req = prepare_msg("idle", B(5, 1));
+	struct cas_store_stats st;
+	struct cas_store_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.req = &req;
+	assert_true(cas_store_run_if_idle(f->store, &op));
+	assert_int_equal(op.err, CAS_OK);
+	assert_int_equal(op.reply.type, CAS_MSG_PROMISE);
+	cas_store_get_stats(f->store, &st);
+	assert_int_equal(st.commits, 1);
+	assert_state(f, "idle", B(5, 1), B(0, 0), "", 0);
+	/* Held (as when a batch waits): not run, nothing changed. */
+	cas_store_hold(f->store, true);
+	req = prepare_msg("idle", B(6, 1));
+	assert_false(cas_store_run_if_idle(f->store, &op));
+	cas_store_hold(f->store, false);
+	assert_state(f, "idle", B(5, 1), B(0, 0), "", 0);
+	/* A bad key is an outcome too. */
+	req = prepare_msg("bad key", B(6, 1));
+	assert_true(cas_store_run_if_idle(f->store, &op));
+	assert_int_equal(op.err, CAS_EKEY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -818,6 +1135,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_batch_fails_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_skips_bad_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_serial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_checkpoints_when_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_stale_epoch_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_bad_entry_refuses_to_open, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_wal_size_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_if_idle, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
