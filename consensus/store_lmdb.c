@@ -1,5 +1,6 @@
 /* store_lmdb.c - the acceptor's durable state: a write-ahead log in front of
  * LMDB (see store_lmdb.h). */
+#define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #define WAL_MAGIC 0x57534143u /* "CASW" little-endian */
 #define WAL_HEADER 28	      /* bytes before an entry's key length */
 #define WAL_FILL_CHUNK ((size_t)1 << 20)
+#define WAL_BLOCK 4096 /* unit of the log's direct writes */
 
 /* The LMDB key holding the log's epoch: a register key never has a NUL. */
 static const char epoch_key[] = "\0wal-epoch";
@@ -73,12 +75,16 @@ struct cas_store {
 
 	/* The batch writer's own. */
 	int wal_fd;
-	size_t wal_size;
+	int wal_dfd; /* the log opened O_DIRECT | O_DSYNC, or -1: wal_fd and fdatasync */
+	size_t wal_size; /* a multiple of WAL_BLOCK */
 	uint64_t epoch;	 /* the log's generation, as LMDB has it */
 	uint64_t seq;	 /* the last seq handed out in this epoch */
 	size_t wal_off;	 /* where the next batch goes */
 	unsigned char *buf; /* the batch's log entries */
 	size_t buf_len, buf_cap;
+	unsigned char *dbuf; /* WAL_BLOCK-aligned, for direct writes */
+	size_t dbuf_cap;
+	unsigned char wal_tail[WAL_BLOCK]; /* the log's last partial block */
 	struct mem_entry **touched; /* entries the batch changed */
 	size_t n_touched, touched_cap;
 	MDB_txn *rtxn; /* read transaction, reset between batches */
@@ -673,6 +679,55 @@ static int pwrite_all(int fd, const unsigned char *p, size_t n, off_t off)
 	return 0;
 }
 
+static size_t block_up(size_t n)
+{
+	return (n + WAL_BLOCK - 1) & ~(size_t)(WAL_BLOCK - 1);
+}
+
+/* Writes the sealed entries at s->wal_off and returns once they are
+ * durable: whole blocks with O_DIRECT | O_DSYNC (the partial block they
+ * start in rewritten from s->wal_tail), which spares the page cache and lets
+ * the disk write through instead of flushing its cache; or, where the
+ * file system takes no direct writes, pwrite and fdatasync. Returns 0, or
+ * -1 with errno. */
+static int append_log(struct cas_store *s)
+{
+	size_t start = s->wal_off & ~(size_t)(WAL_BLOCK - 1), head = s->wal_off - start;
+	size_t len = block_up(head + s->buf_len), end = s->wal_off + s->buf_len;
+	void *p;
+
+	if (s->wal_dfd < 0)
+		goto buffered;
+	if (len > s->dbuf_cap) {
+		if (posix_memalign(&p, WAL_BLOCK, len)) {
+			errno = ENOMEM;
+			return -1;
+		}
+		free(s->dbuf);
+		s->dbuf = p;
+		s->dbuf_cap = len;
+	}
+	memcpy(s->dbuf, s->wal_tail, head);
+	memcpy(s->dbuf + head, s->buf, s->buf_len);
+	memset(s->dbuf + head + s->buf_len, 0, len - head - s->buf_len);
+	if (pwrite_all(s->wal_dfd, s->dbuf, len, (off_t)start)) {
+		if (errno != EINVAL)
+			return -1;
+		/* Direct writes refused after all: buffered from now on. */
+		close(s->wal_dfd);
+		s->wal_dfd = -1;
+		goto buffered;
+	}
+	memcpy(s->wal_tail, s->dbuf + (end & ~(size_t)(WAL_BLOCK - 1)) - start,
+	       end & (WAL_BLOCK - 1));
+	return 0;
+
+buffered:
+	if (pwrite_all(s->wal_fd, s->buf, s->buf_len, (off_t)s->wal_off) || fdatasync(s->wal_fd))
+		return -1;
+	return 0;
+}
+
 /* Makes the staged batch durable: appended to the log and fdatasynced
  * (after a checkpoint when the log is too full for it), or written into
  * LMDB when it is too large for the log. On failure it stays staged. */
@@ -682,7 +737,7 @@ static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 
 	if (s->buf_len > s->wal_size / 4)
 		return write_direct(s, errmsg, errmsg_len);
-	if (s->buf_len > s->wal_size - s->wal_off) {
+	if (block_up(s->wal_off + s->buf_len) > s->wal_size) {
 		err = checkpoint(s, errmsg, errmsg_len);
 		if (err)
 			return err;
@@ -692,7 +747,7 @@ static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 	 * this one may have left, with higher seqs, so that a replay never
 	 * takes this batch's entries after the next one's. */
 	seal_entries(s);
-	if (pwrite_all(s->wal_fd, s->buf, s->buf_len, (off_t)s->wal_off) || fdatasync(s->wal_fd)) {
+	if (append_log(s)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s", strerror(errno));
 		return CAS_EIO;
 	}
@@ -899,6 +954,9 @@ static int open_wal(struct cas_store *s, const char *dir, char *errmsg, size_t e
 		s->wal_off = 0;
 	}
 	s->wal_fd = fd;
+	/* Where the file system takes no direct writes (tmpfs), the log is
+	 * written through the page cache and fdatasynced. */
+	s->wal_dfd = open(path, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
 	return CAS_OK;
 
 out_close:
@@ -944,7 +1002,9 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 		return CAS_ENOMEM;
 	}
 	s->wal_fd = -1;
+	s->wal_dfd = -1;
 	s->wal_size = cfg && cfg->wal_size ? cfg->wal_size : CAS_STORE_DEFAULT_WAL_SIZE;
+	s->wal_size &= ~(size_t)(WAL_BLOCK - 1);
 	if (s->wal_size < CAS_STORE_MIN_WAL_SIZE) {
 		cas_errmsg_set(errmsg, errmsg_len,
 			       "store: write-ahead log of %zu bytes is below the minimum of %zu",
@@ -1039,6 +1099,8 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 
 out_close_wal:
 	close(s->wal_fd);
+	if (s->wal_dfd >= 0)
+		close(s->wal_dfd);
 out_abort_rtxn:
 	mdb_txn_abort(s->rtxn);
 	mem_free(&s->mem);
@@ -1072,10 +1134,13 @@ void cas_store_close(struct cas_store *s)
 	/* A failed checkpoint loses nothing: the next open replays the log. */
 	(void)checkpoint(s, errmsg, sizeof(errmsg));
 	close(s->wal_fd);
+	if (s->wal_dfd >= 0)
+		close(s->wal_dfd);
 	mdb_txn_abort(s->rtxn);
 	mdb_env_close(s->env);
 	mem_free(&s->mem);
 	free(s->buf);
+	free(s->dbuf);
 	free(s->touched);
 	pthread_cond_destroy(&s->work);
 	pthread_mutex_destroy(&s->mem_lock);
