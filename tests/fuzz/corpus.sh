@@ -28,6 +28,7 @@ printf '{"key":"k",%s,"value":{"version":"0","recent":[],"data":""}}' "$B" >$c/a
 printf '{"result":"promise","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' >$c/promise
 printf '{"result":"promise","accepted":{"counter":"5","id":"1"},%s}' "$V" >$c/promise-value
 printf '{"result":"accepted",%s}' "$B" >$c/accepted
+printf '{"result":"current","accepted":{"counter":"5","id":"1"},%s}' "$V" >$c/current
 printf '{"result":"reject","blocking":{"counter":"7","id":"3"}}' >$c/reject
 printf 'Zm9vYmFy' >$c/base64
 # Invalid: each a different refusal.
