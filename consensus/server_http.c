@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <cjson/cJSON.h>
@@ -16,6 +17,7 @@
 
 #include "acceptor.h"
 #include "codec.h"
+#include "codec_bin.h"
 #include "server_http.h"
 
 /* Seconds an idle kept-alive connection stays open. */
@@ -55,6 +57,7 @@ struct request {
 	struct cas_server *server;
 	struct MHD_Connection *conn;
 	enum route route;
+	bool binary; /* body and answer in the binary form, not JSON */
 	bool stored; /* op is in the store, or done: answer from op */
 	struct cas_msg req;
 	struct cas_store_op op;
@@ -96,10 +99,10 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 	s->log(s->log_arg, CAS_SERVER_LOG_ERROR, line);
 }
 
-/* Queues a JSON response taking ownership of body (malloc'd); allow, when
- * not NULL, is the Allow header of a 405. */
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, char *body,
-				 size_t len, const char *allow)
+/* Queues a response of the given Content-Type taking ownership of body
+ * (malloc'd); allow, when not NULL, is the Allow header of a 405. */
+static enum MHD_Result send_typed(struct MHD_Connection *conn, unsigned status, char *body,
+				  size_t len, const char *type, const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -109,8 +112,7 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, c
 		free(body);
 		return MHD_NO;
 	}
-	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-	    MHD_YES) {
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type) != MHD_YES) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -121,6 +123,61 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, c
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, char *body,
+				 size_t len, const char *allow)
+{
+	return send_typed(conn, status, body, len, "application/json", allow);
+}
+
+/* A request whose Content-Type names the binary form (parameters after a
+ * ';' ignored); anything else is JSON. */
+static bool is_binary(struct MHD_Connection *conn)
+{
+	const char *ct;
+	size_t n = strlen(CAS_CODEC_BIN_TYPE);
+
+	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ct || strncasecmp(ct, CAS_CODEC_BIN_TYPE, n))
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* Decodes r's body in the form its Content-Type names. */
+static int decode_body(const struct cas_server *s, struct request *r, enum cas_msg_type type,
+		       char *errmsg, size_t errmsg_len)
+{
+	if (r->binary)
+		return cas_codec_bin_decode_request(r->body, r->len, type, s->max_value, &r->req,
+						    errmsg, errmsg_len);
+	return cas_codec_decode_request(r->body, r->len, type, s->max_value, &r->req, errmsg,
+					errmsg_len);
+}
+
+/* Encodes a reply in the form of the request it answers. */
+static int encode_reply(const struct request *r, const struct cas_msg *reply, char **body,
+			size_t *len)
+{
+	unsigned char *bin;
+	int err;
+
+	if (!r->binary)
+		return cas_codec_encode(reply, body, len);
+	err = cas_codec_bin_encode(reply, &bin, len);
+	*body = (char *)bin;
+	return err;
+}
+
+/* Queues an encoded reply (see encode_reply), taking ownership of body. */
+static enum MHD_Result send_reply(const struct request *r, struct MHD_Connection *conn,
+				  unsigned status, char *body, size_t len)
+{
+	return send_typed(conn, status, body, len,
+			  r->binary ? CAS_CODEC_BIN_TYPE : "application/json", NULL);
 }
 
 /* Answers {"error": reason}. Without memory for it, a fixed body. */
@@ -190,7 +247,7 @@ static enum MHD_Result answer_stored(struct cas_server *s, struct MHD_Connection
 				 r->op.errmsg[0] ? r->op.errmsg : cas_strerror(r->op.err));
 		goto out_clear;
 	}
-	err = cas_codec_encode(reply, &body, &len);
+	err = encode_reply(r, reply, &body, &len);
 	status = reply->type == CAS_MSG_REJECT ? MHD_HTTP_CONFLICT : MHD_HTTP_OK;
 	logf_(s, CAS_SERVER_LOG_DEBUG,
 	      "%s %s key=%s ballot=%" PRIu64 ".%" PRIu64 " %u (ballot %" PRIu64 ".%" PRIu64 ")",
@@ -202,7 +259,7 @@ static enum MHD_Result answer_stored(struct cas_server *s, struct MHD_Connection
 		ret = send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				 cas_strerror(err));
 	else
-		ret = send_json(conn, status, body, len, NULL);
+		ret = send_reply(r, conn, status, body, len);
 
 out_clear:
 	cas_msg_clear(reply);
@@ -241,8 +298,7 @@ static enum MHD_Result handle_query(struct cas_server *s, struct MHD_Connection 
 	if (r->too_big)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 				  "request body too large");
-	err = cas_codec_decode_request(r->body, r->len, CAS_MSG_QUERY, s->max_value, &r->req,
-				       errmsg, sizeof(errmsg));
+	err = decode_body(s, r, CAS_MSG_QUERY, errmsg, sizeof(errmsg));
 	if (err == CAS_ENOMEM)
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
 	if (err)
@@ -251,13 +307,13 @@ static enum MHD_Result handle_query(struct cas_server *s, struct MHD_Connection 
 	if (err)
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, errmsg);
 	cas_acceptor_handle(&st, &r->req, &reply);
-	err = cas_codec_encode(&reply, &body, &len);
+	err = encode_reply(r, &reply, &body, &len);
 	free(st.value.data);
 	if (err)
 		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				  cas_strerror(err));
 	logf_(s, CAS_SERVER_LOG_DEBUG, "%s %s key=%s 200", method, url, r->req.key);
-	ret = send_json(conn, MHD_HTTP_OK, body, len, NULL);
+	ret = send_reply(r, conn, MHD_HTTP_OK, body, len);
 	return ret;
 }
 
@@ -276,8 +332,7 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 	if (r->too_big)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 				  "request body too large");
-	err = cas_codec_decode_request(r->body, r->len, type, s->max_value, &r->req, errmsg,
-				       sizeof(errmsg));
+	err = decode_body(s, r, type, errmsg, sizeof(errmsg));
 	if (err == CAS_ETOOBIG)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE, errmsg);
 	if (err == CAS_ENOMEM)
@@ -420,6 +475,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					  "out of memory");
 		r->route = route;
+		r->binary = is_binary(conn);
 		r->status = status;
 		r->reason = reason;
 		*con_cls = r;

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
 #include "codec.h"
+#include "codec_bin.h"
 #include "errmsg.h"
 #include "proposer.h"
 #include "transport_curl.h"
@@ -155,8 +157,9 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL ||
 	    t->query_urls == NULL || t->health_urls == NULL)
 		goto out_free_urls;
-	/* No "Expect: 100-continue" round trip before large bodies. */
-	h = curl_slist_append(NULL, "Content-Type: application/json");
+	/* Requests go in the binary form; no "Expect: 100-continue" round
+	 * trip before large bodies. */
+	h = curl_slist_append(NULL, "Content-Type: " CAS_CODEC_BIN_TYPE);
 	if (h == NULL)
 		goto out_free_urls;
 	t->headers = h;
@@ -401,6 +404,19 @@ static struct xfer *harvest(struct cas_channel *ch)
 	return NULL;
 }
 
+/* A reply whose Content-Type names the binary form; any other is taken
+ * for JSON (what a node answers a JSON request with). */
+static bool reply_is_binary(struct xfer *x)
+{
+	size_t n = strlen(CAS_CODEC_BIN_TYPE);
+	char *ct = NULL;
+
+	if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK || ct == NULL)
+		return false;
+	return strncasecmp(ct, CAS_CODEC_BIN_TYPE, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
 /* Makes a finished transfer x of the current send into answer a. */
 static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 {
@@ -431,6 +447,17 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: value too large (HTTP 413)", url);
 		goto out_stop;
 	}
+	if (status == 400) {
+		/* This client's own encoding refused: most likely a node too
+		 * old for the binary form (PROTOCOL.md). */
+		a->code = CAS_EIO;
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg),
+			       "%s: HTTP 400 to a binary request (a casd without the binary "
+			       "form?): %.*s",
+			       url, (int)(x->resp_len < 120 ? x->resp_len : 120),
+			       x->resp ? x->resp : "");
+		goto out_stop;
+	}
 	if (status != 200 && status != 409) {
 		a->code = CAS_EIO;
 		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
@@ -438,8 +465,12 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 		goto out_stop;
 	}
 	why[0] = '\0';
-	rc = cas_codec_decode_reply(x->resp ? x->resp : "", x->resp_len, t->max_value, &a->msg, why,
-				    sizeof(why));
+	if (reply_is_binary(x))
+		rc = cas_codec_bin_decode_reply(x->resp, x->resp_len, t->max_value, &a->msg, why,
+						sizeof(why));
+	else
+		rc = cas_codec_decode_reply(x->resp ? x->resp : "", x->resp_len, t->max_value,
+					    &a->msg, why, sizeof(why));
 	a->code = rc;
 	if (rc != CAS_OK && rc != CAS_ETOOBIG && rc != CAS_ENOMEM)
 		a->code = CAS_EPROTO;
@@ -454,7 +485,7 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 {
 	struct cas_transport *t = ch->t;
 	char **urls;
-	char *text;
+	unsigned char *bin;
 	size_t len;
 	struct body *b;
 	struct xfer *xs[CAS_NODES_MAX];
@@ -472,18 +503,18 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 		cas_errmsg_set(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
 		return CAS_EINVAL;
 	}
-	rc = cas_codec_encode(m, &text, &len);
+	rc = cas_codec_bin_encode(m, &bin, &len);
 	if (rc != CAS_OK) {
 		cas_errmsg_set(errmsg, errmsg_len, "encoding a request: %s", cas_strerror(rc));
 		return rc;
 	}
-	b = malloc(sizeof(*b) + len + 1);
+	b = malloc(sizeof(*b) + len);
 	if (b == NULL)
-		goto out_free_text;
+		goto out_free_bin;
 	b->refs = 0;
 	b->len = len;
-	memcpy(b->data, text, len + 1);
-	free(text);
+	memcpy(b->data, bin, len);
+	free(bin);
 
 	/* Answers to earlier sends are of no use any more; finished ones
 	 * free their handles (and connections) for this send. */
@@ -539,8 +570,8 @@ out_free_body:
 	free(b);
 	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a transfer");
 	return CAS_ENOMEM;
-out_free_text:
-	free(text);
+out_free_bin:
+	free(bin);
 	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a request");
 	return CAS_ENOMEM;
 }

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 rm -rf corpus
-mkdir -p corpus/codec corpus/acceptor corpus/record corpus/xattr
+mkdir -p corpus/codec corpus/codec_bin corpus/acceptor corpus/record corpus/xattr
 
 # le BYTES VALUE: VALUE as BYTES little-endian bytes.
 le() {
@@ -28,6 +28,7 @@ printf '{"key":"k",%s,"value":{"version":"0","recent":[],"data":""}}' "$B" >$c/a
 printf '{"result":"promise","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' >$c/promise
 printf '{"result":"promise","accepted":{"counter":"5","id":"1"},%s}' "$V" >$c/promise-value
 printf '{"result":"accepted",%s}' "$B" >$c/accepted
+printf '{"result":"current","accepted":{"counter":"5","id":"1"},%s}' "$V" >$c/current
 printf '{"result":"reject","blocking":{"counter":"7","id":"3"}}' >$c/reject
 printf 'Zm9vYmFy' >$c/base64
 # Invalid: each a different refusal.
@@ -37,6 +38,32 @@ printf '{"key":"a b",%s}' "$B" >$c/bad-key
 printf '{"key":"k",%s,"value":{"version":"1","recent":[],"data":"Zh=="}}' "$B" >$c/bad-base64
 printf '{"key":"k\\u0000",%s}' "$B" >$c/bad-nul-escape
 printf '{"key":"k",%s} x' "$B" >$c/bad-trailing
+
+# --- codec_bin: binary bodies (PROTOCOL.md, "Binary form") ---
+c=corpus/codec_bin
+bkey() { le 1 ${#1}; printf '%s' "$1"; }
+bballot() { le 8 "$1"; le 8 "$2"; }
+# bvalue VERSION DATA N_RECENT
+bvalue() {
+	local i
+	le 8 "$1"; le 1 "$3"
+	for ((i = 0; i < $3; i++)); do le 8 $((i + 1)); le 8 $((i + 7)); le 8 "$1"; done
+	le 4 ${#2}; printf '%s' "$2"
+}
+{ printf '\xc1\x01'; bkey k; bballot 5 1; } >$c/prepare
+{ printf '\xc1\x02'; bkey a/b:c@d-e_f.g; bballot 5 1; bballot 0 0; bvalue 1 hello 1; } >$c/accept
+{ printf '\xc1\x02'; bkey k; bballot 5 1; bballot 6 1; bvalue 3 "" 16; } >$c/accept-full
+{ printf '\xc1\x03'; bkey i/00ff; } >$c/query
+{ printf '\xc1\x81'; bballot 0 0; bvalue 0 "" 0; } >$c/promise
+{ printf '\xc1\x82'; bballot 5 1; bballot 6 1; } >$c/accepted
+{ printf '\xc1\x83'; bballot 7 3; } >$c/reject
+{ printf '\xc1\x84'; bballot 5 1; bvalue 1 hello 2; } >$c/current
+# Invalid: each a different refusal.
+{ printf '\xc1\x01'; bkey k; bballot 5 1; printf x; } >$c/bad-trailing
+{ printf '\xc1\x01'; bkey 'a b'; bballot 5 1; } >$c/bad-key
+{ printf '\xc1\x02'; bkey k; bballot 5 1; bballot 0 0; bvalue 1 "" 17; } >$c/bad-recent
+{ printf '\xc1\x02'; bkey k; bballot 5 1; bballot 0 0; le 8 1; le 1 0; le 4 9; printf hi; } >$c/bad-truncated
+{ printf '\xc2\x01'; bkey k; bballot 5 1; } >$c/bad-version
 
 # --- acceptor: 40 bytes of state, then NUL-separated requests, each a
 # selector byte (P: prepare, A: accept) and a body ---

@@ -59,7 +59,7 @@ static int decode(const char *body, size_t len, enum cas_msg_type kind, struct c
 	}
 	if (kind == CAS_MSG_NONE) {
 		CHECK(out->type == CAS_MSG_PROMISE || out->type == CAS_MSG_ACCEPTED ||
-		      out->type == CAS_MSG_REJECT);
+		      out->type == CAS_MSG_REJECT || out->type == CAS_MSG_CURRENT);
 		CHECK(out->key[0] == '\0');
 	} else {
 		CHECK(out->type == kind);

@@ -1,6 +1,7 @@
-# casd_input.sh - a real casd refuses malformed requests with the right 4xx
-# and a JSON error, stores nothing for them and keeps serving; bad
-# command-line options exit 2 with one line on stderr.
+# casd_input.sh - a real casd refuses malformed requests, JSON or binary,
+# with the right 4xx and a JSON error, stores nothing for them and keeps
+# serving; it answers binary requests in binary; bad command-line options
+# exit 2 with one line on stderr.
 . "$CAS_SRC/tests/lib.sh"
 
 cas_start_cluster 1
@@ -106,6 +107,104 @@ req POST /v1/query 200 '{"key":"never"}'
 grep -Fqx '{"result":"current","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' \
 	"$OUT" || fail "query of a new key: $(cat "$OUT")"
 
+# The binary form (PROTOCOL.md): the same refusals, a JSON error body.
+BT=application/x-casfs
+# le BYTES VALUE: VALUE as BYTES little-endian bytes.
+le() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		printf "\\x$(printf %02x $((($2 >> (8 * i)) & 255)))"
+	done
+}
+bkey() { le 1 ${#1}; printf '%s' "$1"; }
+bballot() { le 8 "$1"; le 8 "$2"; }
+# bvalue VERSION DATA [N_RECENT]: a value with N_RECENT (default 0) entries.
+bvalue() {
+	local i
+	le 8 "$1"; le 1 "${3:-0}"
+	for ((i = 0; i < ${3:-0}; i++)); do le 8 9; le 8 1; le 8 "$1"; done
+	le 4 ${#2}; printf '%s' "$2"
+}
+bprepare() { printf '\xc1\x01'; bkey "$1"; bballot "$2" "$3"; }
+# baccept KEY COUNTER ID VERSION DATA [N_RECENT]
+baccept() { printf '\xc1\x02'; bkey "$1"; bballot "$2" "$3"; bballot 0 0; bvalue "$4" "$5" "${6:-0}"; }
+bquery() { printf '\xc1\x03'; bkey "$1"; }
+
+# breq PATH STATUS: posts $BIN as a binary body and checks the status, and
+# the answer's Content-Type: binary for a 200 or 409, else a JSON error.
+# (Bodies go through files: a failure inside a pipeline would not end the
+# test.)
+BIN=$CAS_TMP/bin
+WANT=$CAS_TMP/want
+breq() {
+	local path=$1 want=$2 code
+	code=$(curl -s -o "$OUT" -D "$CAS_TMP/hdr" -w '%{http_code}' -H "Content-Type: $BT" \
+		--data-binary @"$BIN" --max-time 30 "$U$path") || fail "binary $path: curl failed"
+	[ "$code" = "$want" ] ||
+		fail "binary $path: status $code, want $want: $(od -An -tx1 "$BIN" | head -3)"
+	if [ "$want" = 200 ] || [ "$want" = 409 ]; then
+		grep -qi "^content-type: $BT" "$CAS_TMP/hdr" ||
+			fail "binary $path: answer not binary: $(cat "$CAS_TMP/hdr")"
+	else
+		grep -qi '^content-type: application/json' "$CAS_TMP/hdr" &&
+			grep -Eq '^\{"error":"([^"\\]|\\.)+"\}$' "$OUT" ||
+			fail "binary $path: error is not {\"error\": ...}: $(head -c 300 "$OUT")"
+	fi
+}
+# bwant: the last answer is exactly $WANT.
+bwant() { cmp -s "$WANT" "$OUT" || fail "binary answer: $(od -An -tx1 "$OUT" | head -5)"; }
+
+: >"$BIN"
+breq /v1/prepare 400
+printf '{"key":"k",%s}' "$B1" >"$BIN"
+breq /v1/prepare 400
+{ printf '\xc2\x01'; bkey k; bballot 5 1; } >"$BIN"
+breq /v1/prepare 400
+{ printf '\xc1\x07'; bkey k; bballot 5 1; } >"$BIN"
+breq /v1/prepare 400
+printf '\xc1' >"$BIN"
+breq /v1/prepare 400
+baccept k 5 1 1 hello >"$BIN"
+breq /v1/prepare 400
+bquery k >"$BIN"
+breq /v1/prepare 400
+{ printf '\xc1\x81'; bballot 5 1; bvalue 0 ''; } >"$BIN"
+breq /v1/prepare 400
+bprepare k 5 1 | head -c -1 >"$BIN"
+breq /v1/prepare 400
+{ bprepare k 5 1; printf x; } >"$BIN"
+breq /v1/prepare 400
+baccept k 5 1 1 hello | head -c -1 >"$BIN"
+breq /v1/accept 400
+{ baccept k 5 1 1 hello; printf '\0'; } >"$BIN"
+breq /v1/accept 400
+bprepare k 5 1 >"$BIN"
+breq /v1/accept 400
+# Bad keys: empty, forbidden bytes, 251 bytes, a NUL.
+for key in '' 'a b' 'a%b' 'a\b' $'caf\xc3\xa9' "k${long:0:250}"; do
+	bprepare "$key" 5 1 >"$BIN"
+	breq /v1/prepare 400
+	bquery "$key" >"$BIN"
+	breq /v1/query 400
+done
+{ printf '\xc1\x01\x02a\0'; bballot 5 1; } >"$BIN"
+breq /v1/prepare 400
+# Recent entries: 16 would do, 17 do not.
+baccept k 5 1 1 hello 17 >"$BIN"
+breq /v1/accept 400
+# A data length past the body's end; a value one byte over the limit.
+{ printf '\xc1\x02'; bkey k; bballot 5 1; bballot 0 0; le 8 1; le 1 0; le 4 6; printf hello; } >"$BIN"
+breq /v1/accept 400
+{
+	printf '\xc1\x02'; bkey k; bballot 5 1; bballot 0 0; le 8 1; le 1 0
+	le 4 $((1024 * 1024 + 1)); head -c $((1024 * 1024 + 1)) /dev/zero
+} >"$BIN"
+breq /v1/accept 413
+{ bquery k; printf x; } >"$BIN"
+breq /v1/query 400
+bprepare k 5 1 >"$BIN"
+breq /v1/query 400
+
 # None of it was stored, and the node still serves.
 req GET /v1/health 200
 grep -q '"keys":"0"' "$OUT" || fail "bad requests created keys: $(cat "$OUT")"
@@ -132,6 +231,27 @@ req POST /v1/query 200 '{"key":"good"}'
 grep -Fqx "{\"result\":\"current\",\"accepted\":{\"counter\":\"5\",\"id\":\"1\"},$V1}" "$OUT" ||
 	fail "query reply: $(cat "$OUT")"
 req POST /v1/accept 200 "{\"key\":\"good\",\"ballot\":{\"counter\":\"6\",\"id\":\"1\"},$V1}"
+
+# The same round in binary, answered in binary; JSON sees what it did.
+bprepare bin 5 1 >"$BIN"
+breq /v1/prepare 200
+{ printf '\xc1\x81'; bballot 0 0; bvalue 0 ''; } >"$WANT"
+bwant
+baccept bin 5 1 1 hello 16 >"$BIN"
+breq /v1/accept 200
+{ printf '\xc1\x82'; bballot 5 1; bballot 0 0; } >"$WANT"
+bwant
+bprepare bin 5 1 >"$BIN"
+breq /v1/prepare 409
+{ printf '\xc1\x83'; bballot 5 1; } >"$WANT"
+bwant
+bquery bin >"$BIN"
+breq /v1/query 200
+{ printf '\xc1\x84'; bballot 5 1; bvalue 1 hello 16; } >"$WANT"
+bwant
+req POST /v1/query 200 '{"key":"bin"}'
+grep -Fq '"accepted":{"counter":"5","id":"1"},"value":{"version":"1","recent":[{"proposer":"9","op":"1","version":"1"},' "$OUT" &&
+	grep -Fq '"data":"aGVsbG8="}}' "$OUT" || fail "binary accept seen in JSON: $(cat "$OUT")"
 
 # Kept-alive connections: the second request reuses the first one's.
 n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$U/v1/health" "$U/v1/health" |

@@ -25,6 +25,7 @@
 
 #include "acceptor.h"
 #include "codec.h"
+#include "codec_bin.h"
 
 static uint64_t now_ms(void)
 {
@@ -367,6 +368,10 @@ struct fake_node {
 	 * acceptor's answer; garbage (a 200 that is no JSON); silence. */
 	unsigned prepare_status, accept_status;
 	bool garbage, silent;
+	/* Wire forms: a node older than the binary form reads every body as
+	 * JSON; json_replies answers a binary request in JSON. Otherwise a
+	 * node speaks the form the request's Content-Type names, as casd. */
+	bool old, json_replies;
 	volatile bool stopping;
 	pthread_mutex_t lock;
 	struct fake_entry entries[64];
@@ -390,18 +395,28 @@ static struct fake_entry *fake_entry(struct fake_node *f, const char *key)
 	return &f->entries[f->n_entries++];
 }
 
-/* The real acceptor's answer to a request body; *body malloc'd. */
+/* The real acceptor's answer to a request body, in the binary form when
+ * *binary (which it clears when answering in JSON); *body malloc'd. */
 static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const char *in,
-			      size_t len, char **body, size_t *body_len)
+			      size_t len, bool *binary, char **body, size_t *body_len)
 {
 	struct cas_msg req, reply = {0};
 	struct fake_entry *e;
 	unsigned char *old;
 	char err[128];
 	bool changed;
+	int rc;
 
-	if (cas_codec_decode_request(in, len, type, CAS_DEFAULT_MAX_VALUE, &req, err,
-				     sizeof(err)) != CAS_OK) {
+	if (*binary)
+		rc = cas_codec_bin_decode_request(in, len, type, CAS_DEFAULT_MAX_VALUE, &req, err,
+						  sizeof(err));
+	else
+		rc = cas_codec_decode_request(in, len, type, CAS_DEFAULT_MAX_VALUE, &req, err,
+					      sizeof(err));
+	if (f->json_replies)
+		*binary = false;
+	if (rc != CAS_OK) {
+		*binary = false;
 		*body = strdup("{\"error\":\"bad request\"}");
 		*body_len = strlen(*body);
 		return 400;
@@ -411,7 +426,11 @@ static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const
 	assert_non_null(e);
 	old = e->st.value.data;
 	changed = cas_acceptor_handle(&e->st, &req, &reply);
-	assert_int_equal(cas_codec_encode(&reply, body, body_len), CAS_OK);
+	if (*binary)
+		assert_int_equal(cas_codec_bin_encode(&reply, (unsigned char **)body, body_len),
+				 CAS_OK);
+	else
+		assert_int_equal(cas_codec_encode(&reply, body, body_len), CAS_OK);
 	if (changed && e->st.value.data != old) {
 		/* The state borrows the request's bytes: keep a copy. */
 		struct cas_reg copy;
@@ -437,6 +456,8 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	size_t body_len = 0;
 	unsigned status, fault;
 	bool prepare = strcmp(url, "/v1/prepare") == 0;
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	bool binary = !f->old && ct != NULL && strcmp(ct, CAS_CODEC_BIN_TYPE) == 0;
 
 	(void)method;
 	(void)version;
@@ -483,7 +504,7 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		body_len = strlen(body);
 	} else if (prepare || strcmp(url, "/v1/accept") == 0) {
 		status = fake_acceptor(f, prepare ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT,
-				       r->buf ? r->buf : "", r->len, &body, &body_len);
+				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
 	} else {
 		status = 404;
 		body = strdup("{\"error\":\"no such path\"}");
@@ -494,6 +515,10 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	resp = MHD_create_response_from_buffer(body_len, body, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
 		free(body);
+		return MHD_NO;
+	}
+	if (binary && MHD_add_response_header(resp, "Content-Type", CAS_CODEC_BIN_TYPE) != MHD_YES) {
+		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
 	ret = MHD_queue_response(conn, status, resp);
@@ -716,6 +741,39 @@ static void test_fake_413_is_fatal(void **state)
 	cas_client_close(c);
 }
 
+/* The client sends the binary form and reads replies in either form: a
+ * node that answers in JSON still counts. A node older than the binary
+ * form refuses every request (400): one such node is a minority fault,
+ * two leave no majority. */
+static void test_fake_wire_forms(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c;
+	struct cas_value v;
+	uint64_t version;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	for (int i = 0; i < FAKES; i++)
+		fc->nodes[i].json_replies = true;
+	assert_int_equal(cas_put(c, "forms", "json", 4, 0, &version), CAS_OK);
+	assert_int_equal(cas_read(c, "forms", 0, &v), CAS_OK);
+	assert_int_equal(v.version, version);
+	assert_memory_equal(v.data, "json", 4);
+	cas_value_clear(&v);
+	for (int i = 0; i < FAKES; i++)
+		fc->nodes[i].json_replies = false;
+
+	fc->nodes[0].old = true;
+	assert_int_equal(cas_put(c, "forms", "bin", 3, 0, &version), CAS_OK);
+	fc->nodes[1].old = true;
+	assert_int_equal(cas_put(c, "forms", "old", 3, 300, NULL), CAS_EUNAVAILABLE);
+	fc->nodes[0].old = fc->nodes[1].old = false;
+	assert_int_equal(cas_read(c, "forms", 0, &v), CAS_OK);
+	assert_true(v.version >= version);
+	cas_value_clear(&v);
+	cas_client_close(c);
+}
+
 #define INCR_THREADS 8
 #define INCR_EACH    25
 
@@ -878,6 +936,7 @@ int main(void)
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_majority_faults, fakes_setup,
 						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_wire_forms, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_413_is_fatal, fakes_setup,
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_threads_one_key, fakes_setup,
