@@ -4,6 +4,8 @@
 #ifndef CAS_BATCH_H
 #define CAS_BATCH_H
 
+#include <stddef.h>
+
 /*
  * Request body (Content-Type application/x-casfs), one or more items:
  *
@@ -40,5 +42,34 @@ enum cas_batch_status {
 	CAS_BATCH_TOO_BIG = 2, /* value over the node's limit (413) */
 	CAS_BATCH_FAILED = 3,	 /* the node failed to run it, nothing promised (500) */
 };
+
+/* One item of a batch body: len bytes at data, inside the body. */
+struct cas_batch_item {
+	const unsigned char *data;
+	size_t len;
+};
+
+/* Splits a batch body into its items, in order, into items[0..*n). The
+ * items point into body (borrowed: valid while body is). A body that does
+ * not split (no item, a length running past its end, bytes after the last
+ * item, more than CAS_BATCH_MAX_ITEMS items) is CAS_EINVAL with a
+ * one-line reason in errmsg, *n 0. Items are not looked into. */
+int cas_batch_split(const void *body, size_t len, struct cas_batch_item items[CAS_BATCH_MAX_ITEMS],
+		    size_t *n, char *errmsg, size_t errmsg_len);
+
+/* One entry of a batch answer: its status and its bytes (the binary reply
+ * for CAS_BATCH_OK, else the reason's text). */
+struct cas_batch_entry {
+	enum cas_batch_status status;
+	const void *data;
+	size_t len;
+};
+
+/* Builds the answer made of entries[0..n), in order. On success *out is a
+ * malloc'd buffer of *out_len bytes, the caller's to free. Errors:
+ * CAS_ETOOBIG (an entry over 2^32 - 1 bytes), CAS_ENOMEM; *out is NULL
+ * and *out_len 0 then. */
+int cas_batch_encode(const struct cas_batch_entry *entries, size_t n, unsigned char **out,
+		     size_t *out_len);
 
 #endif
