@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "acceptor.h"
+#include "batch.h"
 #include "codec.h"
 #include "codec_bin.h"
 #include "server_http.h"
@@ -45,8 +47,29 @@ enum route {
 	ROUTE_PREPARE,
 	ROUTE_ACCEPT,
 	ROUTE_QUERY,
+	ROUTE_BATCH,
 	ROUTE_HEALTH,
 	ROUTE_ERROR, /* refused from its headers; answered once read */
+};
+
+/* One item of a batch (batch.h) while it runs. */
+struct batch_item {
+	enum cas_batch_status status; /* not CAS_BATCH_OK: op.errmsg says why */
+	bool changing;		      /* a PREPARE or ACCEPT, run by the store */
+	struct cas_msg req;
+	struct cas_store_op op; /* changing: its outcome */
+	unsigned char *reply;	/* the encoded reply, once there is one */
+	size_t reply_len;
+};
+
+/* A batch of requests in flight, allocated per batch (a cas_msg and a
+ * cas_store_op are large). Freed once answered, or with its request; never
+ * while a changing item is in the store (its connection is suspended). */
+struct batch {
+	atomic_size_t pending; /* changing items the store has not done yet */
+	size_t n;
+	size_t changing;
+	struct batch_item items[];
 };
 
 /* One request in flight: its route and the body read so far, then its
@@ -61,11 +84,13 @@ struct request {
 	bool stored; /* op is in the store, or done: answer from op */
 	struct cas_msg req;
 	struct cas_store_op op;
-	unsigned status;    /* ROUTE_ERROR: the answer */
+	struct batch *batch; /* ROUTE_BATCH, once split: answer from it */
+	unsigned status;     /* ROUTE_ERROR: the answer */
 	const char *reason; /* ROUTE_ERROR: static */
 	char *body;
 	size_t len;
 	size_t cap;
+	size_t limit;	/* largest body of its route */
 	size_t dropped; /* bytes past the limit, thrown away */
 	bool too_big;
 };
@@ -371,6 +396,251 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 	return MHD_YES;
 }
 
+static void batch_free(struct batch *b)
+{
+	size_t i;
+
+	if (!b)
+		return;
+	for (i = 0; i < b->n; i++) {
+		cas_msg_clear(&b->items[i].req);
+		cas_msg_clear(&b->items[i].op.reply);
+		free(b->items[i].reply);
+	}
+	free(b);
+}
+
+/* Runs on the store's writer once a changing item of r's batch is done:
+ * the last one lets libmicrohttpd call on_request again, which answers. */
+static void on_batch_stored(struct cas_store_op *op)
+{
+	struct request *r = op->arg;
+	struct cas_server *s = r->server;
+	struct MHD_Connection *conn = r->conn;
+
+	/* Until the last item is done nothing frees r; once this one is
+	 * counted, r is not touched here any more. */
+	if (atomic_fetch_sub(&r->batch->pending, 1) != 1)
+		return;
+	/* r may be answered and freed from here on. */
+	MHD_resume_connection(conn);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Encodes it->req's reply into it->reply, or fails the item. */
+static void batch_encode_reply(struct batch_item *it, const struct cas_msg *reply)
+{
+	int err;
+
+	err = cas_codec_bin_encode(reply, &it->reply, &it->reply_len);
+	if (err) {
+		/* A changing item is already durable: the proposer sees a
+		 * failure and retries above it, which is safe. */
+		it->status = CAS_BATCH_FAILED;
+		snprintf(it->op.errmsg, sizeof(it->op.errmsg), "cannot encode the reply: %s",
+			 cas_strerror(err));
+	}
+}
+
+/* Decodes one item as its type byte says; a failure stays with the item. */
+static void batch_decode(const struct cas_server *s, struct batch_item *it,
+			 const struct cas_batch_item *in)
+{
+	char *errmsg = it->op.errmsg;
+	size_t errmsg_len = sizeof(it->op.errmsg);
+	enum cas_msg_type type;
+	int err;
+
+	it->status = CAS_BATCH_BAD;
+	if (in->len < 2) {
+		snprintf(errmsg, errmsg_len, "item of %zu bytes: no type byte", in->len);
+		return;
+	}
+	switch (in->data[1]) {
+	case 0x01:
+		type = CAS_MSG_PREPARE;
+		break;
+	case 0x02:
+		type = CAS_MSG_ACCEPT;
+		break;
+	case 0x03:
+		type = CAS_MSG_QUERY;
+		break;
+	default:
+		snprintf(errmsg, errmsg_len, "type 0x%02x is not a request", in->data[1]);
+		return;
+	}
+	err = cas_codec_bin_decode_request(in->data, in->len, type, s->max_value, &it->req,
+					   errmsg, errmsg_len);
+	if (err == CAS_ETOOBIG)
+		it->status = CAS_BATCH_TOO_BIG;
+	else if (err == CAS_ENOMEM)
+		it->status = CAS_BATCH_FAILED;
+	if (err)
+		return;
+	it->status = CAS_BATCH_OK;
+	it->changing = type != CAS_MSG_QUERY;
+}
+
+/* Answers a QUERY item as handle_query does, from committed state. */
+static void batch_query(struct cas_server *s, struct batch_item *it)
+{
+	struct cas_acceptor_state st;
+	struct cas_msg reply;
+
+	if (cas_store_get(s->store, it->req.key, &st, it->op.errmsg, sizeof(it->op.errmsg))) {
+		it->status = CAS_BATCH_FAILED;
+		return;
+	}
+	cas_acceptor_handle(&st, &it->req, &reply);
+	batch_encode_reply(it, &reply);
+	free(st.value.data);
+}
+
+/* Answers a batch whose items all have their outcome, and frees it. */
+static enum MHD_Result answer_batch(struct cas_server *s, struct MHD_Connection *conn,
+				    const char *method, const char *url, struct request *r)
+{
+	struct batch *b = r->batch;
+	struct cas_batch_entry *entries;
+	struct batch_item *it;
+	enum MHD_Result ret;
+	unsigned char *body;
+	size_t i, len, failed = 0;
+	int err;
+
+	entries = calloc(b->n, sizeof(*entries));
+	if (!entries) {
+		ret = send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 "out of memory");
+		goto out_free_batch;
+	}
+	for (i = 0; i < b->n; i++) {
+		it = &b->items[i];
+		if (it->status == CAS_BATCH_OK && it->changing) {
+			if (it->op.err) {
+				it->status = CAS_BATCH_FAILED;
+				if (!it->op.errmsg[0])
+					snprintf(it->op.errmsg, sizeof(it->op.errmsg), "%s",
+						 cas_strerror(it->op.err));
+			} else {
+				batch_encode_reply(it, &it->op.reply);
+			}
+		}
+		entries[i].status = it->status;
+		if (it->status == CAS_BATCH_OK) {
+			entries[i].data = it->reply;
+			entries[i].len = it->reply_len;
+		} else {
+			entries[i].data = it->op.errmsg;
+			entries[i].len = strlen(it->op.errmsg);
+			failed++;
+		}
+	}
+	err = cas_batch_encode(entries, b->n, &body, &len);
+	free(entries);
+	if (err) {
+		ret = send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 cas_strerror(err));
+		goto out_free_batch;
+	}
+	logf_(s, CAS_SERVER_LOG_DEBUG, "%s %s items=%zu changing=%zu not_ok=%zu 200", method, url,
+	      b->n, b->changing, failed);
+	ret = send_typed(conn, MHD_HTTP_OK, (char *)body, len, CAS_CODEC_BIN_TYPE, NULL);
+
+out_free_batch:
+	batch_free(b);
+	r->batch = NULL;
+	return ret;
+}
+
+/* Splits and decodes the full body of a batch, answers its queries, and
+ * hands its changing items to the store, each as handle_request would: the
+ * connection waits, suspended, until the last is done (or, stopping, the
+ * thread runs them one by one). */
+static enum MHD_Result handle_batch(struct cas_server *s, struct MHD_Connection *conn,
+				    const char *method, const char *url, struct request *r)
+{
+	struct cas_batch_item split[CAS_BATCH_MAX_ITEMS];
+	struct batch_item *items, *only = NULL;
+	struct batch *b;
+	char errmsg[256];
+	size_t i, n, left;
+	bool wait;
+
+	if (r->too_big)
+		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+				  "request body too large");
+	if (cas_batch_split(r->body, r->len, split, &n, errmsg, sizeof(errmsg)))
+		return send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
+	b = calloc(1, sizeof(*b) + n * sizeof(b->items[0]));
+	if (!b)
+		return send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "out of memory");
+	b->n = n;
+	r->batch = b;
+	items = b->items;
+	for (i = 0; i < n; i++) {
+		batch_decode(s, &items[i], &split[i]);
+		if (items[i].changing) {
+			b->changing++;
+			only = &items[i];
+		} else if (items[i].status == CAS_BATCH_OK) {
+			batch_query(s, &items[i]);
+		}
+	}
+	free(r->body); /* not needed any more while the batch waits */
+	r->body = NULL;
+	r->len = r->cap = 0;
+	for (i = 0; i < n; i++)
+		items[i].op.req = &items[i].req;
+	if (b->changing == 0)
+		return answer_batch(s, conn, method, url, r);
+	if (b->changing == 1 && cas_store_run_if_idle(s->store, &only->op))
+		return answer_batch(s, conn, method, url, r);
+
+	pthread_mutex_lock(&s->lock);
+	wait = s->stopping;
+	if (!wait)
+		s->suspended++;
+	pthread_mutex_unlock(&s->lock);
+	if (wait) {
+		for (i = 0; i < n; i++)
+			if (items[i].changing)
+				items[i].op.err = cas_store_handle(s->store, &items[i].req,
+								   &items[i].op.reply,
+								   items[i].op.errmsg,
+								   sizeof(items[i].op.errmsg));
+		return answer_batch(s, conn, method, url, r);
+	}
+	/* Suspended before the first is queued: the last done may resume it
+	 * at once, after which neither b nor r is touched here. */
+	r->server = s;
+	r->conn = conn;
+	atomic_store(&b->pending, b->changing);
+	left = b->changing;
+	for (i = 0; i < n; i++) {
+		if (!items[i].changing)
+			continue;
+		items[i].op.done = on_batch_stored;
+		items[i].op.arg = r;
+	}
+	MHD_suspend_connection(conn);
+	for (i = 0; left; i++) {
+		struct cas_store_op *op = &items[i].op;
+
+		if (!items[i].changing)
+			continue;
+		left--;
+		if (cas_store_submit(s->store, op))
+			on_batch_stored(op); /* refused at once: op says why */
+	}
+	return MHD_YES;
+}
+
 /* Appends data to r's body, or notes that the limit is passed. */
 static bool append_body(struct cas_server *s, struct request *r, const char *data, size_t n)
 {
@@ -381,21 +651,21 @@ static bool append_body(struct cas_server *s, struct request *r, const char *dat
 		r->dropped += n; /* a body nobody reads */
 		return r->dropped / DRAIN_FACTOR <= s->body_limit;
 	}
-	if (r->too_big || n > s->body_limit - r->len) {
+	if (r->too_big || n > r->limit - r->len) {
 		r->too_big = true;
 		r->dropped += n;
 		free(r->body);
 		r->body = NULL;
 		r->len = r->cap = 0;
-		return r->dropped / DRAIN_FACTOR <= s->body_limit;
+		return r->dropped / DRAIN_FACTOR <= r->limit;
 	}
 	need = r->len + n + 1; /* room for a NUL, kept for cJSON's sake */
 	if (need > r->cap) {
 		cap = r->cap ? r->cap : 4096;
 		while (cap < need)
 			cap *= 2;
-		if (cap > s->body_limit + 1)
-			cap = s->body_limit + 1;
+		if (cap > r->limit + 1)
+			cap = r->limit + 1;
 		p = realloc(r->body, cap);
 		if (!p)
 			return false;
@@ -408,8 +678,8 @@ static bool append_body(struct cas_server *s, struct request *r, const char *dat
 	return true;
 }
 
-/* A Content-Length above the limit, told before any body byte is read. */
-static bool declared_too_big(struct cas_server *s, struct MHD_Connection *conn)
+/* A Content-Length above limit, told before any body byte is read. */
+static bool declared_too_big(struct MHD_Connection *conn, size_t limit)
 {
 	const char *cl;
 	char *end;
@@ -422,7 +692,7 @@ static bool declared_too_big(struct cas_server *s, struct MHD_Connection *conn)
 	n = strtoull(cl, &end, 10);
 	if (errno == ERANGE)
 		return true;
-	return end != cl && n > s->body_limit;
+	return end != cl && n > limit;
 }
 
 /* The route of a request, from its path and method. */
@@ -437,7 +707,8 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 		*reason = "use GET on /v1/health";
 		return ROUTE_ERROR;
 	}
-	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept") && strcmp(url, "/v1/query")) {
+	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept") && strcmp(url, "/v1/query") &&
+	    strcmp(url, "/v1/batch")) {
 		*status = MHD_HTTP_NOT_FOUND;
 		*reason = "unknown path";
 		return ROUTE_ERROR;
@@ -449,6 +720,8 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 	}
 	if (strcmp(url, "/v1/query") == 0)
 		return ROUTE_QUERY;
+	if (strcmp(url, "/v1/batch") == 0)
+		return ROUTE_BATCH;
 	return strcmp(url, "/v1/prepare") == 0 ? ROUTE_PREPARE : ROUTE_ACCEPT;
 }
 
@@ -464,10 +737,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		unsigned status = 0;
 		const char *reason = NULL;
 		enum route route = route_of(url, method, &status, &reason);
+		size_t limit = route == ROUTE_BATCH ? CAS_SERVER_BATCH_LIMIT : s->body_limit;
 
 		/* Answered at once, closing the connection: reading the
 		 * body would be a waste. */
-		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && declared_too_big(s, conn))
+		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && declared_too_big(conn, limit))
 			return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 					  "request body too large");
 		r = calloc(1, sizeof(*r));
@@ -478,6 +752,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->binary = is_binary(conn);
 		r->status = status;
 		r->reason = reason;
+		r->limit = limit;
+		if (route == ROUTE_BATCH && !r->binary) {
+			r->route = ROUTE_ERROR;
+			r->status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+			r->reason = "a batch is " CAS_CODEC_BIN_TYPE " only";
+		}
 		*con_cls = r;
 		return MHD_YES;
 	}
@@ -489,6 +769,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->stored)
 		return answer_stored(s, conn, method, url, r);
+	if (r->batch)
+		return answer_batch(s, conn, method, url, r);
 	switch (r->route) {
 	case ROUTE_HEALTH:
 		return handle_health(s, conn, method, url);
@@ -496,6 +778,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_error(s, conn, method, url, r->status, r->reason);
 	case ROUTE_QUERY:
 		return handle_query(s, conn, method, url, r);
+	case ROUTE_BATCH:
+		return handle_batch(s, conn, method, url, r);
 	default:
 		return handle_request(s, conn, method, url, r);
 	}
@@ -515,6 +799,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	 * after its answer was made has had them cleared. */
 	cas_msg_clear(&r->req);
 	cas_msg_clear(&r->op.reply);
+	batch_free(r->batch);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;

@@ -6,12 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "store_lmdb.h"
 
 /* Extra bytes a request body may have beyond the base64 of its value:
  * key, ballot, version, recent changes (16 at most, about 100 bytes
  * each), field names and some whitespace. */
 #define CAS_SERVER_BODY_OVERHEAD 8192
+
+/* The largest body of POST /v1/batch, whatever the largest value (413
+ * past it): the items' bytes and their length fields. */
+#define CAS_SERVER_BATCH_LIMIT (CAS_BATCH_MAX_BYTES + 4 * CAS_BATCH_MAX_ITEMS)
 
 /* Default number of threads reading and answering requests. A request
  * waiting for its batch's fsync (store_lmdb.h) holds no thread: its
