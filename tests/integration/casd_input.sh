@@ -253,6 +253,137 @@ req POST /v1/query 200 '{"key":"bin"}'
 grep -Fq '"accepted":{"counter":"5","id":"1"},"value":{"version":"1","recent":[{"proposer":"9","op":"1","version":"1"},' "$OUT" &&
 	grep -Fq '"data":"aGVsbG8="}}' "$OUT" || fail "binary accept seen in JSON: $(cat "$OUT")"
 
+# Batches (PROTOCOL.md, "Batches"): items framed by a 4-byte length, one
+# entry per item in the answer: status, 4-byte length, reply or reason.
+# bitem CMD...: what CMD prints, framed as a batch item.
+bitem() { "$@" >"$CAS_TMP/item"; le 4 "$(stat -c %s "$CAS_TMP/item")"; cat "$CAS_TMP/item"; }
+# bsplit: splits the batch answer $OUT into $CAS_TMP/entry.I (its bytes)
+# and $CAS_TMP/statuses (one status a line), failing on a bad framing.
+bsplit() {
+	local off=0 size st len i=0
+	size=$(stat -c %s "$OUT")
+	: >"$CAS_TMP/statuses"
+	rm -f "$CAS_TMP"/entry.*
+	while [ "$off" -lt "$size" ]; do
+		[ $((off + 5)) -le "$size" ] || fail "batch answer: entry $i cut short at $off of $size"
+		# shellcheck disable=SC2046
+		set -- $(od -An -tu1 -j "$off" -N5 "$OUT")
+		st=$1 len=$(($2 | $3 << 8 | $4 << 16 | $5 << 24))
+		[ $((off + 5 + len)) -le "$size" ] || fail "batch answer: entry $i runs past the end"
+		tail -c +$((off + 6)) "$OUT" | head -c "$len" >"$CAS_TMP/entry.$i"
+		echo "$st" >>"$CAS_TMP/statuses"
+		off=$((off + 5 + len)) i=$((i + 1))
+	done
+}
+# bstatuses WANT: the statuses of the last batch answer, space-separated.
+bstatuses() {
+	bsplit
+	[ "$(paste -sd' ' "$CAS_TMP/statuses")" = "$1" ] ||
+		fail "batch statuses: $(paste -sd' ' "$CAS_TMP/statuses"), want $1"
+}
+# bentry I: entry I of the last batch answer is exactly $WANT.
+bentry() { cmp -s "$WANT" "$CAS_TMP/entry.$1" || fail "batch entry $1: $(od -An -tx1 "$CAS_TMP/entry.$1" | head -5)"; }
+# breason I: entry I is a one-line reason.
+breason() {
+	[ -s "$CAS_TMP/entry.$1" ] && [ "$(wc -l <"$CAS_TMP/entry.$1")" = 0 ] &&
+		! grep -q $'[\x01-\x1f]' "$CAS_TMP/entry.$1" ||
+		fail "batch entry $1 is not a one-line reason: $(od -An -c "$CAS_TMP/entry.$1" | head -3)"
+}
+
+# A PREPARE and an ACCEPT on two new keys and a QUERY of "bin": three
+# replies, in order; JSON sees the accept. (A query runs with the others,
+# so it is of a key the batch does not change.)
+{ bitem bprepare bat1 5 1; bitem baccept bat2 5 1 1 hello; bitem bquery bin; } >"$BIN"
+breq /v1/batch 200
+bstatuses "0 0 0"
+{ printf '\xc1\x81'; bballot 0 0; bvalue 0 ''; } >"$WANT"
+bentry 0
+{ printf '\xc1\x82'; bballot 5 1; bballot 0 0; } >"$WANT"
+bentry 1
+{ printf '\xc1\x84'; bballot 5 1; bvalue 1 hello 16; } >"$WANT"
+bentry 2
+req POST /v1/query 200 '{"key":"bat2"}'
+grep -Fqx '{"result":"current","accepted":{"counter":"5","id":"1"},"value":{"version":"1","recent":[],"data":"aGVsbG8="}}' \
+	"$OUT" || fail "batch accept not seen by a query: $(cat "$OUT")"
+# The prepare promised: the same ballot is rejected now, blocking at 5/1.
+bprepare bat1 5 1 >"$BIN"
+breq /v1/prepare 409
+{ printf '\xc1\x83'; bballot 5 1; } >"$WANT"
+bwant
+
+# Malformed items fail alone: a bad key, an empty item, a reply, a bad
+# first byte; the good accept among them runs.
+{
+	bitem bprepare 'a b' 5 1
+	bitem baccept mixed 7 1 1 world
+	le 4 0
+	bitem eval "printf '\xc1\x84'; bballot 0 0; bvalue 0 ''"
+	bitem eval "printf '\xc2\x03'; bkey k"
+} >"$BIN"
+breq /v1/batch 200
+bstatuses "1 0 1 1 1"
+for i in 0 2 3 4; do breason $i; done
+{ printf '\xc1\x82'; bballot 7 1; bballot 0 0; } >"$WANT"
+bentry 1
+req POST /v1/query 200 '{"key":"mixed"}'
+grep -Fq '"accepted":{"counter":"7","id":"1"},"value":{"version":"1","recent":[],"data":"d29ybGQ="}' \
+	"$OUT" || fail "good item of a mixed batch: $(cat "$OUT")"
+
+# The most items a batch may have, on one key: one promise, then rejects.
+for i in $(seq 1 256); do bitem bprepare many 5 1; done >"$BIN"
+breq /v1/batch 200
+bstatuses "0$(printf ' 0%.0s' $(seq 2 256))"
+{ printf '\xc1\x81'; bballot 0 0; bvalue 0 ''; } >"$WANT"
+bentry 0
+{ printf '\xc1\x83'; bballot 5 1; } >"$WANT"
+bentry 1
+bentry 255
+
+# Bodies that do not split are refused whole, nothing of them runs: no
+# item, a length field cut short, an item running past the end, a
+# trailing byte, 257 items.
+: >"$BIN"
+breq /v1/batch 400
+{ bitem bprepare frame 5 1; printf '\x01\x00'; } >"$BIN"
+breq /v1/batch 400
+{ bitem bprepare frame 5 1; bitem baccept frame 5 1 1 x; } | head -c -1 >"$BIN"
+breq /v1/batch 400
+{ bitem bprepare frame 5 1; printf x; } >"$BIN"
+breq /v1/batch 400
+for i in $(seq 1 257); do bitem bprepare frame 5 1; done >"$BIN"
+breq /v1/batch 400
+# Had any run, frame would have promised 5/1, or accepted.
+req POST /v1/prepare 200 '{"key":"frame","ballot":{"counter":"1","id":"1"}}'
+grep -Fqx '{"result":"promise","accepted":{"counter":"0","id":"0"},"value":{"version":"0","recent":[],"data":""}}' \
+	"$OUT" || fail "a refused batch ran: $(cat "$OUT")"
+
+# Only the binary form, only by POST.
+bitem bprepare frame 9 1 >"$BIN"
+req POST /v1/batch 415 - <"$BIN"
+code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Content-Type: application/json' \
+	--data-binary @"$BIN" --max-time 30 "$U/v1/batch")
+[ "$code" = 415 ] && grep -q '"error"' "$OUT" || fail "JSON batch: status $code, want 415"
+req GET /v1/batch 405
+
+# The body limit of a batch (CAS_BATCH_MAX_BYTES + 4 * CAS_BATCH_MAX_ITEMS),
+# whatever the largest value: one byte over it is a 413, declared or
+# chunked; a body of exactly the limit is read, and its one accept, a
+# value over --max-value-size, fails alone as too big.
+limit=$((1024 * 1024 + 4 * 256))
+{
+	le 4 $((limit - 4)); printf '\xc1\x02'; bkey k; bballot 5 1; bballot 0 0; le 8 1; le 1 0
+	le 4 $((limit - 4 - 48 - 1)); head -c $((limit - 4 - 48 - 1)) /dev/zero
+} >"$BIN"
+[ "$(stat -c %s "$BIN")" = "$limit" ] || fail "limit body: $(stat -c %s "$BIN") bytes"
+breq /v1/batch 200
+bstatuses 2
+breason 0
+printf x >>"$BIN"
+breq /v1/batch 413
+code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Transfer-Encoding: chunked' -H "Content-Type: $BT" \
+	--data-binary @"$BIN" --max-time 30 "$U/v1/batch")
+[ "$code" = 413 ] && grep -q '"error"' "$OUT" || fail "chunked batch over the limit: status $code"
+
 # Kept-alive connections: the second request reuses the first one's.
 n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' "$U/v1/health" "$U/v1/health" |
 	tr -d '\n')
