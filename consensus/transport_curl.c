@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "batch.h"
 #include "codec.h"
 #include "codec_bin.h"
 #include "errmsg.h"
@@ -47,6 +48,44 @@ struct xfer {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Requests larger than this go on their own, never in a batch. */
+#define BATCH_ITEM_MAX (64u * 1024u)
+
+/* One channel's request to one node, waiting in the node's pipe or in the
+ * batch in flight there. */
+struct bitem {
+	struct bitem *next;
+	struct cas_channel *ch;
+	uint64_t seq;	      /* ch->bseq of the send it belongs to */
+	uint64_t deadline_ms; /* of that send */
+	size_t len;
+	unsigned char data[]; /* the request, binary form */
+};
+
+/* An answer that came in a batch, for its channel to take. */
+struct banswer {
+	struct banswer *next;
+	struct cas_transport_answer a;
+};
+
+/* The batches to one node: at most one in flight; requests that come
+ * meanwhile wait and go together in the next. */
+struct pipe {
+	struct bitem *head, **tail; /* waiting (t->block) */
+	bool busy;		    /* a batch is in flight (t->block) */
+	bool refused;		    /* the node takes no batches (t->block) */
+	/* The I/O thread's own. */
+	struct bitem *flight; /* the batch in flight, in order */
+	size_t n_flight;
+	CURL *easy;
+	unsigned char *req;
+	size_t req_len, req_cap;
+	unsigned char *resp;
+	size_t resp_len, resp_cap, resp_max;
+	bool resp_overflow;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
 struct cas_channel {
 	struct cas_transport *t;
 	CURLM *multi;
@@ -55,6 +94,11 @@ struct cas_channel {
 	uint64_t seq;	/* the current send */
 	size_t pending; /* busy transfers of the current send */
 	struct cas_channel *next_free;
+	/* Answers in batches (t->block): */
+	uint64_t bseq;		  /* the current send */
+	size_t bpending;	  /* batch answers it still waits for */
+	struct banswer *bans;	  /* arrived, not taken yet */
+	struct banswer **bans_tail;
 };
 
 struct cas_transport {
@@ -69,6 +113,15 @@ struct cas_transport {
 	size_t max_reply;
 	struct curl_slist *headers;
 	struct cas_channel *free_list;
+	char **batch_urls;
+	/* Batching: while more than one channel is checked out, requests go
+	 * through the nodes' pipes, which one I/O thread drives. */
+	pthread_mutex_t block; /* guards what the structs above mark (t->block) */
+	size_t active;	       /* channels checked out */
+	bool io_running, io_stop;
+	pthread_t io;
+	CURLM *io_multi;
+	struct pipe pipes[CAS_NODES_MAX];
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -146,6 +199,12 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 		goto out_oom;
 	if (pthread_mutex_init(&t->lock, NULL) != 0)
 		goto out_free_t;
+	if (pthread_mutex_init(&t->block, NULL) != 0) {
+		pthread_mutex_destroy(&t->lock);
+		goto out_free_t;
+	}
+	for (size_t i = 0; i < n; i++)
+		t->pipes[i].tail = &t->pipes[i].head;
 	t->n = n;
 	t->max_value = max_value;
 	t->max_reply = max_value / 3 * 4 + 4 + REPLY_SLACK;
@@ -154,8 +213,9 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	t->accept_urls = make_urls(urls, n, "/v1/accept");
 	t->query_urls = make_urls(urls, n, "/v1/query");
 	t->health_urls = make_urls(urls, n, "/v1/health");
+	t->batch_urls = make_urls(urls, n, "/v1/batch");
 	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL ||
-	    t->query_urls == NULL || t->health_urls == NULL)
+	    t->query_urls == NULL || t->health_urls == NULL || t->batch_urls == NULL)
 		goto out_free_urls;
 	/* Requests go in the binary form; no "Expect: 100-continue" round
 	 * trip before large bodies. */
@@ -178,6 +238,8 @@ out_free_urls:
 	free_urls(t->accept_urls, n);
 	free_urls(t->query_urls, n);
 	free_urls(t->health_urls, n);
+	free_urls(t->batch_urls, n);
+	pthread_mutex_destroy(&t->block);
 	pthread_mutex_destroy(&t->lock);
 out_free_t:
 	free(t);
@@ -206,6 +268,33 @@ static void xfer_stop(struct xfer *x)
 		x->ch->pending--;
 }
 
+/* Frees the batch answers ch has not taken. Called with t->block held, or
+ * once no other thread can reach ch. */
+static void drop_answers(struct cas_channel *ch)
+{
+	struct banswer *ba;
+
+	while ((ba = ch->bans) != NULL) {
+		ch->bans = ba->next;
+		cas_transport_answer_clear(&ba->a);
+		free(ba);
+	}
+	ch->bans_tail = &ch->bans;
+	ch->bpending = 0;
+}
+
+static void free_items(struct bitem *it)
+{
+	struct bitem *next;
+
+	for (; it; it = next) {
+		next = it->next;
+		free(it);
+	}
+}
+
+static void io_shutdown(struct cas_transport *t);
+
 static void channel_destroy(struct cas_channel *ch)
 {
 	for (size_t i = 0; i < ch->n_xfers; i++) {
@@ -218,6 +307,7 @@ static void channel_destroy(struct cas_channel *ch)
 	}
 	free(ch->xfers);
 	curl_multi_cleanup(ch->multi);
+	drop_answers(ch);
 	free(ch);
 }
 
@@ -227,6 +317,7 @@ void cas_transport_close(struct cas_transport *t)
 
 	if (t == NULL)
 		return;
+	io_shutdown(t);
 	while ((ch = t->free_list) != NULL) {
 		t->free_list = ch->next_free;
 		channel_destroy(ch);
@@ -237,6 +328,8 @@ void cas_transport_close(struct cas_transport *t)
 	free_urls(t->accept_urls, t->n);
 	free_urls(t->query_urls, t->n);
 	free_urls(t->health_urls, t->n);
+	free_urls(t->batch_urls, t->n);
+	pthread_mutex_destroy(&t->block);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -254,7 +347,7 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 	if (ch != NULL) {
 		ch->next_free = NULL;
 		*out = ch;
-		return CAS_OK;
+		goto out_active;
 	}
 
 	ch = calloc(1, sizeof(*ch));
@@ -266,7 +359,12 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 		goto out_free_ch;
 	/* Keep every connection a channel may have made alive. */
 	curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, (long)(t->n * XFERS_PER_NODE_MAX));
+	ch->bans_tail = &ch->bans;
 	*out = ch;
+out_active:
+	pthread_mutex_lock(&t->block);
+	t->active++;
+	pthread_mutex_unlock(&t->block);
 	return CAS_OK;
 
 out_free_ch:
@@ -280,6 +378,9 @@ void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch)
 {
 	if (ch == NULL)
 		return;
+	pthread_mutex_lock(&t->block);
+	t->active--;
+	pthread_mutex_unlock(&t->block);
 	pthread_mutex_lock(&t->lock);
 	ch->next_free = t->free_list;
 	t->free_list = ch;
@@ -480,6 +581,428 @@ out_stop:
 	xfer_stop(x);
 }
 
+/* ---- Batches (batch.h) ---- */
+
+static size_t on_batch_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct pipe *p = userdata;
+	size_t n = size * nmemb, cap;
+	unsigned char *q;
+
+	if (n > p->resp_max - p->resp_len) {
+		p->resp_overflow = true;
+		return 0;
+	}
+	if (p->resp_len + n > p->resp_cap) {
+		cap = p->resp_cap ? p->resp_cap : 4096;
+		while (cap < p->resp_len + n)
+			cap *= 2;
+		q = realloc(p->resp, cap);
+		if (q == NULL)
+			return 0;
+		p->resp = q;
+		p->resp_cap = cap;
+	}
+	memcpy(p->resp + p->resp_len, ptr, n);
+	p->resp_len += n;
+	return n;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Moves what waits in node's pipe into a batch (requests of sends their
+ * channels gave up on are dropped) and lays out its body. Returns whether
+ * there is a batch to send. Called with t->block held. */
+static bool take_batch(struct cas_transport *t, size_t node, uint64_t *deadline_ms)
+{
+	struct pipe *p = &t->pipes[node];
+	struct bitem *it, **last = &p->flight;
+	size_t need;
+	unsigned char *q;
+
+	p->flight = NULL;
+	p->n_flight = 0;
+	p->req_len = 0;
+	*deadline_ms = 0;
+	while ((it = p->head) != NULL && p->n_flight < CAS_BATCH_MAX_ITEMS &&
+	       p->req_len + 4 + it->len <= CAS_BATCH_MAX_BYTES) {
+		p->head = it->next;
+		it->next = NULL;
+		if (it->seq != it->ch->bseq) {
+			free(it);
+			continue;
+		}
+		need = p->req_len + 4 + it->len;
+		if (need > p->req_cap) {
+			q = realloc(p->req, need * 2);
+			if (q == NULL) {
+				/* Left waiting: the next round tries again. */
+				it->next = p->head;
+				p->head = it;
+				break;
+			}
+			p->req = q;
+			p->req_cap = need * 2;
+		}
+		put_le32(p->req + p->req_len, (uint32_t)it->len);
+		memcpy(p->req + p->req_len + 4, it->data, it->len);
+		p->req_len = need;
+		if (it->deadline_ms > *deadline_ms)
+			*deadline_ms = it->deadline_ms;
+		*last = it;
+		last = &it->next;
+		p->n_flight++;
+	}
+	if (p->head == NULL)
+		p->tail = &p->head;
+	p->busy = p->n_flight > 0;
+	return p->busy;
+}
+
+/* Fills a with node's answer to one item of a batch, from its entry
+ * (status, bytes) or, when entry is NULL, from code and why. */
+static void batch_answer(struct cas_transport *t, size_t node, int status,
+			 const unsigned char *data, size_t len, int code, const char *why,
+			 struct cas_transport_answer *a)
+{
+	const char *url = t->urls[node];
+	char reason[160];
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->node = node;
+	if (why != NULL) {
+		a->code = code;
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: %s", url, why);
+		return;
+	}
+	switch (status) {
+	case CAS_BATCH_OK:
+		reason[0] = '\0';
+		rc = cas_codec_bin_decode_reply(data, len, t->max_value, &a->msg, reason,
+						sizeof(reason));
+		a->code = rc;
+		if (rc != CAS_OK && rc != CAS_ETOOBIG && rc != CAS_ENOMEM)
+			a->code = CAS_EPROTO;
+		if (rc != CAS_OK)
+			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: bad reply: %s", url,
+				       reason);
+		return;
+	case CAS_BATCH_TOO_BIG:
+		a->code = CAS_ETOOBIG;
+		break;
+	case CAS_BATCH_BAD:
+	case CAS_BATCH_FAILED:
+		a->code = CAS_EIO;
+		break;
+	default:
+		a->code = CAS_EPROTO;
+		break;
+	}
+	cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: batch item refused: %.*s", url,
+		       (int)(len < 160 ? len : 160), (const char *)data);
+}
+
+/* The batch to node ended with result: turns it into one answer per item
+ * and hands each to its channel, waking the channel. */
+static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
+{
+	struct pipe *p = &t->pipes[node];
+	struct banswer *answers = NULL, **tail = &answers, *ba, *next;
+	const unsigned char *q = p->resp, *end = p->resp + p->resp_len;
+	const char *why = NULL;
+	char whybuf[200];
+	struct bitem *it;
+	bool refused = false;
+	long status = 0;
+	int code = CAS_EIO;
+	uint32_t len;
+
+	curl_multi_remove_handle(t->io_multi, p->easy);
+	if (result != CURLE_OK) {
+		why = whybuf;
+		if (p->resp_overflow) {
+			code = CAS_ETOOBIG;
+			snprintf(whybuf, sizeof(whybuf), "batch reply larger than this client takes");
+		} else {
+			cas_errmsg_set(whybuf, sizeof(whybuf), "%s",
+				       p->errbuf[0] ? p->errbuf : curl_easy_strerror(result));
+		}
+	} else {
+		curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status != 200) {
+			/* A node without batches (404, 405, 415) is asked
+			 * request by request from now on. */
+			refused = status == 404 || status == 405 || status == 415;
+			why = whybuf;
+			snprintf(whybuf, sizeof(whybuf), "HTTP %ld to a batch", status);
+		}
+	}
+	for (it = p->flight; it; it = it->next) {
+		ba = malloc(sizeof(*ba));
+		if (ba == NULL)
+			break; /* the channel times out waiting instead */
+		ba->next = NULL;
+		if (why != NULL || end - q < 5 || (size_t)(end - q - 5) < get_le32(q + 1)) {
+			batch_answer(t, node, 0, NULL, 0, why ? code : CAS_EPROTO,
+				     why ? why : "malformed batch reply", &ba->a);
+		} else {
+			len = get_le32(q + 1);
+			batch_answer(t, node, q[0], q + 5, len, 0, NULL, &ba->a);
+			q += 5 + len;
+		}
+		*tail = ba;
+		tail = &ba->next;
+	}
+
+	pthread_mutex_lock(&t->block);
+	if (refused)
+		p->refused = true;
+	ba = answers;
+	for (it = p->flight; it && ba; it = it->next, ba = next) {
+		next = ba->next;
+		ba->next = NULL;
+		if (it->seq != it->ch->bseq) {
+			cas_transport_answer_clear(&ba->a);
+			free(ba);
+			continue;
+		}
+		*it->ch->bans_tail = ba;
+		it->ch->bans_tail = &ba->next;
+		it->ch->bpending--;
+		/* The channel may be waiting in curl_multi_poll. */
+		curl_multi_wakeup(it->ch->multi);
+	}
+	for (; ba; ba = next) { /* answers of items left without one (no memory) */
+		next = ba->next;
+		cas_transport_answer_clear(&ba->a);
+		free(ba);
+	}
+	p->busy = false;
+	pthread_mutex_unlock(&t->block);
+	free_items(p->flight);
+	p->flight = NULL;
+	p->n_flight = 0;
+}
+
+/* Starts the batch laid out in node's pipe. */
+static void start_batch(struct cas_transport *t, size_t node, uint64_t deadline_ms)
+{
+	struct pipe *p = &t->pipes[node];
+	uint64_t now = cas_transport_now_ms(), left = deadline_ms > now ? deadline_ms - now : 1;
+
+	if (left > LONG_MAX)
+		left = LONG_MAX;
+	p->resp_len = 0;
+	p->resp_overflow = false;
+	p->errbuf[0] = '\0';
+	p->resp_max = p->n_flight * (5 + t->max_value + REPLY_SLACK);
+	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->req_len);
+	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, (char *)p->req);
+	curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)left);
+	curl_easy_setopt(p->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)left);
+	if (curl_multi_add_handle(t->io_multi, p->easy) != CURLM_OK)
+		finish_batch(t, node, CURLE_OUT_OF_MEMORY);
+}
+
+/* The I/O thread: sends each node's waiting requests as one batch as soon
+ * as the node has none in flight, and hands out the answers. */
+static void *io_main(void *arg)
+{
+	struct cas_transport *t = arg;
+	uint64_t deadline[CAS_NODES_MAX];
+	bool start[CAS_NODES_MAX], finished;
+	struct pipe *p;
+	CURLMsg *m;
+	int running, left;
+
+	for (;;) {
+		pthread_mutex_lock(&t->block);
+		if (t->io_stop) {
+			pthread_mutex_unlock(&t->block);
+			break;
+		}
+		for (size_t i = 0; i < t->n; i++) {
+			p = &t->pipes[i];
+			start[i] = !p->busy && p->head != NULL && take_batch(t, i, &deadline[i]);
+		}
+		pthread_mutex_unlock(&t->block);
+		for (size_t i = 0; i < t->n; i++)
+			if (start[i])
+				start_batch(t, i, deadline[i]);
+		curl_multi_perform(t->io_multi, &running);
+		finished = false;
+		while ((m = curl_multi_info_read(t->io_multi, &left)) != NULL) {
+			size_t node = 0;
+			char *priv = NULL;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+			node = (size_t)(priv - (char *)t->pipes) / sizeof(struct pipe);
+			finish_batch(t, node, m->data.result);
+			finished = true;
+		}
+		/* After a batch ended, what waited behind it goes at once. */
+		if (!finished)
+			curl_multi_poll(t->io_multi, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+/* Starts the I/O thread and the pipes' handles. Called with t->block
+ * held. Returns false when it cannot (then requests go on their own). */
+static bool io_start(struct cas_transport *t)
+{
+	struct pipe *p;
+	size_t i;
+
+	if (t->io_running)
+		return true;
+	t->io_multi = curl_multi_init();
+	if (t->io_multi == NULL)
+		return false;
+	for (i = 0; i < t->n; i++) {
+		p = &t->pipes[i];
+		p->easy = curl_easy_init();
+		if (p->easy == NULL)
+			goto out_cleanup;
+		curl_easy_setopt(p->easy, CURLOPT_PRIVATE, (char *)p);
+		curl_easy_setopt(p->easy, CURLOPT_URL, t->batch_urls[i]);
+		curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_batch_data);
+		curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+		curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->errbuf);
+		curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(p->easy, CURLOPT_TCP_NODELAY, 1L);
+		curl_easy_setopt(p->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+		curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, t->headers);
+	}
+	if (pthread_create(&t->io, NULL, io_main, t) != 0)
+		goto out_cleanup;
+	t->io_running = true;
+	return true;
+
+out_cleanup:
+	for (i = 0; i < t->n; i++) {
+		curl_easy_cleanup(t->pipes[i].easy);
+		t->pipes[i].easy = NULL;
+	}
+	curl_multi_cleanup(t->io_multi);
+	t->io_multi = NULL;
+	return false;
+}
+
+/* Stops the I/O thread; what waits or flies is dropped. No channel may
+ * be checked out. */
+static void io_shutdown(struct cas_transport *t)
+{
+	struct pipe *p;
+
+	pthread_mutex_lock(&t->block);
+	if (!t->io_running) {
+		pthread_mutex_unlock(&t->block);
+		return;
+	}
+	t->io_stop = true;
+	pthread_mutex_unlock(&t->block);
+	curl_multi_wakeup(t->io_multi);
+	pthread_join(t->io, NULL);
+	for (size_t i = 0; i < t->n; i++) {
+		p = &t->pipes[i];
+		if (p->busy)
+			curl_multi_remove_handle(t->io_multi, p->easy);
+		curl_easy_cleanup(p->easy);
+		free_items(p->flight);
+		free_items(p->head);
+		free(p->req);
+		free(p->resp);
+	}
+	curl_multi_cleanup(t->io_multi);
+	t->io_running = false;
+}
+
+/* Queues the request bin for every node that takes batches, as part of
+ * ch's current send; direct[i] says which nodes are left for the caller
+ * to ask on their own. Returns false (nothing queued, every node left)
+ * when batching is off: one channel only, a large request, no memory. */
+static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_t len,
+			 uint64_t deadline_ms, bool *direct)
+{
+	struct cas_transport *t = ch->t;
+	struct bitem *items[CAS_NODES_MAX] = {0};
+	bool wake = false, ok = false;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		direct[i] = true;
+	if (len > BATCH_ITEM_MAX)
+		return false;
+	pthread_mutex_lock(&t->block);
+	if (t->active < 2) {
+		pthread_mutex_unlock(&t->block);
+		return false;
+	}
+	pthread_mutex_unlock(&t->block);
+	for (i = 0; i < t->n; i++) {
+		items[i] = malloc(sizeof(*items[i]) + len);
+		if (items[i] == NULL)
+			goto out_free;
+		items[i]->next = NULL;
+		items[i]->ch = ch;
+		items[i]->deadline_ms = deadline_ms;
+		items[i]->len = len;
+		memcpy(items[i]->data, bin, len);
+	}
+	pthread_mutex_lock(&t->block);
+	if (t->active >= 2 && io_start(t)) {
+		for (i = 0; i < t->n; i++) {
+			struct pipe *p = &t->pipes[i];
+
+			if (p->refused)
+				continue;
+			items[i]->seq = ch->bseq;
+			*p->tail = items[i];
+			p->tail = &items[i]->next;
+			items[i] = NULL;
+			ch->bpending++;
+			direct[i] = false;
+			wake |= !p->busy;
+			ok = true;
+		}
+	}
+	pthread_mutex_unlock(&t->block);
+	if (wake)
+		curl_multi_wakeup(t->io_multi);
+out_free:
+	for (i = 0; i < t->n; i++)
+		free(items[i]);
+	if (!ok)
+		for (i = 0; i < t->n; i++)
+			direct[i] = true;
+	return ok;
+}
+
+/* Forgets the batch answers to ch's earlier sends: a new send begins. */
+static void new_batch_send(struct cas_channel *ch)
+{
+	pthread_mutex_lock(&ch->t->block);
+	ch->bseq++;
+	drop_answers(ch);
+	pthread_mutex_unlock(&ch->t->block);
+}
+
 int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
 		       char *errmsg, size_t errmsg_len)
 {
@@ -489,6 +1012,7 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	size_t len;
 	struct body *b;
 	struct xfer *xs[CAS_NODES_MAX];
+	bool direct[CAS_NODES_MAX];
 	uint64_t now, left;
 	CURLMcode mc;
 	int running, rc;
@@ -522,8 +1046,16 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	ch->pending = 0;
 	curl_multi_perform(ch->multi, &running);
 	harvest(ch);
+	new_batch_send(ch);
 
+	/* While other channels are busy too, the request goes to each node
+	 * in that node's next batch; otherwise (and to nodes that take no
+	 * batches) on a transfer of its own. */
+	send_batched(ch, (const unsigned char *)b->data, b->len, deadline_ms, direct);
 	for (size_t i = 0; i < t->n; i++) {
+		xs[i] = NULL;
+		if (!direct[i])
+			continue;
 		xs[i] = xfer_for(ch, i);
 		if (xs[i] == NULL)
 			goto out_free_body;
@@ -536,6 +1068,8 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	for (size_t i = 0; i < t->n; i++) {
 		struct xfer *x = xs[i];
 
+		if (x == NULL)
+			continue;
 		x->seq = ch->seq;
 		x->resp_len = 0;
 		x->resp_overflow = false;
@@ -554,6 +1088,8 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 		b->refs++;
 		ch->pending++;
 	}
+	if (b->refs == 0)
+		free(b); /* every node has it in a batch */
 	/* Start connecting and writing now, before the caller waits. */
 	curl_multi_perform(ch->multi, &running);
 	return CAS_OK;
@@ -562,11 +1098,13 @@ out_stop_sent:
 	cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_multi_strerror(mc));
 	b->refs++; /* held across the stops below */
 	for (size_t i = 0; i < t->n; i++)
-		if (xs[i]->seq == ch->seq)
+		if (xs[i] != NULL && xs[i]->seq == ch->seq)
 			xfer_stop(xs[i]);
+	new_batch_send(ch);
 	free(b);
 	return CAS_EIO;
 out_free_body:
+	new_batch_send(ch);
 	free(b);
 	cas_errmsg_set(errmsg, errmsg_len, "out of memory for a transfer");
 	return CAS_ENOMEM;
@@ -603,6 +1141,8 @@ static int poll_ms(uint64_t now, uint64_t until)
 enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t until_ms,
 					    struct cas_transport_answer *a)
 {
+	struct banswer *ba;
+	size_t bpending;
 	CURLMcode mc;
 	struct xfer *x;
 	uint64_t now;
@@ -610,12 +1150,26 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 
 	memset(a, 0, sizeof(*a));
 	for (;;) {
+		pthread_mutex_lock(&ch->t->block);
+		ba = ch->bans;
+		if (ba != NULL) {
+			ch->bans = ba->next;
+			if (ch->bans == NULL)
+				ch->bans_tail = &ch->bans;
+		}
+		bpending = ch->bpending;
+		pthread_mutex_unlock(&ch->t->block);
+		if (ba != NULL) {
+			*a = ba->a;
+			free(ba);
+			return CAS_TRANSPORT_ANSWER;
+		}
 		x = harvest(ch);
 		if (x != NULL) {
 			answer_from(x, a);
 			return CAS_TRANSPORT_ANSWER;
 		}
-		if (ch->pending == 0)
+		if (ch->pending == 0 && bpending == 0)
 			return CAS_TRANSPORT_IDLE;
 		now = cas_transport_now_ms();
 		if (now >= until_ms)
@@ -628,6 +1182,13 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 			 * node as silent, one per call, so that the op sees
 			 * every node fail rather than hang. */
 			x = first_pending(ch);
+			if (x == NULL) {
+				/* Only batch answers to wait for. */
+				struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+
+				nanosleep(&ts, NULL);
+				continue;
+			}
 			a->node = x->node;
 			a->code = CAS_EIO;
 			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
@@ -645,6 +1206,7 @@ void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms)
 
 	ch->seq++;
 	ch->pending = 0;
+	new_batch_send(ch);
 	for (;;) {
 		harvest(ch);
 		now = cas_transport_now_ms();

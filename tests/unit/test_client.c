@@ -24,6 +24,7 @@
 #include <cas/client.h>
 
 #include "acceptor.h"
+#include "batch.h"
 #include "codec.h"
 #include "codec_bin.h"
 
@@ -372,11 +373,14 @@ struct fake_node {
 	 * JSON; json_replies answers a binary request in JSON. Otherwise a
 	 * node speaks the form the request's Content-Type names, as casd. */
 	bool old, json_replies;
+	/* no_batch: a node without POST /v1/batch (404), as before it. */
+	bool no_batch;
 	volatile bool stopping;
 	pthread_mutex_t lock;
 	struct fake_entry entries[64];
 	size_t n_entries;
 	unsigned connections, requests;
+	unsigned batches, batch_items; /* batches answered, and their items */
 };
 
 struct fake_req {
@@ -444,6 +448,58 @@ static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const
 	return reply.type == CAS_MSG_REJECT ? 409 : 200;
 }
 
+static bool fake_grow(char **buf, size_t *len, size_t *cap, size_t more)
+{
+	char *p;
+
+	if (*len + more > *cap) {
+		*cap = (*len + more) * 2;
+		p = realloc(*buf, *cap);
+		if (p == NULL)
+			return false;
+		*buf = p;
+	}
+	return true;
+}
+
+/* A batch (batch.h): each item answered by fake_acceptor, in order. */
+static unsigned fake_batch(struct fake_node *f, const char *in, size_t len, char **body,
+			   size_t *body_len)
+{
+	const unsigned char *p = (const unsigned char *)in, *end = p + len;
+	size_t cap = 0, n = 0, item_len, rlen;
+	unsigned status;
+	char *reply;
+	bool binary;
+
+	*body = NULL;
+	*body_len = 0;
+	while (end - p >= 4) {
+		item_len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+			   (size_t)p[3] << 24;
+		p += 4;
+		assert_true(item_len >= 2 && item_len <= (size_t)(end - p));
+		binary = true;
+		status = fake_acceptor(f, (enum cas_msg_type)p[1], (const char *)p, item_len,
+				       &binary, &reply, &rlen);
+		assert_true(fake_grow(body, body_len, &cap, 5 + rlen));
+		(*body)[*body_len] = (char)(status == 400 ? CAS_BATCH_BAD : CAS_BATCH_OK);
+		(*body)[*body_len + 1] = (char)(rlen & 0xff);
+		(*body)[*body_len + 2] = (char)(rlen >> 8 & 0xff);
+		(*body)[*body_len + 3] = (char)(rlen >> 16 & 0xff);
+		(*body)[*body_len + 4] = (char)(rlen >> 24 & 0xff);
+		memcpy(*body + *body_len + 5, reply, rlen);
+		*body_len += 5 + rlen;
+		free(reply);
+		p += item_len;
+		n++;
+	}
+	assert_true(p == end && n > 0 && n <= CAS_BATCH_MAX_ITEMS);
+	__atomic_add_fetch(&f->batches, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&f->batch_items, (unsigned)n, __ATOMIC_SEQ_CST);
+	return 200;
+}
+
 static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version, const char *upload,
 				   size_t *upload_size, void **con_cls)
@@ -505,7 +561,13 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	} else if (prepare || strcmp(url, "/v1/accept") == 0) {
 		status = fake_acceptor(f, prepare ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT,
 				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
+	} else if (strcmp(url, "/v1/query") == 0) {
+		status = fake_acceptor(f, CAS_MSG_QUERY, r->buf ? r->buf : "", r->len, &binary,
+				       &body, &body_len);
+	} else if (strcmp(url, "/v1/batch") == 0 && binary && !f->no_batch) {
+		status = fake_batch(f, r->buf ? r->buf : "", r->len, &body, &body_len);
 	} else {
+		binary = false;
 		status = 404;
 		body = strdup("{\"error\":\"no such path\"}");
 		body_len = strlen(body);
@@ -860,7 +922,8 @@ static void *incr_main(void *arg)
 
 /* Threads of two clients (two proposers) increment one register: every
  * increment lands exactly once, and connections are reused, not made per
- * operation. */
+ * operation. (A client runs one operation per key at a time: no batches
+ * here.) */
 static void test_fake_threads_one_key(void **state)
 {
 	struct fake_cluster *fc = *state;
@@ -872,8 +935,9 @@ static void test_fake_threads_one_key(void **state)
 	unsigned conns0[FAKES];
 	int unknown = 0;
 
-	for (int i = 0; i < FAKES; i++)
+	for (int i = 0; i < FAKES; i++) {
 		conns0[i] = __atomic_load_n(&fc->nodes[i].connections, __ATOMIC_SEQ_CST);
+	}
 	assert_int_equal(cas_client_open(fc->list, NULL, &c[0], NULL, 0), CAS_OK);
 	assert_int_equal(cas_client_open(fc->list, NULL, &c[1], NULL, 0), CAS_OK);
 	for (int i = 0; i < INCR_THREADS; i++) {
@@ -907,6 +971,99 @@ static void test_fake_threads_one_key(void **state)
 	cas_client_close(c[1]);
 }
 
+/* Threads of one client, each on keys of its own: their requests to a
+ * node share batches (batch.h) when the nodes take them, and go one by
+ * one to nodes that do not; either way every write lands once. */
+#define OWN_THREADS 8
+#define OWN_EACH 40
+
+struct own {
+	struct cas_client *c;
+	int slot;
+	int failures;
+};
+
+static void *own_main(void *arg)
+{
+	struct own *o = arg;
+	char key[32], val[32];
+	uint64_t version = 0;
+
+	for (int k = 0; k < OWN_EACH; k++) {
+		snprintf(key, sizeof(key), "own%d-%d", o->slot, k % 4);
+		snprintf(val, sizeof(val), "%d", k);
+		if (cas_put(o->c, key, val, strlen(val), 10000, &version) != CAS_OK)
+			o->failures++;
+		if (k % 3 == 0) {
+			struct cas_value v;
+
+			if (cas_read(o->c, key, 10000, &v) != CAS_OK || v.len != strlen(val) ||
+			    memcmp(v.data, val, v.len) != 0)
+				o->failures++;
+			cas_value_clear(&v);
+		}
+	}
+	return NULL;
+}
+
+static void threads_own_keys(struct fake_cluster *fc, bool batches)
+{
+	unsigned batches0[FAKES], items0[FAKES], b, n;
+	struct own o[OWN_THREADS];
+	pthread_t th[OWN_THREADS];
+	struct cas_client *c;
+	struct cas_value v;
+	char key[32];
+
+	for (int i = 0; i < FAKES; i++) {
+		batches0[i] = __atomic_load_n(&fc->nodes[i].batches, __ATOMIC_SEQ_CST);
+		items0[i] = __atomic_load_n(&fc->nodes[i].batch_items, __ATOMIC_SEQ_CST);
+		fc->nodes[i].no_batch = !batches;
+	}
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	for (int i = 0; i < OWN_THREADS; i++) {
+		o[i] = (struct own){.c = c, .slot = i};
+		assert_int_equal(pthread_create(&th[i], NULL, own_main, &o[i]), 0);
+	}
+	for (int i = 0; i < OWN_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(o[i].failures, 0);
+	}
+	/* Each key holds its last write, at one version per write. */
+	for (int i = 0; i < OWN_THREADS; i++) {
+		for (int k = 0; k < 4; k++) {
+			snprintf(key, sizeof(key), "own%d-%d", i, k);
+			assert_int_equal(cas_read(c, key, 0, &v), CAS_OK);
+			assert_int_equal(v.version, OWN_EACH / 4);
+			cas_value_clear(&v);
+		}
+	}
+	for (int i = 0; i < FAKES; i++) {
+		b = __atomic_load_n(&fc->nodes[i].batches, __ATOMIC_SEQ_CST) - batches0[i];
+		n = __atomic_load_n(&fc->nodes[i].batch_items, __ATOMIC_SEQ_CST) - items0[i];
+		if (!batches) {
+			assert_int_equal(b, 0);
+			continue;
+		}
+		/* Every node got batches, and some held requests of more
+		 * than one operation. */
+		assert_true(b > 0);
+		assert_true(n > b);
+		print_message("(node %d: %u requests in %u batches)\n", i, n, b);
+	}
+	cas_client_close(c);
+}
+
+static void test_fake_threads_batches(void **state)
+{
+	threads_own_keys(*state, true);
+}
+
+static void test_fake_threads_no_batches(void **state)
+{
+	threads_own_keys(*state, false);
+}
+
 static void test_value_clear(void **state)
 {
 	struct cas_value v = {.version = 3, .data = malloc(4), .len = 4};
@@ -938,6 +1095,10 @@ int main(void)
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_wire_forms, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_413_is_fatal, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_threads_no_batches, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_threads_batches, fakes_setup,
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_threads_one_key, fakes_setup,
 						fakes_teardown),
