@@ -61,7 +61,8 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 /* The port s listens on (the one picked when cfg->port was 0). */
 uint16_t cas_server_port(const struct cas_server *s);
 
-/* The largest request body s admits, in bytes (413 past it). */
+/* The largest request body s admits on its single-request routes, in
+ * bytes (413 past it); POST /v1/batch admits CAS_SERVER_BATCH_LIMIT. */
 size_t cas_server_body_limit(const struct cas_server *s);
 
 /* Stops s (requests in progress finish first: the store must still be
