@@ -51,6 +51,9 @@ struct xfer {
 /* Requests larger than this go on their own, never in a batch. */
 #define BATCH_ITEM_MAX (64u * 1024u)
 
+/* Batches are used while at least this many channels are checked out. */
+#define BATCH_MIN_ACTIVE 4
+
 /* One channel's request to one node, waiting in the node's pipe or in the
  * batch in flight there. */
 struct bitem {
@@ -950,7 +953,7 @@ static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_
 	if (len > BATCH_ITEM_MAX)
 		return false;
 	pthread_mutex_lock(&t->block);
-	if (t->active < 2) {
+	if (t->active < BATCH_MIN_ACTIVE) {
 		pthread_mutex_unlock(&t->block);
 		return false;
 	}
@@ -966,7 +969,7 @@ static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_
 		memcpy(items[i]->data, bin, len);
 	}
 	pthread_mutex_lock(&t->block);
-	if (t->active >= 2 && io_start(t)) {
+	if (t->active >= BATCH_MIN_ACTIVE && io_start(t)) {
 		for (i = 0; i < t->n; i++) {
 			struct pipe *p = &t->pipes[i];
 
