@@ -367,6 +367,7 @@ int main(int argc, char **argv)
 	cfg.threads = o.threads;
 	cfg.log = log_line;
 	cfg.log_arg = &o;
+	cfg.log_level = o.log_level;
 	if (cas_server_start(store, &cfg, &server, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "casd: %s\n", errmsg);
 		goto out_close_store;

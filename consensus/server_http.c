@@ -37,6 +37,7 @@ struct cas_server {
 	uint16_t port;
 	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
 	void *log_arg;
+	enum cas_server_log_level log_level;
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t idle;  /* suspended went down to 0 */
 	size_t suspended;     /* connections waiting for the store */
@@ -101,7 +102,7 @@ logf_(const struct cas_server *s, enum cas_server_log_level level, const char *f
 	char line[512];
 	va_list ap;
 
-	if (!s->log)
+	if (!s->log || level > s->log_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -872,6 +873,7 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	s->max_value = cfg->max_value ? cfg->max_value : CAS_DEFAULT_MAX_VALUE;
 	s->log = cfg->log;
 	s->log_arg = cfg->log_arg;
+	s->log_level = cfg->log_level;
 	b64 = s->max_value / 3 + 1;
 	if (b64 > (SIZE_MAX - CAS_SERVER_BODY_OVERHEAD) / 4 / DRAIN_FACTOR) {
 		snprintf(errmsg, errmsg_len, "max value size %zu too large", s->max_value);

@@ -46,6 +46,9 @@ struct cas_server_config {
 	 * NULL. Must be thread-safe. */
 	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
 	void *log_arg;
+	/* The most detailed level passed to log: lines past it are not even
+	 * made (a debug line per request costs a formatting each). */
+	enum cas_server_log_level log_level;
 };
 
 /* A running server. Opaque. */
