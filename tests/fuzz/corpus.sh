@@ -5,7 +5,8 @@
 set -eu
 cd "$(dirname "$0")"
 rm -rf corpus
-mkdir -p corpus/codec corpus/codec_bin corpus/acceptor corpus/record corpus/xattr
+mkdir -p corpus/codec corpus/codec_bin corpus/acceptor corpus/record corpus/xattr corpus/batch \
+	corpus/wal
 
 # le BYTES VALUE: VALUE as BYTES little-endian bytes.
 le() {
@@ -115,3 +116,33 @@ for name in user.casfs.cas.0 user.casfs.cas.42 user.casfs.cas.184467440737095516
 	printf '%s' "$name" >$x/$n
 	n=$((n + 1))
 done
+
+# --- batch: batch bodies (a length, then the item, per item) ---
+b=corpus/batch
+{ le 4 3; printf 'abc'; } >$b/one
+{ le 4 2; printf 'ab'; le 4 0; le 4 5; printf 'hello'; } >$b/three
+{ le 4 9; printf 'abc'; } >$b/bad-past-end
+{ le 4 1; printf 'ab'; } >$b/bad-trailing
+printf '\x01\x00' >$b/bad-short-length
+
+# --- wal: log entries, as fuzz_wal.c reads them (flags, position, xor,
+# then key length, key, record length, record) ---
+w=corpus/wal
+# rec PROMISE ACCEPTED VERSION DATA: a record of format 2, no recent changes.
+rec() {
+	printf '\x02\x00'; le 6 0
+	le 8 "$1"; le 8 1; le 8 "$2"; le 8 1; le 8 "$3"
+	le 8 "${#4}"; printf '%s' "$4"
+}
+# entry KEY RECORD...: one entry of the input.
+entry() {
+	local key=$1 r
+	shift
+	r=$(rec "$@" | od -An -v -tx1 | tr -d ' \n')
+	le 1 "${#key}"; printf '%s' "$key"; le 2 $((${#r} / 2)); printf "$(sed 's/../\\x&/g' <<<"$r")"
+}
+{ printf '\x00'; le 3 0; entry a/b 3 3 1 hello; entry a/c 5 0 0 ''; entry a/b 4 4 2 world; } >$w/three
+{ printf '\x01'; le 2 40; printf '\x55'; entry k 1 1 1 v; entry k 2 2 2 w; } >$w/damaged
+{ printf '\x02'; le 3 0; entry k 1 1 1 v; entry j 2 2 2 w; entry k 3 3 3 x; } >$w/stale-epoch
+{ printf '\x04'; le 3 0; entry k 1 1 1 v; entry j 2 2 2 w; entry k 3 3 3 x; } >$w/repeated-seq
+{ printf '\x00'; le 3 0; entry 'bad key' 1 1 1 v; } >$w/bad-key
