@@ -293,6 +293,31 @@ out_clear:
 	return ret;
 }
 
+/* Counts one more connection waiting, suspended, for the store; false
+ * once stopping (the caller then waits on its own thread instead). */
+static bool begin_wait(struct cas_server *s)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&s->lock);
+	stopping = s->stopping;
+	if (!stopping)
+		s->suspended++;
+	pthread_mutex_unlock(&s->lock);
+	return !stopping;
+}
+
+/* The store is done with a suspended connection: libmicrohttpd may call
+ * on_request for it again, which answers (and may free its request). */
+static void end_wait(struct cas_server *s, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Runs on the store's writer once r's outcome is durable (or failed):
  * lets libmicrohttpd call on_request again, which answers. */
 static void on_stored(struct cas_store_op *op)
@@ -301,11 +326,7 @@ static void on_stored(struct cas_store_op *op)
 	struct cas_server *s = r->server;
 
 	/* r may be answered and freed from here on. */
-	MHD_resume_connection(r->conn);
-	pthread_mutex_lock(&s->lock);
-	if (--s->suspended == 0)
-		pthread_cond_broadcast(&s->idle);
-	pthread_mutex_unlock(&s->lock);
+	end_wait(s, r->conn);
 }
 
 /* Answers a query from a read transaction of committed (so durable)
@@ -352,7 +373,6 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 {
 	enum cas_msg_type type = r->route == ROUTE_PREPARE ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT;
 	char errmsg[256];
-	bool wait;
 	int err;
 
 	if (r->too_big)
@@ -375,12 +395,7 @@ static enum MHD_Result handle_request(struct cas_server *s, struct MHD_Connectio
 	 * and back, which is most of the cost of a lone request. */
 	if (cas_store_run_if_idle(s->store, &r->op))
 		return answer_stored(s, conn, method, url, r);
-	pthread_mutex_lock(&s->lock);
-	wait = s->stopping;
-	if (!wait)
-		s->suspended++;
-	pthread_mutex_unlock(&s->lock);
-	if (wait) {
+	if (!begin_wait(s)) {
 		r->op.err = cas_store_handle(s->store, &r->req, &r->op.reply, r->op.errmsg,
 					     sizeof(r->op.errmsg));
 		return answer_stored(s, conn, method, url, r);
@@ -424,11 +439,7 @@ static void on_batch_stored(struct cas_store_op *op)
 	if (atomic_fetch_sub(&r->batch->pending, 1) != 1)
 		return;
 	/* r may be answered and freed from here on. */
-	MHD_resume_connection(conn);
-	pthread_mutex_lock(&s->lock);
-	if (--s->suspended == 0)
-		pthread_cond_broadcast(&s->idle);
-	pthread_mutex_unlock(&s->lock);
+	end_wait(s, conn);
 }
 
 /* Encodes it->req's reply into it->reply, or fails the item. */
@@ -570,7 +581,6 @@ static enum MHD_Result handle_batch(struct cas_server *s, struct MHD_Connection 
 	struct batch *b;
 	char errmsg[256];
 	size_t i, n, left;
-	bool wait;
 
 	if (r->too_big)
 		return send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -603,12 +613,7 @@ static enum MHD_Result handle_batch(struct cas_server *s, struct MHD_Connection 
 	if (b->changing == 1 && cas_store_run_if_idle(s->store, &only->op))
 		return answer_batch(s, conn, method, url, r);
 
-	pthread_mutex_lock(&s->lock);
-	wait = s->stopping;
-	if (!wait)
-		s->suspended++;
-	pthread_mutex_unlock(&s->lock);
-	if (wait) {
+	if (!begin_wait(s)) {
 		for (i = 0; i < n; i++)
 			if (items[i].changing)
 				items[i].op.err = cas_store_handle(s->store, &items[i].req,
