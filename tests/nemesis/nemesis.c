@@ -843,9 +843,9 @@ int main(int argc, char **argv)
 	w.lib_timeout_ms = LIB_TIMEOUT_MS;
 	w.mounts[0] = g.mounts[0].dir;
 	w.mounts[1] = g.mounts[1].dir;
-	w.nkeys = 3;
+	w.nkeys = 6;
 	w.nfiles = 2;
-	w.lib_threads = 4;
+	w.lib_threads = 8;
 	w.mount_threads = 2;
 	w.seed = seed;
 	if (nem_work_init(&w)) {
