@@ -10,25 +10,7 @@
 /* Small, so that values over the limit (CAS_ETOOBIG) are within reach. */
 #define MAX_VALUE 1024
 
-static bool reg_equal(const struct cas_reg *a, const struct cas_reg *b)
-{
-	return a->version == b->version && a->n_recent == b->n_recent &&
-	       !memcmp(a->recent, b->recent, a->n_recent * sizeof(a->recent[0])) &&
-	       a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
-}
-
-static bool msg_equal(const struct cas_msg *a, const struct cas_msg *b)
-{
-	return a->type == b->type && !strcmp(a->key, b->key) &&
-	       !cas_ballot_cmp(a->ballot, b->ballot) && reg_equal(&a->value, &b->value);
-}
-
-static bool msg_zeroed(const struct cas_msg *m)
-{
-	static const struct cas_msg zero;
-
-	return !memcmp(m, &zero, sizeof(zero));
-}
+#include "fuzz_msg.h"
 
 /* Decodes len bytes of body as a request of type kind, or as a reply when
  * kind is CAS_MSG_NONE, and checks the decoder kept its contract
@@ -44,31 +26,8 @@ static int decode(const char *body, size_t len, enum cas_msg_type kind, struct c
 	else
 		err = cas_codec_decode_request(body, len, kind, MAX_VALUE, out, errmsg,
 					       sizeof(errmsg));
-	if (err) {
-		CHECK(msg_zeroed(out));
-		CHECK(errmsg[0] != '\0');
-		/* One line of text, whatever the body quoted into it. */
-		for (const char *q = errmsg; *q; q++)
-			CHECK((unsigned char)*q >= 0x20 && *q != 0x7f);
-		if (kind == CAS_MSG_NONE)
-			CHECK(err == CAS_EPROTO || err == CAS_ETOOBIG || err == CAS_ENOMEM);
-		else
-			CHECK(err == CAS_EINVAL || err == CAS_EKEY || err == CAS_ETOOBIG ||
-			      err == CAS_ENOMEM);
-		return err;
-	}
-	if (kind == CAS_MSG_NONE) {
-		CHECK(out->type == CAS_MSG_PROMISE || out->type == CAS_MSG_ACCEPTED ||
-		      out->type == CAS_MSG_REJECT || out->type == CAS_MSG_CURRENT);
-		CHECK(out->key[0] == '\0');
-	} else {
-		CHECK(out->type == kind);
-		CHECK(cas_key_valid(out->key, strlen(out->key)));
-	}
-	CHECK(out->value.n_recent <= CAS_RECENT_MAX);
-	CHECK(out->value.len <= MAX_VALUE);
-	CHECK(!out->value.len || out->value.data);
-	return CAS_OK;
+	check_decoded(err, out, errmsg, kind);
+	return err;
 }
 
 static void round_trip(const char *body, size_t len, enum cas_msg_type kind)
