@@ -46,15 +46,16 @@ int cas_batch_split(const void *body, size_t len, struct cas_batch_item items[CA
 		}
 		if (len - off < LEN_SIZE) {
 			cas_errmsg_set(errmsg, errmsg_len,
-				       "batch item %zu: %zu bytes left for its 4-byte length", count,
-				       len - off);
+				       "batch item %zu: %zu bytes left for its 4-byte length",
+				       count, len - off);
 			return CAS_EINVAL;
 		}
 		item_len = get_u32(p + off);
 		off += LEN_SIZE;
 		if (item_len > len - off) {
 			cas_errmsg_set(errmsg, errmsg_len,
-				       "batch item %zu: length %" PRIu32 " past the body's end (%zu left)",
+				       "batch item %zu: length %" PRIu32
+				       " past the body's end (%zu left)",
 				       count, item_len, len - off);
 			return CAS_EINVAL;
 		}

@@ -37,10 +37,10 @@
 
 /* The outcome of one item. */
 enum cas_batch_status {
-	CAS_BATCH_OK = 0,	 /* the node's reply follows */
-	CAS_BATCH_BAD = 1,	 /* malformed item (what a single request gets 400 for) */
+	CAS_BATCH_OK = 0,      /* the node's reply follows */
+	CAS_BATCH_BAD = 1,     /* malformed item (what a single request gets 400 for) */
 	CAS_BATCH_TOO_BIG = 2, /* value over the node's limit (413) */
-	CAS_BATCH_FAILED = 3,	 /* the node failed to run it, nothing promised (500) */
+	CAS_BATCH_FAILED = 3,  /* the node failed to run it, nothing promised (500) */
 };
 
 /* One item of a batch body: len bytes at data, inside the body. */

@@ -87,7 +87,7 @@ struct request {
 	struct cas_store_op op;
 	struct batch *batch; /* ROUTE_BATCH, once split: answer from it */
 	unsigned status;     /* ROUTE_ERROR: the answer */
-	const char *reason; /* ROUTE_ERROR: static */
+	const char *reason;  /* ROUTE_ERROR: static */
 	char *body;
 	size_t len;
 	size_t cap;
@@ -485,8 +485,8 @@ static void batch_decode(const struct cas_server *s, struct batch_item *it,
 		snprintf(errmsg, errmsg_len, "type 0x%02x is not a request", in->data[1]);
 		return;
 	}
-	err = cas_codec_bin_decode_request(in->data, in->len, type, s->max_value, &it->req,
-					   errmsg, errmsg_len);
+	err = cas_codec_bin_decode_request(in->data, in->len, type, s->max_value, &it->req, errmsg,
+					   errmsg_len);
 	if (err == CAS_ETOOBIG)
 		it->status = CAS_BATCH_TOO_BIG;
 	else if (err == CAS_ENOMEM)
@@ -616,10 +616,9 @@ static enum MHD_Result handle_batch(struct cas_server *s, struct MHD_Connection 
 	if (!begin_wait(s)) {
 		for (i = 0; i < n; i++)
 			if (items[i].changing)
-				items[i].op.err = cas_store_handle(s->store, &items[i].req,
-								   &items[i].op.reply,
-								   items[i].op.errmsg,
-								   sizeof(items[i].op.errmsg));
+				items[i].op.err = cas_store_handle(
+					s->store, &items[i].req, &items[i].op.reply,
+					items[i].op.errmsg, sizeof(items[i].op.errmsg));
 		return answer_batch(s, conn, method, url, r);
 	}
 	/* Suspended before the first is queued: the last done may resume it

@@ -22,11 +22,11 @@
 #define REC_HEADER 48 /* bytes before the recent changes */
 #define REC_RECENT 24 /* bytes of one recent change */
 
-#define WAL_NAME "wal"
-#define WAL_MAGIC 0x57534143u /* "CASW" little-endian */
-#define WAL_HEADER 28	      /* bytes before an entry's key length */
+#define WAL_NAME       "wal"
+#define WAL_MAGIC      0x57534143u /* "CASW" little-endian */
+#define WAL_HEADER     28	   /* bytes before an entry's key length */
 #define WAL_FILL_CHUNK ((size_t)1 << 20)
-#define WAL_BLOCK 4096 /* unit of the log's direct writes */
+#define WAL_BLOCK      4096 /* unit of the log's direct writes */
 
 /* The LMDB key holding the log's epoch: a register key never has a NUL. */
 static const char epoch_key[] = "\0wal-epoch";
@@ -34,15 +34,15 @@ static const char epoch_key[] = "\0wal-epoch";
 
 /* A key's record newer than LMDB's, in memory until the next checkpoint. */
 struct mem_entry {
-	struct mem_entry *next;	/* in its bucket */
+	struct mem_entry *next; /* in its bucket */
 	unsigned char *rec;	/* durable record; NULL: LMDB holds the state */
 	size_t rec_len;
 	unsigned char *pending; /* what the batch being written makes it */
 	size_t pending_len;
-	bool fresh;		/* the key is not in LMDB */
+	bool fresh; /* the key is not in LMDB */
 	uint32_t hash;
 	size_t key_len;
-	char key[];		/* NUL-terminated */
+	char key[]; /* NUL-terminated */
 };
 
 struct memtable {
@@ -75,17 +75,17 @@ struct cas_store {
 
 	/* The batch writer's own. */
 	int wal_fd;
-	int wal_dfd; /* the log opened O_DIRECT | O_DSYNC, or -1: wal_fd and fdatasync */
-	size_t wal_size; /* a multiple of WAL_BLOCK */
-	uint64_t epoch;	 /* the log's generation, as LMDB has it */
-	uint64_t seq;	 /* the last seq handed out in this epoch */
-	size_t wal_off;	 /* where the next batch goes */
+	int wal_dfd;	    /* the log opened O_DIRECT | O_DSYNC, or -1: wal_fd and fdatasync */
+	size_t wal_size;    /* a multiple of WAL_BLOCK */
+	uint64_t epoch;	    /* the log's generation, as LMDB has it */
+	uint64_t seq;	    /* the last seq handed out in this epoch */
+	size_t wal_off;	    /* where the next batch goes */
 	unsigned char *buf; /* the batch's log entries */
 	size_t buf_len, buf_cap;
 	unsigned char *dbuf; /* WAL_BLOCK-aligned, for direct writes */
 	size_t dbuf_cap;
 	unsigned char wal_tail[WAL_BLOCK]; /* the log's last partial block */
-	struct mem_entry **touched; /* entries the batch changed */
+	struct mem_entry **touched;	   /* entries the batch changed */
 	size_t n_touched, touched_cap;
 	MDB_txn *rtxn; /* read transaction, reset between batches */
 };
@@ -178,8 +178,7 @@ static bool decode_record(const unsigned char *p, size_t size, struct cas_accept
 }
 
 /* Lays st out as a record in a malloc'd buffer, *out of *out_len bytes. */
-static int encode_record(const struct cas_acceptor_state *st, unsigned char **out,
-			 size_t *out_len)
+static int encode_record(const struct cas_acceptor_state *st, unsigned char **out, size_t *out_len)
 {
 	size_t n = st->value.n_recent, off, i;
 	unsigned char *p;
@@ -858,8 +857,8 @@ static int replay(struct cas_store *s, const unsigned char *map, size_t size, co
 		rec_len = len - 2 - key_len;
 		if (key_len > len - 2 || !cas_key_valid(key, key_len) ||
 		    !decode_record(rec, rec_len, &st)) {
-			cas_errmsg_set(errmsg, errmsg_len, "store: %s: bad entry at offset %zu", path,
-				       off);
+			cas_errmsg_set(errmsg, errmsg_len, "store: %s: bad entry at offset %zu",
+				       path, off);
 			return CAS_EIO;
 		}
 		hash = key_hash(key, key_len);
@@ -989,8 +988,8 @@ static void *writer_main(void *arg);
 int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct cas_store **out,
 		   char *errmsg, size_t errmsg_len)
 {
-	size_t map_size = cfg && cfg->map_size ? cfg->map_size
-					       : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20;
+	size_t map_size =
+		cfg && cfg->map_size ? cfg->map_size : (size_t)CAS_STORE_DEFAULT_MAP_MIB << 20;
 	struct cas_store *s;
 	MDB_txn *txn;
 	int rc, dead, err;
@@ -1044,7 +1043,8 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	 * checkpoint's commit is what lets the log start over. */
 	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
 	if (rc) {
-		cas_errmsg_set(errmsg, errmsg_len, "lmdb: mdb_env_open %s: %s", dir, mdb_strerror(rc));
+		cas_errmsg_set(errmsg, errmsg_len, "lmdb: mdb_env_open %s: %s", dir,
+			       mdb_strerror(rc));
 		err = rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
 		goto out_close_env;
 	}
@@ -1090,7 +1090,8 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	}
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc) {
-		cas_errmsg_set(errmsg, errmsg_len, "store: cannot start the writer: %s", strerror(rc));
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot start the writer: %s",
+			       strerror(rc));
 		err = CAS_ENOMEM;
 		goto out_close_wal;
 	}

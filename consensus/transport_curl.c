@@ -98,9 +98,9 @@ struct cas_channel {
 	size_t pending; /* busy transfers of the current send */
 	struct cas_channel *next_free;
 	/* Answers in batches (t->block): */
-	uint64_t bseq;		  /* the current send */
-	size_t bpending;	  /* batch answers it still waits for */
-	struct banswer *bans;	  /* arrived, not taken yet */
+	uint64_t bseq;	      /* the current send */
+	size_t bpending;      /* batch answers it still waits for */
+	struct banswer *bans; /* arrived, not taken yet */
 	struct banswer **bans_tail;
 };
 
@@ -541,7 +541,7 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 		} else {
 			a->code = CAS_EIO;
 			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: %s", url,
-				x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
+				       x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result));
 		}
 		goto out_stop;
 	}
@@ -565,7 +565,8 @@ static void answer_from(struct xfer *x, struct cas_transport_answer *a)
 	if (status != 200 && status != 409) {
 		a->code = CAS_EIO;
 		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
-			(int)(x->resp_len < 160 ? x->resp_len : 160), x->resp ? x->resp : "");
+			       (int)(x->resp_len < 160 ? x->resp_len : 160),
+			       x->resp ? x->resp : "");
 		goto out_stop;
 	}
 	why[0] = '\0';
@@ -737,7 +738,8 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 		why = whybuf;
 		if (p->resp_overflow) {
 			code = CAS_ETOOBIG;
-			snprintf(whybuf, sizeof(whybuf), "batch reply larger than this client takes");
+			snprintf(whybuf, sizeof(whybuf),
+				 "batch reply larger than this client takes");
 		} else {
 			cas_errmsg_set(whybuf, sizeof(whybuf), "%s",
 				       p->errbuf[0] ? p->errbuf : curl_easy_strerror(result));
@@ -1195,7 +1197,7 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 			a->node = x->node;
 			a->code = CAS_EIO;
 			cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "libcurl: %s",
-				curl_multi_strerror(mc));
+				       curl_multi_strerror(mc));
 			xfer_stop(x);
 			return CAS_TRANSPORT_ANSWER;
 		}
@@ -1259,7 +1261,8 @@ int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
 	cc = curl_easy_perform(easy);
 	if (cc != CURLE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		cas_errmsg_set(errmsg, errmsg_len, "%s",
+			       errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		rc = CAS_EUNAVAILABLE;
 		goto out_cleanup;
 	}

@@ -19,7 +19,7 @@
 #include "fuzz.h"
 #include "store_lmdb.h"
 
-#define HEADER 28
+#define HEADER	    28
 #define MAX_ENTRIES 64
 
 static char dir[4096];

@@ -475,8 +475,8 @@ static unsigned fake_batch(struct fake_node *f, const char *in, size_t len, char
 	*body = NULL;
 	*body_len = 0;
 	while (end - p >= 4) {
-		item_len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
-			   (size_t)p[3] << 24;
+		item_len =
+			(size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
 		p += 4;
 		assert_true(item_len >= 2 && item_len <= (size_t)(end - p));
 		binary = true;
@@ -579,7 +579,8 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		free(body);
 		return MHD_NO;
 	}
-	if (binary && MHD_add_response_header(resp, "Content-Type", CAS_CODEC_BIN_TYPE) != MHD_YES) {
+	if (binary &&
+	    MHD_add_response_header(resp, "Content-Type", CAS_CODEC_BIN_TYPE) != MHD_YES) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -975,7 +976,7 @@ static void test_fake_threads_one_key(void **state)
  * node share batches (batch.h) when the nodes take them, and go one by
  * one to nodes that do not; either way every write lands once. */
 #define OWN_THREADS 8
-#define OWN_EACH 40
+#define OWN_EACH    40
 
 struct own {
 	struct cas_client *c;

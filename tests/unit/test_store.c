@@ -366,8 +366,9 @@ static void test_lmdb_error_carries_reason(void **state)
 	assert_state(f, "k", B(0, 0), B(0, 0), "", 0);
 
 	/* Opening a folder that does not exist names the folder. */
-	assert_int_equal(cas_store_open("/nonexistent/cas-test", NULL, &other, errmsg, sizeof(errmsg)),
-			 CAS_EIO);
+	assert_int_equal(
+		cas_store_open("/nonexistent/cas-test", NULL, &other, errmsg, sizeof(errmsg)),
+		CAS_EIO);
 	assert_null(other);
 	assert_non_null(strstr(errmsg, "/nonexistent/cas-test"));
 }
@@ -812,7 +813,7 @@ static void test_threads_serial(void **state)
 
 /* ---- The write-ahead log ---- */
 
-#define SMALL_WAL CAS_STORE_MIN_WAL_SIZE
+#define SMALL_WAL	CAS_STORE_MIN_WAL_SIZE
 #define WAL_TEST_HEADER 28
 
 /* CRC-32C of a log entry as store_lmdb.h lays it out, computed here
