@@ -76,6 +76,7 @@ struct cas_store {
 	/* The batch writer's own. */
 	int wal_fd;
 	int wal_dfd;	    /* the log opened O_DIRECT | O_DSYNC, or -1: wal_fd and fdatasync */
+	bool buffered_log;  /* cas_store_config.buffered_log */
 	size_t wal_size;    /* a multiple of WAL_BLOCK */
 	uint64_t epoch;	    /* the log's generation, as LMDB has it */
 	uint64_t seq;	    /* the last seq handed out in this epoch */
@@ -714,7 +715,7 @@ static int append_log(struct cas_store *s)
 			return -1;
 		/* Direct writes refused after all: buffered from now on. */
 		close(s->wal_dfd);
-		s->wal_dfd = -1;
+		__atomic_store_n(&s->wal_dfd, -1, __ATOMIC_RELAXED);
 		goto buffered;
 	}
 	memcpy(s->wal_tail, s->dbuf + (end & ~(size_t)(WAL_BLOCK - 1)) - start,
@@ -953,9 +954,10 @@ static int open_wal(struct cas_store *s, const char *dir, char *errmsg, size_t e
 		s->wal_off = 0;
 	}
 	s->wal_fd = fd;
-	/* Where the file system takes no direct writes (tmpfs), the log is
-	 * written through the page cache and fdatasynced. */
-	s->wal_dfd = open(path, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
+	/* Where the file system takes no direct writes, or when asked, the
+	 * log is written through the page cache and fdatasynced. */
+	if (!s->buffered_log)
+		s->wal_dfd = open(path, O_WRONLY | O_DIRECT | O_DSYNC | O_CLOEXEC);
 	return CAS_OK;
 
 out_close:
@@ -1004,6 +1006,7 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	s->wal_dfd = -1;
 	s->wal_size = cfg && cfg->wal_size ? cfg->wal_size : CAS_STORE_DEFAULT_WAL_SIZE;
 	s->wal_size &= ~(size_t)(WAL_BLOCK - 1);
+	s->buffered_log = cfg && cfg->buffered_log;
 	if (s->wal_size < CAS_STORE_MIN_WAL_SIZE) {
 		cas_errmsg_set(errmsg, errmsg_len,
 			       "store: write-ahead log of %zu bytes is below the minimum of %zu",
@@ -1364,6 +1367,9 @@ void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out)
 {
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
+	/* Read where the batch writer may change it (direct writes refused
+	 * after all): a snapshot, as the rest. */
+	out->direct_log = __atomic_load_n(&s->wal_dfd, __ATOMIC_RELAXED) >= 0;
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -83,6 +83,10 @@ struct cas_store_config {
 	 * does not fit in what is left of it; a batch larger than a quarter
 	 * of it is written straight into LMDB instead (after a checkpoint). */
 	size_t wal_size;
+	/* Write the log through the page cache and fdatasync it, instead of
+	 * with O_DIRECT | O_DSYNC (which is what happens anyway where the
+	 * file system refuses O_DIRECT). */
+	bool buffered_log;
 };
 
 /* An open store, with its writer thread. Opaque. Every function below but
@@ -97,6 +101,7 @@ struct cas_store_stats {
 	uint64_t largest_batch; /* most requests in one committed batch */
 	uint64_t checkpoints;	/* log contents written into LMDB */
 	uint64_t replayed;	/* log entries replayed when opening */
+	bool direct_log;	/* the log is written with O_DIRECT | O_DSYNC */
 };
 
 /* Opens (creating when missing) the LMDB environment and the write-ahead

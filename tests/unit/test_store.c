@@ -27,9 +27,17 @@ struct fixture {
 	struct cas_store *store;
 };
 
+/* CAS_TEST_BUFFERED_LOG set: every store here writes its log through the
+ * page cache (cas_store_config.buffered_log), the path taken where the
+ * file system refuses O_DIRECT. */
+static bool buffered_log(void)
+{
+	return getenv("CAS_TEST_BUFFERED_LOG") != NULL;
+}
+
 static void reopen(struct fixture *f, size_t map_size)
 {
-	struct cas_store_config cfg = {.map_size = map_size};
+	struct cas_store_config cfg = {.map_size = map_size, .buffered_log = buffered_log()};
 	char errmsg[256];
 
 	cas_store_close(f->store);
@@ -837,7 +845,7 @@ static uint32_t wal_test_crc(const unsigned char *entry, size_t len)
 /* Opens the fixture's folder with a log of wal_size bytes. */
 static void reopen_wal(struct fixture *f, size_t wal_size)
 {
-	struct cas_store_config cfg = {.wal_size = wal_size};
+	struct cas_store_config cfg = {.wal_size = wal_size, .buffered_log = buffered_log()};
 	char errmsg[256];
 
 	cas_store_close(f->store);
@@ -851,7 +859,7 @@ static void reopen_wal(struct fixture *f, size_t wal_size)
 static void in_crashing_child(struct fixture *f, size_t wal_size,
 			      void (*fn)(struct cas_store *s, void *arg), void *arg)
 {
-	struct cas_store_config cfg = {.wal_size = wal_size};
+	struct cas_store_config cfg = {.wal_size = wal_size, .buffered_log = buffered_log()};
 	struct cas_store *s;
 	char errmsg[256];
 	int status;
@@ -1108,6 +1116,11 @@ static void test_run_if_idle(void **state)
 	assert_int_equal(op.reply.type, CAS_MSG_PROMISE);
 	cas_store_get_stats(f->store, &st);
 	assert_int_equal(st.commits, 1);
+	/* Asked for, the buffered path is the one taken. */
+	if (buffered_log())
+		assert_false(st.direct_log);
+	print_message("(the log is written %s)\n",
+		      st.direct_log ? "with O_DIRECT | O_DSYNC" : "and fdatasynced");
 	assert_state(f, "idle", B(5, 1), B(0, 0), "", 0);
 	/* Held (as when a batch waits): not run, nothing changed. */
 	cas_store_hold(f->store, true);
