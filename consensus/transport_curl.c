@@ -20,7 +20,9 @@
 
 /* Transfers one channel keeps towards one node: a slow node's answer to an
  * earlier send may still be on its way when the next send starts. Past
- * this many, the oldest is abandoned (which costs its connection). */
+ * this many, requests to the node go through its batch pipe instead; to a
+ * node that takes no batches, the oldest is abandoned (which costs its
+ * connection). */
 #define XFERS_PER_NODE_MAX 4
 
 /* Room for a reply's JSON around the base64 of its value. */
@@ -938,29 +940,49 @@ static void io_shutdown(struct cas_transport *t)
 	t->io_running = false;
 }
 
-/* Queues the request bin for every node that takes batches, as part of
- * ch's current send; direct[i] says which nodes are left for the caller
- * to ask on their own. Returns false (nothing queued, every node left)
- * when batching is off: one channel only, a large request, no memory. */
-static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_t len,
+/* Whether ch already has XFERS_PER_NODE_MAX transfers of earlier sends
+ * running to node: a node that lags that far behind the others. */
+static bool backlogged(const struct cas_channel *ch, size_t node)
+{
+	size_t busy = 0;
+
+	for (size_t i = 0; i < ch->n_xfers; i++)
+		busy += ch->xfers[i]->node == node && ch->xfers[i]->busy;
+	return busy >= XFERS_PER_NODE_MAX;
+}
+
+/* Queues the request bin, as part of ch's current send, in the pipe of
+ * every node that takes batches and that batching is for: every node
+ * while BATCH_MIN_ACTIVE channels are out, and otherwise a node ch is
+ * backlogged on (whose oldest transfer would else be abandoned, and its
+ * connection with it, at every send: the pipe keeps one connection and
+ * sends what piled up together). direct[i] says which nodes are left for
+ * the caller to ask on their own: all of them for requests over
+ * BATCH_ITEM_MAX or without memory. */
+static void send_batched(struct cas_channel *ch, const unsigned char *bin, size_t len,
 			 uint64_t deadline_ms, bool *direct)
 {
 	struct cas_transport *t = ch->t;
 	struct bitem *items[CAS_NODES_MAX] = {0};
-	bool wake = false, ok = false;
+	bool want[CAS_NODES_MAX], any = false, all, wake = false;
 	size_t i;
 
 	for (i = 0; i < t->n; i++)
 		direct[i] = true;
 	if (len > BATCH_ITEM_MAX)
-		return false;
+		return;
 	pthread_mutex_lock(&t->block);
-	if (t->active < BATCH_MIN_ACTIVE) {
-		pthread_mutex_unlock(&t->block);
-		return false;
-	}
+	all = t->active >= BATCH_MIN_ACTIVE;
 	pthread_mutex_unlock(&t->block);
 	for (i = 0; i < t->n; i++) {
+		want[i] = all || backlogged(ch, i);
+		any |= want[i];
+	}
+	if (!any)
+		return;
+	for (i = 0; i < t->n; i++) {
+		if (!want[i])
+			continue;
 		items[i] = malloc(sizeof(*items[i]) + len);
 		if (items[i] == NULL)
 			goto out_free;
@@ -971,11 +993,11 @@ static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_
 		memcpy(items[i]->data, bin, len);
 	}
 	pthread_mutex_lock(&t->block);
-	if (t->active >= BATCH_MIN_ACTIVE && io_start(t)) {
+	if (io_start(t)) {
 		for (i = 0; i < t->n; i++) {
 			struct pipe *p = &t->pipes[i];
 
-			if (p->refused)
+			if (items[i] == NULL || p->refused)
 				continue;
 			items[i]->seq = ch->bseq;
 			*p->tail = items[i];
@@ -984,7 +1006,6 @@ static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_
 			ch->bpending++;
 			direct[i] = false;
 			wake |= !p->busy;
-			ok = true;
 		}
 	}
 	pthread_mutex_unlock(&t->block);
@@ -993,10 +1014,6 @@ static bool send_batched(struct cas_channel *ch, const unsigned char *bin, size_
 out_free:
 	for (i = 0; i < t->n; i++)
 		free(items[i]);
-	if (!ok)
-		for (i = 0; i < t->n; i++)
-			direct[i] = true;
-	return ok;
 }
 
 /* Forgets the batch answers to ch's earlier sends: a new send begins. */

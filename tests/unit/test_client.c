@@ -375,6 +375,8 @@ struct fake_node {
 	bool old, json_replies;
 	/* no_batch: a node without POST /v1/batch (404), as before it. */
 	bool no_batch;
+	/* delay_ms: a slow node, answering each request that much later. */
+	volatile unsigned delay_ms;
 	volatile bool stopping;
 	pthread_mutex_t lock;
 	struct fake_entry entries[64];
@@ -540,6 +542,8 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		return MHD_YES;
 	}
 	__atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < f->delay_ms && !f->stopping; i++)
+		usleep(1000);
 	if (f->silent) {
 		for (int i = 0; i < 1000 && !f->stopping; i++)
 			usleep(10000);
@@ -1055,6 +1059,43 @@ static void threads_own_keys(struct fake_cluster *fc, bool batches)
 	cas_client_close(c);
 }
 
+/* A node far slower than the other two: a lone client's requests to it
+ * pile up behind the operations the two others finish. Past the
+ * transfers a channel keeps per node, they go through the node's batch
+ * pipe, over one connection, instead of abandoning a connection (and
+ * making a new one) at every operation. */
+static void test_fake_slow_node(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct fake_node *slow = &fc->nodes[2];
+	unsigned conns0, batches0, made;
+	struct cas_client *c;
+	uint64_t version = 0;
+	char val[16];
+	int waited;
+
+	conns0 = __atomic_load_n(&slow->connections, __ATOMIC_SEQ_CST);
+	batches0 = __atomic_load_n(&slow->batches, __ATOMIC_SEQ_CST);
+	slow->delay_ms = 40;
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	for (int k = 0; k < 40; k++) {
+		snprintf(val, sizeof(val), "%d", k);
+		assert_int_equal(cas_put(c, "slow/k", val, strlen(val), 10000, &version), CAS_OK);
+	}
+	made = __atomic_load_n(&slow->connections, __ATOMIC_SEQ_CST) - conns0;
+	/* Four transfers' connections and the pipe's; one more for slack. */
+	assert_true(made <= 6);
+	/* And the pipe carried requests (answered 40 ms late each). */
+	for (waited = 0;
+	     waited < 5000 && __atomic_load_n(&slow->batches, __ATOMIC_SEQ_CST) == batches0;
+	     waited++)
+		usleep(1000);
+	assert_true(__atomic_load_n(&slow->batches, __ATOMIC_SEQ_CST) > batches0);
+	print_message("(%u connections to the slow node for 40 operations)\n", made);
+	slow->delay_ms = 0;
+	cas_client_close(c);
+}
+
 static void test_fake_threads_batches(void **state)
 {
 	threads_own_keys(*state, true);
@@ -1101,6 +1142,7 @@ int main(void)
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_threads_batches, fakes_setup,
 						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_slow_node, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_threads_one_key, fakes_setup,
 						fakes_teardown),
 	};
