@@ -62,9 +62,8 @@
  * while each is whole, checks and has a higher seq than the one before;
  * the first that does not ends the log (a write torn by a crash, or what
  * an earlier epoch left). The replayed records then go into LMDB by a
- * checkpoint.
+ * checkpoint. The magic names this layout: a later one gets another.
  */
-#define CAS_STORE_WAL_FORMAT 1
 
 /* Default LMDB map size (the largest the store may grow), in MiB. */
 #define CAS_STORE_DEFAULT_MAP_MIB 1024
