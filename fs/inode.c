@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
+
 #include "inode.h"
 
 #define ROOT_NODEID 1
@@ -38,12 +40,7 @@ static size_t hash_nodeid(uint64_t n, size_t nbuckets)
 
 static size_t hash_id(const unsigned char *id, size_t nbuckets)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-
-	for (i = 0; i < CASFS_ID_LEN; i++)
-		h = (h ^ id[i]) * 1099511628211ULL;
-	return (size_t)h & (nbuckets - 1);
+	return (size_t)cas_fnv1a(CAS_FNV1A_INIT, id, CASFS_ID_LEN) & (nbuckets - 1);
 }
 
 static void insert(struct casfs_inodes *t, struct node *n)

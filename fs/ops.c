@@ -13,6 +13,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include <cas/bytes.h>
+
 #include "inode.h"
 #include "ops.h"
 #include "record.h"
@@ -122,11 +124,8 @@ static unsigned op_left(const struct op *op)
 
 static pthread_mutex_t *key_lock(struct casfs_fs *fs, const unsigned char *id)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
+	uint64_t h = cas_fnv1a(CAS_FNV1A_INIT, id, CASFS_ID_LEN);
 
-	for (i = 0; i < CASFS_ID_LEN; i++)
-		h = (h ^ id[i]) * 1099511628211ULL;
 	return &fs->key_locks[h & (KEY_LOCKS - 1)];
 }
 
@@ -421,11 +420,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 
 static uint64_t hash_name(const char *name)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
-	return h;
+	return cas_fnv1a(CAS_FNV1A_INIT, name, strlen(name));
 }
 
 /* The kernel follows a failed revalidation of a cached name (a LOOKUP)

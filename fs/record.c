@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
+
 #include "record.h"
 
 static const unsigned char magic[2] = { 'c', 'F' };
@@ -18,20 +20,20 @@ static void put8(struct wbuf *w, uint8_t v)
 
 static void put16(struct wbuf *w, uint16_t v)
 {
-	put8(w, v & 0xff);
-	put8(w, v >> 8);
+	cas_put_le16(w->p, v);
+	w->p += 2;
 }
 
 static void put32(struct wbuf *w, uint32_t v)
 {
-	put16(w, v & 0xffff);
-	put16(w, v >> 16);
+	cas_put_le32(w->p, v);
+	w->p += 4;
 }
 
 static void put64(struct wbuf *w, uint64_t v)
 {
-	put32(w, v & 0xffffffffu);
-	put32(w, v >> 32);
+	cas_put_le64(w->p, v);
+	w->p += 8;
 }
 
 static void putbytes(struct wbuf *w, const void *b, size_t n)
@@ -67,7 +69,7 @@ static bool get16(struct rbuf *r, uint16_t *v)
 {
 	if (r->left < 2)
 		return false;
-	*v = (uint16_t)(r->p[0] | r->p[1] << 8);
+	*v = cas_get_le16(r->p);
 	r->p += 2;
 	r->left -= 2;
 	return true;
@@ -75,25 +77,21 @@ static bool get16(struct rbuf *r, uint16_t *v)
 
 static bool get32(struct rbuf *r, uint32_t *v)
 {
-	uint16_t lo = 0, hi = 0;
-
 	if (r->left < 4)
 		return false;
-	get16(r, &lo);
-	get16(r, &hi);
-	*v = (uint32_t)lo | (uint32_t)hi << 16;
+	*v = cas_get_le32(r->p);
+	r->p += 4;
+	r->left -= 4;
 	return true;
 }
 
 static bool get64(struct rbuf *r, uint64_t *v)
 {
-	uint32_t lo = 0, hi = 0;
-
 	if (r->left < 8)
 		return false;
-	get32(r, &lo);
-	get32(r, &hi);
-	*v = (uint64_t)lo | (uint64_t)hi << 32;
+	*v = cas_get_le64(r->p);
+	r->p += 8;
+	r->left -= 8;
 	return true;
 }
 

@@ -25,19 +25,6 @@ struct cas_client_config {
 	bool no_fast_path;
 };
 
-/* A register's value: its version (0 for a never-written key, 1 after the
- * first write, +1 per successful change) and its bytes. data is malloc'd
- * and owned by whoever holds the struct; free it with cas_value_clear. data
- * may be NULL when len is 0. */
-struct cas_value {
-	uint64_t version;
-	unsigned char *data;
-	size_t len;
-};
-
-/* Frees v->data and zeroes v. v may be NULL. */
-CAS_API void cas_value_clear(struct cas_value *v);
-
 /* Opens a client on nodes, a comma-separated list of acceptor base URLs
  * ("http://127.0.0.1:7001,http://127.0.0.1:7002,..."), at most 64. cfg
  * may be NULL for defaults. Contacts no node. On success *out is a client
@@ -60,21 +47,6 @@ CAS_API const char *cas_client_node_url(const struct cas_client *c, size_t i);
  * timeout_ms. */
 CAS_API int cas_client_ping(struct cas_client *c, size_t i, unsigned timeout_ms);
 
-/* A change function: given the current value cur (read-only, valid for the
- * call), decides the next one.
- * - Return CAS_OK after setting next->data (malloc'd; the library takes it,
- *   also on error) and next->len: the register becomes that, with version
- *   cur->version + 1. next->version is ignored.
- * - Return CAS_ENOCHANGE to keep the value as it is; the operation then
- *   succeeds without a new version.
- * - Return any other code to keep the value and fail the operation with
- *   that code (CAS_EVERSION for a lost precondition, say).
- * The value is written back in every case (CASPaxos' accept phase), so the
- * result is linearizable. The function may run several times in one
- * operation (after conflicts), each time on a fresh cur; it must not
- * depend on earlier calls. */
-typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_value *next);
-
 /* Applies fn to key's register within timeout_ms (0: the client's default).
  * On CAS_OK, and on a code that fn returned, out (may be NULL) receives
  * the register's value after the operation; the caller frees it with
@@ -87,8 +59,9 @@ typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_
 CAS_API int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		       unsigned timeout_ms, struct cas_value *out);
 
-/* Reads key linearizably (prepare and accept of the identity). out as for
- * cas_change. */
+/* Reads key linearizably: a query of every acceptor, answered when a
+ * majority agree on the accepted ballot; otherwise a prepare and an accept
+ * of the identity. out as for cas_change. */
 CAS_API int cas_read(struct cas_client *c, const char *key, unsigned timeout_ms,
 		     struct cas_value *out);
 

@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include <cas/bytes.h>
+
 #include "batch.h"
 #include "codec.h"
 #include "codec_bin.h"
@@ -614,19 +616,6 @@ static size_t on_batch_data(char *ptr, size_t size, size_t nmemb, void *userdata
 	return n;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Moves what waits in node's pipe into a batch (requests of sends their
  * channels gave up on are dropped) and lays out its body. Returns whether
  * there is a batch to send. Called with t->block held. */
@@ -661,7 +650,7 @@ static bool take_batch(struct cas_transport *t, size_t node, uint64_t *deadline_
 			p->req = q;
 			p->req_cap = need * 2;
 		}
-		put_le32(p->req + p->req_len, (uint32_t)it->len);
+		cas_put_le32(p->req + p->req_len, (uint32_t)it->len);
 		memcpy(p->req + p->req_len + 4, it->data, it->len);
 		p->req_len = need;
 		if (it->deadline_ms > *deadline_ms)
@@ -761,11 +750,11 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 		if (ba == NULL)
 			break; /* the channel times out waiting instead */
 		ba->next = NULL;
-		if (why != NULL || end - q < 5 || (size_t)(end - q - 5) < get_le32(q + 1)) {
+		if (why != NULL || end - q < 5 || (size_t)(end - q - 5) < cas_get_le32(q + 1)) {
 			batch_answer(t, node, 0, NULL, 0, why ? code : CAS_EPROTO,
 				     why ? why : "malformed batch reply", &ba->a);
 		} else {
-			len = get_le32(q + 1);
+			len = cas_get_le32(q + 1);
 			batch_answer(t, node, q[0], q + 5, len, 0, NULL, &ba->a);
 			q += 5 + len;
 		}

@@ -16,6 +16,8 @@
 
 #include <lmdb.h>
 
+#include <cas/bytes.h>
+
 #include "errmsg.h"
 #include "store_lmdb.h"
 
@@ -98,48 +100,6 @@ static int lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len)
 	return rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
 }
 
-static void put_u16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static uint16_t get_u16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	int i;
-
-	for (i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Reads the record p[0..size) into st; st->value.data points into p. */
 static bool decode_record(const unsigned char *p, size_t size, struct cas_acceptor_state *st)
 {
@@ -155,21 +115,21 @@ static bool decode_record(const unsigned char *p, size_t size, struct cas_accept
 	n = p[1];
 	if (size < REC_HEADER + REC_RECENT * n + 8)
 		return false;
-	st->promise.counter = get_u64(p + 8);
-	st->promise.id = get_u64(p + 16);
-	st->accepted.counter = get_u64(p + 24);
-	st->accepted.id = get_u64(p + 32);
-	st->value.version = get_u64(p + 40);
+	st->promise.counter = cas_get_le64(p + 8);
+	st->promise.id = cas_get_le64(p + 16);
+	st->accepted.counter = cas_get_le64(p + 24);
+	st->accepted.id = cas_get_le64(p + 32);
+	st->value.version = cas_get_le64(p + 40);
 	for (i = 0; i < n; i++) {
 		const unsigned char *r = p + REC_HEADER + REC_RECENT * i;
 
-		st->value.recent[i].proposer = get_u64(r);
-		st->value.recent[i].op = get_u64(r + 8);
-		st->value.recent[i].version = get_u64(r + 16);
+		st->value.recent[i].proposer = cas_get_le64(r);
+		st->value.recent[i].op = cas_get_le64(r + 8);
+		st->value.recent[i].version = cas_get_le64(r + 16);
 	}
 	st->value.n_recent = (uint32_t)n;
 	off = REC_HEADER + REC_RECENT * n;
-	len = get_u64(p + off);
+	len = cas_get_le64(p + off);
 	off += 8;
 	if (len != size - off)
 		return false;
@@ -194,61 +154,24 @@ static int encode_record(const struct cas_acceptor_state *st, unsigned char **ou
 		return CAS_ENOMEM;
 	p[0] = CAS_STORE_FORMAT;
 	p[1] = (unsigned char)n;
-	put_u64(p + 8, st->promise.counter);
-	put_u64(p + 16, st->promise.id);
-	put_u64(p + 24, st->accepted.counter);
-	put_u64(p + 32, st->accepted.id);
-	put_u64(p + 40, st->value.version);
+	cas_put_le64(p + 8, st->promise.counter);
+	cas_put_le64(p + 16, st->promise.id);
+	cas_put_le64(p + 24, st->accepted.counter);
+	cas_put_le64(p + 32, st->accepted.id);
+	cas_put_le64(p + 40, st->value.version);
 	for (i = 0; i < n; i++) {
 		unsigned char *r = p + REC_HEADER + REC_RECENT * i;
 
-		put_u64(r, st->value.recent[i].proposer);
-		put_u64(r + 8, st->value.recent[i].op);
-		put_u64(r + 16, st->value.recent[i].version);
+		cas_put_le64(r, st->value.recent[i].proposer);
+		cas_put_le64(r + 8, st->value.recent[i].op);
+		cas_put_le64(r + 16, st->value.recent[i].version);
 	}
-	put_u64(p + off - 8, st->value.len);
+	cas_put_le64(p + off - 8, st->value.len);
 	if (st->value.len)
 		memcpy(p + off, st->value.data, st->value.len);
 	*out = p;
 	*out_len = off + st->value.len;
 	return CAS_OK;
-}
-
-/* CRC-32C (Castagnoli), bitwise-reflected, for log entries: a table and a
- * loop, not worth a new dependency. */
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	uint32_t c;
-	int i, k;
-
-	for (i = 0; i < 256; i++) {
-		c = (uint32_t)i;
-		for (k = 0; k < 8; k++)
-			c = c & 1 ? c >> 1 ^ 0x82f63b78u : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t crc32c(uint32_t crc, const unsigned char *p, size_t n)
-{
-	crc = ~crc;
-	while (n--)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ crc >> 8;
-	return ~crc;
-}
-
-/* FNV-1a: keys are short text. */
-static uint32_t key_hash(const char *key, size_t len)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 16777619u;
-	return h;
 }
 
 static struct mem_entry *mem_find(const struct memtable *m, const char *key, size_t len,
@@ -425,9 +348,9 @@ static int append_entry(struct cas_store *s, const char *key, size_t key_len,
 		return CAS_ENOMEM;
 	p = s->buf + s->buf_len;
 	memset(p, 0, WAL_HEADER);
-	put_u32(p, WAL_MAGIC);
-	put_u32(p + 4, (uint32_t)len);
-	put_u16(p + WAL_HEADER, (uint16_t)key_len);
+	cas_put_le32(p, WAL_MAGIC);
+	cas_put_le32(p + 4, (uint32_t)len);
+	cas_put_le16(p + WAL_HEADER, (uint16_t)key_len);
 	memcpy(p + WAL_HEADER + 2, key, key_len);
 	memcpy(p + WAL_HEADER + 2 + key_len, rec, rec_len);
 	s->buf_len += WAL_HEADER + len;
@@ -442,12 +365,12 @@ static void seal_entries(struct cas_store *s)
 
 	for (off = 0; off < s->buf_len; off += WAL_HEADER + len) {
 		p = s->buf + off;
-		len = get_u32(p + 4);
-		put_u64(p + 8, s->epoch);
-		put_u64(p + 16, ++s->seq);
-		crc = crc32c(0, p, 24);
-		crc = crc32c(crc, p + WAL_HEADER, len);
-		put_u32(p + 24, crc);
+		len = cas_get_le32(p + 4);
+		cas_put_le64(p + 8, s->epoch);
+		cas_put_le64(p + 16, ++s->seq);
+		crc = cas_crc32c(0, p, 24);
+		crc = cas_crc32c(crc, p + WAL_HEADER, len);
+		cas_put_le32(p + 24, crc);
 	}
 }
 
@@ -467,7 +390,7 @@ static void apply_op(struct cas_store *s, struct cas_store_op *op)
 {
 	const struct cas_msg *req = op->req;
 	size_t len = strlen(req->key), rec_len;
-	uint32_t hash = key_hash(req->key, len);
+	uint32_t hash = (uint32_t)cas_fnv1a(CAS_FNV1A_INIT, req->key, len);
 	struct cas_acceptor_state st;
 	struct mem_entry *e;
 	unsigned char *rec;
@@ -600,7 +523,7 @@ static int checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len)
 				goto out_abort;
 		}
 	}
-	put_u64(ep, s->epoch + 1);
+	cas_put_le64(ep, s->epoch + 1);
 	k.mv_size = EPOCH_KEY_LEN;
 	k.mv_data = (void *)epoch_key;
 	v.mv_size = sizeof(ep);
@@ -844,15 +767,15 @@ static int replay(struct cas_store *s, const unsigned char *map, size_t size, co
 
 	while (size - off >= WAL_HEADER + 2) {
 		p = map + off;
-		len = get_u32(p + 4);
-		seq = get_u64(p + 16);
-		if (get_u32(p) != WAL_MAGIC || get_u64(p + 8) != s->epoch || seq <= last ||
+		len = cas_get_le32(p + 4);
+		seq = cas_get_le64(p + 16);
+		if (cas_get_le32(p) != WAL_MAGIC || cas_get_le64(p + 8) != s->epoch || seq <= last ||
 		    len < 2 || len > size - off - WAL_HEADER)
 			break;
-		crc = crc32c(0, p, 24);
-		if (crc32c(crc, p + WAL_HEADER, len) != get_u32(p + 24))
+		crc = cas_crc32c(0, p, 24);
+		if (cas_crc32c(crc, p + WAL_HEADER, len) != cas_get_le32(p + 24))
 			break;
-		key_len = get_u16(p + WAL_HEADER);
+		key_len = cas_get_le16(p + WAL_HEADER);
 		key = (const char *)p + WAL_HEADER + 2;
 		rec = p + WAL_HEADER + 2 + key_len;
 		rec_len = len - 2 - key_len;
@@ -862,7 +785,7 @@ static int replay(struct cas_store *s, const unsigned char *map, size_t size, co
 				       path, off);
 			return CAS_EIO;
 		}
-		hash = key_hash(key, key_len);
+		hash = (uint32_t)cas_fnv1a(CAS_FNV1A_INIT, key, key_len);
 		e = mem_find(&s->mem, key, key_len, hash);
 		if (!e)
 			e = mem_add(&s->mem, key, key_len, hash, false);
@@ -981,7 +904,7 @@ static int read_epoch(struct cas_store *s, MDB_txn *txn, char *errmsg, size_t er
 		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt log epoch");
 		return CAS_EIO;
 	}
-	s->epoch = get_u64(v.mv_data);
+	s->epoch = cas_get_le64(v.mv_data);
 	return CAS_OK;
 }
 
@@ -1014,7 +937,6 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 		free(s);
 		return CAS_EINVAL;
 	}
-	pthread_once(&crc_once, crc_init);
 	s->tail = &s->head;
 	if (pthread_mutex_init(&s->lock, NULL)) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: cannot make a mutex");
@@ -1411,7 +1333,7 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 	 * LMDB has it (a checkpoint writes LMDB before it drops entries). */
 	len = strlen(key);
 	pthread_mutex_lock(&s->mem_lock);
-	e = mem_find(&s->mem, key, len, key_hash(key, len));
+	e = mem_find(&s->mem, key, len, (uint32_t)cas_fnv1a(CAS_FNV1A_INIT, key, len));
 	if (e && e->rec) {
 		found = true;
 		rec_len = e->rec_len;

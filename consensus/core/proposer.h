@@ -1,6 +1,6 @@
 /* proposer.h - the CASPaxos proposer, pure: one operation (a change of one
  * key) is a state machine fed with replies and the clock, and it answers
- * with the effect its driver must carry out. Drivers: client.c (libcurl)
+ * with the effect its driver must carry out. Drivers: client/client.c (libcurl)
  * and the simulation in tests/. */
 #ifndef CAS_PROPOSER_H
 #define CAS_PROPOSER_H
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cas/client.h>
+#include <cas/cas.h>
 
 #include "msg.h"
 

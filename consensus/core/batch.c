@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
 #include <cas/cas.h>
 
 #include "batch.h"
@@ -12,19 +13,6 @@
 
 /* Bytes of an item's or an entry's length field. */
 #define LEN_SIZE 4
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	p[0] = v & 0xff;
-	p[1] = (v >> 8) & 0xff;
-	p[2] = (v >> 16) & 0xff;
-	p[3] = (v >> 24) & 0xff;
-}
 
 int cas_batch_split(const void *body, size_t len, struct cas_batch_item items[CAS_BATCH_MAX_ITEMS],
 		    size_t *n, char *errmsg, size_t errmsg_len)
@@ -50,7 +38,7 @@ int cas_batch_split(const void *body, size_t len, struct cas_batch_item items[CA
 				       count, len - off);
 			return CAS_EINVAL;
 		}
-		item_len = get_u32(p + off);
+		item_len = cas_get_le32(p + off);
 		off += LEN_SIZE;
 		if (item_len > len - off) {
 			cas_errmsg_set(errmsg, errmsg_len,
@@ -89,7 +77,7 @@ int cas_batch_encode(const struct cas_batch_entry *entries, size_t n, unsigned c
 	p = buf;
 	for (i = 0; i < n; i++) {
 		*p++ = (unsigned char)entries[i].status;
-		put_u32(p, (uint32_t)entries[i].len);
+		cas_put_le32(p, (uint32_t)entries[i].len);
 		p += LEN_SIZE;
 		if (entries[i].len)
 			memcpy(p, entries[i].data, entries[i].len);

@@ -63,14 +63,6 @@ static uint64_t random_nonzero(void)
 	return v;
 }
 
-void cas_value_clear(struct cas_value *v)
-{
-	if (v == NULL)
-		return;
-	free(v->data);
-	memset(v, 0, sizeof(*v));
-}
-
 /* Checks one base URL (s, len bytes) and writes its normalized form
  * "scheme://host:port" to *out (malloc'd). */
 static int parse_url(const char *s, size_t len, char **out, char *errmsg, size_t errmsg_len)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
+
 #include "codec_bin.h"
 #include "errmsg.h"
 
@@ -131,29 +133,16 @@ static bool is_request(enum cas_msg_type type)
 
 /* ---- little-endian loads and stores ---- */
 
-static uint32_t load_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t load_u64(const unsigned char *p)
-{
-	return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
-}
-
 static unsigned char *store_u32(unsigned char *p, uint32_t v)
 {
-	p[0] = v & 0xff;
-	p[1] = v >> 8 & 0xff;
-	p[2] = v >> 16 & 0xff;
-	p[3] = v >> 24 & 0xff;
+	cas_put_le32(p, v);
 	return p + 4;
 }
 
 static unsigned char *store_u64(unsigned char *p, uint64_t v)
 {
-	store_u32(p, (uint32_t)v);
-	return store_u32(p + 4, (uint32_t)(v >> 32));
+	cas_put_le64(p, v);
+	return p + 8;
 }
 
 static unsigned char *store_ballot(unsigned char *p, struct cas_ballot b)
@@ -241,7 +230,7 @@ static int read_frame(struct reader *r, const struct shape *s, struct frame *f, 
 		p = take(r, 4);
 		if (!p)
 			goto out_truncated;
-		f->data_len = load_u32(p);
+		f->data_len = cas_get_le32(p);
 		f->data = take(r, f->data_len);
 		if (!f->data)
 			goto out_truncated;
@@ -338,22 +327,22 @@ static int decode(const void *body, size_t len, enum cas_msg_type want, size_t m
 		out->key[f.key_len] = '\0';
 	}
 	if (s.ballot) {
-		out->ballot.counter = load_u64(f.ballot);
-		out->ballot.id = load_u64(f.ballot + 8);
+		out->ballot.counter = cas_get_le64(f.ballot);
+		out->ballot.id = cas_get_le64(f.ballot + 8);
 	}
 	if (s.next) {
-		out->next.counter = load_u64(f.next);
-		out->next.id = load_u64(f.next + 8);
+		out->next.counter = cas_get_le64(f.next);
+		out->next.id = cas_get_le64(f.next + 8);
 	}
 	if (s.value) {
-		out->value.version = load_u64(f.version);
+		out->value.version = cas_get_le64(f.version);
 		out->value.n_recent = f.n_recent;
 		for (unsigned i = 0; i < f.n_recent; i++) {
 			const unsigned char *e = f.recent + (size_t)i * RECENT_SIZE;
 
-			out->value.recent[i].proposer = load_u64(e);
-			out->value.recent[i].op = load_u64(e + 8);
-			out->value.recent[i].version = load_u64(e + 16);
+			out->value.recent[i].proposer = cas_get_le64(e);
+			out->value.recent[i].op = cas_get_le64(e + 8);
+			out->value.recent[i].version = cas_get_le64(e + 16);
 		}
 		out->value.data = data;
 		out->value.len = f.data_len;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
+
 #include "pcache.h"
 
 struct entry {
@@ -25,13 +27,7 @@ struct cas_pcache {
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return cas_fnv1a(CAS_FNV1A_INIT, s, strlen(s));
 }
 
 int cas_pcache_new(size_t max_entries, size_t max_bytes, struct cas_pcache **out)
