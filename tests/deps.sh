@@ -8,7 +8,7 @@ packages=(
 	libfuse3-dev fuse3 attr
 	libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev liblmdb-dev
 	libcmocka-dev
-	clang libclang-rt-14-dev valgrind
+	clang libclang-rt-14-dev clang-format valgrind
 )
 
 missing=()

@@ -8,6 +8,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 tests/deps.sh
+rc=0
+# The formatter first: a difference fails the run, after every test ran.
+tests/format.sh || rc=$?
 build=${CAS_BUILD:-build-test}
 cmake -S . -B "$build" -DCAS_WERROR=ON -DCAS_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$build" -j"$(nproc)"
@@ -15,7 +18,6 @@ cmake --build "$build" -j"$(nproc)"
 # freed at exit; leaks are still reported for every other program.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-rc=0
 ctest --test-dir "$build" --output-on-failure -j2 "$@" || rc=$?
 
 # The second tree: libFuzzer needs clang; the fuzz targets bring their own
