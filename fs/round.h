@@ -1,0 +1,53 @@
+/* round.h - register rounds for the FUSE operations: the one door from fs/
+ * to the client API (include/cas/client.h). */
+#ifndef CASFS_ROUND_H
+#define CASFS_ROUND_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <fuse_lowlevel.h>
+
+#include "record.h"
+
+struct casfs_fs;
+
+/* An edit function's "leave the register as it is". */
+#define CASFS_KEEP 1
+
+/* One request: the filesystem and the request's deadline. */
+struct op {
+	struct casfs_fs *fs;
+	struct timespec end;
+};
+
+/* The one place where a client code becomes an errno for FUSE: 0 or a
+ * negative errno. */
+int casfs_err_of(int rc);
+
+/* Starts req: op->fs is the session's filesystem, op->end the monotonic
+ * time its timeout from now. */
+void casfs_op_start(struct op *op, fuse_req_t req);
+
+/* Reads the record of id linearizably into rec (the caller clears it);
+ * *version (may be NULL) gets the register's version. 0 or -errno; rec
+ * owns nothing on error. */
+int casfs_load(struct op *op, const unsigned char *id, struct casfs_record *rec, uint64_t *version);
+
+/* An edit: changes a decoded record in place. Returns 0 to write it back,
+ * CASFS_KEEP to leave the register unchanged, or a negative errno to fail.
+ * May run several times in one operation, each time on a fresh record. */
+typedef int (*casfs_edit_fn)(void *arg, struct casfs_record *rec, uint64_t version);
+
+/* Applies fn to id's record in one change round. after (may be NULL)
+ * receives the record as the round left it, *version (may be NULL) its
+ * version. 0 or -errno; after owns nothing on error. */
+int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *arg,
+	       struct casfs_record *after, uint64_t *version);
+
+/* Writes rec (borrowed, left unchanged) as the first value of the fresh
+ * register id: a conditional write on version 0. 0 or -errno; -EIO when
+ * the register already exists (an id in use is logged). */
+int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_record *rec);
+
+#endif
