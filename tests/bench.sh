@@ -5,6 +5,8 @@
 # (default /tmp): its fsync speed shapes the figures.
 CAS_BIN=${CAS_BIN:-./build}
 . "$(dirname "$0")/lib.sh"
-[ -x "$CAS_BIN/casbench" ] || fail "no casbench in $CAS_BIN (set CAS_BIN to the build folder)"
+# casbench is built with the tests (tests/bench/casbench.c): in $CAS_BIN/tests.
+CASBENCH=$CAS_BIN/tests/casbench
+[ -x "$CASBENCH" ] || fail "no casbench in $CAS_BIN/tests (set CAS_BIN to the build folder)"
 cas_start_cluster 3
-"$CAS_BIN/casbench" --nodes "$(cas_nodes)" "$@"
+"$CASBENCH" --nodes "$(cas_nodes)" "$@"

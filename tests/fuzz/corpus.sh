@@ -8,13 +8,7 @@ rm -rf corpus
 mkdir -p corpus/codec corpus/codec_bin corpus/acceptor corpus/record corpus/xattr corpus/batch \
 	corpus/wal
 
-# le BYTES VALUE: VALUE as BYTES little-endian bytes.
-le() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		printf "\\x$(printf %02x $((($2 >> (8 * i)) & 255)))"
-	done
-}
+. ../wire.sh # le, and the builders of binary bodies
 
 # --- codec: request and reply bodies, and base64 ---
 B='"ballot":{"counter":"5","id":"1"}'
@@ -42,15 +36,8 @@ printf '{"key":"k",%s} x' "$B" >$c/bad-trailing
 
 # --- codec_bin: binary bodies (PROTOCOL.md, "Binary form") ---
 c=corpus/codec_bin
-bkey() { le 1 ${#1}; printf '%s' "$1"; }
-bballot() { le 8 "$1"; le 8 "$2"; }
-# bvalue VERSION DATA N_RECENT
-bvalue() {
-	local i
-	le 8 "$1"; le 1 "$3"
-	for ((i = 0; i < $3; i++)); do le 8 $((i + 1)); le 8 $((i + 7)); le 8 "$1"; done
-	le 4 ${#2}; printf '%s' "$2"
-}
+# Recent entries of distinct proposers and ops (bvalue's).
+brecent() { le 8 $(($1 + 1)); le 8 $(($1 + 7)); le 8 "$2"; }
 { printf '\xc1\x01'; bkey k; bballot 5 1; } >$c/prepare
 { printf '\xc1\x02'; bkey a/b:c@d-e_f.g; bballot 5 1; bballot 0 0; bvalue 1 hello 1; } >$c/accept
 { printf '\xc1\x02'; bkey k; bballot 5 1; bballot 6 1; bvalue 3 "" 16; } >$c/accept-full

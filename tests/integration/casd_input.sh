@@ -109,26 +109,8 @@ grep -Fqx '{"result":"current","accepted":{"counter":"0","id":"0"},"value":{"ver
 
 # The binary form (PROTOCOL.md): the same refusals, a JSON error body.
 BT=application/x-casfs
-# le BYTES VALUE: VALUE as BYTES little-endian bytes.
-le() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		printf "\\x$(printf %02x $((($2 >> (8 * i)) & 255)))"
-	done
-}
-bkey() { le 1 ${#1}; printf '%s' "$1"; }
-bballot() { le 8 "$1"; le 8 "$2"; }
-# bvalue VERSION DATA [N_RECENT]: a value with N_RECENT (default 0) entries.
-bvalue() {
-	local i
-	le 8 "$1"; le 1 "${3:-0}"
-	for ((i = 0; i < ${3:-0}; i++)); do le 8 9; le 8 1; le 8 "$1"; done
-	le 4 ${#2}; printf '%s' "$2"
-}
-bprepare() { printf '\xc1\x01'; bkey "$1"; bballot "$2" "$3"; }
-# baccept KEY COUNTER ID VERSION DATA [N_RECENT]
-baccept() { printf '\xc1\x02'; bkey "$1"; bballot "$2" "$3"; bballot 0 0; bvalue "$4" "$5" "${6:-0}"; }
-bquery() { printf '\xc1\x03'; bkey "$1"; }
+# The builders: le, bkey, bballot, bvalue, bprepare, baccept, bquery, bitem.
+. "$CAS_SRC/tests/wire.sh"
 
 # breq PATH STATUS: posts $BIN as a binary body and checks the status, and
 # the answer's Content-Type: binary for a 200 or 409, else a JSON error.
@@ -255,8 +237,6 @@ grep -Fq '"accepted":{"counter":"5","id":"1"},"value":{"version":"1","recent":[{
 
 # Batches (PROTOCOL.md, "Batches"): items framed by a 4-byte length, one
 # entry per item in the answer: status, 4-byte length, reply or reason.
-# bitem CMD...: what CMD prints, framed as a batch item.
-bitem() { "$@" >"$CAS_TMP/item"; le 4 "$(stat -c %s "$CAS_TMP/item")"; cat "$CAS_TMP/item"; }
 # bsplit: splits the batch answer $OUT into $CAS_TMP/entry.I (its bytes)
 # and $CAS_TMP/statuses (one status a line), failing on a bad framing.
 bsplit() {

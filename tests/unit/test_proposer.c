@@ -1,7 +1,6 @@
-/* test_core.c - unit tests of the pure CASPaxos core: ballots, acceptor
- * rules, proposer rounds, and one test for each known mistake of other
- * implementations (DESIGN.md). */
-#include <errno.h>
+/* test_proposer.c - unit tests of the proposer: ballots, rounds against
+ * three in-memory acceptors, and one test for each known mistake of other
+ * implementations on the proposer's side (DESIGN.md). */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdarg.h>
@@ -14,198 +13,8 @@
 
 #include "acceptor.h"
 #include "ballot.h"
+#include "msgs.h"
 #include "proposer.h"
-
-static struct cas_ballot B(uint64_t counter, uint64_t id)
-{
-	return (struct cas_ballot){counter, id};
-}
-
-static struct cas_msg prepare_msg(struct cas_ballot b)
-{
-	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = b};
-
-	strcpy(m.key, "k");
-	return m;
-}
-
-static struct cas_msg accept_msg(struct cas_ballot b, const char *data, uint64_t version)
-{
-	struct cas_msg m = {.type = CAS_MSG_ACCEPT, .ballot = b};
-
-	strcpy(m.key, "k");
-	m.value.version = version;
-	m.value.data = (unsigned char *)data;
-	m.value.len = strlen(data);
-	return m;
-}
-
-/* --- ballots --- */
-
-static void test_ballot_order(void **state)
-{
-	(void)state;
-	assert_true(cas_ballot_cmp(B(1, 9), B(2, 1)) < 0);
-	assert_true(cas_ballot_cmp(B(2, 1), B(1, 9)) > 0);
-	/* Same counter: the id decides. */
-	assert_true(cas_ballot_cmp(B(5, 1), B(5, 2)) < 0);
-	assert_true(cas_ballot_cmp(B(5, 2), B(5, 1)) > 0);
-	assert_int_equal(cas_ballot_cmp(B(5, 2), B(5, 2)), 0);
-	/* 64-bit parts compare as unsigned. */
-	assert_true(cas_ballot_cmp(B(UINT64_MAX, 1), B(1, UINT64_MAX)) > 0);
-	assert_true(cas_ballot_is_zero(B(0, 0)));
-	assert_false(cas_ballot_is_zero(B(0, 1)));
-	assert_int_equal(cas_ballot_max(B(3, 1), B(2, 7)).counter, 3);
-	assert_int_equal(cas_ballot_max(B(3, 1), B(3, 7)).id, 7);
-}
-
-static void test_proposer_ballots(void **state)
-{
-	struct cas_proposer p;
-	struct cas_ballot a, b;
-
-	(void)state;
-	cas_proposer_init(&p, 42);
-	a = cas_proposer_next_ballot(&p);
-	b = cas_proposer_next_ballot(&p);
-	assert_int_equal(a.id, 42);
-	assert_true(cas_ballot_cmp(a, b) < 0);
-	cas_proposer_observe(&p, B(1000, 99));
-	b = cas_proposer_next_ballot(&p);
-	assert_true(cas_ballot_cmp(b, B(1000, 99)) > 0);
-	/* Observing something lower never moves the counter back. */
-	cas_proposer_observe(&p, B(3, 1));
-	assert_true(cas_ballot_cmp(cas_proposer_next_ballot(&p), b) > 0);
-	assert_int_equal(cas_quorum(1), 1);
-	assert_int_equal(cas_quorum(3), 2);
-	assert_int_equal(cas_quorum(4), 3);
-	assert_int_equal(cas_quorum(5), 3);
-}
-
-/* --- acceptor --- */
-
-static void test_acceptor_prepare_fresh(void **state)
-{
-	struct cas_acceptor_state st = {0};
-	struct cas_msg req = prepare_msg(B(1, 1)), reply;
-
-	(void)state;
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_PROMISE);
-	assert_true(cas_ballot_is_zero(reply.ballot));
-	assert_int_equal(reply.value.version, 0);
-	assert_int_equal(reply.value.len, 0);
-	assert_int_equal(cas_ballot_cmp(st.promise, B(1, 1)), 0);
-}
-
-static void test_acceptor_prepare_rejects_not_higher(void **state)
-{
-	struct cas_acceptor_state st = {.promise = B(5, 2)};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = prepare_msg(B(5, 2)); /* equal */
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(5, 2)), 0);
-	req = prepare_msg(B(4, 9)); /* lower counter, higher id */
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-	assert_int_equal(cas_ballot_cmp(st.promise, B(5, 2)), 0);
-}
-
-/* Known mistake: comparing only the counter of a ballot. Two proposers
- * with the same counter must not both get a promise. */
-static void test_mistake_counter_only_compare(void **state)
-{
-	struct cas_acceptor_state st = {0};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = prepare_msg(B(7, 2));
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	req = prepare_msg(B(7, 1));
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-	req = accept_msg(B(7, 1), "x", 1);
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-	req = prepare_msg(B(7, 3));
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_PROMISE);
-}
-
-/* Known mistake: returning the promised ballot instead of the accepted
- * one. After accepting at b1 and promising b2, a prepare at b3 must report
- * b1 with its value. */
-static void test_mistake_promise_returns_accepted(void **state)
-{
-	struct cas_acceptor_state st = {0};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = prepare_msg(B(1, 1));
-	cas_acceptor_handle(&st, &req, &reply);
-	req = accept_msg(B(1, 1), "v1", 1);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
-	req = prepare_msg(B(2, 1));
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	req = prepare_msg(B(3, 1));
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_PROMISE);
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(1, 1)), 0);
-	assert_int_equal(reply.value.len, 2);
-	assert_memory_equal(reply.value.data, "v1", 2);
-}
-
-/* Known mistake: conflict replies without the blocking ballot. */
-static void test_mistake_reject_carries_blocking(void **state)
-{
-	struct cas_acceptor_state st = {.promise = B(9, 4), .accepted = B(8, 1)};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = accept_msg(B(8, 5), "y", 2);
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(9, 4)), 0);
-	/* The blocking ballot is the higher of promise and accepted. */
-	st.promise = B(3, 1);
-	st.accepted = B(6, 2);
-	req = prepare_msg(B(5, 5));
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(6, 2)), 0);
-}
-
-static void test_acceptor_accept_rules(void **state)
-{
-	struct cas_acceptor_state st = {.promise = B(4, 1)};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = accept_msg(B(3, 9), "low", 1);
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(st.value.len, 0);
-	/* Equal to the promise: accepted. */
-	req = accept_msg(B(4, 1), "eq", 1);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(4, 1)), 0);
-	assert_int_equal(cas_ballot_cmp(st.accepted, B(4, 1)), 0);
-	/* Higher than the promise without a prepare: accepted too, and the
-	 * promise follows. */
-	req = accept_msg(B(6, 1), "hi", 2);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(cas_ballot_cmp(st.promise, B(6, 1)), 0);
-	assert_int_equal(st.value.version, 2);
-	/* Unknown request types change nothing. */
-	req.type = CAS_MSG_PROMISE;
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_REJECT);
-}
-
-/* --- proposer --- */
 
 #define NODES 3
 
@@ -330,9 +139,11 @@ static int run_op(struct mini *m, struct cas_op *op, unsigned mask)
 
 			if (mask & (1u << i)) {
 				deliver(m, i, msg, &reply);
-				cas_op_on_reply(op, &m->prop, i, attempt, &reply, now, &m->rng, &next);
+				cas_op_on_reply(op, &m->prop, i, attempt, &reply, now, &m->rng,
+						&next);
 			} else {
-				cas_op_on_reply(op, &m->prop, i, attempt, NULL, now, &m->rng, &next);
+				cas_op_on_reply(op, &m->prop, i, attempt, NULL, now, &m->rng,
+						&next);
 			}
 		}
 		if (next.kind == CAS_EFFECT_WAIT) {
@@ -342,6 +153,29 @@ static int run_op(struct mini *m, struct cas_op *op, unsigned mask)
 	}
 	fail_msg("operation did not finish");
 	return -1;
+}
+
+static void test_proposer_ballots(void **state)
+{
+	struct cas_proposer p;
+	struct cas_ballot a, b;
+
+	(void)state;
+	cas_proposer_init(&p, 42);
+	a = cas_proposer_next_ballot(&p);
+	b = cas_proposer_next_ballot(&p);
+	assert_int_equal(a.id, 42);
+	assert_true(cas_ballot_cmp(a, b) < 0);
+	cas_proposer_observe(&p, B(1000, 99));
+	b = cas_proposer_next_ballot(&p);
+	assert_true(cas_ballot_cmp(b, B(1000, 99)) > 0);
+	/* Observing something lower never moves the counter back. */
+	cas_proposer_observe(&p, B(3, 1));
+	assert_true(cas_ballot_cmp(cas_proposer_next_ballot(&p), b) > 0);
+	assert_int_equal(cas_quorum(1), 1);
+	assert_int_equal(cas_quorum(3), 2);
+	assert_int_equal(cas_quorum(4), 3);
+	assert_int_equal(cas_quorum(5), 3);
 }
 
 static void test_proposer_write_then_read(void **state)
@@ -717,7 +551,37 @@ static void test_retry_recognises_own_write(void **state)
 	mini_free(&m);
 }
 
-static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, unsigned mask);
+/* Runs op (already started into eff) delivering to every node in mask;
+ * returns how many PREPAREs were sent. */
+static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, unsigned mask)
+{
+	int prepares = 0;
+
+	for (int steps = 0; steps < 100 && eff.kind != CAS_EFFECT_DONE; steps++) {
+		if (eff.kind == CAS_EFFECT_SLEEP) {
+			cas_op_wake(op, &m->prop, eff.until_ms, &eff);
+			continue;
+		}
+		assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+		const struct cas_msg *msg = eff.msg;
+		uint32_t a = eff.attempt;
+		struct cas_effect next = {.kind = CAS_EFFECT_WAIT};
+
+		if (msg->type == CAS_MSG_PREPARE)
+			prepares++;
+		for (int i = 0; i < NODES && next.kind == CAS_EFFECT_WAIT; i++) {
+			struct cas_msg reply;
+
+			if (!(mask & (1u << i)))
+				continue;
+			deliver(m, i, msg, &reply);
+			cas_op_on_reply(op, &m->prop, i, a, &reply, 0, &m->rng, &next);
+		}
+		eff = next;
+	}
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	return prepares;
+}
 
 /* Fills every node with version `version` whose recent list names n other
  * proposers (100, 101, ...), at a ballot above everything so far. */
@@ -822,71 +686,6 @@ static void test_unavailable_and_limits(void **state)
 	assert_int_equal(op.result, CAS_ETOOBIG);
 	cas_op_clear(&op);
 	mini_free(&m);
-}
-
-/* The one-round-trip optimization, acceptor side: an accept may carry the
- * proposer's next ballot, promised in the same durable write. */
-static void test_accept_promises_next(void **state)
-{
-	struct cas_acceptor_state st = {0};
-	struct cas_msg req, reply;
-
-	(void)state;
-	req = accept_msg(B(2, 1), "v", 1);
-	req.next = B(3, 1);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
-	assert_int_equal(cas_ballot_cmp(reply.next, B(3, 1)), 0);
-	assert_int_equal(cas_ballot_cmp(st.promise, B(3, 1)), 0);
-	assert_int_equal(cas_ballot_cmp(st.accepted, B(2, 1)), 0);
-	/* Another proposer's prepare at or below the promise is refused and
-	 * told to go above it. */
-	req = prepare_msg(B(3, 0));
-	assert_false(cas_acceptor_handle(&st, &req, &reply));
-	assert_int_equal(cas_ballot_cmp(reply.ballot, B(3, 1)), 0);
-	/* The promised ballot's accept goes through. */
-	req = accept_msg(B(3, 1), "w", 2);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_true(cas_ballot_is_zero(reply.next));
-	assert_int_equal(cas_ballot_cmp(st.promise, B(3, 1)), 0);
-	/* A "next" not above the ballot promises nothing more. */
-	req = accept_msg(B(4, 1), "x", 3);
-	req.next = B(4, 0);
-	assert_true(cas_acceptor_handle(&st, &req, &reply));
-	assert_true(cas_ballot_is_zero(reply.next));
-	assert_int_equal(cas_ballot_cmp(st.promise, B(4, 1)), 0);
-}
-
-/* Runs op (already started into eff) delivering to every node in mask;
- * returns how many PREPAREs were sent. */
-static int finish_op(struct mini *m, struct cas_op *op, struct cas_effect eff, unsigned mask)
-{
-	int prepares = 0;
-
-	for (int steps = 0; steps < 100 && eff.kind != CAS_EFFECT_DONE; steps++) {
-		if (eff.kind == CAS_EFFECT_SLEEP) {
-			cas_op_wake(op, &m->prop, eff.until_ms, &eff);
-			continue;
-		}
-		assert_int_equal(eff.kind, CAS_EFFECT_SEND);
-		const struct cas_msg *msg = eff.msg;
-		uint32_t a = eff.attempt;
-		struct cas_effect next = {.kind = CAS_EFFECT_WAIT};
-
-		if (msg->type == CAS_MSG_PREPARE)
-			prepares++;
-		for (int i = 0; i < NODES && next.kind == CAS_EFFECT_WAIT; i++) {
-			struct cas_msg reply;
-
-			if (!(mask & (1u << i)))
-				continue;
-			deliver(m, i, msg, &reply);
-			cas_op_on_reply(op, &m->prop, i, a, &reply, 0, &m->rng, &next);
-		}
-		eff = next;
-	}
-	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
-	return prepares;
 }
 
 /* A read asks the nodes first; when a majority report the same accepted
@@ -1052,40 +851,10 @@ static void test_one_round_trip(void **state)
 	mini_free(&m);
 }
 
-static void test_errors_table(void **state)
-{
-	(void)state;
-	for (int i = 0; i < CAS_ERR_COUNT; i++)
-		assert_non_null(cas_strerror(i));
-	assert_string_equal(cas_strerror(-1), "unknown error");
-	assert_int_equal(cas_errno(CAS_EVERSION), ESTALE);
-	assert_int_equal(cas_errno(CAS_EUNAVAILABLE), ETIMEDOUT);
-	assert_int_equal(cas_errno(CAS_ETOOBIG), EFBIG);
-	assert_int_equal(cas_errno(CAS_OK), 0);
-	assert_true(cas_key_valid("i/0123abcd", 10));
-	assert_true(cas_key_valid("a.b_c:d@e-f", 11));
-	assert_false(cas_key_valid("", 0));
-	assert_false(cas_key_valid("a b", 3));
-	assert_false(cas_key_valid("a\0b", 3));
-	assert_false(cas_key_valid("é", strlen("é")));
-	char longkey[CAS_KEY_MAX + 2];
-
-	memset(longkey, 'k', sizeof(longkey));
-	assert_true(cas_key_valid(longkey, CAS_KEY_MAX));
-	assert_false(cas_key_valid(longkey, CAS_KEY_MAX + 1));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ballot_order),
 		cmocka_unit_test(test_proposer_ballots),
-		cmocka_unit_test(test_acceptor_prepare_fresh),
-		cmocka_unit_test(test_acceptor_prepare_rejects_not_higher),
-		cmocka_unit_test(test_mistake_counter_only_compare),
-		cmocka_unit_test(test_mistake_promise_returns_accepted),
-		cmocka_unit_test(test_mistake_reject_carries_blocking),
-		cmocka_unit_test(test_acceptor_accept_rules),
 		cmocka_unit_test(test_proposer_write_then_read),
 		cmocka_unit_test(test_mistake_waits_for_all),
 		cmocka_unit_test(test_mistake_accept_uses_own_ballot),
@@ -1097,10 +866,8 @@ int main(void)
 		cmocka_unit_test(test_retry_recognises_own_write),
 		cmocka_unit_test(test_unknown_outcome),
 		cmocka_unit_test(test_unavailable_and_limits),
-		cmocka_unit_test(test_accept_promises_next),
 		cmocka_unit_test(test_one_round_trip),
 		cmocka_unit_test(test_read_by_query),
-		cmocka_unit_test(test_errors_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
