@@ -17,6 +17,11 @@ int cas_ballot_cmp(struct cas_ballot a, struct cas_ballot b)
 	return 0;
 }
 
+bool cas_ballot_in_range(struct cas_ballot b)
+{
+	return b.counter <= CAS_BALLOT_COUNTER_MAX;
+}
+
 bool cas_ballot_is_zero(struct cas_ballot b)
 {
 	return b.counter == 0 && b.id == 0;

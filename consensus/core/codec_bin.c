@@ -354,12 +354,20 @@ int cas_codec_bin_decode_request(const void *body, size_t len, enum cas_msg_type
 				 size_t max_value, struct cas_msg *out, char *errmsg,
 				 size_t errmsg_len)
 {
+	int err;
+
 	if (!is_request(type)) {
 		memset(out, 0, sizeof(*out));
 		cas_errmsg_set(errmsg, errmsg_len, "not a request type");
 		return CAS_EINVAL;
 	}
-	return decode(body, len, type, max_value, CAS_EINVAL, out, errmsg, errmsg_len);
+	err = decode(body, len, type, max_value, CAS_EINVAL, out, errmsg, errmsg_len);
+	if (err == CAS_OK) {
+		err = cas_msg_check_request(out, errmsg, errmsg_len);
+		if (err)
+			cas_msg_clear(out);
+	}
+	return err;
 }
 
 int cas_codec_bin_decode_reply(const void *body, size_t len, size_t max_value, struct cas_msg *out,

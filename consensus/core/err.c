@@ -20,6 +20,7 @@ static const char *const messages[CAS_ERR_COUNT] = {
 	[CAS_EPROTO] = "protocol error: a node sent a malformed answer",
 	[CAS_EIO] = "input/output error",
 	[CAS_ENOCHANGE] = "no change",
+	[CAS_EBALLOT] = "ballot space exhausted: a node holds a ballot above 2^62 for this key",
 };
 
 const char *cas_strerror(int code)

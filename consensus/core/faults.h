@@ -19,6 +19,10 @@ enum cas_fault {
 	CAS_FAULT_BALLOT_REUSE = 1 << 3,    /* after a failed accept, the
 					       next operation reuses its ballot
 					       for another value, no prepare */
+	CAS_FAULT_MINE_BY_VERSION = 1 << 5, /* an op that finds an earlier
+					       proposal of its own chosen takes
+					       the first one of that version,
+					       not the one that won */
 };
 
 /* The faults switched on; 0 outside negative controls. */

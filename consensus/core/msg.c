@@ -2,12 +2,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "msg.h"
 
 void cas_msg_clear(struct cas_msg *m)
 {
 	free(m->value.data);
 	memset(m, 0, sizeof(*m));
+}
+
+int cas_msg_check_request(const struct cas_msg *m, char *errmsg, size_t errmsg_len)
+{
+	if (!cas_ballot_in_range(m->ballot) || !cas_ballot_in_range(m->next)) {
+		cas_errmsg_set(errmsg, errmsg_len,
+			       "%s: counter above 2^62 leaves no room for later ballots",
+			       cas_ballot_in_range(m->ballot) ? "next" : "ballot");
+		return CAS_EINVAL;
+	}
+	return CAS_OK;
 }
 
 int cas_reg_copy(struct cas_reg *dst, const struct cas_reg *src)

@@ -13,8 +13,9 @@
 /* How many proposers' last changes a register remembers. */
 #define CAS_RECENT_MAX 16
 
-/* The last change a proposer made to a register: which of its operations
- * made it, and the version it produced. A proposer whose accept failed
+/* The last change a proposer made to a register: which proposal made it
+ * (each attempt of an operation proposes under its own id), and the
+ * version it produced. A proposer whose accept failed
  * finds its operation here on retry and knows its change was applied,
  * instead of applying it twice. A proposer runs one operation at a time on
  * a key, so its entry names its latest change there; entries of the
@@ -66,6 +67,11 @@ struct cas_msg {
 
 /* Frees m->value.data (when m owns it) and zeroes m. */
 void cas_msg_clear(struct cas_msg *m);
+
+/* Checks what both wire forms leave to the meaning of a decoded request
+ * m: its ballots are in range (CAS_BALLOT_COUNTER_MAX). CAS_OK, or
+ * CAS_EINVAL with a one-line reason in errmsg. */
+int cas_msg_check_request(const struct cas_msg *m, char *errmsg, size_t errmsg_len);
 
 /* Copies src into dst, value bytes included (dst owns its copy).
  * CAS_ENOMEM leaves dst zeroed. */

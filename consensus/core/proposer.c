@@ -202,15 +202,55 @@ static bool mine_unknown(const struct cas_op *op, const struct cas_reg *cur, boo
 	return false;
 }
 
-/* An earlier attempt's change won: answer with the value it wrote. */
-static int answer_with_mine(struct cas_op *op, uint64_t version)
+/* The identity this op's proposal records in the register's recent
+ * changes. Every proposal has its own: two attempts of one op can propose
+ * the same version with different bytes (a change function that stamps
+ * the time, say), and the one that won must be told from the others. A
+ * mix of the op's id with the attempt (every proposal follows its own
+ * prepare or cached promise, so attempts differ), never 0; ids of other
+ * ops stay unlikely to meet (splitmix64's finalizer). */
+static uint64_t proposal_id(const struct cas_op *op)
+{
+	uint64_t z = op->cfg.op_id + (uint64_t)op->attempt * 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
+/* Whether the recent change r was made by one of this op's earlier
+ * proposals (begin_attempt keeps them in mine). */
+static bool is_mine(const struct cas_op *op, const struct cas_recent *r)
 {
 	for (size_t i = 0; i < op->n_mine; i++)
-		if (op->mine[i].version == version) {
+		if (op->mine[i].n_recent > 0 && op->mine[i].recent[0].op == r->op)
+			return true;
+	return false;
+}
+
+/* An earlier proposal of this op won (ours names it): answer with the
+ * value that proposal wrote, found by its identity, not its version. */
+static int answer_with_mine(struct cas_op *op, const struct cas_recent *ours)
+{
+	for (size_t i = 0; i < op->n_mine; i++) {
+		const struct cas_reg *m = &op->mine[i];
+
+		if (m->n_recent > 0 && m->recent[0].op == ours->op && m->version == ours->version) {
 			op->answer = i;
 			op->answer_set = true;
 			return CAS_OK;
 		}
+#ifdef CAS_SIM_FAULTS
+		/* The negative control: recognise a proposal by its version
+		 * alone, as before proposals had their own identity. */
+		if (CAS_FAULT(CAS_FAULT_MINE_BY_VERSION) && m->version == ours->version) {
+			op->answer = i;
+			op->answer_set = true;
+			return CAS_OK;
+		}
+#endif
+	}
 	/* Only a proposal we failed to keep (out of memory) gets here. */
 	return CAS_ENOMEM;
 }
@@ -234,11 +274,11 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 	op->out_is_change = false;
 	op->answer_set = false;
 	ours = our_entry(cur, p->id);
-	if (ours != NULL && ours->op == op->cfg.op_id) {
+	if (ours != NULL && is_mine(op, ours)) {
 		/* An earlier attempt's accept reached enough acceptors to be
 		 * picked up: our change is in, do not apply it twice. Write
 		 * back what is there, so that it is chosen. */
-		op->verdict = answer_with_mine(op, ours->version);
+		op->verdict = answer_with_mine(op, ours);
 		next = *cur;
 		cur->data = NULL;
 	} else if (mine_unknown(op, cur, ours != NULL)) {
@@ -256,7 +296,7 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 				return;
 			}
 			next.version = cur->version + 1;
-			next.recent[0] = (struct cas_recent){p->id, op->cfg.op_id, next.version};
+			next.recent[0] = (struct cas_recent){p->id, proposal_id(op), next.version};
 			next.n_recent = 1;
 			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX; i++)
 				if (cur->recent[i].proposer != p->id)
@@ -400,7 +440,12 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 	if (reply == NULL) {
 		op->fails++;
 	} else if (reply->type == CAS_MSG_REJECT) {
-		/* Step 6 of a lost race: learn the blocking ballot. */
+		/* Step 6 of a lost race: learn the blocking ballot; one past
+		 * the range leaves nothing above it to try. */
+		if (!cas_ballot_in_range(reply->ballot)) {
+			finish(op, CAS_EBALLOT, eff);
+			return;
+		}
 		cas_proposer_observe(p, reply->ballot);
 		op->fails++;
 	} else if (reply->type == CAS_MSG_PROMISE) {

@@ -432,6 +432,9 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 		}
 	}
 	out->type = type;
+	err = cas_msg_check_request(out, errmsg, errmsg_len);
+	if (err)
+		goto out_delete_root;
 	cJSON_Delete(root);
 	return CAS_OK;
 

@@ -65,6 +65,8 @@ enum cas_err {
 	CAS_EPROTO,       /* a peer sent something that breaks the protocol */
 	CAS_EIO,          /* a store or transport failure */
 	CAS_ENOCHANGE,    /* not an error: a change function keeps the value */
+	CAS_EBALLOT,      /* an acceptor holds a ballot past the range
+			     proposers may use: the key cannot be written */
 	CAS_ERR_COUNT
 };
 

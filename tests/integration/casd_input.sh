@@ -54,6 +54,14 @@ for body in "{$B1}" '{"key":"k"}' "{\"key\":\"k\",$B1,\"x\":1}" \
 done
 req POST /v1/accept 400 "{\"key\":\"k\",$B1}"
 req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"data\":\"\"}}"
+# Ballots past 2^62 leave no room above them: refused, nothing promised
+# (a prepare at 5 is still taken afterwards).
+for n in 18446744073709551615 4611686018427387905; do
+	req POST /v1/prepare 400 "{\"key\":\"top\",\"ballot\":{\"counter\":\"$n\",\"id\":\"1\"}}"
+	req POST /v1/accept 400 "{\"key\":\"top\",\"ballot\":{\"counter\":\"$n\",\"id\":\"1\"},$V1}"
+	req POST /v1/accept 400 "{\"key\":\"top\",$B1,$V1,\"next\":{\"counter\":\"$n\",\"id\":\"1\"}}"
+done
+req POST /v1/prepare 200 "{\"key\":\"top\",$B1}"
 # Bad numbers.
 for n in '-1' '+5' '05' '' ' 5' '5.0' '1e3' '0x5' '18446744073709551616'; do
 	req POST /v1/prepare 400 "{\"key\":\"k\",\"ballot\":{\"counter\":\"$n\",\"id\":\"1\"}}"
@@ -156,6 +164,12 @@ bprepare k 5 1 | head -c -1 >"$BIN"
 breq /v1/prepare 400
 { bprepare k 5 1; printf x; } >"$BIN"
 breq /v1/prepare 400
+# Ballots that leave no room above them (counter past 2^62) are refused,
+# so no one can make a key unwritable; -1 is 2^64-1 to le.
+bprepare top -1 1 >"$BIN"
+breq /v1/prepare 400
+baccept top $(((1 << 62) + 1)) 1 1 hello >"$BIN"
+breq /v1/accept 400
 baccept k 5 1 1 hello | head -c -1 >"$BIN"
 breq /v1/accept 400
 { baccept k 5 1 1 hello; printf '\0'; } >"$BIN"

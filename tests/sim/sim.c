@@ -28,6 +28,7 @@ struct client {
 	enum op_kind kind;
 	uint64_t expected;
 	char value[32];
+	int calls; /* of the change function in this op */
 	uint64_t invoke;
 	uint64_t last_version[CLUSTER_KEYS];
 };
@@ -40,11 +41,17 @@ struct run {
 	struct cas_history *hist;
 };
 
+/* Writes the client's value stamped with the call's number ("p1.0.7#2"):
+ * a change function that is not deterministic, as casfs's (it stamps the
+ * time), so that an op answering with the wrong one of its own proposals
+ * is caught (--broken mine-by-version). */
 static int fn_put(void *arg, const struct cas_value *cur, struct cas_value *next)
 {
-	const char *s = arg;
+	struct client *P = arg;
+	char s[48];
 
 	(void)cur;
+	snprintf(s, sizeof(s), "%s#%d", P->value, P->calls++);
 	next->len = strlen(s);
 	next->data = malloc(next->len);
 	if (next->data == NULL)
@@ -59,7 +66,7 @@ static int fn_cas(void *arg, const struct cas_value *cur, struct cas_value *next
 
 	if (cur->version != P->expected)
 		return CAS_EVERSION;
-	return fn_put(P->value, cur, next);
+	return fn_put(P, cur, next);
 }
 
 static int fn_read(void *arg, const struct cas_value *cur, struct cas_value *next)
@@ -93,10 +100,37 @@ static void start(struct cluster *C, int pi, void *arg)
 	P->expected = P->last_version[key];
 	snprintf(P->value, sizeof(P->value), "p%d.%u.%d", pi, C->prop[pi].generation, P->ops_left);
 	total_ops++;
+	P->calls = 0;
 	P->invoke = ++R->step;
 	fn = P->kind == K_READ ? fn_read : P->kind == K_WRITE ? fn_put : fn_cas;
-	cluster_start_op(C, pi, key, fn, P->kind == K_CAS ? (void *)P : (void *)P->value,
-			 P->kind == K_READ);
+	cluster_start_op(C, pi, key, fn, P, P->kind == K_READ);
+}
+
+static void add(struct run *R, int key, const struct cas_hist_op *h)
+{
+	if (cas_history_add(R->hist, cluster_keys[key], h) != CAS_OK) {
+		fprintf(stderr, "sim: cannot record an operation\n");
+		exit(2);
+	}
+}
+
+/* A write whose outcome is unknown may have left any one of its
+ * proposals (each call of the change function made its own bytes): each
+ * goes into the history as an unknown write (none when no proposal left
+ * the proposer). The checker may then take more than one of them; only
+ * one can really have been chosen, so this is looser, never stricter. */
+static void add_unknown_proposals(struct run *R, int key, const struct cas_op *op,
+				  struct cas_hist_op *h)
+{
+	for (size_t i = 0; i <= op->n_mine; i++) {
+		const struct cas_reg *m = i < op->n_mine ? &op->mine[i] : &op->out.value;
+
+		if (i == op->n_mine && !op->out_is_change)
+			break;
+		h->value = m->data;
+		h->len = m->len;
+		add(R, key, h);
+	}
 }
 
 /* Writes the op down in the history. */
@@ -121,7 +155,13 @@ static void done(struct cluster *C, int pi, const struct cas_op *op, const struc
 	h.expected = P->expected;
 	h.value = P->value;
 	h.len = strlen(P->value);
-	if (crashed || rc == CAS_EUNAVAILABLE) {
+	if ((crashed || rc == CAS_EUNAVAILABLE) && P->kind != K_READ) {
+		h.status = CAS_HIST_UNKNOWN;
+		if (crashed)
+			h.complete = CAS_TIME_PENDING;
+		add_unknown_proposals(R, key, op, &h);
+		goto out_log;
+	} else if (crashed || rc == CAS_EUNAVAILABLE) {
 		h.status = CAS_HIST_UNKNOWN;
 		if (crashed)
 			h.complete = CAS_TIME_PENDING;
@@ -130,10 +170,9 @@ static void done(struct cluster *C, int pi, const struct cas_op *op, const struc
 			queries_answered++; /* no full round was needed */
 		h.status = CAS_HIST_OK;
 		h.version = v->version;
-		if (P->kind == K_READ) {
-			h.value = v->data;
-			h.len = v->len;
-		}
+		/* What the op reports: for a write, the proposal it says won. */
+		h.value = v->data;
+		h.len = v->len;
 		P->last_version[key] = v->version;
 	} else if (rc == CAS_EVERSION) {
 		h.status = CAS_HIST_MISMATCH;
@@ -144,10 +183,8 @@ static void done(struct cluster *C, int pi, const struct cas_op *op, const struc
 			cas_strerror(rc));
 		exit(2);
 	}
-	if (cas_history_add(R->hist, cluster_keys[key], &h) != CAS_OK) {
-		fprintf(stderr, "sim: cannot record an operation\n");
-		exit(2);
-	}
+	add(R, key, &h);
+out_log:
 	if (C->verbose)
 		printf("%" PRIu64 ": proposer %d %s %s -> %s v%" PRIu64 "\n", C->now, pi,
 		       P->kind == K_READ    ? "read"
@@ -215,6 +252,7 @@ static const struct {
 	{"counter-only", CAS_FAULT_COUNTER_ONLY, false},
 	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false},
 	{"query-one", CAS_FAULT_QUERY_ONE, false},
+	{"mine-by-version", CAS_FAULT_MINE_BY_VERSION, false},
 	{"reply-before-durable", 0, true},
 };
 
@@ -222,7 +260,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: sim [--seeds N] [--first S] [--seed S] [--verbose]\n"
 		   "           [--broken quorum-one|promise-ballot|counter-only|ballot-reuse|\n"
-		   "                     query-one|reply-before-durable]\n"
+		   "                     query-one|mine-by-version|reply-before-durable]\n"
 		   "Runs N seeds from S (default 10000 from 1), or the one seed --seed S,\n"
 		   "and checks every history for linearizability. With --broken, a\n"
 		   "deliberate bug is switched on and the run passes only if some seed\n"

@@ -96,7 +96,7 @@ static void test_base64_rejects(void **state)
 
 static void test_prepare_roundtrip(void **state)
 {
-	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = {UINT64_MAX, 42}}, d;
+	struct cas_msg m = {.type = CAS_MSG_PREPARE, .ballot = {CAS_BALLOT_COUNTER_MAX, 42}}, d;
 	size_t len;
 	char *text;
 
@@ -105,14 +105,44 @@ static void test_prepare_roundtrip(void **state)
 	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
 	assert_int_equal(len, strlen(text));
 	assert_string_equal(text, "{\"key\":\"dir/a.b_c:d@e-F9\",\"ballot\":{\"counter\":"
-				  "\"18446744073709551615\",\"id\":\"42\"}}");
+				  "\"4611686018427387904\",\"id\":\"42\"}}");
 	assert_int_equal(decode(text, CAS_MSG_PREPARE, &d), CAS_OK);
 	assert_int_equal(d.type, CAS_MSG_PREPARE);
 	assert_string_equal(d.key, m.key);
-	assert_true(d.ballot.counter == UINT64_MAX);
+	assert_true(d.ballot.counter == CAS_BALLOT_COUNTER_MAX);
 	assert_int_equal(d.ballot.id, 42);
 	cas_msg_clear(&d);
 	free(text);
+}
+
+/* A request whose ballot leaves no room above it (counter past 2^62) is
+ * refused: once promised, no proposer could write the key again. Replies
+ * may carry any ballot: the proposer judges them. */
+static void test_ballot_past_range_refused(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"key\":\"k\",\"ballot\":{\"counter\":\"18446744073709551615\",\"id\":\"1\"}}",
+		"{\"key\":\"k\",\"ballot\":{\"counter\":\"4611686018427387905\",\"id\":\"1\"}}",
+	};
+	struct cas_msg d;
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(decode(bodies[i], CAS_MSG_PREPARE, &d), CAS_EINVAL);
+		assert_zeroed(&d);
+	}
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":\"7\",\"id\":\"1\"},"
+				"\"value\":{\"version\":\"1\",\"recent\":[],\"data\":\"\"},"
+				"\"next\":{\"counter\":\"18446744073709551615\",\"id\":\"1\"}}",
+				CAS_MSG_ACCEPT, &d),
+			 CAS_EINVAL);
+	assert_zeroed(&d);
+	assert_int_equal(decode_reply("{\"result\":\"reject\",\"blocking\":{\"counter\":"
+				      "\"18446744073709551615\",\"id\":\"1\"}}",
+				      &d),
+			 CAS_OK);
+	assert_true(d.ballot.counter == UINT64_MAX);
+	cas_msg_clear(&d);
 }
 
 static void test_accept_roundtrip(void **state)
@@ -618,6 +648,7 @@ int main(void)
 		cmocka_unit_test(test_base64_all_bytes),
 		cmocka_unit_test(test_base64_rejects),
 		cmocka_unit_test(test_prepare_roundtrip),
+		cmocka_unit_test(test_ballot_past_range_refused),
 		cmocka_unit_test(test_accept_roundtrip),
 		cmocka_unit_test(test_request_whitespace_and_order),
 		cmocka_unit_test(test_request_rejects),

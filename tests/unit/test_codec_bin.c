@@ -68,10 +68,14 @@ static void sample_msgs(struct cas_msg *ms, unsigned char *bytes)
 		m->type = types[t];
 		if (t < 3)
 			strcpy(m->key, "dir/a.b_c:d@e-F9");
+		/* Requests at the top of the range they may use
+		 * (CAS_BALLOT_COUNTER_MAX), replies at the top of 64 bits. */
 		if (m->type != CAS_MSG_QUERY)
-			m->ballot = (struct cas_ballot){UINT64_MAX, 0x0102030405060708u + t};
+			m->ballot = (struct cas_ballot){t < 3 ? CAS_BALLOT_COUNTER_MAX : UINT64_MAX,
+							0x0102030405060708u + t};
 		if (m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_ACCEPTED)
-			m->next = (struct cas_ballot){UINT64_MAX - 1, 42};
+			m->next = (struct cas_ballot){t < 3 ? CAS_BALLOT_COUNTER_MAX : UINT64_MAX - 1,
+						      42};
 		if (m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_PROMISE ||
 		    m->type == CAS_MSG_CURRENT) {
 			m->value.version = UINT64_MAX - t;
@@ -302,6 +306,24 @@ static void test_bin_request_rejects(void **state)
 						      sizeof(errmsg)),
 			 CAS_EINVAL);
 	assert_zeroed(&d);
+
+	/* Ballots that leave no room above them: ballot or next past 2^62. */
+	for (int which = 0; which < 2; which++) {
+		struct cas_msg big = {.type = CAS_MSG_ACCEPT, .ballot = {7, 1}, .next = {8, 1}};
+
+		strcpy(big.key, "k");
+		if (which)
+			big.next.counter = CAS_BALLOT_COUNTER_MAX + 1;
+		else
+			big.ballot.counter = UINT64_MAX;
+		assert_int_equal(cas_codec_bin_encode(&big, &bin, &len), CAS_OK);
+		assert_int_equal(cas_codec_bin_decode_request(bin, len, CAS_MSG_ACCEPT, MAXV, &d,
+							      errmsg, sizeof(errmsg)),
+				 CAS_EINVAL);
+		assert_non_null(strstr(errmsg, which ? "next" : "ballot"));
+		assert_zeroed(&d);
+		free(bin);
+	}
 
 	/* Keys: a forbidden byte, a NUL, empty, too long. */
 	buf[3] = ' ';

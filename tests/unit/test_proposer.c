@@ -480,6 +480,7 @@ static void test_retry_recognises_own_write(void **state)
 	struct cas_effect eff;
 	struct cas_msg reply;
 	struct cas_value v;
+	uint64_t first_proposal, second_op;
 
 	(void)state;
 	mini_init(&m, 7);
@@ -495,6 +496,8 @@ static void test_retry_recognises_own_write(void **state)
 	}
 	/* The accept lands on node 0 only; the others time out. */
 	a = eff.attempt;
+	first_proposal = eff.msg->value.recent[0].op;
+	assert_true(first_proposal != 0);
 	deliver(&m, 0, eff.msg, &reply);
 	cas_op_on_reply(&op, &m.prop, 0, a, &reply, 0, &m.rng, &eff);
 	cas_op_on_reply(&op, &m.prop, 1, a, NULL, 0, &m.rng, &eff);
@@ -511,7 +514,7 @@ static void test_retry_recognises_own_write(void **state)
 	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
 	assert_int_equal(eff.msg->value.version, 1);
 	assert_int_equal(eff.msg->value.recent[0].proposer, 7);
-	assert_int_equal(eff.msg->value.recent[0].op, 5);
+	assert_int_equal(eff.msg->value.recent[0].op, first_proposal);
 	assert_int_equal(eff.msg->value.recent[0].version, 1);
 	a = eff.attempt;
 	msg = eff.msg;
@@ -534,7 +537,8 @@ static void test_retry_recognises_own_write(void **state)
 	assert_int_equal(fn_calls, 2);
 	assert_int_equal(m.acc[1].value.version, 2);
 	assert_int_equal(m.acc[1].value.n_recent, 1);
-	assert_int_equal(m.acc[1].value.recent[0].op, 6);
+	second_op = m.acc[1].value.recent[0].op;
+	assert_true(second_op != 0 && second_op != first_proposal);
 	assert_int_equal(m.acc[1].value.recent[0].version, 2);
 	cas_op_clear(&op);
 
@@ -546,7 +550,7 @@ static void test_retry_recognises_own_write(void **state)
 	assert_int_equal(m.acc[1].value.recent[0].proposer, 8);
 	assert_int_equal(m.acc[1].value.recent[0].version, 3);
 	assert_int_equal(m.acc[1].value.recent[1].proposer, 7);
-	assert_int_equal(m.acc[1].value.recent[1].op, 6);
+	assert_int_equal(m.acc[1].value.recent[1].op, second_op);
 	cas_op_clear(&op);
 	mini_free(&m);
 }
@@ -595,6 +599,109 @@ static void overwrite_all(struct mini *m, uint64_t version, uint32_t n)
 		acc.value.recent[i] = (struct cas_recent){100 + i, 1, version - i};
 	for (int i = 0; i < NODES; i++)
 		deliver(m, i, &acc, &reply);
+}
+
+/* A change function that is not deterministic: each call writes the
+ * next letter ("A", then "B", ...), as casfs stamps mtime at each call. */
+static int fn_stamp(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	int *calls = arg;
+
+	(void)cur;
+	next->data = malloc(1);
+	next->data[0] = (unsigned char)('A' + (*calls)++);
+	next->len = 1;
+	return CAS_OK;
+}
+
+/* Sends the current SEND to the nodes in mask (the others time out). */
+static void answer(struct mini *m, struct cas_op *op, unsigned mask, struct cas_effect *eff)
+{
+	uint32_t a = eff->attempt;
+	const struct cas_msg *msg = eff->msg;
+	struct cas_msg reply;
+
+	for (int i = 0; i < NODES; i++) {
+		if (mask & 1u << i) {
+			deliver(m, i, msg, &reply);
+			cas_op_on_reply(op, &m->prop, (size_t)i, a, &reply, 0, &m->rng, eff);
+		} else {
+			cas_op_on_reply(op, &m->prop, (size_t)i, a, NULL, 0, &m->rng, eff);
+		}
+		if (eff->kind != CAS_EFFECT_WAIT)
+			break;
+	}
+}
+
+/* Two attempts of one op propose the same version with different bytes;
+ * the second is the one chosen. The op must answer with the second's
+ * bytes, what the register holds, not the first's (issue: a setattr that
+ * reported attributes other than those stored). */
+static void test_retry_answers_with_the_proposal_that_won(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_value v;
+	int calls = 0;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_stamp, &calls, 5);
+	cas_op_start(&op, &m.prop, &eff);
+	/* Attempt 1: nodes 0 and 1 promise; "A" lands on node 0 only. */
+	answer(&m, &op, 0x3, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	answer(&m, &op, 0x1, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	/* Attempt 2: nodes 1 and 2 promise (no "A" among them), so the
+	 * change runs again: "B", version 1 too, lands on node 1 only. */
+	answer(&m, &op, 0x6, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(eff.msg->value.version, 1);
+	assert_memory_equal(eff.msg->value.data, "B", 1);
+	answer(&m, &op, 0x2, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	/* Attempt 3: nodes 1 and 2 promise; node 1's "B" has the highest
+	 * accepted ballot: the op finds its own change and writes it back. */
+	answer(&m, &op, 0x6, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_memory_equal(eff.msg->value.data, "B", 1);
+	answer(&m, &op, 0x6, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	assert_int_equal(calls, 2);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	assert_int_equal(v.len, 1);
+	assert_memory_equal(v.data, "B", 1);
+	free(v.data);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* A node that holds a ballot past CAS_BALLOT_COUNTER_MAX leaves no room
+ * above it: the op fails at once with CAS_EBALLOT instead of retrying
+ * until its deadline. */
+static void test_ballot_past_range_fails_fast(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+
+	(void)state;
+	mini_init(&m, 7);
+	for (int i = 0; i < NODES; i++)
+		m.acc[i].promise = (struct cas_ballot){UINT64_MAX, 1};
+	op_setup(&op, fn_set, "x", 5);
+	cas_op_start(&op, &m.prop, &eff);
+	answer(&m, &op, 0x7, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_EBALLOT);
+	cas_op_clear(&op);
+	mini_free(&m);
 }
 
 /* A retry that cannot tell whether its earlier proposal won (our entry
@@ -864,6 +971,8 @@ int main(void)
 		cmocka_unit_test(test_stale_and_duplicate_replies_ignored),
 		cmocka_unit_test(test_version_mismatch_writes_back),
 		cmocka_unit_test(test_retry_recognises_own_write),
+		cmocka_unit_test(test_retry_answers_with_the_proposal_that_won),
+		cmocka_unit_test(test_ballot_past_range_fails_fast),
 		cmocka_unit_test(test_unknown_outcome),
 		cmocka_unit_test(test_unavailable_and_limits),
 		cmocka_unit_test(test_one_round_trip),
