@@ -1,30 +1,26 @@
 /* client.c - the register client: drives the pure proposer (proposer.h)
  * over the libcurl transport, one operation per call, many threads at once. */
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include <cas/client.h>
+#include <cas/os.h>
 
 #include "errmsg.h"
+#include "nodes.h"
 #include "pcache.h"
 #include "proposer.h"
-#include "transport_curl.h"
+#include "transport.h"
 
 #define DEFAULT_TIMEOUT_MS 5000u
 
 /* Bounds of the one-round-trip optimization's cache of promises. */
 #define PCACHE_ENTRIES 65536u
-#define PCACHE_BYTES (64u << 20)
+#define PCACHE_BYTES   (64u << 20)
 
 struct cas_client {
 	size_t n;
@@ -50,162 +46,18 @@ static uint64_t random_nonzero(void)
 	uint64_t v = 0;
 
 	while (v == 0) {
-		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
-			/* No getrandom (old kernel, seccomp): mix the clock
-			 * with a process-wide counter. */
+		if (cas_os_random(&v, sizeof(v)) != CAS_OK) {
+			/* No random bytes from the kernel (old kernel,
+			 * seccomp): mix the clock with a process-wide
+			 * counter. */
 			uint64_t k = __atomic_add_fetch(&fallback, 1, __ATOMIC_RELAXED);
 
-			v = (cas_transport_now_ms() ^ ((uint64_t)getpid() << 32)) *
+			v = (cas_os_monotonic_ms() ^ ((uint64_t)getpid() << 32)) *
 				    0x9e3779b97f4a7c15ull +
 			    k * 0xbf58476d1ce4e5b9ull;
 		}
 	}
 	return v;
-}
-
-/* Checks one base URL (s, len bytes) and writes its normalized form
- * "scheme://host:port" to *out (malloc'd). */
-static int parse_url(const char *s, size_t len, char **out, char *errmsg, size_t errmsg_len)
-{
-	char *text, *scheme = NULL, *host = NULL, *port = NULL, *part = NULL;
-	CURLU *u;
-	CURLUcode uc;
-	int rc = CAS_EINVAL;
-	size_t need;
-
-	text = strndup(s, len);
-	if (text == NULL) {
-		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
-		return CAS_ENOMEM;
-	}
-	u = curl_url();
-	if (u == NULL) {
-		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
-		rc = CAS_ENOMEM;
-		goto out_free_text;
-	}
-	uc = curl_url_set(u, CURLUPART_URL, text, 0);
-	if (uc != CURLUE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": %s", text, curl_url_strerror(uc));
-		goto out_free_url;
-	}
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": the scheme must be http or https",
-			text);
-		goto out_free_parts;
-	}
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
-		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": no host", text);
-		goto out_free_parts;
-	}
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len,
-			"bad node URL \"%s\": no user, query or fragment allowed", text);
-		goto out_free_parts;
-	}
-	if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && strcmp(part, "/") != 0 &&
-	    part[0] != '\0') {
-		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": a base URL has no path", text);
-		goto out_free_parts;
-	}
-	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len, "bad node URL \"%s\": no port", text);
-		goto out_free_parts;
-	}
-	need = strlen(scheme) + strlen(host) + strlen(port) + 5;
-	*out = malloc(need);
-	if (*out == NULL) {
-		rc = CAS_ENOMEM;
-		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
-		goto out_free_parts;
-	}
-	snprintf(*out, need, "%s://%s:%s", scheme, host, port);
-	rc = CAS_OK;
-out_free_parts:
-	curl_free(part);
-	curl_free(port);
-	curl_free(host);
-	curl_free(scheme);
-out_free_url:
-	curl_url_cleanup(u);
-out_free_text:
-	free(text);
-	return rc;
-}
-
-static void free_urls(char **urls, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(urls[i]);
-	free(urls);
-}
-
-/* Splits nodes on commas into at most CAS_NODES_MAX distinct URLs. */
-static int parse_nodes(const char *nodes, char ***out, size_t *out_n, char *errmsg,
-		       size_t errmsg_len)
-{
-	char **urls;
-	size_t n = 0;
-	const char *p = nodes;
-	int rc;
-
-	if (nodes == NULL) {
-		cas_errmsg_set(errmsg, errmsg_len, "no node list");
-		return CAS_EINVAL;
-	}
-	urls = calloc(CAS_NODES_MAX, sizeof(*urls));
-	if (urls == NULL) {
-		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
-		return CAS_ENOMEM;
-	}
-	for (;;) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		const char *s = p;
-
-		while (len > 0 && isspace((unsigned char)*s)) {
-			s++;
-			len--;
-		}
-		while (len > 0 && isspace((unsigned char)s[len - 1]))
-			len--;
-		if (len == 0) {
-			cas_errmsg_set(errmsg, errmsg_len, "empty entry %zu in the node list", n + 1);
-			rc = CAS_EINVAL;
-			goto out_free_urls;
-		}
-		if (n == CAS_NODES_MAX) {
-			cas_errmsg_set(errmsg, errmsg_len, "more than %d nodes", CAS_NODES_MAX);
-			rc = CAS_EINVAL;
-			goto out_free_urls;
-		}
-		rc = parse_url(s, len, &urls[n], errmsg, errmsg_len);
-		if (rc != CAS_OK)
-			goto out_free_urls;
-		/* The same acceptor twice would count its vote twice. */
-		for (size_t i = 0; i < n; i++) {
-			if (strcmp(urls[i], urls[n]) == 0) {
-				cas_errmsg_set(errmsg, errmsg_len, "node %s is listed twice", urls[n]);
-				n++;
-				rc = CAS_EINVAL;
-				goto out_free_urls;
-			}
-		}
-		n++;
-		if (end == NULL)
-			break;
-		p = end + 1;
-	}
-	*out = urls;
-	*out_n = n;
-	return CAS_OK;
-
-out_free_urls:
-	free_urls(urls, n);
-	return rc;
 }
 
 static int init_busy(struct cas_client *c)
@@ -300,7 +152,7 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
-	rc = parse_nodes(nodes, &c->urls, &c->n, errmsg, errmsg_len);
+	rc = cas_nodes_parse(nodes, &c->urls, &c->n, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		goto out_free_c;
 	c->timeout_ms = cfg && cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -339,7 +191,7 @@ out_destroy_busy:
 out_destroy_lock:
 	pthread_mutex_destroy(&c->lock);
 out_free_urls:
-	free_urls(c->urls, c->n);
+	cas_nodes_free(c->urls, c->n);
 out_free_c:
 	free(c);
 	return rc;
@@ -355,7 +207,7 @@ void cas_client_close(struct cas_client *c)
 	pthread_mutex_destroy(&c->busy_lock);
 	free(c->busy);
 	pthread_mutex_destroy(&c->lock);
-	free_urls(c->urls, c->n);
+	cas_nodes_free(c->urls, c->n);
 	free(c);
 }
 

@@ -1,5 +1,6 @@
-/* batch.c - splitting a batch body into items and building its answer
- * (batch.h). Pure: no I/O. */
+/* batch.c - both halves of the batch format (batch.h): the node's (split a
+ * body into items, build the answer) and the client's (build a body, read
+ * the answer). Pure: no I/O. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,5 +86,47 @@ int cas_batch_encode(const struct cas_batch_entry *entries, size_t n, unsigned c
 	}
 	*out = buf;
 	*out_len = total;
+	return CAS_OK;
+}
+
+int cas_batch_append(unsigned char **buf, size_t *len, size_t *cap, const void *item,
+		     size_t item_len)
+{
+	unsigned char *q;
+	size_t need;
+
+	if (item_len > UINT32_MAX || item_len > SIZE_MAX / 2 - CAS_BATCH_ITEM_HEAD ||
+	    *len > SIZE_MAX / 2 - CAS_BATCH_ITEM_HEAD - item_len)
+		return CAS_ETOOBIG;
+	need = *len + CAS_BATCH_ITEM_HEAD + item_len;
+	if (need > *cap) {
+		q = realloc(*buf, need * 2);
+		if (q == NULL)
+			return CAS_ENOMEM;
+		*buf = q;
+		*cap = need * 2;
+	}
+	cas_put_le32(*buf + *len, (uint32_t)item_len);
+	if (item_len)
+		memcpy(*buf + *len + CAS_BATCH_ITEM_HEAD, item, item_len);
+	*len = need;
+	return CAS_OK;
+}
+
+int cas_batch_read_entry(const void *answer, size_t len, size_t *off, struct cas_batch_entry *e)
+{
+	const unsigned char *p = answer;
+	uint32_t entry_len;
+
+	if (*off > len || len - *off < CAS_BATCH_ENTRY_HEAD)
+		return CAS_EPROTO;
+	p += *off;
+	entry_len = cas_get_le32(p + 1);
+	if (entry_len > len - *off - CAS_BATCH_ENTRY_HEAD)
+		return CAS_EPROTO;
+	e->status = (enum cas_batch_status)p[0];
+	e->data = p + CAS_BATCH_ENTRY_HEAD;
+	e->len = entry_len;
+	*off += CAS_BATCH_ENTRY_HEAD + entry_len;
 	return CAS_OK;
 }

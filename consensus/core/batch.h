@@ -72,4 +72,32 @@ struct cas_batch_entry {
 int cas_batch_encode(const struct cas_batch_entry *entries, size_t n, unsigned char **out,
 		     size_t *out_len);
 
+/* The client's half: building a request body, reading an answer. */
+
+/* Bytes in front of an item of a request body (its length field), and in
+ * front of an entry of an answer (its status and length fields). */
+#define CAS_BATCH_ITEM_HEAD  4
+#define CAS_BATCH_ENTRY_HEAD 5
+
+/* Appends the item of item_len bytes at item (one binary request, not
+ * looked into) to the request body in *buf: *len bytes used of *cap
+ * allocated (*buf NULL and both 0 for a new body). When the item does not
+ * fit, *buf is realloc'd to twice the bytes needed. The body stays the
+ * caller's to free. The caller keeps the batch within CAS_BATCH_MAX_ITEMS
+ * and CAS_BATCH_MAX_BYTES: they are not checked here. Errors: CAS_ETOOBIG
+ * (an item over 2^32 - 1 bytes, or a body that would pass SIZE_MAX),
+ * CAS_ENOMEM; *buf, *len and *cap are unchanged then. */
+int cas_batch_append(unsigned char **buf, size_t *len, size_t *cap, const void *item,
+		     size_t item_len);
+
+/* Reads the entry of the answer (len bytes at answer, untrusted) that
+ * starts at *off, and moves *off past it. On CAS_OK, e->data points into
+ * answer (borrowed: valid while answer is) and e->status is the status
+ * byte as sent, which may be none of enum cas_batch_status's values (the
+ * caller decides what an unknown one means). CAS_EPROTO when no whole
+ * entry starts at *off (fewer than CAS_BATCH_ENTRY_HEAD bytes left, or a
+ * length running past len, or *off past len): *off and *e are unchanged.
+ * Bytes after the last entry the caller reads are not looked at. */
+int cas_batch_read_entry(const void *answer, size_t len, size_t *off, struct cas_batch_entry *e);
+
 #endif

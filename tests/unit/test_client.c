@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <microhttpd.h>
 
+#include <cas/bytes.h>
 #include <cas/client.h>
 
 #include "acceptor.h"
@@ -477,8 +478,7 @@ static unsigned fake_batch(struct fake_node *f, const char *in, size_t len, char
 	*body = NULL;
 	*body_len = 0;
 	while (end - p >= 4) {
-		item_len =
-			(size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+		item_len = cas_get_le32(p);
 		p += 4;
 		assert_true(item_len >= 2 && item_len <= (size_t)(end - p));
 		binary = true;
@@ -486,10 +486,7 @@ static unsigned fake_batch(struct fake_node *f, const char *in, size_t len, char
 				       &binary, &reply, &rlen);
 		assert_true(fake_grow(body, body_len, &cap, 5 + rlen));
 		(*body)[*body_len] = (char)(status == 400 ? CAS_BATCH_BAD : CAS_BATCH_OK);
-		(*body)[*body_len + 1] = (char)(rlen & 0xff);
-		(*body)[*body_len + 2] = (char)(rlen >> 8 & 0xff);
-		(*body)[*body_len + 3] = (char)(rlen >> 16 & 0xff);
-		(*body)[*body_len + 4] = (char)(rlen >> 24 & 0xff);
+		cas_put_le32((unsigned char *)*body + *body_len + 1, (uint32_t)rlen);
 		memcpy(*body + *body_len + 5, reply, rlen);
 		*body_len += 5 + rlen;
 		free(reply);

@@ -1,7 +1,10 @@
-/* transport_curl.h - the client's HTTP transport: one protocol request fanned
- * out to every acceptor in parallel over kept-alive libcurl connections. */
-#ifndef CAS_TRANSPORT_CURL_H
-#define CAS_TRANSPORT_CURL_H
+/* transport.h - the client's HTTP transport: one protocol request fanned
+ * out to every acceptor in parallel over kept-alive libcurl connections.
+ * transport.c holds the channels and the send/next loop, over two ways to
+ * a node: a transfer of its own (transport_direct.c) or the node's batch
+ * pipe (transport_pipe.c); transport_int.h is what they share. */
+#ifndef CAS_TRANSPORT_H
+#define CAS_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,7 +88,8 @@ void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms);
 int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms, char *errmsg,
 		       size_t errmsg_len);
 
-/* Milliseconds on CLOCK_MONOTONIC: the clock of every deadline here. */
+/* Milliseconds on CLOCK_MONOTONIC (cas_os_monotonic_ms, cas/os.h): the
+ * clock of every deadline here. */
 uint64_t cas_transport_now_ms(void);
 
 #endif
