@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cas/client.h>
 #include <cas/os.h>
@@ -29,6 +28,7 @@ struct cas_client {
 	size_t max_value;
 	pthread_mutex_t lock; /* guards proposer */
 	struct cas_proposer proposer;
+	uint64_t ops; /* operations started, atomic: each op's id */
 	struct cas_transport *transport;
 	struct cas_pcache *cache; /* NULL: the fast path is off */
 	/* Keys with an operation running: a proposer runs one operation at a
@@ -39,25 +39,26 @@ struct cas_client {
 	size_t n_busy, cap_busy;
 };
 
-/* A random number from the kernel, never 0. */
-static uint64_t random_nonzero(void)
+/* A proposer id from the kernel's random source, never 0. Ballots are
+ * (counter, id) and a proposer counts from 1 at every start, so an id
+ * that repeats across starts (or another process's) would reuse ballots
+ * with new values, which is unsafe: without random bytes the client
+ * refuses to open rather than fall back to a guessable id. */
+static int new_proposer_id(uint64_t *id)
 {
-	static uint64_t fallback;
-	uint64_t v = 0;
+	*id = 0;
+	while (*id == 0)
+		if (cas_os_random(id, sizeof(*id)) != CAS_OK)
+			return CAS_EIO;
+	return CAS_OK;
+}
 
-	while (v == 0) {
-		if (cas_os_random(&v, sizeof(v)) != CAS_OK) {
-			/* No random bytes from the kernel (old kernel,
-			 * seccomp): mix the clock with a process-wide
-			 * counter. */
-			uint64_t k = __atomic_add_fetch(&fallback, 1, __ATOMIC_RELAXED);
-
-			v = (cas_os_monotonic_ms() ^ ((uint64_t)getpid() << 32)) *
-				    0x9e3779b97f4a7c15ull +
-			    k * 0xbf58476d1ce4e5b9ull;
-		}
-	}
-	return v;
+/* splitmix64's finalizer: spreads a counter over 64 bits. */
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 static int init_busy(struct cas_client *c)
@@ -139,6 +140,7 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		    char *errmsg, size_t errmsg_len)
 {
 	struct cas_client *c;
+	uint64_t id;
 	int rc;
 
 	if (errmsg != NULL && errmsg_len > 0)
@@ -157,8 +159,13 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		goto out_free_c;
 	c->timeout_ms = cfg && cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->max_value = cfg && cfg->max_value_size ? cfg->max_value_size : CAS_DEFAULT_MAX_VALUE;
-	cas_proposer_init(&c->proposer,
-			  cfg && cfg->proposer_id ? cfg->proposer_id : random_nonzero());
+	if (new_proposer_id(&id) != CAS_OK) {
+		cas_errmsg_set(errmsg, errmsg_len,
+			       "no random bytes from the kernel (getrandom) for a proposer id");
+		rc = CAS_EIO;
+		goto out_free_urls;
+	}
+	cas_proposer_init(&c->proposer, id);
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
 		cas_errmsg_set(errmsg, errmsg_len, "cannot make a mutex");
 		rc = CAS_ENOMEM;
@@ -265,10 +272,11 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	cfg.n_nodes = c->n;
 	cfg.fn = fn;
 	cfg.arg = arg;
-	cfg.op_id = random_nonzero();
+	/* Unique among this proposer's operations by construction. */
+	cfg.op_id = __atomic_add_fetch(&c->ops, 1, __ATOMIC_RELAXED);
 	cfg.deadline_ms = deadline;
 	cfg.max_value = c->max_value;
-	rng = random_nonzero();
+	rng = mix(c->proposer.id ^ cfg.op_id); /* backoff jitter only */
 	/* A read starts with a query, which leaves a cached promise valid;
 	 * anything else starts from the promise when there is one. */
 	cfg.read_only = fn == identity;

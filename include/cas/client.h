@@ -17,9 +17,6 @@ struct cas_client_config {
 	/* Largest value a change may write (EFBIG-style CAS_ETOOBIG past it).
 	 * 0 means CAS_DEFAULT_MAX_VALUE. */
 	size_t max_value_size;
-	/* Proposer id, the low part of every ballot. 0: a random one. Two
-	 * live clients must never share an id. */
-	uint64_t proposer_id;
 	/* Turns off the one-round-trip optimization (each operation then
 	 * runs a prepare and an accept); for measurements. */
 	bool no_fast_path;
@@ -27,8 +24,11 @@ struct cas_client_config {
 
 /* Opens a client on nodes, a comma-separated list of acceptor base URLs
  * ("http://127.0.0.1:7001,http://127.0.0.1:7002,..."), at most 64. cfg
- * may be NULL for defaults. Contacts no node. On success *out is a client
- * to close with cas_client_close. On error *out is untouched and errmsg
+ * may be NULL for defaults. Contacts no node. The client's proposer id
+ * (the low part of its ballots) is drawn from the kernel's random source
+ * at every open and cannot be chosen: an id used again after a restart
+ * would reuse ballots. Without random bytes the open fails (CAS_EIO).
+ * On success *out is a client to close with cas_client_close. On error *out is untouched and errmsg
  * (when not NULL) holds a one-line reason. */
 CAS_API int cas_client_open(const char *nodes, const struct cas_client_config *cfg,
 			    struct cas_client **out, char *errmsg, size_t errmsg_len);

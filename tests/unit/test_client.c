@@ -15,8 +15,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <microhttpd.h>
@@ -115,6 +120,45 @@ static void silent_cluster_stop(struct silent_cluster *s)
 {
 	for (int i = 0; i < 3; i++)
 		close(s->fds[i]);
+}
+
+/* Without random bytes from the kernel a client refuses to open: its
+ * proposer id must never be guessable (a clock-and-pid fallback could
+ * collide across containers and reuse ballots). A child process whose
+ * getrandom fails (a seccomp filter) tries. */
+static void test_open_needs_random_bytes(void **state)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getrandom, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct cas_client *c = NULL;
+		char errmsg[256] = "";
+		int rc;
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+			_exit(3);
+		rc = cas_client_open("http://127.0.0.1:1", NULL, &c, errmsg, sizeof(errmsg));
+		if (rc == CAS_OK) {
+			cas_client_close(c);
+			_exit(1);
+		}
+		_exit(rc == CAS_EIO && strstr(errmsg, "getrandom") != NULL ? 0 : 2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_open_rejects_bad_lists(void **state)
@@ -1120,6 +1164,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_rejects_bad_lists),
+		cmocka_unit_test(test_open_needs_random_bytes),
 		cmocka_unit_test(test_open_node_limit),
 		cmocka_unit_test(test_open_normalizes),
 		cmocka_unit_test(test_bad_keys_before_io),
