@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server_http.h"
-#include "store_lmdb.h"
+#include "http.h"
+#include "store.h"
 
 #define EXIT_USAGE 2
 

@@ -1,5 +1,5 @@
 /* fuzz_wal.c - libFuzzer target for the store's write-ahead log replay
- * (consensus/store_lmdb.h). An input describes log entries, which become a
+ * (consensus/node/store.h). An input describes log entries, which become a
  * log file with correct checksums and increasing seqs (so that the fuzzer
  * reaches the keys and records, not only the checksum), then damaged as
  * the input says; the store is opened on it. It must open, or refuse with
@@ -17,7 +17,7 @@
 
 #include "cas/cas.h"
 #include "fuzz.h"
-#include "store_lmdb.h"
+#include "store.h"
 
 #define HEADER	    28
 #define MAX_ENTRIES 64

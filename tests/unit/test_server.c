@@ -20,8 +20,8 @@
 
 #include "batch.h"
 #include "codec_bin.h"
-#include "server_http.h"
-#include "store_lmdb.h"
+#include "http.h"
+#include "store.h"
 
 struct fixture {
 	char dir[4096];

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <lmdb.h>
 
-#include "store_lmdb.h"
+#include "store.h"
 
 struct fixture {
 	char dir[4096];
@@ -824,7 +824,7 @@ static void test_threads_serial(void **state)
 #define SMALL_WAL	CAS_STORE_MIN_WAL_SIZE
 #define WAL_TEST_HEADER 28
 
-/* CRC-32C of a log entry as store_lmdb.h lays it out, computed here
+/* CRC-32C of a log entry as store.h lays it out, computed here
  * bit by bit, apart from the store's table. */
 static uint32_t wal_test_crc(const unsigned char *entry, size_t len)
 {

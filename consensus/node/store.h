@@ -1,8 +1,8 @@
-/* store_lmdb.h - the acceptor's durable state: a write-ahead log in front of
+/* store.h - the acceptor's durable state: a write-ahead log in front of
  * LMDB, one record per key; concurrent changes share one fdatasync of the
  * log before any reply leaves. */
-#ifndef CAS_STORE_LMDB_H
-#define CAS_STORE_LMDB_H
+#ifndef CAS_STORE_H
+#define CAS_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -139,10 +139,11 @@ struct cas_store_op {
 	bool failed;
 };
 
-/* Queues op->req for the acceptor rules (cas_acceptor_handle) against its
- * key's record and returns at once; op->done runs once the outcome is
- * durable. When the state changed, the new record is appended to the log
- * and the log fdatasynced before done runs; a REJECT changes nothing.
+/* Queues op->req for the acceptor rules (cas_acceptor_handle, which the
+ * writer runs through node.h's cas_node_step) against its key's record
+ * and returns at once; op->done runs once the outcome is durable. When
+ * the state changed, the new record is appended to the log and the log
+ * fdatasynced before done runs; a REJECT changes nothing.
  *
  * Group commit: requests queue up while a batch is being written; the
  * store's writer thread then takes all of them as the next batch, applies
@@ -175,7 +176,8 @@ int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_
 
 /* Reads the state of key (all zeroes for a key never seen) into *out, whose
  * value bytes are a malloc'd copy the caller frees (free(out->value.data)).
- * Errors as for cas_store_handle; *out is zeroed on error. */
+ * Errors as for cas_store_handle; *out is zeroed on error. (Defined in
+ * node.c, which decodes what the store holds.) */
 int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_state *out,
 		  char *errmsg, size_t errmsg_len);
 

@@ -1,13 +1,13 @@
-/* server_http.h - casd's HTTP front (libmicrohttpd): admits protocol
+/* http.h - casd's HTTP front (libmicrohttpd): admits protocol
  * requests (PROTOCOL.md), hands them to the store, answers once durable. */
-#ifndef CAS_SERVER_HTTP_H
-#define CAS_SERVER_HTTP_H
+#ifndef CAS_HTTP_H
+#define CAS_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "batch.h"
-#include "store_lmdb.h"
+#include "store.h"
 
 /* Extra bytes a request body may have beyond the base64 of its value:
  * key, ballot, version, recent changes (16 at most, about 100 bytes
@@ -19,7 +19,7 @@
 #define CAS_SERVER_BATCH_LIMIT (CAS_BATCH_MAX_BYTES + 4 * CAS_BATCH_MAX_ITEMS)
 
 /* Default number of threads reading and answering requests. A request
- * waiting for its batch's fsync (store_lmdb.h) holds no thread: its
+ * waiting for its batch's fsync (store.h) holds no thread: its
  * connection is suspended meanwhile. Threads bound how many requests are
  * parsed and answered at once, so batches fill up while one commits. */
 #define CAS_SERVER_DEFAULT_THREADS 16

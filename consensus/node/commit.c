@@ -1,0 +1,296 @@
+/* commit.c - a batch of requests applied in order and made durable at
+ * once: in the write-ahead log, or in LMDB when too large for it; and the
+ * checkpoint that moves the log's records into LMDB (store_impl.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cas/bytes.h>
+
+#include "errmsg.h"
+#include "node.h"
+#include "store_impl.h"
+
+int cas_store_lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len)
+{
+	cas_errmsg_set(errmsg, errmsg_len, "lmdb: %s: %s", call, mdb_strerror(rc));
+	return rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
+}
+
+/* Finds key's record as the batch being written sees it (its own earlier
+ * changes, then the memtable, then LMDB): *rec (NULL when none) borrows
+ * from them, for the batch. *entry is key's memtable entry (NULL when
+ * none) and *in_lmdb whether LMDB has the key (set only when there is no
+ * entry). */
+static int batch_record(struct cas_store *s, const char *key, size_t len, uint32_t hash,
+			const unsigned char **rec, size_t *rec_len, struct mem_entry **entry,
+			bool *in_lmdb, char *errmsg, size_t errmsg_len)
+{
+	struct mem_entry *e = cas_memtable_find(&s->mem, key, len, hash);
+	MDB_val k, v;
+	int rc;
+
+	*entry = e;
+	*in_lmdb = false;
+	*rec = NULL;
+	*rec_len = 0;
+	if (e && (e->pending || e->rec)) {
+		*rec = e->pending ? e->pending : e->rec;
+		*rec_len = e->pending ? e->pending_len : e->rec_len;
+		return CAS_OK;
+	}
+	k.mv_size = len;
+	k.mv_data = (void *)key;
+	rc = mdb_get(s->rtxn, s->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return CAS_OK;
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+	*in_lmdb = true;
+	*rec = v.mv_data;
+	*rec_len = v.mv_size;
+	return CAS_OK;
+}
+
+/* Fails op alone with err (its reason already in op->errmsg); its reply
+ * is dropped. The batch goes on without it. */
+static void fail_op(struct cas_store_op *op, int err)
+{
+	cas_msg_clear(&op->reply);
+	op->err = err;
+	op->failed = true;
+}
+
+/* Runs the node's step (the acceptor rules, node.h) for op against the
+ * record the batch sees, and stages the changed record: the memtable
+ * entry's pending record and a log entry. On error op has failed alone and
+ * nothing of it is staged. */
+static void apply_op(struct cas_store *s, struct cas_store_op *op)
+{
+	const struct cas_msg *req = op->req;
+	size_t len = strlen(req->key), old_len, rec_len;
+	uint32_t hash = cas_memtable_hash(req->key, len);
+	const unsigned char *old;
+	struct mem_entry *e;
+	unsigned char *rec;
+	bool in_lmdb;
+	int err;
+
+	err = batch_record(s, req->key, len, hash, &old, &old_len, &e, &in_lmdb, op->errmsg,
+			   sizeof(op->errmsg));
+	if (err)
+		goto out_fail;
+	err = cas_node_step(old, old_len, req, &op->reply, &rec, &rec_len, op->errmsg,
+			    sizeof(op->errmsg));
+	if (err)
+		goto out_fail;
+	if (!rec)
+		return; /* a reject: nothing to persist */
+	err = CAS_ENOMEM;
+	if (!cas_memtable_reserve(&s->mem))
+		goto out_free_rec;
+	if (!e) {
+		pthread_mutex_lock(&s->mem_lock);
+		e = cas_memtable_add(&s->mem, req->key, len, hash, !in_lmdb);
+		pthread_mutex_unlock(&s->mem_lock);
+		if (!e)
+			goto out_free_rec;
+	}
+	err = cas_wal_stage(&s->wal, req->key, len, rec, rec_len);
+	if (err)
+		goto out_free_rec;
+	cas_memtable_stage(&s->mem, e, rec, rec_len);
+	op->changed = true;
+	return;
+
+out_free_rec:
+	free(rec);
+	cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: %s", cas_strerror(err));
+out_fail:
+	fail_op(op, err);
+}
+
+/* Drops what the batch staged. */
+static void discard_staged(struct cas_store *s)
+{
+	cas_memtable_discard_staged(&s->mem);
+	cas_wal_drop_batch(&s->wal);
+}
+
+/* The staged records are durable: readers see them from now on. in_lmdb:
+ * they were written into LMDB, not the log. */
+static void promote_staged(struct cas_store *s, bool in_lmdb)
+{
+	pthread_mutex_lock(&s->mem_lock);
+	cas_memtable_promote_staged(&s->mem, in_lmdb);
+	pthread_mutex_unlock(&s->mem_lock);
+	cas_wal_drop_batch(&s->wal);
+}
+
+int cas_store_checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	unsigned char ep[8];
+	struct mem_entry *e;
+	MDB_val k, v;
+	MDB_txn *txn;
+	size_t i;
+	int rc;
+
+	if (!s->mem.n && !s->wal.off)
+		return CAS_OK;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return cas_store_lmdb_err(rc, "checkpoint: mdb_txn_begin", errmsg, errmsg_len);
+	for (i = 0; i < s->mem.n_buckets; i++) {
+		for (e = s->mem.buckets[i]; e; e = e->next) {
+			if (!e->rec)
+				continue;
+			k.mv_size = e->key_len;
+			k.mv_data = e->key;
+			v.mv_size = e->rec_len;
+			v.mv_data = e->rec;
+			rc = mdb_put(txn, s->dbi, &k, &v, 0);
+			if (rc)
+				goto out_abort;
+		}
+	}
+	cas_put_le64(ep, s->wal.epoch + 1);
+	k.mv_size = CAS_STORE_EPOCH_KEY_LEN;
+	k.mv_data = (void *)CAS_STORE_EPOCH_KEY;
+	v.mv_size = sizeof(ep);
+	v.mv_data = ep;
+	rc = mdb_put(txn, s->dbi, &k, &v, 0);
+	if (rc)
+		goto out_abort;
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return cas_store_lmdb_err(rc, "checkpoint: mdb_txn_commit", errmsg, errmsg_len);
+	pthread_mutex_lock(&s->mem_lock);
+	cas_memtable_drop_durable(&s->mem);
+	pthread_mutex_unlock(&s->mem_lock);
+	cas_wal_restart(&s->wal);
+	pthread_mutex_lock(&s->lock);
+	s->stats.checkpoints++;
+	pthread_mutex_unlock(&s->lock);
+	return CAS_OK;
+
+out_abort:
+	mdb_txn_abort(txn);
+	return cas_store_lmdb_err(rc, "checkpoint: mdb_put", errmsg, errmsg_len);
+}
+
+/* A batch too large for the log: after a checkpoint, its records go
+ * straight into LMDB in one synchronous transaction. */
+static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	struct mem_entry *e;
+	MDB_val k, v;
+	MDB_txn *txn;
+	size_t i;
+	int rc, err;
+
+	err = cas_store_checkpoint(s, errmsg, errmsg_len);
+	if (err)
+		return err;
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
+	for (i = 0; i < s->mem.n_touched; i++) {
+		e = s->mem.touched[i];
+		k.mv_size = e->key_len;
+		k.mv_data = e->key;
+		v.mv_size = e->pending_len;
+		v.mv_data = e->pending;
+		rc = mdb_put(txn, s->dbi, &k, &v, 0);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return cas_store_lmdb_err(rc, "mdb_put", errmsg, errmsg_len);
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_txn_commit", errmsg, errmsg_len);
+	promote_staged(s, true);
+	return CAS_OK;
+}
+
+/* Makes the staged batch durable: appended to the log and fdatasynced
+ * (after a checkpoint when the log is too full for it), or written into
+ * LMDB when it is too large for the log. On failure it stays staged. */
+static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
+{
+	int err;
+
+	if (cas_wal_batch_too_large(&s->wal))
+		return write_direct(s, errmsg, errmsg_len);
+	if (!cas_wal_batch_fits(&s->wal)) {
+		err = cas_store_checkpoint(s, errmsg, errmsg_len);
+		if (err)
+			return err;
+	}
+	/* Paper, section 2.2: persist before answering. A failed write
+	 * leaves the offset where it was (see cas_wal_commit). */
+	if (cas_wal_commit(&s->wal)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s", strerror(errno));
+		return CAS_EIO;
+	}
+	promote_staged(s, false);
+	return CAS_OK;
+}
+
+/* Fails every op of batch still standing with err and the reason fmt. */
+__attribute__((format(printf, 3, 4))) static void fail_batch(struct cas_store_op *batch, int err,
+							     const char *fmt, ...)
+{
+	struct cas_store_op *op;
+	va_list ap;
+
+	for (op = batch; op; op = op->next) {
+		if (op->failed)
+			continue;
+		va_start(ap, fmt);
+		vsnprintf(op->errmsg, sizeof(op->errmsg), fmt, ap);
+		va_end(ap);
+		fail_op(op, err);
+	}
+}
+
+size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch)
+{
+	struct cas_store_op *op;
+	char errmsg[256];
+	size_t changes = 0;
+	int rc, err;
+
+	rc = mdb_txn_renew(s->rtxn);
+	if (rc) {
+		fail_batch(batch, rc == ENOMEM ? CAS_ENOMEM : CAS_EIO, "lmdb: mdb_txn_renew: %s",
+			   mdb_strerror(rc));
+		return 0;
+	}
+	for (op = batch; op; op = op->next) {
+		if (op->failed)
+			continue;
+		apply_op(s, op);
+		changes += op->changed;
+	}
+	mdb_txn_reset(s->rtxn);
+	if (!changes)
+		return 0; /* rejects only: nothing to make durable */
+	for (op = batch; op && s->fault; op = op->next) {
+		if (op->changed && s->fault(s->fault_arg, op->req)) {
+			discard_staged(s);
+			fail_batch(batch, CAS_EIO, "store: injected commit failure");
+			return 0;
+		}
+	}
+	err = write_staged(s, errmsg, sizeof(errmsg));
+	if (err) {
+		discard_staged(s);
+		fail_batch(batch, err, "%s", errmsg);
+		return 0;
+	}
+	return changes;
+}

@@ -1,0 +1,458 @@
+/* http.c - casd's HTTP front on libmicrohttpd (PROTOCOL.md): starting and
+ * stopping, routing, reading bodies, sending answers (http.h). */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "codec_bin.h"
+#include "http_impl.h"
+
+/* Seconds an idle kept-alive connection stays open. */
+#define IDLE_TIMEOUT_S 120
+
+/* A request whose body overflows without a Content-Length is drained to
+ * its end to answer 413; past this many times the limit it is cut off. */
+#define DRAIN_FACTOR 4
+
+void cas_http_log(const struct cas_server *s, enum cas_server_log_level level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!s->log || level > s->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->log(s->log_arg, level, line);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct cas_server *s = cls;
+	char line[512];
+	size_t n;
+
+	if (!s->log)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	s->log(s->log_arg, CAS_SERVER_LOG_ERROR, line);
+}
+
+enum MHD_Result cas_http_send_typed(struct MHD_Connection *conn, unsigned status, char *body,
+				    size_t len, const char *type, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	if (allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result cas_http_send_json(struct MHD_Connection *conn, unsigned status, char *body,
+				   size_t len, const char *allow)
+{
+	return cas_http_send_typed(conn, status, body, len, "application/json", allow);
+}
+
+/* A request whose Content-Type names the binary form (parameters after a
+ * ';' ignored); anything else is JSON. */
+static bool is_binary(struct MHD_Connection *conn)
+{
+	const char *ct;
+	size_t n = strlen(CAS_CODEC_BIN_TYPE);
+
+	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!ct || strncasecmp(ct, CAS_CODEC_BIN_TYPE, n))
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection *conn,
+				    const char *method, const char *url, unsigned status,
+				    const char *reason)
+{
+	static const char fallback[] = "{\"error\":\"out of memory\"}";
+	const char *allow = NULL;
+	cJSON *root;
+	char *body = NULL;
+
+	cas_http_log(s, status >= 500 ? CAS_SERVER_LOG_ERROR : CAS_SERVER_LOG_WARN,
+		     "%s %.64s %u: %s", method, url, status, reason);
+	root = cJSON_CreateObject();
+	if (root && cJSON_AddStringToObject(root, "error", reason))
+		body = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!body) {
+		body = strdup(fallback);
+		if (!body)
+			return MHD_NO;
+	}
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		allow = strcmp(url, "/v1/health") == 0 ? "GET, HEAD" : "POST";
+	return cas_http_send_json(conn, status, body, strlen(body), allow);
+}
+
+bool cas_http_begin_wait(struct cas_server *s)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&s->lock);
+	stopping = s->stopping;
+	if (!stopping)
+		s->suspended++;
+	pthread_mutex_unlock(&s->lock);
+	return !stopping;
+}
+
+void cas_http_end_wait(struct cas_server *s, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Appends data to r's body, or notes that the limit is passed. */
+static bool append_body(struct cas_server *s, struct request *r, const char *data, size_t n)
+{
+	size_t need, cap;
+	char *p;
+
+	if (r->route == ROUTE_ERROR || r->route == ROUTE_HEALTH) {
+		r->dropped += n; /* a body nobody reads */
+		return r->dropped / DRAIN_FACTOR <= s->body_limit;
+	}
+	if (r->too_big || n > r->limit - r->len) {
+		r->too_big = true;
+		r->dropped += n;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return r->dropped / DRAIN_FACTOR <= r->limit;
+	}
+	need = r->len + n + 1; /* room for a NUL, kept for cJSON's sake */
+	if (need > r->cap) {
+		cap = r->cap ? r->cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		if (cap > r->limit + 1)
+			cap = r->limit + 1;
+		p = realloc(r->body, cap);
+		if (!p)
+			return false;
+		r->body = p;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return true;
+}
+
+/* A Content-Length above limit, told before any body byte is read. */
+static bool declared_too_big(struct MHD_Connection *conn, size_t limit)
+{
+	const char *cl;
+	char *end;
+	unsigned long long n;
+
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!cl)
+		return false;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno == ERANGE)
+		return true;
+	return end != cl && n > limit;
+}
+
+/* The route of a request, from its path and method. */
+static enum route route_of(const char *url, const char *method, unsigned *status,
+			   const char **reason)
+{
+	if (strcmp(url, "/v1/health") == 0) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+			return ROUTE_HEALTH;
+		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		*reason = "use GET on /v1/health";
+		return ROUTE_ERROR;
+	}
+	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept") && strcmp(url, "/v1/query") &&
+	    strcmp(url, "/v1/batch")) {
+		*status = MHD_HTTP_NOT_FOUND;
+		*reason = "unknown path";
+		return ROUTE_ERROR;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
+		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		*reason = "use POST";
+		return ROUTE_ERROR;
+	}
+	if (strcmp(url, "/v1/query") == 0)
+		return ROUTE_QUERY;
+	if (strcmp(url, "/v1/batch") == 0)
+		return ROUTE_BATCH;
+	return strcmp(url, "/v1/prepare") == 0 ? ROUTE_PREPARE : ROUTE_ACCEPT;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct cas_server *s = cls;
+	struct request *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		unsigned status = 0;
+		const char *reason = NULL;
+		enum route route = route_of(url, method, &status, &reason);
+		size_t limit = route == ROUTE_BATCH ? CAS_SERVER_BATCH_LIMIT : s->body_limit;
+
+		/* Answered at once, closing the connection: reading the
+		 * body would be a waste. */
+		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && declared_too_big(conn, limit))
+			return cas_http_send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
+						   "request body too large");
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return cas_http_send_error(s, conn, method, url,
+						   MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		r->route = route;
+		r->binary = is_binary(conn);
+		r->status = status;
+		r->reason = reason;
+		r->limit = limit;
+		if (route == ROUTE_BATCH && !r->binary) {
+			r->route = ROUTE_ERROR;
+			r->status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+			r->reason = "a batch is " CAS_CODEC_BIN_TYPE " only";
+		}
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!append_body(s, r, upload_data, *upload_data_size))
+			return MHD_NO; /* out of memory or a flood: drop the connection */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->stored)
+		return cas_http_answer_stored(s, conn, method, url, r);
+	if (r->batch)
+		return cas_http_answer_batch(s, conn, method, url, r);
+	switch (r->route) {
+	case ROUTE_HEALTH:
+		return cas_http_health(s, conn, method, url);
+	case ROUTE_ERROR:
+		return cas_http_send_error(s, conn, method, url, r->status, r->reason);
+	case ROUTE_QUERY:
+		return cas_http_query(s, conn, method, url, r);
+	case ROUTE_BATCH:
+		return cas_http_batch(s, conn, method, url, r);
+	default:
+		return cas_http_request(s, conn, method, url, r);
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	/* A request answered or never stored holds no values; one cut off
+	 * after its answer was made has had them cleared. */
+	cas_msg_clear(&r->req);
+	cas_msg_clear(&r->op.reply);
+	cas_http_batch_free(r->batch);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* Resolves host into addr (port set), for binding. */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
+		   socklen_t *addr_len, char *errmsg, size_t errmsg_len)
+{
+	struct addrinfo hints, *res;
+	int rc;
+
+	memset(addr, 0, sizeof(*addr));
+	if (!host) {
+		struct sockaddr_in *in = (struct sockaddr_in *)addr;
+
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_ANY);
+		in->sin_port = htons(port);
+		*addr_len = sizeof(*in);
+		return CAS_OK;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc) {
+		snprintf(errmsg, errmsg_len, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+		return CAS_EINVAL;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*addr_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (addr->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)addr)->sin_port = htons(port);
+	return CAS_OK;
+}
+
+int cas_server_start(struct cas_store *store, const struct cas_server_config *cfg,
+		     struct cas_server **out, char *errmsg, size_t errmsg_len)
+{
+	struct sockaddr_storage addr;
+	const union MHD_DaemonInfo *info;
+	struct cas_server *s;
+	socklen_t addr_len;
+	unsigned threads, flags;
+	size_t b64;
+	int err;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(errmsg, errmsg_len, "out of memory");
+		return CAS_ENOMEM;
+	}
+	if (pthread_mutex_init(&s->lock, NULL)) {
+		snprintf(errmsg, errmsg_len, "cannot make a mutex");
+		err = CAS_ENOMEM;
+		goto out_free_server;
+	}
+	if (pthread_cond_init(&s->idle, NULL)) {
+		snprintf(errmsg, errmsg_len, "cannot make a condition variable");
+		err = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
+	s->store = store;
+	s->max_value = cfg->max_value ? cfg->max_value : CAS_DEFAULT_MAX_VALUE;
+	s->log = cfg->log;
+	s->log_arg = cfg->log_arg;
+	s->log_level = cfg->log_level;
+	b64 = s->max_value / 3 + 1;
+	if (b64 > (SIZE_MAX - CAS_SERVER_BODY_OVERHEAD) / 4 / DRAIN_FACTOR) {
+		snprintf(errmsg, errmsg_len, "max value size %zu too large", s->max_value);
+		err = CAS_EINVAL;
+		goto out_destroy_cond;
+	}
+	s->body_limit = 4 * b64 + CAS_SERVER_BODY_OVERHEAD;
+	threads = cfg->threads ? cfg->threads : CAS_SERVER_DEFAULT_THREADS;
+	err = resolve(cfg->host, cfg->port, &addr, &addr_len, errmsg, errmsg_len);
+	if (err)
+		goto out_destroy_cond;
+	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+		MHD_ALLOW_SUSPEND_RESUME;
+	if (addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	errno = 0;
+	s->daemon = MHD_start_daemon(
+		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+		s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+		threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+	if (!s->daemon) {
+		snprintf(errmsg, errmsg_len, "cannot listen on %s:%u: %s",
+			 cfg->host ? cfg->host : "*", (unsigned)cfg->port,
+			 errno ? strerror(errno) : "libmicrohttpd refused");
+		err = CAS_EIO;
+		goto out_destroy_cond;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	if (!info || !info->port) {
+		snprintf(errmsg, errmsg_len, "cannot learn the bound port");
+		err = CAS_EIO;
+		goto out_stop_daemon;
+	}
+	s->port = info->port;
+	cas_http_log(s, CAS_SERVER_LOG_INFO,
+		     "listening on port %u, %u threads, body limit %zu bytes", (unsigned)s->port,
+		     threads, s->body_limit);
+	*out = s;
+	return CAS_OK;
+
+out_stop_daemon:
+	MHD_stop_daemon(s->daemon);
+out_destroy_cond:
+	pthread_cond_destroy(&s->idle);
+out_destroy_lock:
+	pthread_mutex_destroy(&s->lock);
+out_free_server:
+	free(s);
+	return err;
+}
+
+uint16_t cas_server_port(const struct cas_server *s)
+{
+	return s->port;
+}
+
+size_t cas_server_body_limit(const struct cas_server *s)
+{
+	return s->body_limit;
+}
+
+void cas_server_stop(struct cas_server *s)
+{
+	if (!s)
+		return;
+	/* libmicrohttpd must not be stopped with suspended connections:
+	 * wait for the store to answer those, and have any request that
+	 * comes meanwhile wait on its thread instead. */
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	while (s->suspended)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	MHD_stop_daemon(s->daemon);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
