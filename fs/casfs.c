@@ -26,7 +26,7 @@ static void usage(const char *prog)
  * root (creating one on a fresh cluster). 0, or 1 after printing why. */
 static int check_cluster(const struct casfs_options *o)
 {
-	struct cas_client_config cfg = { .timeout_ms = o->timeout_ms, .max_value_size = o->max_size };
+	struct cas_client_config cfg = {.timeout_ms = o->timeout_ms, .max_value_size = o->max_size};
 	struct cas_client *c;
 	char err[512];
 	int rc;
@@ -40,7 +40,8 @@ static int check_cluster(const struct casfs_options *o)
 				 (unsigned)getgid(), err, sizeof(err));
 	cas_client_close(c);
 	if (rc == CAS_EUNAVAILABLE) {
-		fprintf(stderr, "casfs: cluster unreachable: no majority of %s answered within %.3g s\n",
+		fprintf(stderr,
+			"casfs: cluster unreachable: no majority of %s answered within %.3g s\n",
 			o->nodes, o->timeout_ms / 1000.0);
 		return 1;
 	}
@@ -54,9 +55,9 @@ static int check_cluster(const struct casfs_options *o)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args;
-	struct fuse_cmdline_opts cmd = { 0 };
+	struct fuse_cmdline_opts cmd = {0};
 	struct fuse_loop_config *loop;
-	struct casfs_options o = { 0 };
+	struct casfs_options o = {0};
 	struct cas_client_config cfg;
 	struct fuse_session *se;
 	struct cas_client *c;
@@ -95,7 +96,8 @@ int main(int argc, char *argv[])
 	 * from the mode bits we report; that costs a GETATTR round per path
 	 * component, so a private mount goes without. */
 	if ((o.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions")) ||
-	    fuse_opt_add_arg(&args, "-ofsname=casfs") || fuse_opt_add_arg(&args, "-osubtype=casfs")) {
+	    fuse_opt_add_arg(&args, "-ofsname=casfs") ||
+	    fuse_opt_add_arg(&args, "-osubtype=casfs")) {
 		fprintf(stderr, "casfs: out of memory\n");
 		goto out_free_cmd;
 	}
@@ -134,8 +136,9 @@ int main(int argc, char *argv[])
 			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		/* Every request may wait for the network: more threads than
 		 * libfuse's default of 10, unless -o max_threads= says. */
-		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads && cmd.max_threads <= 100000 ?
-							   cmd.max_threads : MAX_THREADS);
+		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads && cmd.max_threads <= 100000
+							    ? cmd.max_threads
+							    : MAX_THREADS);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}

@@ -14,16 +14,16 @@ struct node {
 	unsigned char id[CASFS_ID_LEN];
 	uint64_t nlookup;
 	bool has_attr;
-	struct stat attr;		/* last reported to the kernel */
-	struct node *next_nodeid;	/* chain in by_nodeid */
-	struct node *next_id;		/* chain in by_id */
+	struct stat attr;	  /* last reported to the kernel */
+	struct node *next_nodeid; /* chain in by_nodeid */
+	struct node *next_id;	  /* chain in by_id */
 };
 
 struct casfs_inodes {
 	pthread_mutex_t lock;
 	struct node **by_nodeid;
 	struct node **by_id;
-	size_t nbuckets;		/* a power of two */
+	size_t nbuckets; /* a power of two */
 	size_t count;
 	uint64_t next_nodeid;
 };
@@ -188,8 +188,7 @@ bool casfs_inodes_get(struct casfs_inodes *t, uint64_t nodeid, unsigned char *id
 	return n != NULL;
 }
 
-void casfs_inodes_set_attr(struct casfs_inodes *t, const unsigned char *id,
-			   const struct stat *attr)
+void casfs_inodes_set_attr(struct casfs_inodes *t, const unsigned char *id, const struct stat *attr)
 {
 	struct node *n;
 

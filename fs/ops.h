@@ -29,7 +29,7 @@ void casfs_fs_free(struct casfs_fs *fs);
  * casfs directory; CAS_EUNAVAILABLE when no majority answered within
  * timeout_ms; CAS_EPROTO when the root register holds something else.
  * errmsg (when not NULL) receives a one-line reason on error. */
-int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_size,
-			unsigned uid, unsigned gid, char *errmsg, size_t errmsg_len);
+int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_size, unsigned uid,
+			unsigned gid, char *errmsg, size_t errmsg_len);
 
 #endif

@@ -11,8 +11,8 @@
 #include "options.h"
 
 #define MAX_TIMEOUT_S 3600.0
-#define MIN_MAX_SIZE 4096
-#define MAX_MAX_SIZE (1024UL * 1024 * 1024)
+#define MIN_MAX_SIZE  4096
+#define MAX_MAX_SIZE  (1024UL * 1024 * 1024)
 
 struct raw {
 	char *nodes;
@@ -24,15 +24,13 @@ struct raw {
 
 enum { KEY_ALLOW_OTHER };
 
-static const struct fuse_opt specs[] = {
-	{ "nodes=%s", offsetof(struct raw, nodes), 0 },
-	{ "timeout=%s", offsetof(struct raw, timeout), 0 },
-	{ "max_size=%s", offsetof(struct raw, max_size), 0 },
-	{ "cache", offsetof(struct raw, cache), 1 },
-	{ "nocache", offsetof(struct raw, cache), 0 },
-	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
-	FUSE_OPT_END
-};
+static const struct fuse_opt specs[] = {{"nodes=%s", offsetof(struct raw, nodes), 0},
+					{"timeout=%s", offsetof(struct raw, timeout), 0},
+					{"max_size=%s", offsetof(struct raw, max_size), 0},
+					{"cache", offsetof(struct raw, cache), 1},
+					{"nocache", offsetof(struct raw, cache), 0},
+					FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+					FUSE_OPT_END};
 
 /* Notes allow_other and leaves it (and all else) for libfuse. */
 static int keep_opt(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -164,10 +162,10 @@ int casfs_options_join_nodes(int argc, char *argv[], struct fuse_args *out)
 	return CAS_OK;
 }
 
-int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
-			struct casfs_options *o, char *errmsg, size_t errmsg_len)
+int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct casfs_options *o,
+			char *errmsg, size_t errmsg_len)
 {
-	struct raw raw = { 0 };
+	struct raw raw = {0};
 	int rc = CAS_EINVAL;
 
 	memset(o, 0, sizeof(*o));
@@ -179,8 +177,8 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
 	}
 	if (raw.timeout && !parse_timeout(raw.timeout, &o->timeout_ms)) {
 		snprintf(errmsg, errmsg_len,
-			 "bad timeout=%s: want seconds, more than 0 and at most %.0f",
-			 raw.timeout, MAX_TIMEOUT_S);
+			 "bad timeout=%s: want seconds, more than 0 and at most %.0f", raw.timeout,
+			 MAX_TIMEOUT_S);
 		goto out_free_raw;
 	}
 	if (raw.max_size && !parse_size(raw.max_size, &o->max_size)) {

@@ -13,11 +13,11 @@
 #define CASFS_DEFAULT_TIMEOUT_MS 5000
 
 struct casfs_options {
-	char *nodes;		/* malloc'd comma-separated acceptor URLs */
-	unsigned timeout_ms;	/* deadline of one filesystem operation */
-	bool cache;		/* relaxed kernel caching (weaker consistency) */
-	size_t max_size;	/* largest register value, in bytes */
-	bool allow_other;	/* -o allow_other was given (and left for libfuse) */
+	char *nodes;	     /* malloc'd comma-separated acceptor URLs */
+	unsigned timeout_ms; /* deadline of one filesystem operation */
+	bool cache;	     /* relaxed kernel caching (weaker consistency) */
+	size_t max_size;     /* largest register value, in bytes */
+	bool allow_other;    /* -o allow_other was given (and left for libfuse) */
 };
 
 /* Copies argc/argv into out (cleared first; free with fuse_opt_free_args,
@@ -32,8 +32,8 @@ int casfs_options_join_nodes(int argc, char *argv[], struct fuse_args *out);
  * error). nodes defaults to env_nodes (the caller passes
  * getenv("CAS_NODES"), may be NULL). CAS_EINVAL with a one-line reason in
  * errmsg for a bad or missing value; CAS_ENOMEM. */
-int casfs_options_parse(struct fuse_args *args, const char *env_nodes,
-			struct casfs_options *o, char *errmsg, size_t errmsg_len);
+int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct casfs_options *o,
+			char *errmsg, size_t errmsg_len);
 
 void casfs_options_clear(struct casfs_options *o);
 

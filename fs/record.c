@@ -6,7 +6,7 @@
 
 #include "record.h"
 
-static const unsigned char magic[2] = { 'c', 'F' };
+static const unsigned char magic[2] = {'c', 'F'};
 
 /* Little-endian writer over a buffer known to be large enough. */
 struct wbuf {
@@ -193,7 +193,8 @@ static int decode_xattrs(struct rbuf *r, struct casfs_record *rec)
 		uint8_t nlen;
 		uint32_t vlen;
 
-		if (!get8(r, &nlen) || r->left < nlen || !xattr_name_valid((const char *)r->p, nlen))
+		if (!get8(r, &nlen) || r->left < nlen ||
+		    !xattr_name_valid((const char *)r->p, nlen))
 			return CAS_EINVAL;
 		x->name = strndup_len(r->p, nlen);
 		if (!x->name)
@@ -269,7 +270,7 @@ static int decode_dir(struct rbuf *r, struct casfs_record *rec)
 
 int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_record *rec)
 {
-	struct rbuf r = { buf, len };
+	struct rbuf r = {buf, len};
 	uint8_t m0, m1, format, type;
 	uint16_t flags, reserved;
 	int rc = CAS_EINVAL;
@@ -301,8 +302,8 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 		return CAS_OK;
 	}
 	rc = CAS_EINVAL;
-	if (type == CASFS_LNK && (r.left == 0 || r.left > CASFS_SYMLINK_MAX ||
-				  memchr(r.p, '\0', r.left)))
+	if (type == CASFS_LNK &&
+	    (r.left == 0 || r.left > CASFS_SYMLINK_MAX || memchr(r.p, '\0', r.left)))
 		goto out_clear;
 	if (flags)
 		goto out_clear;

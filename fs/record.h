@@ -9,12 +9,12 @@
 
 #include <cas/cas.h>
 
-#define CASFS_FORMAT 1		/* record format version written in every record */
-#define CASFS_ID_LEN 16		/* bytes of an inode id */
-#define CASFS_NAME_MAX 255	/* longest entry or xattr name, in bytes */
+#define CASFS_FORMAT	      1	  /* record format version written in every record */
+#define CASFS_ID_LEN	      16  /* bytes of an inode id */
+#define CASFS_NAME_MAX	      255 /* longest entry or xattr name, in bytes */
 #define CASFS_XATTR_VALUE_MAX 65536
-#define CASFS_SYMLINK_MAX 4095
-#define CASFS_HEADER_LEN 58	/* fixed part of a record, up to the xattr count */
+#define CASFS_SYMLINK_MAX     4095
+#define CASFS_HEADER_LEN      58 /* fixed part of a record, up to the xattr count */
 
 enum casfs_type {
 	CASFS_REG = 1,
@@ -23,17 +23,17 @@ enum casfs_type {
 };
 
 /* Record flags. */
-#define CASFS_F_DEAD 0x1	/* a removed directory: it takes no new entries */
+#define CASFS_F_DEAD 0x1 /* a removed directory: it takes no new entries */
 
 struct casfs_xattr {
-	char *name;		/* NUL-terminated, 1..CASFS_NAME_MAX bytes */
-	unsigned char *value;	/* may be NULL when len is 0 */
+	char *name;	      /* NUL-terminated, 1..CASFS_NAME_MAX bytes */
+	unsigned char *value; /* may be NULL when len is 0 */
 	size_t len;
 };
 
 struct casfs_dirent {
-	char *name;		/* NUL-terminated, 1..CASFS_NAME_MAX bytes */
-	uint8_t type;		/* enum casfs_type */
+	char *name;   /* NUL-terminated, 1..CASFS_NAME_MAX bytes */
+	uint8_t type; /* enum casfs_type */
 	unsigned char id[CASFS_ID_LEN];
 };
 
@@ -43,7 +43,7 @@ struct casfs_dirent {
 struct casfs_record {
 	uint8_t type;
 	uint16_t flags;
-	uint32_t mode;		/* permission bits only (07777) */
+	uint32_t mode; /* permission bits only (07777) */
 	uint32_t uid, gid;
 	struct timespec atime, mtime, ctime;
 	size_t nxattr;

@@ -7,12 +7,12 @@
 #define CASFS_XATTR_PREFIX "user.casfs."
 
 enum casfs_xattr_kind {
-	CASFS_XA_USER,		/* user.* outside user.casfs.: stored in the inode */
-	CASFS_XA_VERSION,	/* user.casfs.version: the inode register's version */
-	CASFS_XA_KEY,		/* user.casfs.key: the inode register's key */
-	CASFS_XA_CAS,		/* user.casfs.cas.VERSION: conditional write */
-	CASFS_XA_RESERVED,	/* any other user.casfs.* name, or a bad cas.N */
-	CASFS_XA_OTHER,		/* security.*, trusted.*, system.*: not stored */
+	CASFS_XA_USER,	   /* user.* outside user.casfs.: stored in the inode */
+	CASFS_XA_VERSION,  /* user.casfs.version: the inode register's version */
+	CASFS_XA_KEY,	   /* user.casfs.key: the inode register's key */
+	CASFS_XA_CAS,	   /* user.casfs.cas.VERSION: conditional write */
+	CASFS_XA_RESERVED, /* any other user.casfs.* name, or a bad cas.N */
+	CASFS_XA_OTHER,	   /* security.*, trusted.*, system.*: not stored */
 };
 
 /* Classifies name (NUL-terminated). For CASFS_XA_CAS, *version (may be

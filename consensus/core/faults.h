@@ -8,13 +8,13 @@
 #ifdef CAS_SIM_FAULTS
 
 enum cas_fault {
-	CAS_FAULT_QUORUM_ONE = 1 << 0,      /* a "majority" of one */
+	CAS_FAULT_QUORUM_ONE = 1 << 0,	    /* a "majority" of one */
 	CAS_FAULT_PROMISE_BALLOT = 1 << 1,  /* promise returns the promised
 					       ballot, not the accepted one */
 	CAS_FAULT_COUNTER_ONLY = 1 << 2,    /* ballots compared on counter
 					       alone; an equal one is taken for
 					       a retransmission */
-	CAS_FAULT_QUERY_ONE = 1 << 4,       /* a read's query trusts one
+	CAS_FAULT_QUERY_ONE = 1 << 4,	    /* a read's query trusts one
 					       answer */
 	CAS_FAULT_BALLOT_REUSE = 1 << 3,    /* after a failed accept, the
 					       next operation reuses its ballot

@@ -41,7 +41,7 @@ struct cas_reg {
 enum cas_msg_type {
 	CAS_MSG_NONE = 0,
 	CAS_MSG_PREPARE,  /* request: key, ballot */
-	CAS_MSG_ACCEPT,   /* request: key, ballot, value, and next: a higher
+	CAS_MSG_ACCEPT,	  /* request: key, ballot, value, and next: a higher
 			     ballot to promise once accepted ({0,0}: none),
 			     the paper's one-round-trip optimization */
 	CAS_MSG_PROMISE,  /* reply to PREPARE: ballot = accepted ballot
@@ -49,10 +49,10 @@ enum cas_msg_type {
 	CAS_MSG_ACCEPTED, /* reply to ACCEPT: ballot = the accepted ballot,
 			     next = the ballot promised with it ({0,0}:
 			     none) */
-	CAS_MSG_REJECT,   /* reply to either: ballot = the blocking ballot
+	CAS_MSG_REJECT,	  /* reply to either: ballot = the blocking ballot
 			     (the acceptor's promise or accepted ballot,
 			     whichever is higher) */
-	CAS_MSG_QUERY,    /* request: key; changes nothing */
+	CAS_MSG_QUERY,	  /* request: key; changes nothing */
 	CAS_MSG_CURRENT,  /* reply to QUERY: ballot = accepted ballot
 			     ({0,0}: none), value = accepted value */
 };

@@ -298,7 +298,8 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 			next.version = cur->version + 1;
 			next.recent[0] = (struct cas_recent){p->id, proposal_id(op), next.version};
 			next.n_recent = 1;
-			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX; i++)
+			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX;
+			     i++)
 				if (cur->recent[i].proposer != p->id)
 					next.recent[next.n_recent++] = cur->recent[i];
 			next.data = out.data;
@@ -428,8 +429,8 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 		on_query_reply(op, p, reply, eff);
 		return;
 	}
-	if ((op->phase != CAS_OP_PREPARE && op->phase != CAS_OP_ACCEPT) ||
-	    attempt != op->attempt || node >= op->cfg.n_nodes)
+	if ((op->phase != CAS_OP_PREPARE && op->phase != CAS_OP_ACCEPT) || attempt != op->attempt ||
+	    node >= op->cfg.n_nodes)
 		return;
 	if (reply != NULL && reply->type != CAS_MSG_REJECT &&
 	    reply->type != (op->phase == CAS_OP_PREPARE ? CAS_MSG_PROMISE : CAS_MSG_ACCEPTED))
@@ -479,8 +480,7 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 	}
 }
 
-void cas_op_wake(struct cas_op *op, struct cas_proposer *p, uint64_t now_ms,
-		 struct cas_effect *eff)
+void cas_op_wake(struct cas_op *op, struct cas_proposer *p, uint64_t now_ms, struct cas_effect *eff)
 {
 	eff->kind = CAS_EFFECT_WAIT;
 	if (op->phase != CAS_OP_BACKOFF)

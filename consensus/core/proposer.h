@@ -18,7 +18,7 @@
 
 /* Backoff after a failed attempt: uniform in [0, min(CAP, BASE << n)) ms. */
 #define CAS_BACKOFF_BASE_MS 1
-#define CAS_BACKOFF_CAP_MS 64
+#define CAS_BACKOFF_CAP_MS  64
 
 /* After a backoff, a proposer's ballot counter leaps by this much per
  * millisecond slept: more than a busy proposer's ballots grow meanwhile
@@ -28,7 +28,7 @@
 /* A proposer's ballot source. Not thread-safe: a driver shared by threads
  * serializes calls that take a proposer. */
 struct cas_proposer {
-	uint64_t id;      /* != 0 */
+	uint64_t id;	  /* != 0 */
 	uint64_t counter; /* highest counter used or seen */
 #ifdef CAS_SIM_FAULTS
 	struct cas_ballot reuse; /* negative control only (faults.h) */
@@ -50,9 +50,9 @@ size_t cas_quorum(size_t n);
 
 enum cas_op_phase {
 	CAS_OP_IDLE,
-	CAS_OP_QUERY,   /* waiting for the current values of a read */
+	CAS_OP_QUERY,	/* waiting for the current values of a read */
 	CAS_OP_PREPARE, /* waiting for promises */
-	CAS_OP_ACCEPT,  /* waiting for accepts */
+	CAS_OP_ACCEPT,	/* waiting for accepts */
 	CAS_OP_BACKOFF, /* sleeping before the next attempt */
 	CAS_OP_DONE,
 };
@@ -67,21 +67,21 @@ enum cas_effect_kind {
 struct cas_effect {
 	enum cas_effect_kind kind;
 	const struct cas_msg *msg; /* SEND: valid until the next call on op */
-	uint32_t attempt;          /* SEND: replies must carry it back; every
+	uint32_t attempt;	   /* SEND: replies must carry it back; every
 				      SEND (prepare or accept) has its own */
-	uint64_t until_ms;         /* SLEEP */
+	uint64_t until_ms;	   /* SLEEP */
 };
 
 struct cas_op_config {
-	const char *key;    /* valid for the op's life */
-	size_t n_nodes;     /* 1..CAS_NODES_MAX */
-	cas_change_fn fn;   /* the change; see client.h */
+	const char *key;  /* valid for the op's life */
+	size_t n_nodes;	  /* 1..CAS_NODES_MAX */
+	cas_change_fn fn; /* the change; see client.h */
 	void *arg;
-	uint64_t op_id;     /* unique among the proposer's operations, != 0;
-			       a proposer runs one operation at a time on a
-			       key (msg.h, struct cas_recent) */
+	uint64_t op_id;	      /* unique among the proposer's operations, != 0;
+				 a proposer runs one operation at a time on a
+				 key (msg.h, struct cas_recent) */
 	uint64_t deadline_ms; /* absolute, on the driver's clock */
-	size_t max_value;   /* largest value fn may produce */
+	size_t max_value;     /* largest value fn may produce */
 	/* The one-round-trip optimization: when cached_value is not NULL, a
 	 * majority promised cached_ballot with the accept of cached_value
 	 * (see cas_op_take_cache), so the op starts with the accept phase.
@@ -107,29 +107,29 @@ struct cas_op {
 	uint64_t answered[(CAS_NODES_MAX + 63) / 64];
 	size_t oks, fails;
 	struct cas_ballot best_ballot; /* highest accepted ballot promised */
-	struct cas_reg best;           /* its value (owned) */
+	struct cas_reg best;	       /* its value (owned) */
 	bool best_set;
-	struct cas_msg out;            /* the message of the current phase;
-					  in ACCEPT and after, out.value is
-					  the proposal (owned) */
-	int verdict;                   /* what fn said in this attempt */
-	int result;                    /* set when DONE */
-	bool have_value;               /* DONE after an accepted proposal */
-	bool out_is_change;            /* out.value is a new version of ours */
-	struct cas_reg *mine;          /* our earlier proposals (owned), to */
-	size_t n_mine;                 /* answer with when one of them won */
-	size_t answer;                 /* index in mine of the proposal that */
-	bool answer_set;               /* won, as seen by this attempt */
-	bool from_cache;               /* this attempt skipped the prepare */
-	size_t promised;               /* accepts that promised out.next */
-	struct cas_reg *q_vals;        /* QUERY: the distinct accepted values */
-	struct cas_ballot *q_ballots;  /* answered, their ballots, and how */
-	size_t *q_count, n_q;          /* many nodes answered each */
+	struct cas_msg out;	      /* the message of the current phase;
+					 in ACCEPT and after, out.value is
+					 the proposal (owned) */
+	int verdict;		      /* what fn said in this attempt */
+	int result;		      /* set when DONE */
+	bool have_value;	      /* DONE after an accepted proposal */
+	bool out_is_change;	      /* out.value is a new version of ours */
+	struct cas_reg *mine;	      /* our earlier proposals (owned), to */
+	size_t n_mine;		      /* answer with when one of them won */
+	size_t answer;		      /* index in mine of the proposal that */
+	bool answer_set;	      /* won, as seen by this attempt */
+	bool from_cache;	      /* this attempt skipped the prepare */
+	size_t promised;	      /* accepts that promised out.next */
+	struct cas_reg *q_vals;	      /* QUERY: the distinct accepted values */
+	struct cas_ballot *q_ballots; /* answered, their ballots, and how */
+	size_t *q_count, n_q;	      /* many nodes answered each */
 #ifdef CAS_SIM_FAULTS
-	struct cas_reg fault_base;     /* negative control only (faults.h) */
+	struct cas_reg fault_base; /* negative control only (faults.h) */
 #endif
-	uint64_t conflicts;            /* rejected phases so far */
-	uint64_t slept_from_ms;        /* when the current backoff began */
+	uint64_t conflicts;	/* rejected phases so far */
+	uint64_t slept_from_ms; /* when the current backoff began */
 };
 
 /* Sets op up for cfg; no I/O. */

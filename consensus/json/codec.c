@@ -201,13 +201,13 @@ static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
 			if (it->string && strcmp(it->string, names[i]) == 0)
 				break;
 		if (i == n) {
-			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: unknown field \"%.64s\"", what,
-			       it->string ? it->string : "");
+			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: unknown field \"%.64s\"",
+				       what, it->string ? it->string : "");
 			return c->bad;
 		}
 		if (items[i]) {
 			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: duplicate field \"%s\"", what,
-			       names[i]);
+				       names[i]);
 			return c->bad;
 		}
 		items[i] = it;
@@ -215,7 +215,7 @@ static int take_fields_opt(struct dctx *c, const cJSON *obj, const char *what,
 	for (i = 0; i < required; i++) {
 		if (!items[i]) {
 			cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: missing field \"%s\"", what,
-			       names[i]);
+				       names[i]);
 			return c->bad;
 		}
 	}
@@ -236,7 +236,8 @@ static int take_u64(struct dctx *c, const cJSON *item, const char *what, uint64_
 		return c->bad;
 	}
 	if (!parse_u64(item->valuestring, out)) {
-		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: not a canonical 64-bit decimal", what);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: not a canonical 64-bit decimal",
+			       what);
 		return c->bad;
 	}
 	return CAS_OK;
@@ -300,8 +301,8 @@ static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct
 	cJSON_ArrayForEach(it, items[1])
 	{
 		if (n == CAS_RECENT_MAX) {
-			cas_errmsg_set(c->errmsg, c->errmsg_len, "value.recent: more than %d entries",
-			       CAS_RECENT_MAX);
+			cas_errmsg_set(c->errmsg, c->errmsg_len,
+				       "value.recent: more than %d entries", CAS_RECENT_MAX);
 			return c->bad;
 		}
 		err = take_recent(c, it, &out->recent[n]);
@@ -321,7 +322,8 @@ static int take_value(struct dctx *c, const cJSON *obj, size_t max_value, struct
 		return c->bad;
 	}
 	if (b64_decoded_len(b64, b64_len) > max_value) {
-		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: larger than %zu bytes", max_value);
+		cas_errmsg_set(c->errmsg, c->errmsg_len, "value.data: larger than %zu bytes",
+			       max_value);
 		return CAS_ETOOBIG;
 	}
 	err = cas_base64_decode(b64, b64_len, &out->data, &out->len);
@@ -411,7 +413,8 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 	key_len = strlen(key);
 	if (!cas_key_valid(key, key_len)) {
 		cas_errmsg_set(errmsg, errmsg_len,
-		       "key: must be 1 to %d characters from A-Z a-z 0-9 . _ : / @ -", CAS_KEY_MAX);
+			       "key: must be 1 to %d characters from A-Z a-z 0-9 . _ : / @ -",
+			       CAS_KEY_MAX);
 		err = CAS_EKEY;
 		goto out_delete_root;
 	}
@@ -493,7 +496,8 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 			err = take_ballot(&c, items[1], "blocking", &out->ballot);
 		out->type = CAS_MSG_REJECT;
 	} else {
-		cas_errmsg_set(errmsg, errmsg_len, "reply: unknown result \"%.32s\"", result->valuestring);
+		cas_errmsg_set(errmsg, errmsg_len, "reply: unknown result \"%.32s\"",
+			       result->valuestring);
 		err = CAS_EPROTO;
 	}
 	if (err)
@@ -547,7 +551,8 @@ static int add_value(cJSON *obj, const struct cas_reg *v)
 			return CAS_ENOMEM;
 		}
 		if (!add_u64(r, "proposer", v->recent[i].proposer) ||
-		    !add_u64(r, "op", v->recent[i].op) || !add_u64(r, "version", v->recent[i].version))
+		    !add_u64(r, "op", v->recent[i].op) ||
+		    !add_u64(r, "version", v->recent[i].version))
 			return CAS_ENOMEM;
 	}
 	err = cas_base64_encode(v->data, v->len, &b64, &b64_len);

@@ -19,9 +19,8 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len);
  * bytes are errors (CAS_EINVAL, CAS_EKEY or CAS_ETOOBIG) with a one-line
  * reason in errmsg. On success *out owns its value bytes (cas_msg_clear);
  * on error *out is zeroed. */
-int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type,
-			     size_t max_value, struct cas_msg *out, char *errmsg,
-			     size_t errmsg_len);
+int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type, size_t max_value,
+			     struct cas_msg *out, char *errmsg, size_t errmsg_len);
 
 /* Decodes an acceptor's reply (PROMISE, ACCEPTED or REJECT, told by its
  * "result" field). Ownership as for cas_codec_decode_request. A malformed

@@ -55,17 +55,17 @@ typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_
  * (cas_errno). */
 enum cas_err {
 	CAS_OK = 0,
-	CAS_ENOMEM,       /* out of memory */
-	CAS_EINVAL,       /* bad argument or malformed input */
-	CAS_EKEY,         /* key empty, too long or with a forbidden byte */
-	CAS_ETOOBIG,      /* value larger than the configured maximum */
-	CAS_EVERSION,     /* conditional write: the version moved */
+	CAS_ENOMEM,	  /* out of memory */
+	CAS_EINVAL,	  /* bad argument or malformed input */
+	CAS_EKEY,	  /* key empty, too long or with a forbidden byte */
+	CAS_ETOOBIG,	  /* value larger than the configured maximum */
+	CAS_EVERSION,	  /* conditional write: the version moved */
 	CAS_EUNAVAILABLE, /* no majority answered before the deadline */
-	CAS_ECONFLICT,    /* a ballot was rejected (internal to rounds) */
-	CAS_EPROTO,       /* a peer sent something that breaks the protocol */
-	CAS_EIO,          /* a store or transport failure */
-	CAS_ENOCHANGE,    /* not an error: a change function keeps the value */
-	CAS_EBALLOT,      /* an acceptor holds a ballot past the range
+	CAS_ECONFLICT,	  /* a ballot was rejected (internal to rounds) */
+	CAS_EPROTO,	  /* a peer sent something that breaks the protocol */
+	CAS_EIO,	  /* a store or transport failure */
+	CAS_ENOCHANGE,	  /* not an error: a change function keeps the value */
+	CAS_EBALLOT,	  /* an acceptor holds a ballot past the range
 			     proposers may use: the key cannot be written */
 	CAS_ERR_COUNT
 };

@@ -145,7 +145,8 @@ static int run_row(struct cas_client *c, uint64_t run, int threads, enum bench_o
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: casbench --nodes URL,URL,... [--ops N] [--value-size BYTES] [--no-fast-path]\n"
+	fprintf(f, "usage: casbench --nodes URL,URL,... [--ops N] [--value-size BYTES] "
+		   "[--no-fast-path]\n"
 		   "  --nodes       acceptor URLs (default: $CAS_NODES)\n"
 		   "  --ops         operations per row, split over the threads (default 2000)\n"
 		   "  --value-size  bytes written by each cas (default 100)\n"

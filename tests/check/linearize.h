@@ -41,16 +41,16 @@
 #define CAS_VERSION_ANY UINT64_MAX
 
 enum cas_hist_kind {
-	CAS_HIST_READ,  /* returns (version, value) */
+	CAS_HIST_READ,	/* returns (version, value) */
 	CAS_HIST_WRITE, /* blind put of value: sets (version + 1, value) */
-	CAS_HIST_CAS,   /* puts value only if the version is still expected */
+	CAS_HIST_CAS,	/* puts value only if the version is still expected */
 };
 
 enum cas_hist_status {
-	CAS_HIST_OK,	 /* completed: a read returned, a write or cas took effect */
+	CAS_HIST_OK,	   /* completed: a read returned, a write or cas took effect */
 	CAS_HIST_MISMATCH, /* cas only: no effect, the version was not expected */
-	CAS_HIST_FAILED,	 /* definitely no effect (an error before anything was sent) */
-	CAS_HIST_UNKNOWN,	 /* may or may not have taken effect, at any time after invoke */
+	CAS_HIST_FAILED,   /* definitely no effect (an error before anything was sent) */
+	CAS_HIST_UNKNOWN,  /* may or may not have taken effect, at any time after invoke */
 };
 
 /*

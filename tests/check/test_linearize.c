@@ -412,11 +412,11 @@ static void test_add_rejects_inconsistent(void **state)
 {
 	struct cas_history *h;
 	struct cas_hist_op ok = {.kind = CAS_HIST_WRITE,
-			    .invoke = 1,
-			    .complete = 2,
-			    .value = "x",
-			    .len = 1,
-			    .version = 1};
+				 .invoke = 1,
+				 .complete = 2,
+				 .value = "x",
+				 .len = 1,
+				 .version = 1};
 	struct cas_hist_op op;
 
 	(void)state;
@@ -694,9 +694,9 @@ static int mutate(struct rop *ops, size_t n, struct rop *extra)
 			return -1;
 		*extra = ops[i];
 		extra->op = (struct cas_hist_op){.kind = CAS_HIST_READ,
-					    .invoke = end,
-					    .complete = end + 1,
-					    .version = ops[i].true_version - 1};
+						 .invoke = end,
+						 .complete = end + 1,
+						 .version = ops[i].true_version - 1};
 		extra->op.value = extra->value;
 		extra->op.len = 0;
 		return extra->key;

@@ -74,8 +74,8 @@ static void sample_msgs(struct cas_msg *ms, unsigned char *bytes)
 			m->ballot = (struct cas_ballot){t < 3 ? CAS_BALLOT_COUNTER_MAX : UINT64_MAX,
 							0x0102030405060708u + t};
 		if (m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_ACCEPTED)
-			m->next = (struct cas_ballot){t < 3 ? CAS_BALLOT_COUNTER_MAX : UINT64_MAX - 1,
-						      42};
+			m->next = (struct cas_ballot){
+				t < 3 ? CAS_BALLOT_COUNTER_MAX : UINT64_MAX - 1, 42};
 		if (m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_PROMISE ||
 		    m->type == CAS_MSG_CURRENT) {
 			m->value.version = UINT64_MAX - t;

@@ -24,7 +24,7 @@ static int parse(char **argv, const char *env, struct casfs_options *o, struct f
 
 static void test_defaults_and_env(void **state)
 {
-	char *argv[] = { "casfs", "/mnt", NULL };
+	char *argv[] = {"casfs", "/mnt", NULL};
 	struct casfs_options o;
 	struct fuse_args rest;
 	char err[256];
@@ -47,10 +47,14 @@ static void test_defaults_and_env(void **state)
 
 static void test_all_options(void **state)
 {
-	char *argv[] = { "casfs", "-f", "-o",
-			 "allow_other,nodes=http://127.0.0.1:1,http://127.0.0.1:2,https://h:3,"
-			 "timeout=2.5,cache",
-			 "-omax_size=64k,fsname=x", "/mnt", NULL };
+	char *argv[] = {"casfs",
+			"-f",
+			"-o",
+			"allow_other,nodes=http://127.0.0.1:1,http://127.0.0.1:2,https://h:3,"
+			"timeout=2.5,cache",
+			"-omax_size=64k,fsname=x",
+			"/mnt",
+			NULL};
 	struct casfs_options o;
 	struct fuse_args rest;
 	char err[256];
@@ -73,7 +77,7 @@ static void test_all_options(void **state)
 
 static void test_fractional_timeout(void **state)
 {
-	char *argv[] = { "casfs", "-o", "nodes=http://a:1,timeout=0.0001", "/m", NULL };
+	char *argv[] = {"casfs", "-o", "nodes=http://a:1,timeout=0.0001", "/m", NULL};
 	struct casfs_options o;
 	struct fuse_args rest;
 	char err[256];
@@ -88,12 +92,18 @@ static void test_fractional_timeout(void **state)
 static void test_bad_values(void **state)
 {
 	static const char *const bad[] = {
-		"nodes=http://a:1,timeout=0",    "nodes=http://a:1,timeout=-1",
-		"nodes=http://a:1,timeout=abc",  "nodes=http://a:1,timeout=1s",
-		"nodes=http://a:1,timeout=nan",  "nodes=http://a:1,timeout=99999",
-		"nodes=http://a:1,max_size=",    "nodes=http://a:1,max_size=-5",
-		"nodes=http://a:1,max_size=12",  "nodes=http://a:1,max_size=1x",
-		"nodes=http://a:1,max_size=9999999999999", "nodes=",
+		"nodes=http://a:1,timeout=0",
+		"nodes=http://a:1,timeout=-1",
+		"nodes=http://a:1,timeout=abc",
+		"nodes=http://a:1,timeout=1s",
+		"nodes=http://a:1,timeout=nan",
+		"nodes=http://a:1,timeout=99999",
+		"nodes=http://a:1,max_size=",
+		"nodes=http://a:1,max_size=-5",
+		"nodes=http://a:1,max_size=12",
+		"nodes=http://a:1,max_size=1x",
+		"nodes=http://a:1,max_size=9999999999999",
+		"nodes=",
 	};
 	struct casfs_options o;
 	struct fuse_args rest;
@@ -102,7 +112,7 @@ static void test_bad_values(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *argv[] = { "casfs", "-o", (char *)bad[i], "/m", NULL };
+		char *argv[] = {"casfs", "-o", (char *)bad[i], "/m", NULL};
 
 		err[0] = '\0';
 		assert_int_equal(parse(argv, NULL, &o, &rest, err, sizeof(err)), CAS_EINVAL);
@@ -115,8 +125,13 @@ static void test_bad_values(void **state)
 
 static void test_join_keeps_other_commas(void **state)
 {
-	char *argv[] = { "casfs", "-o", "ro,nodes=http://a:1,http://b:2,allow_other,x=http://c",
-			 "-onodes=http://d:4,http://e:5", "-o", "uid=\\,1", NULL };
+	char *argv[] = {"casfs",
+			"-o",
+			"ro,nodes=http://a:1,http://b:2,allow_other,x=http://c",
+			"-onodes=http://d:4,http://e:5",
+			"-o",
+			"uid=\\,1",
+			NULL};
 	struct fuse_args out;
 
 	(void)state;
@@ -131,10 +146,8 @@ static void test_join_keeps_other_commas(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_and_env),
-		cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_fractional_timeout),
-		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_defaults_and_env),	cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_fractional_timeout),	cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_join_keeps_other_commas),
 	};
 

@@ -10,7 +10,7 @@
 
 #include "record.h"
 
-static const struct timespec t0 = { 1700000000, 123456789 };
+static const struct timespec t0 = {1700000000, 123456789};
 
 static unsigned char *encode(const struct casfs_record *rec, size_t *len)
 {
@@ -55,7 +55,7 @@ static void test_file_roundtrip(void **state)
 
 static void test_empty_records(void **state)
 {
-	static const uint8_t types[] = { CASFS_REG, CASFS_DIR };
+	static const uint8_t types[] = {CASFS_REG, CASFS_DIR};
 	struct casfs_record rec, back;
 	unsigned char *buf;
 	size_t len, i;
@@ -198,7 +198,7 @@ static void test_xattrs(void **state)
 /* A valid directory record with two entries, to break in many ways. */
 static unsigned char *sample_dir(size_t *len)
 {
-	unsigned char id[CASFS_ID_LEN] = { 7 };
+	unsigned char id[CASFS_ID_LEN] = {7};
 	struct casfs_record rec;
 	unsigned char *buf;
 
@@ -243,28 +243,28 @@ static void test_malformed(void **state)
 		copy[off] = (val);                                                                 \
 		expect_malformed(copy, len);                                                       \
 	} while (0)
-	BREAK(0, 'x');			/* magic */
-	BREAK(2, 2);			/* format */
-	BREAK(3, 0);			/* type */
+	BREAK(0, 'x'); /* magic */
+	BREAK(2, 2);   /* format */
+	BREAK(3, 0);   /* type */
 	BREAK(3, 4);
 	BREAK(4, 2);			/* unknown flag */
 	BREAK(9, 0x10);			/* mode beyond 07777 */
 	BREAK(6, 1);			/* reserved */
 	BREAK(31, 0xff);		/* atime nsec >= 1e9 */
-	BREAK(CASFS_HEADER_LEN - 2, 2);	/* xattr count past the data */
+	BREAK(CASFS_HEADER_LEN - 2, 2); /* xattr count past the data */
 	BREAK(CASFS_HEADER_LEN, 0);	/* empty xattr name */
 	/* Entries: after xattr "user.k" = "v" and the entry count. */
 	ent0 = CASFS_HEADER_LEN + 1 + 6 + 4 + 1 + 4;
-	BREAK(ent0 - 4, 3);		/* entry count past the data */
-	BREAK(ent0 - 1, 0x80);		/* huge entry count */
-	BREAK(ent0, 9);			/* entry type */
-	BREAK(ent0 + 1, 0);		/* empty name */
-	BREAK(ent0 + 2, '/');		/* slash in a name */
-	BREAK(ent0 + 2, '\0');		/* NUL in a name */
-	BREAK(ent0 + 2, 'c');		/* "ca" before "bb": out of order */
+	BREAK(ent0 - 4, 3);    /* entry count past the data */
+	BREAK(ent0 - 1, 0x80); /* huge entry count */
+	BREAK(ent0, 9);	       /* entry type */
+	BREAK(ent0 + 1, 0);    /* empty name */
+	BREAK(ent0 + 2, '/');  /* slash in a name */
+	BREAK(ent0 + 2, '\0'); /* NUL in a name */
+	BREAK(ent0 + 2, 'c');  /* "ca" before "bb": out of order */
 	memcpy(copy, buf, len);
-	copy[ent0 + 22] = 'a';		/* the second entry called "aa" too */
-	copy[ent0 + 23] = 'a';		/* ... "aa" twice is not */
+	copy[ent0 + 22] = 'a'; /* the second entry called "aa" too */
+	copy[ent0 + 23] = 'a'; /* ... "aa" twice is not */
 	expect_malformed(copy, len);
 #undef BREAK
 	/* Garbage of every length up to 64 bytes never crashes. */
