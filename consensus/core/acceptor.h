@@ -1,5 +1,6 @@
 /* acceptor.h - the CASPaxos acceptor rules, pure: state and request in,
- * new state and reply out. Storage is the caller's (store_lmdb.h). */
+ * new state and reply out. Storage is the caller's: casd's node/node.c is the one
+ * place that applies these rules to stored state. */
 #ifndef CAS_ACCEPTOR_H
 #define CAS_ACCEPTOR_H
 
