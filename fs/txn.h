@@ -1,0 +1,81 @@
+/* txn.h - changes that span registers: all or nothing, linearizable with
+ * every single-register change, finished or undone by whoever meets them
+ * when the proposer that began one dies (a transaction record plus an
+ * intent on each register it changes, in the manner of Percolator; the
+ * argument and what a crash at each step leaves are in fs/FORMAT.md).
+ *
+ * Every read and change of a casfs register goes through here, so that an
+ * intent is never taken for a value: casfs_txn_read and casfs_txn_change
+ * resolve the intents they meet (a committed transaction's is rolled
+ * forward, an aborted one's rolled back; a pending one is waited for a
+ * little, then aborted). Values here are whole register values (bytes);
+ * what they mean (fs records) is the caller's. */
+#ifndef CASFS_TXN_H
+#define CASFS_TXN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cas/cas.h>
+
+#include "regs.h"
+
+/* Most registers one transaction changes (a rename over an existing
+ * name: two directories, the moved inode, the replaced one, and the
+ * cluster-wide directory-move register). */
+#define CASFS_TXN_MAX_PARTS 6
+
+/* The key of the register that serializes moves of directories across
+ * directories cluster-wide (each such move changes it), so that two moves
+ * cannot together make a cycle. */
+#define CASFS_TXN_DIRMOVE_KEY "m/dirmove"
+
+/* A change of one register's committed value: given cur (read-only,
+ * valid for the call; version 0 for a register never written), either
+ * set next->data (malloc'd, taken also on error) and next->len and return
+ * CAS_OK; return CAS_ENOCHANGE to leave it as it is; or return another
+ * code to fail (in a transaction: to abort it; the code is returned).
+ * next->version is ignored. The function may run several times, each on
+ * a fresh cur, and must not depend on earlier runs. A function that wants
+ * to fail with an errno keeps it in its own arg and returns CAS_EINVAL. */
+typedef int (*casfs_txn_fn)(void *arg, const struct cas_value *cur, struct cas_value *next);
+
+struct casfs_txn_part {
+	const char *key; /* borrowed for the call */
+	casfs_txn_fn fn;
+	void *arg;
+};
+
+/* Reads key's committed value into *out (the caller clears it): the
+ * register's bytes, or, when it holds an intent, the value the intent's
+ * transaction stands for now (the new one if it committed, else the old
+ * one). out->version is the register's version (an intent and its
+ * resolution each move it). Returns a CAS_* code; CAS_EUNAVAILABLE when
+ * the cluster did not answer in time. */
+int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value *out);
+
+/* Applies fn to key's committed value in one change round, first
+ * resolving an intent the register holds. out (may be NULL) receives the
+ * committed value after the change. Returns CAS_OK, a code fn returned, or
+ * CAS_EUNAVAILABLE (may or may not have been applied). */
+int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
+		     struct cas_value *out);
+
+/* Applies every part (1..CASFS_TXN_MAX_PARTS, distinct keys) as one
+ * change: all or nothing, linearizable with every other change. The parts'
+ * functions see the committed values. Returns CAS_OK (out[i], when out is
+ * not NULL, receive the new committed values, to clear), the code of the
+ * first function that failed (nothing was changed), or CAS_EUNAVAILABLE
+ * when the deadline passed with the outcome unknown (the transaction is
+ * then committed or aborted by whoever meets it next; never half). When
+ * dirmove is true the transaction also changes CASFS_TXN_DIRMOVE_KEY,
+ * first of all, and check (may be NULL) runs after that register holds
+ * the transaction's intent and before any other part is changed: a move
+ * of a directory checks there that the destination is not inside the
+ * moved directory (reads through casfs_txn_read see every earlier
+ * directory move); a non-zero CAS_* code from check aborts with that code. */
+int casfs_txn_run(const struct casfs_regs *r, const struct casfs_txn_part *parts, size_t n,
+		  bool dirmove, int (*check)(void *arg), void *check_arg, struct cas_value *out);
+
+#endif
