@@ -129,7 +129,7 @@ static void promote_staged(struct cas_store *s, bool in_lmdb)
 	cas_wal_drop_batch(&s->wal);
 }
 
-int cas_store_checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len)
+int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size_t errmsg_len)
 {
 	unsigned char ep[8];
 	struct mem_entry *e;
@@ -138,7 +138,7 @@ int cas_store_checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len)
 	size_t i;
 	int rc;
 
-	if (!s->mem.n && !s->wal.off)
+	if (!s->mem.n && !s->wal.off && !new_epoch)
 		return CAS_OK;
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc)
@@ -191,7 +191,7 @@ static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
 	size_t i;
 	int rc, err;
 
-	err = cas_store_checkpoint(s, errmsg, errmsg_len);
+	err = cas_store_checkpoint(s, false, errmsg, errmsg_len);
 	if (err)
 		return err;
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -226,7 +226,7 @@ static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 	if (cas_wal_batch_too_large(&s->wal))
 		return write_direct(s, errmsg, errmsg_len);
 	if (!cas_wal_batch_fits(&s->wal)) {
-		err = cas_store_checkpoint(s, errmsg, errmsg_len);
+		err = cas_store_checkpoint(s, false, errmsg, errmsg_len);
 		if (err)
 			return err;
 	}

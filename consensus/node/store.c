@@ -139,15 +139,14 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	mdb_txn_reset(s->rtxn);
 	/* The log's entries of the current epoch go into the memtable, then
 	 * into LMDB by a checkpoint, before the log is sized (which may
-	 * overwrite them). */
+	 * overwrite them). The checkpoint runs even when nothing was
+	 * replayed: every open starts a new epoch (store.h says why). */
 	err = cas_wal_open(&s->wal, dir, &s->mem, &s->stats.replayed, errmsg, errmsg_len);
 	if (err)
 		goto out_abort_rtxn;
-	if (s->stats.replayed) {
-		err = cas_store_checkpoint(s, errmsg, errmsg_len);
-		if (err)
-			goto out_close_wal;
-	}
+	err = cas_store_checkpoint(s, true, errmsg, errmsg_len);
+	if (err)
+		goto out_close_wal;
 	err = cas_wal_ready(&s->wal, dir, errmsg, errmsg_len);
 	if (err)
 		goto out_close_wal;
@@ -201,7 +200,7 @@ void cas_store_close(struct cas_store *s)
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->writer, NULL);
 	/* A failed checkpoint loses nothing: the next open replays the log. */
-	(void)cas_store_checkpoint(s, errmsg, sizeof(errmsg));
+	(void)cas_store_checkpoint(s, false, errmsg, sizeof(errmsg));
 	cas_wal_close(&s->wal);
 	mdb_txn_abort(s->rtxn);
 	mdb_env_close(s->env);

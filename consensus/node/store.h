@@ -62,7 +62,33 @@
  * while each is whole, checks and has a higher seq than the one before;
  * the first that does not ends the log (a write torn by a crash, or what
  * an earlier epoch left). The replayed records then go into LMDB by a
- * checkpoint. The magic names this layout: a later one gets another.
+ * checkpoint, which every open runs, replayed or not: every open starts
+ * a new epoch. The magic names this layout: a later one gets another.
+ *
+ * Invariant: accepted and promised ballots never go backwards, across
+ * crashes, torn writes and restarts that replay nothing. The argument:
+ *
+ * 1. A key's records are written in the order the acceptor rules made
+ *    them, so within one epoch a later seq never holds a lower ballot.
+ * 2. Seqs are never reused within an epoch: one process writes an epoch
+ *    (the one whose open moved LMDB to it), handing out seqs in order;
+ *    a failed batch's seqs are skipped, not handed out again.
+ * 3. So a replay, which takes entries of the current epoch only and in
+ *    strictly increasing seq, applies each key's records in the order
+ *    they were made: whatever stale entry follows the chain, if its seq
+ *    is higher it is newer than all the chain before it.
+ * 4. An acknowledged entry was durable before its answer, and nothing
+ *    before it in the chain is overwritten afterwards within its epoch
+ *    (only a failed, unanswered batch is written over); a checkpoint
+ *    puts it into LMDB before the epoch moves on.
+ *
+ * Point 2 is why an open moves the epoch even when it replayed nothing:
+ * a torn first entry (power lost during the first batch after a
+ * checkpoint, later blocks of that batch on disk) makes the replay find
+ * nothing, and a process that kept the epoch would hand out seqs from 1
+ * again; once its entries ended where a stale one of the torn batch
+ * begins, the next replay would take that stale entry (its seq is higher)
+ * over newer, acknowledged records.
  */
 
 /* Default LMDB map size (the largest the store may grow), in MiB. */

@@ -66,9 +66,11 @@ size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch);
 
 /* Writes every durable memtable record into LMDB in one synchronous
  * transaction that also moves the log to the next epoch, then starts the
- * log over. On failure (CAS_EIO or CAS_ENOMEM, with errmsg) nothing
+ * log over. With nothing to write it does nothing, unless new_epoch: then
+ * it moves the log to the next epoch all the same (what every open does,
+ * store.h). On failure (CAS_EIO or CAS_ENOMEM, with errmsg) nothing
  * changed: the log still holds the records. Only the batch writer, or
  * open and close. */
-int cas_store_checkpoint(struct cas_store *s, char *errmsg, size_t errmsg_len);
+int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size_t errmsg_len);
 
 #endif

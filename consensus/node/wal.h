@@ -39,8 +39,9 @@ void cas_wal_init(struct cas_wal *w, size_t size, bool buffered);
  * many. An entry that checks but does not decode is corruption, not a torn
  * write: CAS_EIO. Errors (CAS_EINVAL: dir too long; CAS_EIO; CAS_ENOMEM)
  * come with errmsg, w closed, and mem holding what was replayed so far.
- * The caller then checkpoints the replayed records (when there are any)
- * before cas_wal_ready. */
+ * The caller then checkpoints the replayed records, and moves the log to
+ * a new epoch even when there are none (store.h says why), before
+ * cas_wal_ready. */
 int cas_wal_open(struct cas_wal *w, const char *dir, struct memtable *mem, uint64_t *replayed,
 		 char *errmsg, size_t errmsg_len);
 
