@@ -157,10 +157,14 @@ casctl() { "${CAS_VG[@]}" "$CAS_BIN/casctl" --nodes "$(cas_nodes)" "${CAS_VG_CAS
 
 # cas_mount DIR [OPTIONS]: mounts the cluster on DIR (created) in the
 # background and waits for the mount to appear.
-cas_mount() {
-	local dir=$1 opts=${2:-}
+cas_mount() { cas_mount_nodes "$(cas_nodes)" "$@"; }
+
+# cas_mount_nodes URLS DIR [OPTIONS]: cas_mount through the nodes URLS
+# (comma-separated).
+cas_mount_nodes() {
+	local nodes=$1 dir=$2 opts=${3:-}
 	mkdir -p "$dir"
-	"$CAS_BIN/casfs" -f -o "nodes=$(cas_nodes)${opts:+,$opts}" "$dir" \
+	"$CAS_BIN/casfs" -f -o "nodes=$nodes${opts:+,$opts}" "$dir" \
 		>>"$CAS_TMP/casfs.log" 2>&1 &
 	CAS_EXTRA_PIDS+=($!)
 	CAS_MOUNTS+=("$dir")
@@ -173,3 +177,55 @@ cas_umount() {
 	fusermount3 -u "$1" || fail "could not unmount $1"
 	cas_wait_until 100 sh -c "! mountpoint -q '$1'" || fail "$1 still mounted"
 }
+
+# Proxies that hold back or cut the requests of one mount (e2e/holdproxy.c,
+# whose head documents them). A set NAME is one proxy in front of each
+# node, all switched together by files:
+#   cas_hold NAME on|off   state-changing requests (prepare, accept, and
+#                          batches holding one) wait HOLD_MS, then go
+#   cas_cut NAME on|off    every connection is closed: the cluster is
+#                          unreachable through NAME
+# What the proxies held is logged in $CAS_TMP/NAME.log ("held ...").
+
+# cas_start_holdproxies NAME [HOLD_MS]: starts the set NAME (default hold
+# 1000 ms) in front of nodes 0..N-1 as they are now; stopped at exit.
+cas_start_holdproxies() {
+	local name=$1 ms=${2:-1000} i pf urls= bin=$CAS_BIN/tests/holdproxy
+	[ -x "$bin" ] || bin=$CAS_BIN/holdproxy
+	for i in "${!CAS_PORTS[@]}"; do
+		pf=$CAS_TMP/$name.$i.port
+		rm -f "$pf"
+		"$bin" --upstream "${CAS_PORTS[$i]}" --port-file "$pf" \
+			--hold-file "$CAS_TMP/$name.hold" --hold-ms "$ms" \
+			--cut-file "$CAS_TMP/$name.cut" 2>>"$CAS_TMP/$name.log" &
+		CAS_EXTRA_PIDS+=($!)
+		cas_wait_until 100 test -s "$pf" || fail "holdproxy $name.$i did not start"
+		urls+="${urls:+,}http://127.0.0.1:$(cat "$pf")"
+	done
+	echo "$urls" >"$CAS_TMP/$name.nodes"
+}
+
+# cas_proxy_nodes NAME: the URL list of the set NAME.
+cas_proxy_nodes() { cat "$CAS_TMP/$1.nodes"; }
+
+# cas_mount_via_proxies NAME DIR [OPTIONS]: cas_mount through the set NAME.
+cas_mount_via_proxies() {
+	local name=$1
+	shift
+	cas_mount_nodes "$(cas_proxy_nodes "$name")" "$@"
+}
+
+# cas_hold NAME on|off, cas_cut NAME on|off: switch the set NAME; each
+# proxy looks at the switch for every request it completes.
+cas_hold() { cas_switch "$CAS_TMP/$1.hold" "$2"; }
+cas_cut() { cas_switch "$CAS_TMP/$1.cut" "$2"; }
+cas_switch() {
+	case $2 in
+	on) : >"$1" ;;
+	off) rm -f "$1" ;;
+	*) fail "cas_switch $1: on or off, not $2" ;;
+	esac
+}
+
+# cas_held NAME: how many requests the set NAME has held so far.
+cas_held() { grep -c '^held ' "$CAS_TMP/$1.log" 2>/dev/null || true; }
