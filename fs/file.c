@@ -1,5 +1,6 @@
 /* file.c - open files: open, read, write, flush, release, fsync, and the
- * O_TRUNC that waits for the first write. */
+ * O_TRUNC that rides on the first write or is committed by the first
+ * flush. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -149,6 +150,7 @@ void casfs_fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 		fuse_reply_write(req, size);
 }
 
+/* The edit of an O_TRUNC committed alone; varg is the request. */
 static int trunc_edit(void *varg, struct casfs_record *rec, uint64_t version)
 {
 	(void)varg;
@@ -161,14 +163,15 @@ static int trunc_edit(void *varg, struct casfs_record *rec, uint64_t version)
 	return 0;
 }
 
-/* Commits h's pending O_TRUNC, if any. Call with h->lock held. */
-static int commit_trunc(struct op *op, struct handle *h)
+/* Commits h's pending O_TRUNC, if any, for req. Call with h->lock held.
+ * On failure the truncation stays pending, for a write on h to carry. */
+static int commit_trunc(struct op *op, fuse_req_t req, struct handle *h)
 {
 	int rc;
 
 	if (!h->pending_trunc)
 		return 0;
-	rc = casfs_edit(op, h->id, trunc_edit, NULL, NULL, NULL);
+	rc = casfs_edit(op, h->id, trunc_edit, req, NULL, NULL);
 	if (!rc)
 		h->pending_trunc = false;
 	return rc;
@@ -183,12 +186,17 @@ void casfs_fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	casfs_op_start(&op, req);
 	pthread_mutex_lock(&h->lock);
-	/* Writes are committed when they return: a flush has nothing to do,
-	 * except a truncation still pending at a second flush (": > f" in a
-	 * shell: OPEN, FLUSH, FLUSH, RELEASE). The first flush never commits
-	 * it: in "echo x > f" it comes before the write. */
-	if (++h->flushes > 1)
-		rc = commit_trunc(&op, h);
+	/* Writes are committed when they return. What a flush commits is an
+	 * O_TRUNC that no write carried yet, so that close() reports its
+	 * failure and returns only once it is done: left for RELEASE, which
+	 * the kernel sends after close() returned, it would land later and
+	 * erase what others wrote meanwhile. The price: a shell's "cmd > f"
+	 * closes a duplicate descriptor (FLUSH) before cmd writes, so there
+	 * the truncation and the write are two rounds, with the file empty
+	 * between them. After a failed flush the truncation stays pending:
+	 * a write on the handle then carries it (the shell ignored the
+	 * error), and RELEASE drops it. */
+	rc = commit_trunc(&op, req, h);
 	pthread_mutex_unlock(&h->lock);
 	fuse_reply_err(req, -rc);
 }
@@ -196,16 +204,12 @@ void casfs_fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void casfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	struct op op;
-	int rc;
 
 	(void)ino;
-	casfs_op_start(&op, req);
-	pthread_mutex_lock(&h->lock);
-	rc = commit_trunc(&op, h);
-	pthread_mutex_unlock(&h->lock);
-	if (rc)
-		fuse_log(FUSE_LOG_ERR, "casfs: truncation at close failed: %s\n", strerror(-rc));
+	/* Nothing to commit: every close() flushed first (casfs_fs_flush). A
+	 * truncation still pending is one whose flush failed and was
+	 * reported; committing it now, after close() returned, could erase
+	 * what others wrote since. */
 	casfs_handle_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -221,7 +225,7 @@ void casfs_fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	casfs_op_start(&op, req);
 	/* Every committed write is already on a majority of acceptors. */
 	pthread_mutex_lock(&h->lock);
-	rc = commit_trunc(&op, h);
+	rc = commit_trunc(&op, req, h);
 	pthread_mutex_unlock(&h->lock);
 	fuse_reply_err(req, -rc);
 }

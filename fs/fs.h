@@ -57,7 +57,6 @@ struct handle {
 	unsigned char id[CASFS_ID_LEN];
 	bool append;	    /* O_APPEND: write at the register's end */
 	bool pending_trunc; /* O_TRUNC not committed yet */
-	unsigned flushes;
 };
 
 /* reply.c: node ids and names in, attributes and entries out. */
