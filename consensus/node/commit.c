@@ -216,6 +216,19 @@ static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
 	return CAS_OK;
 }
 
+/* The log's write or sync failed with err: the store takes no more
+ * changes (store.h says why). */
+static void stop_writes(struct cas_store *s, int err)
+{
+	pthread_mutex_lock(&s->lock);
+	s->log_failed = true;
+	cas_errmsg_set(s->unwritable, sizeof(s->unwritable),
+		       "store: write-ahead log: %s failed: %s; no changes are taken until a "
+		       "restart, which replays what the disk holds",
+		       s->wal.failed_call ? s->wal.failed_call : "write", strerror(err));
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Makes the staged batch durable: appended to the log and fdatasynced
  * (after a checkpoint when the log is too full for it), or written into
  * LMDB when it is too large for the log. On failure it stays staged. */
@@ -230,10 +243,16 @@ static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 		if (err)
 			return err;
 	}
-	/* Paper, section 2.2: persist before answering. A failed write
-	 * leaves the offset where it was (see cas_wal_commit). */
+	/* Paper, section 2.2: persist before answering. */
 	if (cas_wal_commit(&s->wal)) {
-		cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s", strerror(errno));
+		if (errno == ENOMEM) {
+			/* Nothing written: the next batch may try again. */
+			cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s",
+				       strerror(errno));
+			return CAS_ENOMEM;
+		}
+		stop_writes(s, errno);
+		cas_errmsg_set(errmsg, errmsg_len, "%s", s->unwritable);
 		return CAS_EIO;
 	}
 	promote_staged(s, false);
@@ -264,6 +283,11 @@ size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch)
 	size_t changes = 0;
 	int rc, err;
 
+	if (s->log_failed) {
+		/* Set by this (the batch writer's) thread only: no lock. */
+		fail_batch(batch, CAS_EIO, "%s", s->unwritable);
+		return 0;
+	}
 	rc = mdb_txn_renew(s->rtxn);
 	if (rc) {
 		fail_batch(batch, rc == ENOMEM ? CAS_ENOMEM : CAS_EIO, "lmdb: mdb_txn_renew: %s",
@@ -290,6 +314,12 @@ size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch)
 	if (err) {
 		discard_staged(s);
 		fail_batch(batch, err, "%s", errmsg);
+		if (s->log_failed)
+			/* The acknowledged records into LMDB now, past the
+			 * log whose last block may be lost, and the failed
+			 * batch's entries made stale. If it fails too, a
+			 * restart replays the log. */
+			(void)cas_store_checkpoint(s, true, errmsg, sizeof(errmsg));
 		return 0;
 	}
 	return changes;

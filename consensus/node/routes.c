@@ -50,17 +50,24 @@ static enum MHD_Result send_reply(const struct request *r, struct MHD_Connection
 enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *conn,
 				const char *method, const char *url)
 {
-	char errmsg[256], keys[24];
+	char errmsg[256], keys[24], reason[256];
 	cJSON *root;
 	char *body = NULL;
+	bool writable;
+	unsigned status;
 	uint64_t n;
 
 	if (cas_store_count(s->store, &n, errmsg, sizeof(errmsg)))
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   errmsg);
 	snprintf(keys, sizeof(keys), "%" PRIu64, n);
+	/* A store that takes no changes answers queries still, but the node
+	 * is not healthy: 503, and why (PROTOCOL.md). */
+	writable = cas_store_writable(s->store, reason, sizeof(reason));
+	status = writable ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
 	root = cJSON_CreateObject();
-	if (root && cJSON_AddStringToObject(root, "status", "ok") &&
+	if (root && cJSON_AddStringToObject(root, "status", writable ? "ok" : "read-only") &&
+	    (writable || cJSON_AddStringToObject(root, "reason", reason)) &&
 	    cJSON_AddStringToObject(root, "version", CAS_VERSION_STRING) &&
 	    cJSON_AddStringToObject(root, "keys", keys))
 		body = cJSON_PrintUnformatted(root);
@@ -68,8 +75,9 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 	if (!body)
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   "out of memory");
-	cas_http_log(s, CAS_SERVER_LOG_DEBUG, "%s %s 200", method, url);
-	return cas_http_send_json(conn, MHD_HTTP_OK, body, strlen(body), NULL);
+	cas_http_log(s, writable ? CAS_SERVER_LOG_DEBUG : CAS_SERVER_LOG_WARN, "%s %s %u%s%s",
+		     method, url, status, writable ? "" : ": ", writable ? "" : reason);
+	return cas_http_send_json(conn, status, body, strlen(body), NULL);
 }
 
 /* Answers a request the store ran: its reply, or a 500 saying what failed

@@ -218,6 +218,23 @@ void cas_store_set_fault(struct cas_store *s, int (*fn)(void *arg, const struct 
 	s->fault_arg = arg;
 }
 
+void cas_store_fail_log_syncs(struct cas_store *s, unsigned n)
+{
+	__atomic_store_n(&s->wal.fail_syncs, n, __ATOMIC_RELAXED);
+}
+
+bool cas_store_writable(struct cas_store *s, char *reason, size_t reason_len)
+{
+	bool writable;
+
+	pthread_mutex_lock(&s->lock);
+	writable = !s->log_failed;
+	if (!writable)
+		cas_errmsg_set(reason, reason_len, "%s", s->unwritable);
+	pthread_mutex_unlock(&s->lock);
+	return writable;
+}
+
 static int check_key(const char *key, char *errmsg, size_t errmsg_len)
 {
 	if (!cas_key_valid(key, strnlen(key, CAS_KEY_MAX + 1))) {

@@ -82,6 +82,24 @@
  *    (only a failed, unanswered batch is written over); a checkpoint
  *    puts it into LMDB before the epoch moves on.
  *
+ * A failed sync: when the log's write or fdatasync fails (an I/O error,
+ * not a lack of memory before any write), the store takes no more
+ * changes until it is closed and opened again. Every request of the
+ * batch fails, every later PREPARE and ACCEPT fails at once with the
+ * reason (CAS_EIO), cas_store_writable says why, and reads go on from
+ * what was acknowledged (memory, then LMDB). Why not retry: after a
+ * failed fdatasync the kernel may have dropped the dirty pages, or marked
+ * them clean, so the page cache no longer says what the disk holds; the
+ * next batch would rewrite the block the failed one began in, which also
+ * holds acknowledged entries, and sync only what the cache believes
+ * (PostgreSQL's "fsyncgate" made the same choice: stop, and recover from
+ * the disk). Right after the failure the store checkpoints: the
+ * acknowledged records, which memory still holds, go into LMDB, and the
+ * failed batch's entries become stale, whatever reached the disk. If that
+ * fails too, the next open replays the log as the disk has it: the
+ * acknowledged entries, which were synced, and maybe some of the failed
+ * batch, whose requests got errors (as if their answers had been lost).
+ *
  * Point 2 is why an open moves the epoch even when it replayed nothing:
  * a torn first entry (power lost during the first batch after a
  * checkpoint, later blocks of that batch on disk) makes the replay find
@@ -178,7 +196,9 @@ struct cas_store_op {
  * only after that. A failed write fails every request of its batch; a
  * request failing on its own (a corrupt record, no memory) fails alone.
  * On a failure the caller must not answer as if promised or accepted (the
- * change may still reach the disk, as if its answer had been lost).
+ * change may still reach the disk, as if its answer had been lost). A
+ * failed sync of the log fails every later request too, until a reopen
+ * (see "A failed sync" above).
  *
  * Returns CAS_OK when queued (done will run), or at once, without
  * calling done: CAS_EINVAL (not a request) or CAS_EKEY (bad key), also
@@ -210,6 +230,10 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 /* Stores in *out how many keys s holds. Errors: CAS_EIO with errmsg. */
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len);
 
+/* Whether s takes changes now. When it does not, reason (reason_len
+ * bytes, may be NULL) says why, in one line. Any thread. */
+bool cas_store_writable(struct cas_store *s, char *reason, size_t reason_len);
+
 /* Copies what s did so far into *out. */
 void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out);
 
@@ -221,6 +245,12 @@ void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out);
  * calls. */
 void cas_store_set_fault(struct cas_store *s, int (*fn)(void *arg, const struct cas_msg *req),
 			 void *arg);
+
+/* Test seam: the next n syncs of the log fail with EIO after their write
+ * (an fdatasync, or an O_DSYNC write, that reports an error): the batch's
+ * entries may be in the file, or in the page cache only. Not for
+ * production; any thread. */
+void cas_store_fail_log_syncs(struct cas_store *s, unsigned n);
 
 /* Test seam: while held, submitted requests queue up and wait; once
  * released, the queue is written as one batch. Not for production. */

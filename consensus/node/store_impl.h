@@ -28,6 +28,10 @@ struct cas_store {
 	bool held;     /* cas_store_hold */
 	bool stopping; /* cas_store_close: write what is queued, then end */
 	struct cas_store_stats stats;
+	/* Why the store takes no changes now (cas_store_writable), set by
+	 * the batch writer: log_failed, for good (store.h). */
+	bool log_failed;
+	char unwritable[256];
 	int (*fault)(void *arg, const struct cas_msg *req);
 	void *fault_arg;
 

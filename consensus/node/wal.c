@@ -108,6 +108,22 @@ static size_t block_up(size_t n)
 	return (n + CAS_WAL_BLOCK - 1) & ~(size_t)(CAS_WAL_BLOCK - 1);
 }
 
+/* The test seam (cas_store_fail_log_syncs): true, with errno EIO, when
+ * this sync is one to fail. The entries were written (for a buffered log,
+ * into the page cache only), as an fdatasync that fails may leave them. */
+static bool injected_failure(struct cas_wal *w)
+{
+	unsigned n = __atomic_load_n(&w->fail_syncs, __ATOMIC_RELAXED);
+
+	while (n && !__atomic_compare_exchange_n(&w->fail_syncs, &n, n - 1, false, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+		;
+	if (!n)
+		return false;
+	errno = EIO;
+	return true;
+}
+
 /* Writes the sealed entries at w->off and returns once they are
  * durable: whole blocks with O_DIRECT | O_DSYNC (the partial block they
  * start in rewritten from w->tail), which spares the page cache and lets
@@ -124,6 +140,7 @@ static int append_log(struct cas_wal *w)
 		goto buffered;
 	if (len > w->dbuf_cap) {
 		if (posix_memalign(&p, CAS_WAL_BLOCK, len)) {
+			w->failed_call = "posix_memalign";
 			errno = ENOMEM;
 			return -1;
 		}
@@ -134,6 +151,7 @@ static int append_log(struct cas_wal *w)
 	memcpy(w->dbuf, w->tail, head);
 	memcpy(w->dbuf + head, w->buf, w->buf_len);
 	memset(w->dbuf + head + w->buf_len, 0, len - head - w->buf_len);
+	w->failed_call = "O_DSYNC write";
 	if (pwrite_all(w->dfd, w->dbuf, len, (off_t)start)) {
 		if (errno != EINVAL)
 			return -1;
@@ -142,12 +160,18 @@ static int append_log(struct cas_wal *w)
 		__atomic_store_n(&w->dfd, -1, __ATOMIC_RELAXED);
 		goto buffered;
 	}
+	if (injected_failure(w))
+		return -1;
 	memcpy(w->tail, w->dbuf + (end & ~(size_t)(CAS_WAL_BLOCK - 1)) - start,
 	       end & (CAS_WAL_BLOCK - 1));
 	return 0;
 
 buffered:
-	if (pwrite_all(w->fd, w->buf, w->buf_len, (off_t)w->off) || fdatasync(w->fd))
+	w->failed_call = "pwrite";
+	if (pwrite_all(w->fd, w->buf, w->buf_len, (off_t)w->off))
+		return -1;
+	w->failed_call = "fdatasync";
+	if (injected_failure(w) || fdatasync(w->fd))
 		return -1;
 	return 0;
 }

@@ -28,6 +28,8 @@ struct cas_wal {
 	unsigned char *dbuf; /* CAS_WAL_BLOCK-aligned, for direct writes */
 	size_t dbuf_cap;
 	unsigned char tail[CAS_WAL_BLOCK]; /* the log's last partial block */
+	unsigned fail_syncs;		   /* test seam: cas_store_fail_log_syncs */
+	const char *failed_call;	   /* what the last failed commit failed in */
 };
 
 /* Readies w, closed, for a log of size bytes (rounded down to a multiple
@@ -66,8 +68,12 @@ bool cas_wal_batch_too_large(const struct cas_wal *w);
 bool cas_wal_batch_fits(const struct cas_wal *w);
 
 /* Seals the batch's entries and writes them at w->off, returning once they
- * are durable; then w->off is past them. Returns 0, or -1 with errno: the
- * offset is where it was then (the batch stays, to drop). */
+ * are durable; then w->off is past them. Returns 0, or -1 with errno and
+ * w->failed_call naming the call that failed: the offset is where it was
+ * then (the batch stays, to drop). With errno ENOMEM nothing was written;
+ * otherwise the write or its sync failed, and what the file holds (or the
+ * page cache says it holds) is not known: store.h says what the store
+ * does then. */
 int cas_wal_commit(struct cas_wal *w);
 
 /* Forgets the batch's entries. */

@@ -1,7 +1,8 @@
 /* test_server.c - unit tests of casd's POST /v1/batch against a real
  * server and store, for what a shell test cannot reach: a store failure
  * of some items, a client that leaves while its batch waits in the store,
- * and a stop that waits for a suspended batch. */
+ * a stop that waits for a suspended batch, and what /v1/health says of a
+ * store that takes no changes. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -309,12 +310,71 @@ static void test_stop_waits_for_batch(void **state)
 	assert_int_equal(promised(f->store, "z"), 1);
 }
 
+/* One request on a fresh connection: POST json to path, or GET when
+ * json is NULL; the status into *status, the body into out (a string). */
+static void exchange(uint16_t port, const char *path, const char *json, long *status,
+		     struct post *out)
+{
+	char url[128];
+	CURL *c;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", (unsigned)port, path);
+	c = curl_easy_init();
+	assert_non_null(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (json)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(c);
+	assert_true(out->out_len < sizeof(out->out));
+	out->out[out->out_len] = '\0';
+}
+
+/* After a failed sync of the log, writes fail with the reason, queries
+ * go on, and /v1/health answers 503 saying why. */
+static void test_health_after_sync_failure(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t port = cas_server_port(f->server);
+	const char *prepare = "{\"key\":\"k\",\"ballot\":{\"counter\":\"5\",\"id\":\"1\"}}";
+	struct post out;
+	long status;
+
+	exchange(port, "/v1/health", NULL, &status, &out);
+	assert_int_equal(status, 200);
+	assert_non_null(strstr((char *)out.out, "\"status\":\"ok\""));
+
+	cas_store_fail_log_syncs(f->store, 1);
+	exchange(port, "/v1/prepare", prepare, &status, &out);
+	assert_int_equal(status, 500);
+	assert_non_null(strstr((char *)out.out, "write-ahead log"));
+	/* The disk would take it now; the node does not. */
+	exchange(port, "/v1/prepare", prepare, &status, &out);
+	assert_int_equal(status, 500);
+	assert_non_null(strstr((char *)out.out, "restart"));
+	exchange(port, "/v1/query", "{\"key\":\"k\"}", &status, &out);
+	assert_int_equal(status, 200);
+
+	exchange(port, "/v1/health", NULL, &status, &out);
+	print_message("(%s)\n", (char *)out.out);
+	assert_int_equal(status, 503);
+	assert_non_null(strstr((char *)out.out, "\"status\":\"read-only\""));
+	assert_non_null(strstr((char *)out.out, "\"reason\":\"store: write-ahead log:"));
+	assert_int_equal(promised(f->store, "k"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store_failure_per_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_gone_while_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_waits_for_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_after_sync_failure, setup, teardown),
 	};
 	int rc;
 

@@ -1172,6 +1172,131 @@ static void test_wal_bad_entry_refuses_to_open(void **state)
 	reopen_wal(f, 0);
 }
 
+/* What a sync failure leaves: the acknowledged state, and a prepare of
+ * "k" at 5/1 that failed, which may or may not be there. */
+static void assert_after_sync_failure(struct fixture *f)
+{
+	struct cas_acceptor_state st;
+	char errmsg[256];
+
+	assert_int_equal(cas_store_get(f->store, "k", &st, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(cas_ballot_cmp(st.accepted, B(2, 1)), 0);
+	assert_true(cas_ballot_cmp(st.promise, B(2, 1)) == 0 ||
+		    cas_ballot_cmp(st.promise, B(5, 1)) == 0);
+	assert_int_equal(st.value.len, 5);
+	assert_memory_equal(st.value.data, "first", 5);
+	free(st.value.data);
+	assert_state(f, "j", B(3, 1), B(0, 0), "", 0);
+	assert_state(f, "later", B(0, 0), B(0, 0), "", 0);
+}
+
+/* Acknowledged changes, then a batch whose sync fails, then more
+ * requests: returns 0, or the number of the first step whose outcome is
+ * not as store.h says. */
+static int sync_failure_steps(struct cas_store *s)
+{
+	struct cas_msg reqs[2], req, reply;
+	struct cas_store_op ops[2];
+	char errmsg[256], reason[256];
+	int i;
+
+	req = accept_msg("k", B(2, 1), "first", 1);
+	if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)))
+		return 20;
+	cas_msg_clear(&reply);
+	req = prepare_msg("j", B(3, 1));
+	if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)))
+		return 21;
+	cas_msg_clear(&reply);
+	if (!cas_store_writable(s, reason, sizeof(reason)))
+		return 22;
+
+	/* The batch whose sync fails: each of its requests gets an error. */
+	cas_store_fail_log_syncs(s, 1);
+	reqs[0] = prepare_msg("k", B(5, 1));
+	reqs[1] = accept_msg("fresh", B(1, 1), "x", 1);
+	done_count.n = 0;
+	cas_store_hold(s, true);
+	for (i = 0; i < 2; i++) {
+		memset(&ops[i], 0, sizeof(ops[i]));
+		ops[i].req = &reqs[i];
+		ops[i].done = count_done;
+		ops[i].arg = &done_count;
+		if (cas_store_submit(s, &ops[i]))
+			return 23;
+	}
+	cas_store_hold(s, false);
+	pthread_mutex_lock(&done_count.lock);
+	while (done_count.n < 2)
+		pthread_cond_wait(&done_count.cond, &done_count.lock);
+	pthread_mutex_unlock(&done_count.lock);
+	for (i = 0; i < 2; i++)
+		if (ops[i].err != CAS_EIO || ops[i].reply.type != CAS_MSG_NONE ||
+		    !strstr(ops[i].errmsg, "write-ahead log"))
+			return 24;
+
+	/* Nothing later is acknowledged, though the disk would take it now:
+	 * a change, and a request that would be a reject. */
+	req = prepare_msg("later", B(1, 1));
+	if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)) != CAS_EIO)
+		return 25;
+	if (!strstr(errmsg, "write-ahead log") || !strstr(errmsg, "restart"))
+		return 26;
+	req = prepare_msg("k", B(1, 1));
+	if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)) != CAS_EIO)
+		return 27;
+	/* The store says so, and why. */
+	if (cas_store_writable(s, reason, sizeof(reason)))
+		return 28;
+	if (!strstr(reason, "fdatasync") && !strstr(reason, "O_DSYNC"))
+		return 29;
+	return 0;
+}
+
+static void sync_failure(struct cas_store *s, void *arg)
+{
+	int rc = sync_failure_steps(s);
+
+	(void)arg;
+	if (rc)
+		_exit(rc);
+}
+
+static void test_log_sync_failure_stops_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	char reason[256];
+
+	/* Reads go on: the state of the acknowledged changes. */
+	reopen(f, 0);
+	assert_int_equal(sync_failure_steps(f->store), 0);
+	assert_after_sync_failure(f);
+	assert_false(cas_store_writable(f->store, reason, sizeof(reason)));
+	print_message("(%s)\n", reason);
+
+	/* After a restart, the acknowledged state is there, and the store
+	 * takes changes again. */
+	reopen(f, 0);
+	assert_true(cas_store_writable(f->store, NULL, 0));
+	assert_after_sync_failure(f);
+	req = prepare_msg("later", B(1, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_state(f, "later", B(1, 1), B(0, 0), "", 0);
+}
+
+static void test_log_sync_failure_then_crash(void **state)
+{
+	struct fixture *f = *state;
+
+	/* The same, then the process dies without closing the store. */
+	in_crashing_child(f, 0, sync_failure, NULL);
+	reopen(f, 0);
+	assert_after_sync_failure(f);
+	assert_true(cas_store_writable(f->store, NULL, 0));
+}
+
 static void test_wal_size_checked(void **state)
 {
 	struct fixture *f = *state;
@@ -1239,6 +1364,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_wal_restart_replaying_nothing, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_log_sync_failure_stops_writes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_log_sync_failure_then_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_size_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_if_idle, setup, teardown),
 	};
