@@ -12,6 +12,7 @@
 #include <cas/os.h>
 
 #include "fs.h"
+#include "txn.h"
 
 static const unsigned char root_id[CASFS_ID_LEN];
 
@@ -34,42 +35,135 @@ static unsigned op_left(const struct op *op)
 	return cas_os_ms_until(&op->end);
 }
 
-static pthread_mutex_t *key_lock(struct casfs_fs *fs, const unsigned char *id)
+/* The stripe of key's lock: one round at a time per register from this
+ * mount (fs.h). */
+static pthread_mutex_t *key_lock(struct casfs_fs *fs, const char *key)
 {
-	uint64_t h = cas_fnv1a(CAS_FNV1A_INIT, id, CASFS_ID_LEN);
+	uint64_t h = cas_fnv1a(CAS_FNV1A_INIT, key, strlen(key));
 
 	return &fs->key_locks[h & (CASFS_KEY_LOCKS - 1)];
 }
 
-/* Takes id's stripe before the request's deadline; 0 or -ETIMEDOUT (as
- * for an unavailable cluster). */
-static int lock_key(struct op *op, const unsigned char *id)
+/* A view of the registers without a request: the root check at mount. */
+struct plain {
+	struct cas_client *client;
+	struct timespec end;
+};
+
+/* regs.h over the client. For a request (arg: struct op) each round holds
+ * its key's stripe, and every round and sleep ends by the deadline. */
+
+static unsigned op_left_ms(void *arg)
 {
-	if (pthread_mutex_clocklock(key_lock(op->fs, id), CLOCK_MONOTONIC, &op->end))
-		return casfs_err_of(CAS_EUNAVAILABLE);
-	return 0;
+	return op_left(arg);
 }
 
-static void unlock_key(struct op *op, const unsigned char *id)
+static unsigned plain_left_ms(void *arg)
 {
-	pthread_mutex_unlock(key_lock(op->fs, id));
+	const struct plain *p = arg;
+
+	return cas_os_ms_until(&p->end);
+}
+
+static int client_read(struct cas_client *c, unsigned left, const char *key, struct cas_value *out)
+{
+	memset(out, 0, sizeof(*out));
+	return left ? cas_read(c, key, left, out) : CAS_EUNAVAILABLE;
+}
+
+static int client_change(struct cas_client *c, unsigned left, const char *key, cas_change_fn fn,
+			 void *fn_arg, struct cas_value *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	return left ? cas_change(c, key, fn, fn_arg, left, out) : CAS_EUNAVAILABLE;
+}
+
+static int op_read(void *arg, const char *key, struct cas_value *out)
+{
+	struct op *op = arg;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (pthread_mutex_clocklock(key_lock(op->fs, key), CLOCK_MONOTONIC, &op->end))
+		return CAS_EUNAVAILABLE;
+	rc = client_read(op->fs->client, op_left(op), key, out);
+	pthread_mutex_unlock(key_lock(op->fs, key));
+	return rc;
+}
+
+static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		     struct cas_value *out)
+{
+	struct op *op = arg;
+	int rc;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (pthread_mutex_clocklock(key_lock(op->fs, key), CLOCK_MONOTONIC, &op->end))
+		return CAS_EUNAVAILABLE;
+	rc = client_change(op->fs->client, op_left(op), key, fn, fn_arg, out);
+	pthread_mutex_unlock(key_lock(op->fs, key));
+	return rc;
+}
+
+static int plain_read(void *arg, const char *key, struct cas_value *out)
+{
+	struct plain *p = arg;
+
+	return client_read(p->client, plain_left_ms(p), key, out);
+}
+
+static int plain_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+			struct cas_value *out)
+{
+	struct plain *p = arg;
+
+	return client_change(p->client, plain_left_ms(p), key, fn, fn_arg, out);
+}
+
+static void op_sleep_ms(void *arg, unsigned ms)
+{
+	unsigned left = op_left(arg);
+
+	cas_os_sleep_ms(ms < left ? ms : left);
+}
+
+static void plain_sleep_ms(void *arg, unsigned ms)
+{
+	unsigned left = plain_left_ms(arg);
+
+	cas_os_sleep_ms(ms < left ? ms : left);
+}
+
+static int os_random(void *arg, void *buf, size_t len)
+{
+	(void)arg;
+	return cas_os_random(buf, len);
+}
+
+static const struct casfs_regs_ops op_ops = {op_read, op_change, op_left_ms, op_sleep_ms,
+					     os_random};
+static const struct casfs_regs_ops plain_ops = {plain_read, plain_change, plain_left_ms,
+						plain_sleep_ms, os_random};
+
+void casfs_op_regs(struct op *op, struct casfs_regs *out)
+{
+	out->ops = &op_ops;
+	out->arg = op;
 }
 
 int casfs_load(struct op *op, const unsigned char *id, struct casfs_record *rec, uint64_t *version)
 {
 	struct cas_value v = {0};
+	struct casfs_regs r;
 	char key[CASFS_KEY_LEN];
-	unsigned left;
 	int rc;
 
 	memset(rec, 0, sizeof(*rec));
-	rc = lock_key(op, id);
-	if (rc)
-		return rc;
-	left = op_left(op);
+	casfs_op_regs(op, &r);
 	casfs_inodes_key(id, key);
-	rc = left ? cas_read(op->fs->client, key, left, &v) : CAS_EUNAVAILABLE;
-	unlock_key(op, id);
+	rc = casfs_txn_read(&r, key, &v);
 	if (rc)
 		return casfs_err_of(rc);
 	if (v.version == 0) {
@@ -94,6 +188,7 @@ struct edit {
 	int err; /* the negative errno of fn's last run, or 0 */
 };
 
+/* A casfs_txn_fn: the record edit e on the committed value. */
 static int edit_change(void *varg, const struct cas_value *cur, struct cas_value *next)
 {
 	struct edit *e = varg;
@@ -126,19 +221,15 @@ int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *a
 {
 	struct edit e = {op->fs, fn, arg, 0};
 	struct cas_value out = {0};
+	struct casfs_regs r;
 	char key[CASFS_KEY_LEN];
-	unsigned left;
 	int rc;
 
 	if (after)
 		memset(after, 0, sizeof(*after));
-	rc = lock_key(op, id);
-	if (rc)
-		return rc;
-	left = op_left(op);
+	casfs_op_regs(op, &r);
 	casfs_inodes_key(id, key);
-	rc = left ? cas_change(op->fs->client, key, edit_change, &e, left, &out) : CAS_EUNAVAILABLE;
-	unlock_key(op, id);
+	rc = casfs_txn_change(&r, key, edit_change, &e, &out);
 	if (rc == CAS_EINVAL && e.err)
 		rc = e.err;
 	else
@@ -153,21 +244,56 @@ int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *a
 	return rc;
 }
 
-int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_record *rec)
+/* The first value of a fresh register: written only while its committed
+ * value is absent (a register never written, or whose creation a
+ * transaction undid). */
+struct fresh {
+	const unsigned char *buf;
+	size_t len;
+};
+
+static int fresh_change(void *arg, const struct cas_value *cur, struct cas_value *next)
 {
-	char key[CASFS_KEY_LEN];
+	const struct fresh *f = arg;
+
+	if (cur->version != 0)
+		return CAS_EVERSION;
+	next->data = malloc(f->len);
+	if (next->data == NULL)
+		return CAS_ENOMEM;
+	memcpy(next->data, f->buf, f->len);
+	next->len = f->len;
+	return CAS_OK;
+}
+
+/* Writes rec as key's first value: CAS_OK, CAS_EVERSION when the register
+ * holds a value, or another code. */
+static int store_fresh(const struct casfs_regs *r, const char *key, const struct casfs_record *rec,
+		       size_t max_size)
+{
+	struct fresh f;
 	unsigned char *buf;
-	unsigned left;
 	size_t len;
 	int rc;
 
-	rc = casfs_err_of(casfs_record_encode(rec, op->fs->max_size, &buf, &len));
+	rc = casfs_record_encode(rec, max_size, &buf, &len);
 	if (rc)
 		return rc;
-	left = op_left(op);
-	casfs_inodes_key(id, key);
-	rc = left ? cas_cas(op->fs->client, key, 0, buf, len, left, NULL) : CAS_EUNAVAILABLE;
+	f = (struct fresh){buf, len};
+	rc = casfs_txn_change(r, key, fresh_change, &f, NULL);
 	free(buf);
+	return rc;
+}
+
+int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_record *rec)
+{
+	struct casfs_regs r;
+	char key[CASFS_KEY_LEN];
+	int rc;
+
+	casfs_op_regs(op, &r);
+	casfs_inodes_key(id, key);
+	rc = store_fresh(&r, key, rec, op->fs->max_size);
 	if (rc == CAS_EVERSION) {
 		fuse_log(FUSE_LOG_ERR, "casfs: fresh inode id %s already in use\n", key);
 		rc = CAS_EIO;
@@ -178,26 +304,28 @@ int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_r
 int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_size, unsigned uid,
 			unsigned gid, char *errmsg, size_t errmsg_len)
 {
+	struct plain p = {c, {0, 0}};
+	struct casfs_regs r = {&plain_ops, &p};
 	struct cas_value v = {0};
 	struct casfs_record rec;
 	char key[CASFS_KEY_LEN];
 	struct timespec now;
-	unsigned char *buf;
-	size_t len;
 	int rc;
 
+	/* Each step gets timeout_ms, as a request would. */
 	casfs_inodes_key(root_id, key);
-	rc = cas_read(c, key, timeout_ms, &v);
+	cas_os_monotonic(&p.end);
+	cas_os_timespec_add_ms(&p.end, timeout_ms);
+	rc = casfs_txn_read(&r, key, &v);
 	if (rc)
 		goto out_msg;
 	if (v.version == 0) {
 		cas_os_realtime(&now);
 		casfs_record_init(&rec, CASFS_DIR, 0755, uid, gid, &now);
-		rc = casfs_record_encode(&rec, max_size, &buf, &len);
-		if (rc)
-			goto out_msg;
-		rc = cas_cas(c, key, 0, buf, len, timeout_ms, NULL);
-		free(buf);
+		cas_os_monotonic(&p.end);
+		cas_os_timespec_add_ms(&p.end, timeout_ms);
+		rc = store_fresh(&r, key, &rec, max_size);
+		casfs_record_clear(&rec);
 		if (rc == CAS_OK) {
 			cas_value_clear(&v);
 			return CAS_OK;
@@ -206,7 +334,9 @@ int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_si
 			goto out_msg;
 		/* Another mount created the root first: check what it wrote. */
 		cas_value_clear(&v);
-		rc = cas_read(c, key, timeout_ms, &v);
+		cas_os_monotonic(&p.end);
+		cas_os_timespec_add_ms(&p.end, timeout_ms);
+		rc = casfs_txn_read(&r, key, &v);
 		if (rc)
 			goto out_msg;
 	}

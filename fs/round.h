@@ -1,5 +1,7 @@
 /* round.h - register rounds for the FUSE operations: the one door from fs/
- * to the client API (include/cas/client.h). */
+ * to the client API (include/cas/client.h). Every read and change goes
+ * through txn.h, so registers that hold a transaction's intent read as
+ * their committed values. */
 #ifndef CASFS_ROUND_H
 #define CASFS_ROUND_H
 
@@ -11,6 +13,7 @@
 #include "record.h"
 
 struct casfs_fs;
+struct casfs_regs;
 
 /* An edit function's "leave the register as it is". */
 #define CASFS_KEEP 1
@@ -29,6 +32,12 @@ int casfs_err_of(int rc);
  * time its timeout from now. */
 void casfs_op_start(struct op *op, fuse_req_t req);
 
+/* Fills *out with the registers of the request op (regs.h) for txn.h and
+ * the namespace code: rounds over the client that end by op's deadline
+ * and hold the key's lock stripe, sleeps cut at the deadline, randomness
+ * from the kernel. out->arg is op: valid while op is. */
+void casfs_op_regs(struct op *op, struct casfs_regs *out);
+
 /* Reads the record of id linearizably into rec (the caller clears it);
  * *version (may be NULL) gets the register's version. 0 or -errno; rec
  * owns nothing on error. */
@@ -46,7 +55,8 @@ int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *a
 	       struct casfs_record *after, uint64_t *version);
 
 /* Writes rec (borrowed, left unchanged) as the first value of the fresh
- * register id: a conditional write on version 0. 0 or -errno; -EIO when
+ * register id: a change round that writes only while its committed value
+ * is absent (txn.h). 0 or -errno; -EIO when
  * the register already exists (an id in use is logged). */
 int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_record *rec);
 

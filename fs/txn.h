@@ -31,11 +31,20 @@
  * cannot together make a cycle. */
 #define CASFS_TXN_DIRMOVE_KEY "m/dirmove"
 
+/* Transactions waited for before they are aborted: a writer that meets
+ * a pending transaction's intent sleeps (regs->sleep_ms, 1, 2, 4, ... up
+ * to 32 ms) at most this many times, reading its record after each. */
+#define CASFS_TXN_WAIT_SLEEPS 12
+
 /* A change of one register's committed value: given cur (read-only,
- * valid for the call; version 0 for a register never written), either
- * set next->data (malloc'd, taken also on error) and next->len and return
- * CAS_OK; return CAS_ENOCHANGE to leave it as it is; or return another
- * code to fail (in a transaction: to abort it; the code is returned).
+ * valid for the call; version 0 and no bytes when the value is absent:
+ * a register never written, or one whose creation by a transaction was
+ * undone), either set next->data (malloc'd, taken also on error) and
+ * next->len and return CAS_OK; return CAS_ENOCHANGE to leave it as it is;
+ * or return another CAS_* code to fail (in a transaction: to abort it;
+ * the code is returned). An empty next makes the value absent: callers
+ * store no empty values (fs records never are), nor values that begin
+ * with the intent magic (fs/FORMAT.md, "Transactions").
  * next->version is ignored. The function may run several times, each on
  * a fresh cur, and must not depend on earlier runs. A function that wants
  * to fail with an errno keeps it in its own arg and returns CAS_EINVAL. */
@@ -51,8 +60,8 @@ struct casfs_txn_part {
  * register's bytes, or, when it holds an intent, the value the intent's
  * transaction stands for now (the new one if it committed, else the old
  * one). out->version is the register's version (an intent and its
- * resolution each move it). Returns a CAS_* code; CAS_EUNAVAILABLE when
- * the cluster did not answer in time. */
+ * resolution each move it), 0 when the value is absent. Returns a CAS_*
+ * code; CAS_EUNAVAILABLE when the cluster did not answer in time. */
 int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value *out);
 
 /* Applies fn to key's committed value in one change round, first
@@ -77,5 +86,15 @@ int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn f
  * directory move); a non-zero CAS_* code from check aborts with that code. */
 int casfs_txn_run(const struct casfs_regs *r, const struct casfs_txn_part *parts, size_t n,
 		  bool dirmove, int (*check)(void *arg), void *check_arg, struct cas_value *out);
+
+/* Deliberately broken variants, for tests that show the checkers catch
+ * them (negative controls); 0 in every real use. */
+enum {
+	/* casfs_txn_read answers a pending transaction's new value. */
+	CASFS_TXN_FAULT_READ_PENDING_NEW = 1,
+	/* casfs_txn_run rolls forward without committing its record. */
+	CASFS_TXN_FAULT_SKIP_COMMIT = 2,
+};
+extern unsigned casfs_txn_fault;
 
 #endif

@@ -40,6 +40,16 @@ unsigned cas_os_ms_until(const struct timespec *deadline)
 	return (unsigned)((ns + 999999) / 1000000);
 }
 
+void cas_os_sleep_ms(unsigned ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	cas_os_timespec_add_ms(&until, ms);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+		;
+}
+
 void cas_os_realtime(struct timespec *ts)
 {
 	clock_gettime(CLOCK_REALTIME, ts);

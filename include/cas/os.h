@@ -25,6 +25,10 @@ CAS_API void cas_os_timespec_add_ms(struct timespec *ts, uint64_t ms);
  * it has passed. */
 CAS_API unsigned cas_os_ms_until(const struct timespec *deadline);
 
+/* Sleeps ms milliseconds on the monotonic clock (signals do not cut it
+ * short). */
+CAS_API void cas_os_sleep_ms(unsigned ms);
+
 /* Wall-clock time (CLOCK_REALTIME), for timestamps people read. */
 CAS_API void cas_os_realtime(struct timespec *ts);
 
