@@ -15,12 +15,6 @@
 /* How long a lookup that timed out is remembered (see casfs_fs_lookup). */
 #define RELOOKUP_MS 100
 
-/* The file type bits of a record or entry type. */
-static mode_t type_mode(uint8_t type)
-{
-	return type == CASFS_DIR ? S_IFDIR : type == CASFS_LNK ? S_IFLNK : S_IFREG;
-}
-
 static uint64_t hash_name(const char *name)
 {
 	return cas_fnv1a(CAS_FNV1A_INIT, name, strlen(name));
@@ -69,12 +63,15 @@ void casfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct casfs_record crec;
 	unsigned char pid[CASFS_ID_LEN], cid[CASFS_ID_LEN];
+	struct casfs_regs regs;
+	struct casfs_ns ns;
 	struct op op;
 	struct stat st;
 	uint8_t type;
 	int rc;
 
 	casfs_op_start(&op, req);
+	casfs_ns_begin(&op, &regs, &ns);
 	if (strlen(name) > CASFS_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
@@ -85,7 +82,7 @@ void casfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	rc = casfs_node_id(&op, parent, pid);
 	if (!rc)
-		rc = casfs_find_entry(&op, pid, name, &type, cid);
+		rc = casfs_ns_end(&ns, casfs_ns_lookup(&ns, pid, name, &type, cid));
 	if (rc)
 		goto out_reply_err;
 	/* The name is read fresh; for an inode this mount reported before,
@@ -94,11 +91,11 @@ void casfs_fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * fresh ones (getattr) before it relies on them, and a lookup costs
 	 * one round instead of two. */
 	if (!op.fs->cache && casfs_inodes_get_attr(op.fs->inodes, cid, &st) &&
-	    (st.st_mode & S_IFMT) == type_mode(type)) {
+	    (st.st_mode & S_IFMT) == casfs_type_mode(type)) {
 		casfs_reply_entry_attr(req, &op, cid, &st, NULL, NULL);
 		return;
 	}
-	rc = casfs_load(&op, cid, &crec, NULL);
+	rc = casfs_ns_end(&ns, casfs_ns_load(&ns, cid, &crec, NULL));
 	if (rc == -ENOENT)
 		fuse_log(FUSE_LOG_ERR, "casfs: entry %s points to a missing register\n", name);
 	if (rc)

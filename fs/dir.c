@@ -1,5 +1,5 @@
-/* dir.c - directory entries (create, mkdir, symlink, mknod, unlink, rmdir)
- * and listings (opendir, readdir). */
+/* dir.c - directory entries (create, mkdir, symlink, mknod, link, unlink,
+ * rmdir: FUSE requests in, ns.h out) and listings (opendir, readdir). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -12,64 +12,15 @@
 
 #include "fs.h"
 
-/* Adding an entry to a directory. */
-struct add_arg {
-	const char *name;
-	uint8_t type;
-	const unsigned char *id;
-	size_t max;
-	/* When the name is taken: what it names. */
-	uint8_t found_type;
-	unsigned char found_id[CASFS_ID_LEN];
-};
-
-static int add_edit(void *varg, struct casfs_record *rec, uint64_t version)
-{
-	struct add_arg *a = varg;
-	size_t len = strlen(a->name);
-	long i;
-	int rc;
-
-	(void)version;
-	if (rec->type != CASFS_DIR)
-		return -ENOTDIR;
-	if (rec->flags & CASFS_F_DEAD)
-		return -ENOENT;
-	i = casfs_record_dir_find(rec, a->name, len);
-	if (i >= 0) {
-		a->found_type = rec->ents[i].type;
-		memcpy(a->found_id, rec->ents[i].id, CASFS_ID_LEN);
-		return -EEXIST;
-	}
-	rc = casfs_record_dir_add(rec, a->name, len, a->type, a->id);
-	if (rc)
-		return casfs_err_of(rc);
-	if (casfs_record_size(rec) > a->max)
-		return -ENOSPC;
-	cas_os_realtime(&rec->mtime);
-	rec->ctime = rec->mtime;
-	return 0;
-}
-
-/* A fresh random inode id, never the root's. */
-static int new_id(unsigned char *id)
-{
-	do {
-		if (cas_os_random(id, CASFS_ID_LEN) != CAS_OK)
-			return -EIO;
-	} while (casfs_inodes_is_root(id));
-	return 0;
-}
-
 /* Opens the regular file that won a create race against us. */
-static void open_existing(fuse_req_t req, struct op *op, const unsigned char *id,
-			  struct fuse_file_info *fi)
+static void open_existing(fuse_req_t req, struct op *op, struct casfs_ns *ns,
+			  const unsigned char *id, struct fuse_file_info *fi)
 {
 	struct casfs_record rec;
 	struct handle *h;
 	int rc;
 
-	rc = casfs_load(op, id, &rec, NULL);
+	rc = casfs_ns_end(ns, casfs_ns_load(ns, id, &rec, NULL));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -84,35 +35,34 @@ static void open_existing(fuse_req_t req, struct op *op, const unsigned char *id
 	casfs_record_clear(&rec);
 }
 
-/* Creates rec as a new inode named name in parent: writes its register
- * first, then adds the entry, so that a crash in between leaves an orphan
- * register and never a dangling entry. fi: a create (open the result). */
-static void make_node(fuse_req_t req, struct op *op, fuse_ino_t parent, const char *name,
-		      struct casfs_record *rec, struct fuse_file_info *fi)
+/* Creates rec (borrowed) as a new inode named name in parent (ns.h); fi:
+ * a create (open the result). */
+static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, struct casfs_record *rec,
+		      struct fuse_file_info *fi)
 {
-	unsigned char pid[CASFS_ID_LEN], id[CASFS_ID_LEN];
-	struct add_arg a = {name, rec->type, id, op->fs->max_size, 0, {0}};
+	unsigned char pid[CASFS_ID_LEN], id[CASFS_ID_LEN], found[CASFS_ID_LEN];
+	struct casfs_regs regs;
+	struct casfs_ns ns;
 	struct handle *h = NULL;
+	uint8_t found_type = 0;
+	struct op op;
 	int rc;
 
+	casfs_op_start(&op, req);
+	casfs_ns_begin(&op, &regs, &ns);
 	rc = casfs_check_name(name);
 	if (!rc)
-		rc = casfs_node_id(op, parent, pid);
+		rc = casfs_node_id(&op, parent, pid);
 	if (!rc)
-		rc = new_id(id);
-	if (rc)
-		goto out_reply_err;
-	rc = casfs_store_new(op, id, rec);
-	if (rc)
-		goto out_reply_err;
-	rc = casfs_edit(op, pid, add_edit, &a, NULL, NULL);
+		rc = casfs_ns_end(&ns,
+				  casfs_ns_create(&ns, pid, name, rec, id, &found_type, found));
 	if (rc == -EEXIST && fi && !(fi->flags & O_EXCL)) {
 		/* Lost a create race: open what won it, as open(2) would. */
-		if (a.found_type == CASFS_REG) {
-			open_existing(req, op, a.found_id, fi);
+		if (found_type == CASFS_REG) {
+			open_existing(req, &op, &ns, found, fi);
 			return;
 		}
-		if (a.found_type == CASFS_DIR)
+		if (found_type == CASFS_DIR)
 			rc = -EISDIR;
 	}
 	if (rc)
@@ -122,198 +72,138 @@ static void make_node(fuse_req_t req, struct op *op, fuse_ino_t parent, const ch
 		if (rc)
 			goto out_reply_err;
 	}
-	casfs_reply_entry(req, op, id, rec, fi, h);
+	casfs_reply_entry(req, &op, id, rec, fi, h);
 	return;
 
 out_reply_err:
 	fuse_reply_err(req, -rc);
 }
 
-void casfs_fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* A new record of type for the request's caller. */
+static void new_record(fuse_req_t req, struct casfs_record *rec, uint8_t type, mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct casfs_record rec;
 	struct timespec now;
-	struct op op;
 
-	(void)rdev;
-	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);
+	cas_os_realtime(&now);
+	casfs_record_init(rec, type, mode, ctx->uid, ctx->gid, &now);
+}
+
+void casfs_fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct casfs_record rec;
+	uint8_t type;
+
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		type = CASFS_REG;
+		break;
+	case S_IFIFO:
+		type = CASFS_FIFO;
+		break;
+	case S_IFSOCK:
+		type = CASFS_SOCK;
+		break;
+	case S_IFCHR:
+		type = CASFS_CHR;
+		break;
+	case S_IFBLK:
+		type = CASFS_BLK;
+		break;
+	default:
+		fuse_reply_err(req, (mode & S_IFMT) == S_IFDIR ? EPERM : EINVAL);
 		return;
 	}
-	casfs_op_start(&op, req);
-	cas_os_realtime(&now);
-	casfs_record_init(&rec, CASFS_REG, mode, ctx->uid, ctx->gid, &now);
-	make_node(req, &op, parent, name, &rec, NULL);
+	new_record(req, &rec, type, mode);
+	if (type == CASFS_CHR || type == CASFS_BLK)
+		rec.rdev = (uint64_t)rdev;
+	make_node(req, parent, name, &rec, NULL);
 }
 
 void casfs_fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     struct fuse_file_info *fi)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct casfs_record rec;
-	struct timespec now;
-	struct op op;
 
-	casfs_op_start(&op, req);
-	cas_os_realtime(&now);
-	casfs_record_init(&rec, CASFS_REG, mode, ctx->uid, ctx->gid, &now);
-	make_node(req, &op, parent, name, &rec, fi);
+	new_record(req, &rec, CASFS_REG, mode);
+	make_node(req, parent, name, &rec, fi);
 }
 
 void casfs_fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct casfs_record rec;
-	struct timespec now;
-	struct op op;
 
-	casfs_op_start(&op, req);
-	cas_os_realtime(&now);
-	casfs_record_init(&rec, CASFS_DIR, mode, ctx->uid, ctx->gid, &now);
-	make_node(req, &op, parent, name, &rec, NULL);
+	new_record(req, &rec, CASFS_DIR, mode);
+	make_node(req, parent, name, &rec, NULL);
 }
 
 void casfs_fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct casfs_record rec;
-	struct timespec now;
 	size_t len = strlen(link);
-	struct op op;
 
 	if (len == 0 || len > CASFS_SYMLINK_MAX) {
 		fuse_reply_err(req, len ? ENAMETOOLONG : ENOENT);
 		return;
 	}
-	casfs_op_start(&op, req);
-	cas_os_realtime(&now);
-	casfs_record_init(&rec, CASFS_LNK, 0777, ctx->uid, ctx->gid, &now);
+	new_record(req, &rec, CASFS_LNK, 0777);
 	rec.data = (unsigned char *)link; /* borrowed: not cleared */
 	rec.len = len;
-	make_node(req, &op, parent, name, &rec, NULL);
+	make_node(req, parent, name, &rec, NULL);
 }
 
 void casfs_fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	(void)ino;
-	(void)newparent;
-	(void)newname;
-	/* No hard links: an inode has exactly one entry (fs/FORMAT.md). */
-	fuse_reply_err(req, EPERM);
+	unsigned char id[CASFS_ID_LEN], pid[CASFS_ID_LEN];
+	struct casfs_record rec;
+	struct casfs_regs regs;
+	struct casfs_ns ns;
+	struct op op;
+	int rc;
+
+	casfs_op_start(&op, req);
+	casfs_ns_begin(&op, &regs, &ns);
+	rc = casfs_check_name(newname);
+	if (!rc)
+		rc = casfs_node_id(&op, ino, id);
+	if (!rc)
+		rc = casfs_node_id(&op, newparent, pid);
+	if (!rc)
+		rc = casfs_ns_end(&ns, casfs_ns_link(&ns, id, pid, newname, &rec));
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	casfs_reply_entry(req, &op, id, &rec, NULL, NULL);
+	casfs_record_clear(&rec);
 }
 
-int casfs_remove_edit(void *varg, struct casfs_record *rec, uint64_t version)
+/* unlink and rmdir. */
+static void remove_node(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
-	struct remove_arg *a = varg;
-	long i;
+	unsigned char pid[CASFS_ID_LEN];
+	struct casfs_regs regs;
+	struct casfs_ns ns;
+	struct op op;
+	int rc;
 
-	(void)version;
-	if (rec->type != CASFS_DIR)
-		return -ENOTDIR;
-	i = casfs_record_dir_find(rec, a->name, strlen(a->name));
-	if (a->only_id) {
-		if (i < 0 || memcmp(rec->ents[i].id, a->only_id, CASFS_ID_LEN))
-			return CASFS_KEEP;
-	} else {
-		if (i < 0)
-			return -ENOENT;
-		if (!a->want_dir && rec->ents[i].type == CASFS_DIR)
-			return -EISDIR;
-		if (a->want_dir && rec->ents[i].type != CASFS_DIR)
-			return -ENOTDIR;
-	}
-	casfs_record_dir_remove(rec, (size_t)i);
-	cas_os_realtime(&rec->mtime);
-	rec->ctime = rec->mtime;
-	return 0;
+	casfs_op_start(&op, req);
+	casfs_ns_begin(&op, &regs, &ns);
+	rc = strlen(name) > CASFS_NAME_MAX ? -ENAMETOOLONG : casfs_node_id(&op, parent, pid);
+	if (!rc)
+		rc = casfs_ns_end(&ns, dir ? casfs_ns_rmdir(&ns, pid, name)
+					   : casfs_ns_unlink(&ns, pid, name));
+	fuse_reply_err(req, -rc);
 }
 
 void casfs_fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct remove_arg a = {name, false, NULL};
-	unsigned char pid[CASFS_ID_LEN];
-	struct op op;
-	int rc;
-
-	casfs_op_start(&op, req);
-	rc = strlen(name) > CASFS_NAME_MAX ? -ENAMETOOLONG : casfs_node_id(&op, parent, pid);
-	if (!rc)
-		rc = casfs_edit(&op, pid, casfs_remove_edit, &a, NULL, NULL);
-	fuse_reply_err(req, -rc);
-}
-
-int casfs_kill_edit(void *varg, struct casfs_record *rec, uint64_t version)
-{
-	struct kill_arg *a = varg;
-
-	(void)version;
-	a->changed = false;
-	if (rec->type != CASFS_DIR)
-		return -ENOTDIR;
-	if (a->revive) {
-		if (!(rec->flags & CASFS_F_DEAD))
-			return CASFS_KEEP;
-		rec->flags &= (uint16_t)~CASFS_F_DEAD;
-		return 0;
-	}
-	if (rec->nent)
-		return -ENOTEMPTY;
-	if (rec->flags & CASFS_F_DEAD)
-		return CASFS_KEEP;
-	rec->flags |= CASFS_F_DEAD;
-	cas_os_realtime(&rec->ctime);
-	a->changed = true;
-	return 0;
-}
-
-int casfs_find_entry(struct op *op, const unsigned char *dir, const char *name, uint8_t *type,
-		     unsigned char *id)
-{
-	struct casfs_record rec;
-	long i;
-	int rc;
-
-	rc = casfs_load(op, dir, &rec, NULL);
-	if (rc)
-		return rc;
-	rc = -ENOTDIR;
-	if (rec.type != CASFS_DIR)
-		goto out_clear;
-	rc = -ENOENT;
-	i = casfs_record_dir_find(&rec, name, strlen(name));
-	if (i < 0)
-		goto out_clear;
-	*type = rec.ents[i].type;
-	memcpy(id, rec.ents[i].id, CASFS_ID_LEN);
-	rc = 0;
-out_clear:
-	casfs_record_clear(&rec);
-	return rc;
+	remove_node(req, parent, name, false);
 }
 
 void casfs_fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	unsigned char pid[CASFS_ID_LEN], cid[CASFS_ID_LEN];
-	struct remove_arg ra = {name, true, cid};
-	struct kill_arg ka = {false, false};
-	struct op op;
-	uint8_t type;
-	int rc;
-
-	casfs_op_start(&op, req);
-	rc = strlen(name) > CASFS_NAME_MAX ? -ENAMETOOLONG : casfs_node_id(&op, parent, pid);
-	if (!rc)
-		rc = casfs_find_entry(&op, pid, name, &type, cid);
-	if (!rc && type != CASFS_DIR)
-		rc = -ENOTDIR;
-	/* First the directory refuses new entries (if it is empty), then its
-	 * entry goes: no entry can be added to it once it is unreachable. */
-	if (!rc)
-		rc = casfs_edit(&op, cid, casfs_kill_edit, &ka, NULL, NULL);
-	if (!rc)
-		rc = casfs_edit(&op, pid, casfs_remove_edit, &ra, NULL, NULL);
-	fuse_reply_err(req, -rc);
+	remove_node(req, parent, name, true);
 }
 
 /* An open directory: the entries read at offset 0, so that later offsets
@@ -400,9 +290,7 @@ void casfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 			name = e->name;
 			st.st_ino = casfs_inodes_ino(e->id);
-			st.st_mode = e->type == CASFS_DIR   ? S_IFDIR
-				     : e->type == CASFS_LNK ? S_IFLNK
-							    : S_IFREG;
+			st.st_mode = casfs_type_mode(e->type);
 		}
 		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)(i + 1));
 		if (n > size - pos)

@@ -16,8 +16,10 @@
 #include <cas/client.h>
 
 #include "inode.h"
+#include "ns.h"
 #include "ops.h"
 #include "record.h"
+#include "regs.h"
 #include "round.h"
 
 /* Kernel cache lifetime of names and attributes with -o cache, seconds. */
@@ -68,6 +70,16 @@ int casfs_node_id(struct op *op, fuse_ino_t ino, unsigned char *id);
 /* 0 when name may be a directory entry; -ENAMETOOLONG or -EINVAL. */
 int casfs_check_name(const char *name);
 
+/* Starts the namespace operations of op: regs for op (casfs_op_regs), ns
+ * over regs (valid while regs is), its time now. */
+void casfs_ns_begin(struct op *op, struct casfs_regs *regs, struct casfs_ns *ns);
+
+/* Logs ns->errmsg, if any; returns rc. */
+int casfs_ns_end(const struct casfs_ns *ns, int rc);
+
+/* The file type bits (S_IF*) of a record or entry type. */
+mode_t casfs_type_mode(uint8_t type);
+
 /* Fills st (all of it) with the attributes of rec, the record of id. */
 void casfs_fill_stat(const struct casfs_record *rec, const unsigned char *id, struct stat *st);
 
@@ -107,32 +119,7 @@ void casfs_fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void casfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void casfs_fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
-/* dir.c: directory entries and listings. */
-
-/* Removing an entry from a directory. */
-struct remove_arg {
-	const char *name;
-	bool want_dir;		      /* rmdir (ENOTDIR) or unlink (EISDIR) */
-	const unsigned char *only_id; /* remove only if it still names this */
-};
-
-/* The casfs_edit_fn that removes an entry; arg is a struct remove_arg. */
-int casfs_remove_edit(void *varg, struct casfs_record *rec, uint64_t version);
-
-/* Marking an empty directory dead (it then takes no new entries), or
- * bringing it back. */
-struct kill_arg {
-	bool revive;
-	bool changed; /* this run set the flag */
-};
-
-/* The casfs_edit_fn that kills or revives a directory; arg is a struct
- * kill_arg. */
-int casfs_kill_edit(void *varg, struct casfs_record *rec, uint64_t version);
-
-/* Looks name up in the directory id: its type and id. 0 or -errno. */
-int casfs_find_entry(struct op *op, const unsigned char *dir, const char *name, uint8_t *type,
-		     unsigned char *id);
+/* dir.c: directory entries (through ns.h) and listings. */
 
 void casfs_fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void casfs_fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

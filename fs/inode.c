@@ -264,16 +264,7 @@ bool casfs_inodes_is_root(const unsigned char *id)
 
 void casfs_inodes_key(const unsigned char *id, char *key)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	key[0] = 'i';
-	key[1] = '/';
-	for (i = 0; i < CASFS_ID_LEN; i++) {
-		key[2 + 2 * i] = hex[id[i] >> 4];
-		key[3 + 2 * i] = hex[id[i] & 0xf];
-	}
-	key[2 + 2 * CASFS_ID_LEN] = '\0';
+	casfs_record_key(id, key);
 }
 
 uint64_t casfs_inodes_ino(const unsigned char *id)

@@ -46,9 +46,7 @@ size_t casfs_inodes_count(struct casfs_inodes *t);
 /* True when id is the root's register id. */
 bool casfs_inodes_is_root(const unsigned char *id);
 
-/* The register key of id: "i/" and 32 lowercase hex digits, NUL-terminated,
- * into key (at least CASFS_KEY_LEN bytes). */
-#define CASFS_KEY_LEN (2 + 2 * CASFS_ID_LEN + 1)
+/* The register key of id (casfs_record_key). */
 void casfs_inodes_key(const unsigned char *id, char *key);
 
 /* The st_ino of id: its first 8 bytes, 1 for the root (and never 0). */

@@ -129,6 +129,11 @@ static int namecmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
+bool casfs_type_valid(uint8_t type)
+{
+	return type >= CASFS_REG && type <= CASFS_BLK;
+}
+
 void casfs_record_init(struct casfs_record *rec, uint8_t type, uint32_t mode, uint32_t uid,
 		       uint32_t gid, const struct timespec *now)
 {
@@ -140,6 +145,7 @@ void casfs_record_init(struct casfs_record *rec, uint8_t type, uint32_t mode, ui
 	rec->atime = *now;
 	rec->mtime = *now;
 	rec->ctime = *now;
+	rec->nlink = 1;
 }
 
 void casfs_record_clear(struct casfs_record *rec)
@@ -228,6 +234,11 @@ static int decode_dir(struct rbuf *r, struct casfs_record *rec)
 	uint32_t n;
 	size_t i;
 
+	if (r->left < CASFS_ID_LEN)
+		return CAS_EINVAL;
+	memcpy(rec->parent, r->p, CASFS_ID_LEN);
+	r->p += CASFS_ID_LEN;
+	r->left -= CASFS_ID_LEN;
 	if (!get32(r, &n))
 		return CAS_EINVAL;
 	/* Each entry takes at least 19 bytes: refuse counts the rest cannot
@@ -243,7 +254,7 @@ static int decode_dir(struct rbuf *r, struct casfs_record *rec)
 		struct casfs_dirent *e = &rec->ents[i];
 		uint8_t type, nlen;
 
-		if (!get8(r, &type) || type < CASFS_REG || type > CASFS_LNK)
+		if (!get8(r, &type) || !casfs_type_valid(type))
 			return CAS_EINVAL;
 		if (!get8(r, &nlen) || r->left < (size_t)nlen + CASFS_ID_LEN ||
 		    !casfs_record_name_valid((const char *)r->p, nlen))
@@ -280,9 +291,9 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 		goto out_clear;
 	if (!get8(&r, &format) || format != CASFS_FORMAT)
 		goto out_clear;
-	if (!get8(&r, &type) || type < CASFS_REG || type > CASFS_LNK)
+	if (!get8(&r, &type) || !casfs_type_valid(type))
 		goto out_clear;
-	if (!get16(&r, &flags) || (flags & ~CASFS_F_DEAD))
+	if (!get16(&r, &flags) || flags)
 		goto out_clear;
 	if (!get16(&r, &reserved) || reserved)
 		goto out_clear;
@@ -290,7 +301,7 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 	rec->flags = flags;
 	if (!get32(&r, &rec->mode) || (rec->mode & ~07777u) || !get32(&r, &rec->uid) ||
 	    !get32(&r, &rec->gid) || !gettime(&r, &rec->atime) || !gettime(&r, &rec->mtime) ||
-	    !gettime(&r, &rec->ctime))
+	    !gettime(&r, &rec->ctime) || !get32(&r, &rec->nlink))
 		goto out_clear;
 	rc = decode_xattrs(&r, rec);
 	if (rc)
@@ -305,8 +316,13 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 	if (type == CASFS_LNK &&
 	    (r.left == 0 || r.left > CASFS_SYMLINK_MAX || memchr(r.p, '\0', r.left)))
 		goto out_clear;
-	if (flags)
-		goto out_clear;
+	if (type == CASFS_FIFO || type == CASFS_SOCK)
+		return r.left ? rc : CAS_OK;
+	if (type == CASFS_CHR || type == CASFS_BLK) {
+		if (!get64(&r, &rec->rdev) || r.left)
+			goto out_clear;
+		return CAS_OK;
+	}
 	if (r.left) {
 		rec->data = malloc(r.left);
 		rc = CAS_ENOMEM;
@@ -322,18 +338,49 @@ out_clear:
 	return rc;
 }
 
+void casfs_record_key(const unsigned char *id, char *key)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	key[0] = 'i';
+	key[1] = '/';
+	for (i = 0; i < CASFS_ID_LEN; i++) {
+		key[2 + 2 * i] = hex[id[i] >> 4];
+		key[3 + 2 * i] = hex[id[i] & 0xf];
+	}
+	key[2 + 2 * CASFS_ID_LEN] = '\0';
+}
+
+int casfs_record_format_of(const unsigned char *buf, size_t len)
+{
+	if (len < 3 || buf[0] != magic[0] || buf[1] != magic[1])
+		return -1;
+	return buf[2];
+}
+
 size_t casfs_record_size(const struct casfs_record *rec)
 {
 	size_t n = CASFS_HEADER_LEN, i;
 
 	for (i = 0; i < rec->nxattr; i++)
 		n += 1 + strlen(rec->xattrs[i].name) + 4 + rec->xattrs[i].len;
-	if (rec->type == CASFS_DIR) {
-		n += 4;
+	switch (rec->type) {
+	case CASFS_DIR:
+		n += CASFS_ID_LEN + 4;
 		for (i = 0; i < rec->nent; i++)
 			n += 2 + strlen(rec->ents[i].name) + CASFS_ID_LEN;
-	} else {
+		break;
+	case CASFS_FIFO:
+	case CASFS_SOCK:
+		break;
+	case CASFS_CHR:
+	case CASFS_BLK:
+		n += CASFS_RDEV_LEN;
+		break;
+	default:
 		n += rec->len;
+		break;
 	}
 	return n;
 }
@@ -362,6 +409,7 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 	puttime(&w, &rec->atime);
 	puttime(&w, &rec->mtime);
 	puttime(&w, &rec->ctime);
+	put32(&w, rec->nlink);
 	put16(&w, (uint16_t)rec->nxattr);
 	for (i = 0; i < rec->nxattr; i++) {
 		size_t nlen = strlen(rec->xattrs[i].name);
@@ -371,7 +419,9 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 		put32(&w, (uint32_t)rec->xattrs[i].len);
 		putbytes(&w, rec->xattrs[i].value, rec->xattrs[i].len);
 	}
-	if (rec->type == CASFS_DIR) {
+	switch (rec->type) {
+	case CASFS_DIR:
+		putbytes(&w, rec->parent, CASFS_ID_LEN);
 		put32(&w, (uint32_t)rec->nent);
 		for (i = 0; i < rec->nent; i++) {
 			size_t nlen = strlen(rec->ents[i].name);
@@ -381,8 +431,17 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 			putbytes(&w, rec->ents[i].name, nlen);
 			putbytes(&w, rec->ents[i].id, CASFS_ID_LEN);
 		}
-	} else {
+		break;
+	case CASFS_FIFO:
+	case CASFS_SOCK:
+		break;
+	case CASFS_CHR:
+	case CASFS_BLK:
+		put64(&w, rec->rdev);
+		break;
+	default:
 		putbytes(&w, rec->data, rec->len);
+		break;
 	}
 	*out = buf;
 	*outlen = n;
@@ -423,7 +482,7 @@ int casfs_record_dir_add(struct casfs_record *rec, const char *name, size_t len,
 	long at;
 	char *copy;
 
-	if (!casfs_record_name_valid(name, len) || type < CASFS_REG || type > CASFS_LNK)
+	if (!casfs_record_name_valid(name, len) || !casfs_type_valid(type))
 		return CAS_EINVAL;
 	at = dir_search(rec, name, len);
 	if (at >= 0)

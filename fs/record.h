@@ -9,21 +9,26 @@
 
 #include <cas/cas.h>
 
-#define CASFS_FORMAT	      1	  /* record format version written in every record */
+#define CASFS_FORMAT	      2	  /* record format version written in every record */
 #define CASFS_ID_LEN	      16  /* bytes of an inode id */
 #define CASFS_NAME_MAX	      255 /* longest entry or xattr name, in bytes */
 #define CASFS_XATTR_VALUE_MAX 65536
 #define CASFS_SYMLINK_MAX     4095
-#define CASFS_HEADER_LEN      58 /* fixed part of a record, up to the xattr count */
+#define CASFS_HEADER_LEN      62 /* fixed part of a record, up to the xattr count */
+#define CASFS_RDEV_LEN	      8	 /* body of a device record */
 
 enum casfs_type {
 	CASFS_REG = 1,
 	CASFS_DIR = 2,
 	CASFS_LNK = 3,
+	CASFS_FIFO = 4,
+	CASFS_SOCK = 5,
+	CASFS_CHR = 6,
+	CASFS_BLK = 7,
 };
 
-/* Record flags. */
-#define CASFS_F_DEAD 0x1 /* a removed directory: it takes no new entries */
+/* True when type is one of enum casfs_type. */
+bool casfs_type_valid(uint8_t type);
 
 struct casfs_xattr {
 	char *name;	      /* NUL-terminated, 1..CASFS_NAME_MAX bytes */
@@ -42,10 +47,18 @@ struct casfs_dirent {
  * sorted by name (bytewise, shorter first on a common prefix). */
 struct casfs_record {
 	uint8_t type;
-	uint16_t flags;
-	uint32_t mode; /* permission bits only (07777) */
+	uint16_t flags; /* none defined: 0 */
+	uint32_t mode;	/* permission bits only (07777) */
 	uint32_t uid, gid;
 	struct timespec atime, mtime, ctime;
+	/* Entries that name the inode; 0 once the last is gone. A directory
+	 * has 1 while it is named and 0 once removed (it then takes no new
+	 * entries). */
+	uint32_t nlink;
+	/* CASFS_DIR: the directory that names it (the root: its own id). */
+	unsigned char parent[CASFS_ID_LEN];
+	/* CASFS_CHR, CASFS_BLK: the device number. */
+	uint64_t rdev;
 	size_t nxattr;
 	struct casfs_xattr *xattrs;
 	/* CASFS_REG: the content; CASFS_LNK: the target (no NUL). */
@@ -57,7 +70,8 @@ struct casfs_record {
 };
 
 /* Fills rec as a new, empty record of type with mode & 07777, owner and
- * all three times set to now. Allocates nothing. */
+ * all three times set to now, nlink 1, parent and rdev 0. Allocates
+ * nothing. */
 void casfs_record_init(struct casfs_record *rec, uint8_t type, uint32_t mode, uint32_t uid,
 		       uint32_t gid, const struct timespec *now);
 
@@ -68,6 +82,15 @@ void casfs_record_clear(struct casfs_record *rec);
  * the bytes are not a well-formed record of CASFS_FORMAT, CAS_ENOMEM; on
  * error rec is zeroed and owns nothing. */
 int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_record *rec);
+
+/* The register key of id: "i/" and 32 lowercase hex digits, NUL-terminated,
+ * into key (at least CASFS_KEY_LEN bytes). */
+#define CASFS_KEY_LEN (2 + 2 * CASFS_ID_LEN + 1)
+void casfs_record_key(const unsigned char *id, char *key);
+
+/* The format version byte of a record's bytes (for messages about records
+ * that do not decode), or -1 when they do not start with the magic. */
+int casfs_record_format_of(const unsigned char *buf, size_t len);
 
 /* The number of bytes casfs_record_encode would produce. */
 size_t casfs_record_size(const struct casfs_record *rec);

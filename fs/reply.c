@@ -5,7 +5,45 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cas/os.h>
+
 #include "fs.h"
+
+void casfs_ns_begin(struct op *op, struct casfs_regs *regs, struct casfs_ns *ns)
+{
+	casfs_op_regs(op, regs);
+	memset(ns, 0, sizeof(*ns));
+	ns->regs = regs;
+	ns->max_size = op->fs->max_size;
+	cas_os_realtime(&ns->now);
+}
+
+int casfs_ns_end(const struct casfs_ns *ns, int rc)
+{
+	if (ns->errmsg[0])
+		fuse_log(FUSE_LOG_ERR, "casfs: %s\n", ns->errmsg);
+	return rc;
+}
+
+mode_t casfs_type_mode(uint8_t type)
+{
+	switch (type) {
+	case CASFS_DIR:
+		return S_IFDIR;
+	case CASFS_LNK:
+		return S_IFLNK;
+	case CASFS_FIFO:
+		return S_IFIFO;
+	case CASFS_SOCK:
+		return S_IFSOCK;
+	case CASFS_CHR:
+		return S_IFCHR;
+	case CASFS_BLK:
+		return S_IFBLK;
+	default:
+		return S_IFREG;
+	}
+}
 
 int casfs_node_id(struct op *op, fuse_ino_t ino, unsigned char *id)
 {
@@ -27,24 +65,27 @@ void casfs_fill_stat(const struct casfs_record *rec, const unsigned char *id, st
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = casfs_inodes_ino(id);
+	st->st_mode = casfs_type_mode(rec->type) | rec->mode;
+	st->st_nlink = rec->nlink;
 	switch (rec->type) {
 	case CASFS_DIR:
-		st->st_mode = S_IFDIR;
-		st->st_nlink = 2 + casfs_record_dir_subdirs(rec);
+		/* Its entry, ".", and the ".." of each subdirectory; 0 once
+		 * removed. */
+		if (rec->nlink)
+			st->st_nlink = 2 + casfs_record_dir_subdirs(rec);
 		st->st_size = (off_t)casfs_record_size(rec);
 		break;
+	case CASFS_CHR:
+	case CASFS_BLK:
+		st->st_rdev = (dev_t)rec->rdev;
+		break;
+	case CASFS_REG:
 	case CASFS_LNK:
-		st->st_mode = S_IFLNK;
-		st->st_nlink = 1;
 		st->st_size = (off_t)rec->len;
 		break;
 	default:
-		st->st_mode = S_IFREG;
-		st->st_nlink = 1;
-		st->st_size = (off_t)rec->len;
 		break;
 	}
-	st->st_mode |= rec->mode;
 	st->st_uid = rec->uid;
 	st->st_gid = rec->gid;
 	st->st_blksize = 4096;

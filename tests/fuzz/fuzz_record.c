@@ -22,9 +22,13 @@ static void check_record(const struct casfs_record *rec)
 {
 	size_t i;
 
-	CHECK(rec->type >= CASFS_REG && rec->type <= CASFS_LNK);
+	CHECK(casfs_type_valid(rec->type));
 	CHECK(!(rec->mode & ~07777u));
-	CHECK(!(rec->flags & ~CASFS_F_DEAD));
+	CHECK(!rec->flags);
+	if (rec->type != CASFS_CHR && rec->type != CASFS_BLK)
+		CHECK(!rec->rdev);
+	if (rec->type != CASFS_REG && rec->type != CASFS_LNK)
+		CHECK(!rec->len);
 	CHECK(rec->nxattr <= UINT16_MAX);
 	for (i = 0; i < rec->nxattr; i++) {
 		const struct casfs_xattr *x = &rec->xattrs[i];
@@ -43,7 +47,7 @@ static void check_record(const struct casfs_record *rec)
 		const struct casfs_dirent *e = &rec->ents[i];
 
 		CHECK(casfs_record_name_valid(e->name, strlen(e->name)));
-		CHECK(e->type >= CASFS_REG && e->type <= CASFS_LNK);
+		CHECK(casfs_type_valid(e->type));
 		if (i)
 			CHECK(names_ascending(rec->ents[i - 1].name, e->name));
 		CHECK(casfs_record_dir_find(rec, e->name, strlen(e->name)) == (long)i);
@@ -148,7 +152,7 @@ static void edit(struct casfs_record *rec, struct ops *o)
 		n = opbytes(o, name, CASFS_NAME_MAX);
 		memset(id, op8(o), sizeof(id));
 		at = casfs_record_dir_find(rec, name, n);
-		rc = casfs_record_dir_add(rec, name, n, (uint8_t)(1 + op8(o) % 3), id);
+		rc = casfs_record_dir_add(rec, name, n, (uint8_t)(1 + op8(o) % 7), id);
 		CHECK(rc == (casfs_record_name_valid(name, n) && at < 0 ? CAS_OK : CAS_EINVAL));
 		if (!rc)
 			CHECK(casfs_record_dir_find(rec, name, n) >= 0);
@@ -191,8 +195,9 @@ static void edit_encode_decode(const uint8_t *data, size_t size)
 	uint8_t first = op8(&o);
 
 	casfs_record_init(&rec, first & 1 ? CASFS_DIR : CASFS_REG, 0100644, 1000, 1000, &now);
-	if ((first & 3) == 3)
-		rec.flags = CASFS_F_DEAD;
+	rec.nlink = (uint32_t)(first >> 1) * 0x01010101u;
+	if (rec.type == CASFS_DIR)
+		memset(rec.parent, first, sizeof(rec.parent));
 	while (o.left)
 		edit(&rec, &o);
 	check_record(&rec);
@@ -201,7 +206,8 @@ static void edit_encode_decode(const uint8_t *data, size_t size)
 	CHECK(casfs_record_decode(out, out_len, &back) == CAS_OK);
 	check_record(&back);
 	CHECK(back.type == rec.type && back.flags == rec.flags && back.nxattr == rec.nxattr &&
-	      back.nent == rec.nent && back.len == rec.len);
+	      back.nent == rec.nent && back.len == rec.len && back.nlink == rec.nlink &&
+	      !memcmp(back.parent, rec.parent, CASFS_ID_LEN) && back.rdev == rec.rdev);
 	CHECK(casfs_record_encode(&back, out_len, &again, &again_len) == CAS_OK);
 	CHECK(again_len == out_len && !memcmp(again, out, out_len));
 	free(again);

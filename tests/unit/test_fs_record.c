@@ -64,9 +64,11 @@ static void test_empty_records(void **state)
 	for (i = 0; i < 2; i++) {
 		casfs_record_init(&rec, types[i], 0755, 0, 0, &t0);
 		buf = encode(&rec, &len);
-		assert_int_equal(len, CASFS_HEADER_LEN + (types[i] == CASFS_DIR ? 4 : 0));
+		assert_int_equal(len,
+				 CASFS_HEADER_LEN + (types[i] == CASFS_DIR ? CASFS_ID_LEN + 4 : 0));
 		assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
 		assert_int_equal(back.type, types[i]);
+		assert_int_equal(back.nlink, 1);
 		free(buf);
 		casfs_record_clear(&back);
 	}
@@ -83,6 +85,8 @@ static void test_dir_entries(void **state)
 	memset(id1, 1, sizeof(id1));
 	memset(id2, 2, sizeof(id2));
 	casfs_record_init(&rec, CASFS_DIR, 0755, 0, 0, &t0);
+	memcpy(rec.parent, id2, CASFS_ID_LEN);
+	rec.nlink = 0;
 	assert_int_equal(casfs_record_dir_add(&rec, "b", 1, CASFS_REG, id1), CAS_OK);
 	assert_int_equal(casfs_record_dir_add(&rec, "a", 1, CASFS_DIR, id2), CAS_OK);
 	assert_int_equal(casfs_record_dir_add(&rec, "ab", 2, CASFS_LNK, id2), CAS_OK);
@@ -98,6 +102,8 @@ static void test_dir_entries(void **state)
 	buf = encode(&rec, &len);
 	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
 	assert_int_equal(back.nent, 3);
+	assert_int_equal(back.nlink, 0);
+	assert_memory_equal(back.parent, id2, CASFS_ID_LEN);
 	assert_int_equal(casfs_record_dir_find(&back, "ab", 2), 1);
 	assert_int_equal(casfs_record_dir_find(&back, "abc", 3), -1);
 	assert_memory_equal(back.ents[2].id, id1, CASFS_ID_LEN);
@@ -244,17 +250,19 @@ static void test_malformed(void **state)
 		expect_malformed(copy, len);                                                       \
 	} while (0)
 	BREAK(0, 'x'); /* magic */
-	BREAK(2, 2);   /* format */
+	BREAK(2, 1);   /* format 1: refused */
+	BREAK(2, 3);   /* format */
 	BREAK(3, 0);   /* type */
-	BREAK(3, 4);
-	BREAK(4, 2);			/* unknown flag */
+	BREAK(3, 8);
+	BREAK(4, 1); /* a flag (none is defined) */
+	BREAK(5, 0x80);
 	BREAK(9, 0x10);			/* mode beyond 07777 */
 	BREAK(6, 1);			/* reserved */
 	BREAK(31, 0xff);		/* atime nsec >= 1e9 */
 	BREAK(CASFS_HEADER_LEN - 2, 2); /* xattr count past the data */
 	BREAK(CASFS_HEADER_LEN, 0);	/* empty xattr name */
 	/* Entries: after xattr "user.k" = "v" and the entry count. */
-	ent0 = CASFS_HEADER_LEN + 1 + 6 + 4 + 1 + 4;
+	ent0 = CASFS_HEADER_LEN + 1 + 6 + 4 + 1 + CASFS_ID_LEN + 4;
 	BREAK(ent0 - 4, 3);    /* entry count past the data */
 	BREAK(ent0 - 1, 0x80); /* huge entry count */
 	BREAK(ent0, 9);	       /* entry type */
@@ -276,39 +284,45 @@ static void test_malformed(void **state)
 	free(buf);
 }
 
-static void test_file_flags_malformed(void **state)
+static void test_special_files(void **state)
 {
-	struct casfs_record rec;
+	static const uint8_t types[] = {CASFS_FIFO, CASFS_SOCK, CASFS_CHR, CASFS_BLK};
+	struct casfs_record rec, back;
 	unsigned char *buf;
-	size_t len;
+	size_t len, i;
 
 	(void)state;
-	/* The dead flag is for directories only. */
-	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
-	rec.flags = CASFS_F_DEAD;
-	buf = encode(&rec, &len);
-	expect_malformed(buf, len);
-	free(buf);
-	rec.type = CASFS_DIR;
-	buf = encode(&rec, &len);
-	assert_int_equal(casfs_record_decode(buf, len, &rec), CAS_OK);
-	assert_int_equal(rec.flags, CASFS_F_DEAD);
-	casfs_record_clear(&rec);
-	free(buf);
+	for (i = 0; i < 4; i++) {
+		casfs_record_init(&rec, types[i], 0640, 1, 2, &t0);
+		rec.nlink = 3;
+		if (types[i] == CASFS_CHR || types[i] == CASFS_BLK)
+			rec.rdev = 0x0123456789abcdefull;
+		buf = encode(&rec, &len);
+		assert_int_equal(len, CASFS_HEADER_LEN + (rec.rdev ? CASFS_RDEV_LEN : 0));
+		assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+		assert_int_equal(back.type, types[i]);
+		assert_int_equal(back.nlink, 3);
+		assert_true(back.rdev == rec.rdev);
+		casfs_record_clear(&back);
+		/* No body but the device number. */
+		buf = realloc(buf, len + 1);
+		assert_non_null(buf);
+		buf[len] = 0;
+		expect_malformed(buf, len + 1);
+		if (rec.rdev)
+			expect_malformed(buf, len - 1);
+		free(buf);
+	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_file_roundtrip),
-		cmocka_unit_test(test_empty_records),
-		cmocka_unit_test(test_dir_entries),
-		cmocka_unit_test(test_symlink),
-		cmocka_unit_test(test_write_truncate),
-		cmocka_unit_test(test_encode_limit),
-		cmocka_unit_test(test_xattrs),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_file_flags_malformed),
+		cmocka_unit_test(test_file_roundtrip), cmocka_unit_test(test_empty_records),
+		cmocka_unit_test(test_dir_entries),    cmocka_unit_test(test_symlink),
+		cmocka_unit_test(test_write_truncate), cmocka_unit_test(test_encode_limit),
+		cmocka_unit_test(test_xattrs),	       cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_special_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

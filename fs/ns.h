@@ -1,0 +1,95 @@
+/* ns.h - the namespace operations (lookup, create, unlink, rmdir, link,
+ * rename) over registers: no FUSE, no client, no OS, so that the namespace
+ * checker (tests/sim/nscheck.c) runs the very code a mount runs. Every
+ * operation that changes two or more registers is one transaction
+ * (txn.h); what each one changes is in fs/FORMAT.md, "How operations
+ * change registers".
+ *
+ * Every function returns 0 or a negative errno: -ENOENT, -EEXIST,
+ * -ENOTEMPTY, -ENOTDIR, -EISDIR, -EINVAL, -ENOSPC (a directory past the
+ * value size), -EIO (a register that holds no record of this format: see
+ * ns->errmsg), -ENOMEM, -EBUSY (the names changed under the operation
+ * too often; nothing was changed), or -cas_errno(CAS_EUNAVAILABLE) when
+ * the cluster did not answer in time (the change may or may not have been
+ * made). Nothing else is changed on error, except where a function says. */
+#ifndef CASFS_NS_H
+#define CASFS_NS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "record.h"
+#include "regs.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* One request's namespace context. */
+struct casfs_ns {
+	const struct casfs_regs *regs; /* borrowed */
+	size_t max_size;	       /* largest register value */
+	struct timespec now;	       /* the time changes record (mtime, ctime) */
+	/* A one-line reason when a function returned -EIO, else "". */
+	char errmsg[160];
+	/* Inside ns.c: the change being run only confirms an error (its
+	 * functions check what they would, and change nothing). */
+	bool verify;
+};
+
+/* Test only: cross-directory renames the old, broken way (two changes, no
+ * transaction, no cycle check), for the checker's negative control. */
+extern bool casfs_ns_broken_two_round_rename;
+
+/* Reads the record of id into rec (the caller clears it; rec owns
+ * nothing on error); *version (may be NULL) gets its register's version.
+ * -ENOENT when the register was never written. */
+int casfs_ns_load(struct casfs_ns *ns, const unsigned char *id, struct casfs_record *rec,
+		  uint64_t *version);
+
+/* Looks name up in the directory dir: the entry's type and id. */
+int casfs_ns_lookup(struct casfs_ns *ns, const unsigned char *dir, const char *name, uint8_t *type,
+		    unsigned char *id);
+
+/* Creates rec (type, mode, owner, times, data, rdev; borrowed, left as it
+ * is but for nlink and parent) as a new inode named name in dir. id
+ * receives the new inode's id as soon as it is chosen, before any register
+ * is written, so that a caller that got an unknown outcome knows which
+ * inode it may have made. -EEXIST when the name is taken: *found_type and
+ * found_id (may be NULL) then say what it names. One transaction writes
+ * the new register (which must be absent) and the entry: a failure leaves
+ * neither. */
+int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *name,
+		    struct casfs_record *rec, unsigned char *id, uint8_t *found_type,
+		    unsigned char *found_id);
+
+/* Removes the entry name (not a directory: -EISDIR) from dir and takes one
+ * from its inode's nlink; one transaction. */
+int casfs_ns_unlink(struct casfs_ns *ns, const unsigned char *dir, const char *name);
+
+/* Removes the empty directory name (-ENOTDIR, -ENOTEMPTY) from dir and
+ * sets its nlink to 0, so that it takes no new entries; one transaction. */
+int casfs_ns_rmdir(struct casfs_ns *ns, const unsigned char *dir, const char *name);
+
+/* Adds the entry newname in newdir for the inode id (not a directory) and
+ * adds one to its nlink; one transaction. after (may be NULL) receives the
+ * inode's record as the transaction left it (the caller clears it). */
+int casfs_ns_link(struct casfs_ns *ns, const unsigned char *id, const unsigned char *newdir,
+		  const char *newname, struct casfs_record *after);
+
+/* Renames dir/name to newdir/newname with flags 0, RENAME_NOREPLACE or
+ * RENAME_EXCHANGE. Within one directory without replacing another inode:
+ * one change of the directory; otherwise one transaction, over the two
+ * directories, the moved directory (its parent id), the replaced inode
+ * (its nlink) and, when a directory changes parent, the directory-move
+ * register (the destination must not be inside the moved directory:
+ * -EINVAL). -EINVAL for other flags. */
+int casfs_ns_rename(struct casfs_ns *ns, const unsigned char *dir, const char *name,
+		    const unsigned char *newdir, const char *newname, unsigned flags);
+
+#endif
