@@ -1,0 +1,69 @@
+/* memregs.h - an in-memory cluster of registers behind fs/regs.h, for the
+ * namespace checker: simulated proposers run one at a time on their own
+ * stacks under a seeded scheduler (every regs call is a scheduling point,
+ * sleep_ms lets the others run), and their calls fail as their faults say. */
+#ifndef CAS_MEMREGS_H
+#define CAS_MEMREGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regs.h"
+
+struct memregs;
+
+/* Faults of one proposer, each in calls per 10,000. */
+struct memregs_faults {
+	unsigned read_fail;   /* a read fails: CAS_EUNAVAILABLE, nothing read */
+	unsigned fail_before; /* a change fails before it applies: CAS_EUNAVAILABLE */
+	unsigned fail_after;  /* a change applies, then reports CAS_EUNAVAILABLE */
+	unsigned crash;	      /* the proposer crashes: this and every later call
+				 fails without effect */
+};
+
+/* A cluster with no registers and no proposers, its scheduler seeded with
+ * seed. NULL when out of memory. */
+struct memregs *memregs_new(uint64_t seed);
+
+void memregs_free(struct memregs *m);
+
+/* Regs over m for the caller itself, outside the scheduler: no faults, no
+ * scheduling points, no deadline. With scratch, changes go to a scratch
+ * layer over the registers that memregs_scratch_clear drops (reads see
+ * it): an observer may resolve what it meets without changing the run. */
+void memregs_direct(struct memregs *m, bool scratch, struct casfs_regs *out);
+
+void memregs_scratch_clear(struct memregs *m);
+
+/* Adds a proposer that will run fn(arg, regs) on its own stack with the
+ * faults f. CAS_OK or CAS_ENOMEM. */
+int memregs_spawn(struct memregs *m, const struct memregs_faults *f,
+		  void (*fn)(void *arg, const struct casfs_regs *r), void *arg);
+
+/* Runs the proposers until every one has returned. After each step in
+ * which a register changed, calls step(arg); stops early when it returns
+ * false. True when every proposer finished. */
+bool memregs_run(struct memregs *m, bool (*step)(void *arg), void *arg);
+
+/* The logical clock: milliseconds, one per scheduling step. */
+uint64_t memregs_now(const struct memregs *m);
+
+/* Starts an operation of the proposer behind r: its deadline is ms from now. */
+void memregs_deadline(const struct casfs_regs *r, unsigned ms);
+
+/* True once the proposer behind r has crashed. */
+bool memregs_crashed(const struct casfs_regs *r);
+
+/* Registers changed so far (a statistic). */
+uint64_t memregs_changes(const struct memregs *m);
+
+/* One multi-register compare-and-set as a single step (setting up a run,
+ * or a stand-in transaction layer): when every keys[i] still has version
+ * versions[i],
+ * sets those with vals[i].data != NULL (taking the data) and returns
+ * CAS_OK; else CAS_ECONFLICT. Faults apply as to a change. */
+int memregs_multi(const struct casfs_regs *r, size_t n, const char *const *keys,
+		  const uint64_t *versions, struct cas_value *vals);
+
+#endif
