@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cas/os.h>
 
@@ -52,6 +53,15 @@ void casfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	casfs_set_open_flags(op.fs, fi);
+	/* mmap: with direct_io (the default mode) the kernel maps a file
+	 * private (MAP_PRIVATE, read-only or copy-on-write), read through the
+	 * page cache, which it drops at each mmap; it refuses MAP_SHARED with
+	 * ENODEV, and libfuse 3.14 cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP.
+	 * Page-cache reads for handles opened read-only, which would allow
+	 * shared read-only mappings, are not linearizable: an open(O_TRUNC) on
+	 * this mount sets the kernel's file size to 0 while the truncation
+	 * waits for the write, and a concurrent read() then returns an empty
+	 * file that never existed (nemesis_smoke caught it). */
 	if (fuse_reply_open(req, fi))
 		casfs_handle_free(h);
 }
@@ -90,7 +100,42 @@ void casfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	casfs_record_clear(&rec);
 }
 
+/* True when the caller of req is in the group gid (its own group or a
+ * supplementary one). */
+static bool in_group(fuse_req_t req, uint32_t gid)
+{
+	gid_t groups[256];
+	int i, n;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, 256, groups);
+	for (i = 0; i < n && i < 256; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Takes from rec's mode what a write or truncation by the caller of req
+ * takes, as Linux does for a writer without CAP_FSETID: set-user-ID, and
+ * set-group-ID when group execution is on or the writer is not in the
+ * file's group. Here "without CAP_FSETID" is "any uid but 0": libfuse
+ * 3.14 does not pass on the kernel's FUSE_WRITE_KILL_SUIDGID. This runs
+ * in the write's own change round, so no write lands under a set-user-ID
+ * bit. FUSE_CAP_HANDLE_KILLPRIV is off (ops.c): the kernel clears the bits
+ * itself in the setattr of a truncate or chown, and sends no setattr
+ * before a direct_io write. */
+static void kill_priv(fuse_req_t req, struct casfs_record *rec)
+{
+	if (!(rec->mode & (S_ISUID | S_ISGID)) || fuse_req_ctx(req)->uid == 0)
+		return;
+	rec->mode &= ~(uint32_t)S_ISUID;
+	if ((rec->mode & S_ISGID) && ((rec->mode & S_IXGRP) || !in_group(req, rec->gid)))
+		rec->mode &= ~(uint32_t)S_ISGID;
+}
+
 struct write_arg {
+	fuse_req_t req;
 	const void *buf;
 	size_t size;
 	uint64_t off;
@@ -115,6 +160,8 @@ static int write_edit(void *varg, struct casfs_record *rec, uint64_t version)
 	rc = casfs_record_write(rec, off, a->buf, a->size, a->max);
 	if (rc)
 		return casfs_err_of(rc);
+	if (a->size)
+		kill_priv(a->req, rec);
 	cas_os_realtime(&rec->mtime);
 	rec->ctime = rec->mtime;
 	return 0;
@@ -124,7 +171,7 @@ void casfs_fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	struct write_arg a = {buf, size, (uint64_t)off, false, false, 0};
+	struct write_arg a = {req, buf, size, (uint64_t)off, false, false, 0};
 	struct op op;
 	int rc;
 
@@ -153,11 +200,11 @@ void casfs_fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 /* The edit of an O_TRUNC committed alone; varg is the request. */
 static int trunc_edit(void *varg, struct casfs_record *rec, uint64_t version)
 {
-	(void)varg;
 	(void)version;
 	if (rec->type != CASFS_REG)
 		return -EISDIR;
 	casfs_record_truncate(rec, 0, 0);
+	kill_priv(varg, rec);
 	cas_os_realtime(&rec->mtime);
 	rec->ctime = rec->mtime;
 	return 0;

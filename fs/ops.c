@@ -13,10 +13,19 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	/* open(O_TRUNC) arrives as one OPEN, not OPEN plus SETATTR: the
-	 * truncation then waits for the first write (no empty state). */
+	 * truncation then rides on the first write, or the first flush
+	 * commits it (file.c). */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Off (libfuse 3 defaults to it where it passes it on; 3.14 on this
+	 * kernel does not): with it, casfs would answer for clearing
+	 * set-user-ID and set-group-ID on write, truncate and chown, and the
+	 * kernel would drop those changes from its setattrs. Off, the kernel
+	 * clears them itself in the setattr of a truncate or chown, and casfs
+	 * clears them on write (file.c, kill_priv), the one case the kernel
+	 * leaves to a direct_io filesystem. */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 }
 
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
