@@ -360,6 +360,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "casd: %s\n", errmsg);
 		goto out_unlock_dir;
 	}
+	/* Started all the same: it serves what it holds (README). */
+	if (!cas_store_writable(store, errmsg, sizeof(errmsg)))
+		log_line(&o, CAS_SERVER_LOG_WARN, errmsg);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.host = o.host;
 	cfg.port = o.port;

@@ -19,6 +19,46 @@ int cas_store_lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len
 	return rc == ENOMEM ? CAS_ENOMEM : CAS_EIO;
 }
 
+/* LMDB's map is full (MDB_MAP_FULL from call, writing about more bytes
+ * of records): says so in errmsg, with how much is in use and the option
+ * that sizes it; a checkpoint that failed so also makes the store say it
+ * takes no changes (cas_store_writable), until one succeeds. */
+static int map_full(struct cas_store *s, const char *call, size_t more, bool checkpoint,
+		    char *errmsg, size_t errmsg_len)
+{
+	const double mib = 1 << 20;
+	double used = 0, size = 0;
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (!mdb_env_info(s->env, &info) && !mdb_env_stat(s->env, &st)) {
+		used = (double)(info.me_last_pgno + 1) * st.ms_psize / mib;
+		size = (double)info.me_mapsize / mib;
+	}
+	cas_errmsg_set(errmsg, errmsg_len,
+		       "store: LMDB map full (%s: MDB_MAP_FULL): %.1f of %.1f MiB in use, "
+		       "%.1f MiB more to write; restart casd with a larger --map-size (the log "
+		       "keeps what was acknowledged)",
+		       call, used, size, (double)more / mib);
+	if (checkpoint) {
+		pthread_mutex_lock(&s->lock);
+		s->full = true;
+		cas_errmsg_set(s->full_reason, sizeof(s->full_reason), "%s", errmsg);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return CAS_EIO;
+}
+
+/* An LMDB failure rc of call in a write of about more bytes: map_full,
+ * or as cas_store_lmdb_err. */
+static int write_err(struct cas_store *s, int rc, const char *call, size_t more, bool checkpoint,
+		     char *errmsg, size_t errmsg_len)
+{
+	if (rc == MDB_MAP_FULL)
+		return map_full(s, call, more, checkpoint, errmsg, errmsg_len);
+	return cas_store_lmdb_err(rc, call, errmsg, errmsg_len);
+}
+
 /* Finds key's record as the batch being written sees it (its own earlier
  * changes, then the memtable, then LMDB): *rec (NULL when none) borrows
  * from them, for the batch. *entry is key's memtable entry (NULL when
@@ -166,19 +206,21 @@ int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size
 		goto out_abort;
 	rc = mdb_txn_commit(txn);
 	if (rc)
-		return cas_store_lmdb_err(rc, "checkpoint: mdb_txn_commit", errmsg, errmsg_len);
+		return write_err(s, rc, "checkpoint: mdb_txn_commit", s->wal.off, true, errmsg,
+				 errmsg_len);
 	pthread_mutex_lock(&s->mem_lock);
 	cas_memtable_drop_durable(&s->mem);
 	pthread_mutex_unlock(&s->mem_lock);
 	cas_wal_restart(&s->wal);
 	pthread_mutex_lock(&s->lock);
 	s->stats.checkpoints++;
+	s->full = false;
 	pthread_mutex_unlock(&s->lock);
 	return CAS_OK;
 
 out_abort:
 	mdb_txn_abort(txn);
-	return cas_store_lmdb_err(rc, "checkpoint: mdb_put", errmsg, errmsg_len);
+	return write_err(s, rc, "checkpoint: mdb_put", s->wal.off, true, errmsg, errmsg_len);
 }
 
 /* A batch too large for the log: after a checkpoint, its records go
@@ -206,12 +248,14 @@ static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
 		rc = mdb_put(txn, s->dbi, &k, &v, 0);
 		if (rc) {
 			mdb_txn_abort(txn);
-			return cas_store_lmdb_err(rc, "mdb_put", errmsg, errmsg_len);
+			return write_err(s, rc, "mdb_put", s->wal.buf_len, false, errmsg,
+					 errmsg_len);
 		}
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc)
-		return cas_store_lmdb_err(rc, "mdb_txn_commit", errmsg, errmsg_len);
+		return write_err(s, rc, "mdb_txn_commit", s->wal.buf_len, false, errmsg,
+				 errmsg_len);
 	promote_staged(s, true);
 	return CAS_OK;
 }

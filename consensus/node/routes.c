@@ -66,7 +66,7 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 	writable = cas_store_writable(s->store, reason, sizeof(reason));
 	status = writable ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
 	root = cJSON_CreateObject();
-	if (root && cJSON_AddStringToObject(root, "status", writable ? "ok" : "read-only") &&
+	if (root && cJSON_AddStringToObject(root, "status", writable ? "ok" : "degraded") &&
 	    (writable || cJSON_AddStringToObject(root, "reason", reason)) &&
 	    cJSON_AddStringToObject(root, "version", CAS_VERSION_STRING) &&
 	    cJSON_AddStringToObject(root, "keys", keys))

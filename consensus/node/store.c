@@ -45,6 +45,35 @@ static int read_epoch(struct cas_store *s, MDB_txn *txn, char *errmsg, size_t er
 	return CAS_OK;
 }
 
+/* The open's checkpoint found LMDB full: the replayed records stay in the
+ * memtable, and their entries in the log (store.h). Marks those whose key
+ * LMDB lacks as fresh, for cas_store_count. */
+static int keep_log(struct cas_store *s, const char *dir, char *errmsg, size_t errmsg_len)
+{
+	struct mem_entry *e;
+	MDB_val k, v;
+	size_t i;
+	int rc = mdb_txn_renew(s->rtxn);
+
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_txn_renew", errmsg, errmsg_len);
+	for (i = 0; i < s->mem.n_buckets; i++) {
+		for (e = s->mem.buckets[i]; e; e = e->next) {
+			k.mv_size = e->key_len;
+			k.mv_data = e->key;
+			rc = mdb_get(s->rtxn, s->dbi, &k, &v);
+			if (rc && rc != MDB_NOTFOUND) {
+				mdb_txn_reset(s->rtxn);
+				return cas_store_lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+			}
+			e->fresh = rc == MDB_NOTFOUND;
+			s->mem.n_fresh += e->fresh && e->rec;
+		}
+	}
+	mdb_txn_reset(s->rtxn);
+	return cas_wal_keep(&s->wal, dir, errmsg, errmsg_len);
+}
+
 static void *writer_main(void *arg);
 
 int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct cas_store **out,
@@ -145,6 +174,10 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	if (err)
 		goto out_abort_rtxn;
 	err = cas_store_checkpoint(s, true, errmsg, errmsg_len);
+	if (err && s->full)
+		/* Not fatal: the log keeps the records, reads are served,
+		 * and a later checkpoint tries again. */
+		err = keep_log(s, dir, errmsg, errmsg_len);
 	if (err)
 		goto out_close_wal;
 	err = cas_wal_ready(&s->wal, dir, errmsg, errmsg_len);
@@ -228,9 +261,10 @@ bool cas_store_writable(struct cas_store *s, char *reason, size_t reason_len)
 	bool writable;
 
 	pthread_mutex_lock(&s->lock);
-	writable = !s->log_failed;
+	writable = !s->log_failed && !s->full;
 	if (!writable)
-		cas_errmsg_set(reason, reason_len, "%s", s->unwritable);
+		cas_errmsg_set(reason, reason_len, "%s",
+			       s->log_failed ? s->unwritable : s->full_reason);
 	pthread_mutex_unlock(&s->lock);
 	return writable;
 }

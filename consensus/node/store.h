@@ -72,7 +72,11 @@
  *    them, so within one epoch a later seq never holds a lower ballot.
  * 2. Seqs are never reused within an epoch: one process writes an epoch
  *    (the one whose open moved LMDB to it), handing out seqs in order;
- *    a failed batch's seqs are skipped, not handed out again.
+ *    a failed batch's seqs are skipped, not handed out again. The one
+ *    exception, an open that cannot move the epoch (LMDB full, below),
+ *    first zeroes the file past the entries it replayed, durably, then
+ *    hands out seqs above theirs: no entry of the epoch is left that
+ *    could follow the new ones.
  * 3. So a replay, which takes entries of the current epoch only and in
  *    strictly increasing seq, applies each key's records in the order
  *    they were made: whatever stale entry follows the chain, if its seq
@@ -99,6 +103,19 @@
  * fails too, the next open replays the log as the disk has it: the
  * acknowledged entries, which were synced, and maybe some of the failed
  * batch, whose requests got errors (as if their answers had been lost).
+ *
+ * A full map: when a checkpoint fails with MDB_MAP_FULL (LMDB's map,
+ * cas_store_config.map_size, is too small for the records), nothing is
+ * lost: the log still holds them, and the memtable serves them. The
+ * batch that needed the checkpoint fails (its reason names the map's
+ * size, the use and casd's --map-size), cas_store_writable says why, and
+ * every later batch that needs a checkpoint (the log is full) tries it
+ * again: one that succeeds makes the store writable again. Batches that
+ * fit in what is left of the log are still made durable there. An open
+ * whose checkpoint fails so does not fail: it keeps the log as it is
+ * (its size too), goes on in the current epoch after the replayed
+ * entries (point 2 below), and serves them from the memtable. Restarted
+ * with a larger map, the store checkpoints them.
  *
  * Point 2 is why an open moves the epoch even when it replayed nothing:
  * a torn first entry (power lost during the first batch after a

@@ -29,9 +29,12 @@ struct cas_store {
 	bool stopping; /* cas_store_close: write what is queued, then end */
 	struct cas_store_stats stats;
 	/* Why the store takes no changes now (cas_store_writable), set by
-	 * the batch writer: log_failed, for good (store.h). */
+	 * the batch writer: log_failed, for good; full, until a checkpoint
+	 * succeeds (store.h). */
 	bool log_failed;
 	char unwritable[256];
+	bool full;
+	char full_reason[256];
 	int (*fault)(void *arg, const struct cas_msg *req);
 	void *fault_arg;
 

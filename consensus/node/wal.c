@@ -268,6 +268,7 @@ static int replay(struct cas_wal *w, struct memtable *mem, const unsigned char *
 	}
 	*replayed = n;
 	w->off = off;
+	w->seq = last;
 	return CAS_OK;
 
 out_nomem:
@@ -275,9 +276,8 @@ out_nomem:
 	return CAS_ENOMEM;
 }
 
-/* Writes the log file in full to size bytes of zeroes, so that appends
- * overwrite allocated blocks. */
-static int fill_wal(int fd, size_t size)
+/* Writes zeroes over bytes [from, to) of fd and fdatasyncs it. */
+static int zero_range(int fd, size_t from, size_t to)
 {
 	unsigned char *z = calloc(1, WAL_FILL_CHUNK);
 	size_t off, n;
@@ -285,10 +285,8 @@ static int fill_wal(int fd, size_t size)
 
 	if (!z)
 		return -1;
-	if (ftruncate(fd, (off_t)size))
-		goto out_free;
-	for (off = 0; off < size; off += n) {
-		n = size - off < WAL_FILL_CHUNK ? size - off : WAL_FILL_CHUNK;
+	for (off = from; off < to; off += n) {
+		n = to - off < WAL_FILL_CHUNK ? to - off : WAL_FILL_CHUNK;
 		if (pwrite_all(fd, z, n, (off_t)off))
 			goto out_free;
 	}
@@ -296,6 +294,15 @@ static int fill_wal(int fd, size_t size)
 out_free:
 	free(z);
 	return rc;
+}
+
+/* Writes the log file in full to size bytes of zeroes, so that appends
+ * overwrite allocated blocks. */
+static int fill_wal(int fd, size_t size)
+{
+	if (ftruncate(fd, (off_t)size))
+		return -1;
+	return zero_range(fd, 0, size);
 }
 
 /* The log's file name in dir, into path (path_len bytes). */
@@ -347,6 +354,34 @@ out_close:
 	if (fd >= 0)
 		close(fd);
 	return err;
+}
+
+int cas_wal_keep(struct cas_wal *w, const char *dir, char *errmsg, size_t errmsg_len)
+{
+	size_t head = w->off & (CAS_WAL_BLOCK - 1);
+	char path[4096];
+	int err;
+
+	err = wal_path(dir, path, sizeof(path), errmsg, errmsg_len);
+	if (err)
+		return err;
+	if (!w->file_size)
+		return CAS_OK; /* nothing to keep: cas_wal_ready writes it */
+	if (w->file_size % CAS_WAL_BLOCK || w->file_size < CAS_STORE_MIN_WAL_SIZE) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: %s: cannot keep a log of %zu bytes",
+			       path, w->file_size);
+		return CAS_EIO;
+	}
+	/* No entry of this epoch is left past the replayed ones: the seqs
+	 * handed out from here on are above every one in the file. */
+	if (zero_range(w->fd, w->off, w->file_size) ||
+	    (head && pread(w->fd, w->tail, head, (off_t)(w->off - head)) != (ssize_t)head)) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: cannot write %s: %s", path,
+			       strerror(errno));
+		return CAS_EIO;
+	}
+	w->size = w->file_size;
+	return CAS_OK;
 }
 
 int cas_wal_ready(struct cas_wal *w, const char *dir, char *errmsg, size_t errmsg_len)

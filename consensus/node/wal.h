@@ -47,6 +47,13 @@ void cas_wal_init(struct cas_wal *w, size_t size, bool buffered);
 int cas_wal_open(struct cas_wal *w, const char *dir, struct memtable *mem, uint64_t *replayed,
 		 char *errmsg, size_t errmsg_len);
 
+/* The caller could not checkpoint what was replayed (LMDB is full): the
+ * log keeps the replayed entries, and goes on in their epoch after them.
+ * Zeroes the rest of the file, durably, so that no entry of the epoch is
+ * left past them (store.h says why), and keeps the file's size as the
+ * log's. CAS_EIO with errmsg when it cannot. Before cas_wal_ready. */
+int cas_wal_keep(struct cas_wal *w, const char *dir, char *errmsg, size_t errmsg_len);
+
 /* Sizes the opened log to w->size (zeroes, written in full; what it held
  * is gone then), and opens it for direct writes unless w->buffered. CAS_EIO
  * with errmsg when it cannot write it. */

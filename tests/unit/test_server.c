@@ -363,7 +363,7 @@ static void test_health_after_sync_failure(void **state)
 	exchange(port, "/v1/health", NULL, &status, &out);
 	print_message("(%s)\n", (char *)out.out);
 	assert_int_equal(status, 503);
-	assert_non_null(strstr((char *)out.out, "\"status\":\"read-only\""));
+	assert_non_null(strstr((char *)out.out, "\"status\":\"degraded\""));
 	assert_non_null(strstr((char *)out.out, "\"reason\":\"store: write-ahead log:"));
 	assert_int_equal(promised(f->store, "k"), 0);
 }

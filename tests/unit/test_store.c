@@ -856,10 +856,9 @@ static void reopen_wal(struct fixture *f, size_t wal_size)
 /* Runs fn on a store of f's folder in a child process that then dies
  * without closing it: what fn's requests left is what a crash leaves.
  * The fixture's own store is closed first. */
-static void in_crashing_child(struct fixture *f, size_t wal_size,
-			      void (*fn)(struct cas_store *s, void *arg), void *arg)
+static void in_crashing_child_cfg(struct fixture *f, struct cas_store_config cfg,
+				  void (*fn)(struct cas_store *s, void *arg), void *arg)
 {
-	struct cas_store_config cfg = {.wal_size = wal_size, .buffered_log = buffered_log()};
 	struct cas_store *s;
 	char errmsg[256];
 	int status;
@@ -878,6 +877,14 @@ static void in_crashing_child(struct fixture *f, size_t wal_size,
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void in_crashing_child(struct fixture *f, size_t wal_size,
+			      void (*fn)(struct cas_store *s, void *arg), void *arg)
+{
+	struct cas_store_config cfg = {.wal_size = wal_size, .buffered_log = buffered_log()};
+
+	in_crashing_child_cfg(f, cfg, fn, arg);
 }
 
 /* Accepts "k<i % keys>" = "v<i>" for i in [from, to), ballot i, as one
@@ -1297,6 +1304,233 @@ static void test_log_sync_failure_then_crash(void **state)
 	assert_true(cas_store_writable(f->store, NULL, 0));
 }
 
+/* Opens the fixture's folder with a map of map_mib MiB and a small log. */
+static void reopen_map(struct fixture *f, size_t map_mib)
+{
+	struct cas_store_config cfg = {
+		.map_size = map_mib << 20, .wal_size = SMALL_WAL, .buffered_log = buffered_log()};
+	char errmsg[256] = "";
+	int err;
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	err = cas_store_open(f->dir, &cfg, &f->store, errmsg, sizeof(errmsg));
+	if (err)
+		print_message("cas_store_open: %s\n", errmsg);
+	assert_int_equal(err, CAS_OK);
+}
+
+#define FULL_VALUE 1500 /* bytes of each value: the log takes about 40 */
+
+/* Accepts key "f<i>" = FULL_VALUE bytes of 'a' + i % 26, ballot i + 1. */
+static int accept_full(struct fixture *f, int i, char *errmsg, size_t errmsg_len)
+{
+	char key[16], data[FULL_VALUE + 1];
+	struct cas_msg req, reply;
+	int err;
+
+	snprintf(key, sizeof(key), "f%d", i);
+	memset(data, 'a' + i % 26, FULL_VALUE);
+	data[FULL_VALUE] = '\0';
+	req = accept_msg(key, B((uint64_t)i + 1, 1), data, 1);
+	err = cas_store_handle(f->store, &req, &reply, errmsg, errmsg_len);
+	if (!err)
+		assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+	cas_msg_clear(&reply);
+	return err;
+}
+
+static void assert_full_written(struct fixture *f, int n)
+{
+	char key[16], data[FULL_VALUE + 1];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%d", i);
+		memset(data, 'a' + i % 26, FULL_VALUE);
+		data[FULL_VALUE] = '\0';
+		assert_state(f, key, B((uint64_t)i + 1, 1), B((uint64_t)i + 1, 1), data, 1);
+	}
+}
+
+static void test_map_full(void **state)
+{
+	struct fixture *f = *state;
+	char errmsg[256] = "", reason[256] = "";
+	struct cas_store_stats st;
+	int n, err = CAS_OK;
+	uint64_t keys;
+
+	/* Writes until LMDB's map of 1 MiB is full: a checkpoint fails. */
+	reopen_map(f, 1);
+	for (n = 0; n < 5000; n++) {
+		err = accept_full(f, n, errmsg, sizeof(errmsg));
+		if (err)
+			break;
+	}
+	assert_int_equal(err, CAS_EIO);
+	print_message("(%d acknowledged, then: %s)\n", n, errmsg);
+	assert_non_null(strstr(errmsg, "MDB_MAP_FULL"));
+	assert_non_null(strstr(errmsg, "--map-size"));
+	assert_non_null(strstr(errmsg, "in use"));
+	/* It says so while writes fail; reads go on. */
+	assert_int_equal(accept_full(f, n, errmsg, sizeof(errmsg)), CAS_EIO);
+	assert_false(cas_store_writable(f->store, reason, sizeof(reason)));
+	assert_non_null(strstr(reason, "--map-size"));
+	assert_full_written(f, n);
+
+	/* A restart with the same map size starts (its checkpoint fails
+	 * too: the log keeps the records) and serves what was acknowledged,
+	 * saying it takes no changes. */
+	reopen_map(f, 1);
+	cas_store_get_stats(f->store, &st);
+	assert_true(st.replayed > 0);
+	assert_false(cas_store_writable(f->store, reason, sizeof(reason)));
+	assert_non_null(strstr(reason, "--map-size"));
+	assert_full_written(f, n);
+	assert_int_equal(cas_store_count(f->store, &keys, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(keys, n);
+	/* And again: what the log keeps survives more restarts. */
+	reopen_map(f, 1);
+	assert_full_written(f, n);
+
+	/* A larger map takes it all, and changes again. */
+	reopen_map(f, 8);
+	assert_true(cas_store_writable(f->store, NULL, 0));
+	assert_full_written(f, n);
+	assert_int_equal(accept_full(f, n, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_full_written(f, n + 1);
+	assert_int_equal(cas_store_count(f->store, &keys, errmsg, sizeof(errmsg)), CAS_OK);
+	assert_int_equal(keys, n + 1);
+}
+
+/* Fills the LMDB map of f's folder (1 MiB) to the brim, behind the
+ * store's back, with keys no register has. */
+static void fill_map(struct fixture *f)
+{
+	static char big[8192];
+	size_t sizes[] = {sizeof(big), 1024, 128}, i;
+	char key[32];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	int n = 0, rc;
+
+	cas_store_close(f->store);
+	f->store = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 1 << 20), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		do {
+			snprintf(key, sizeof(key), "%cfill%d", 1, n++);
+			k = (MDB_val){strlen(key), key};
+			v = (MDB_val){sizes[i], big};
+			assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+			assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+			if (!rc)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		} while (!rc);
+		assert_int_equal(rc, MDB_MAP_FULL);
+	}
+	mdb_env_close(env);
+}
+
+/* Bytes of each value below: log entries of 2048 bytes, two a block. */
+#define KEEP_VALUE 1910
+
+/* Accepts keys "f000".."f029" (log entries of 2048 bytes), ballot i + 1. */
+static void thirty_accepts(struct cas_store *s, void *arg)
+{
+	char key[16], data[KEEP_VALUE + 1], errmsg[256];
+	struct cas_msg req, reply;
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 30; i++) {
+		snprintf(key, sizeof(key), "f%03d", i);
+		memset(data, 'a' + i % 26, KEEP_VALUE);
+		data[KEEP_VALUE] = '\0';
+		req = accept_msg(key, B((uint64_t)i + 1, 1), data, 1);
+		if (cas_store_handle(s, &req, &reply, errmsg, sizeof(errmsg)))
+			_exit(30);
+		cas_msg_clear(&reply);
+	}
+}
+
+static void test_map_full_keeps_log(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_store_config cfg = {.map_size = 1 << 20, .buffered_log = buffered_log()};
+	char key[16], data[KEEP_VALUE + 1];
+	struct cas_acceptor_state st;
+	struct cas_store_stats stats;
+	struct cas_msg req, reply;
+	unsigned char *buf;
+	size_t size, entry = WAL_TEST_HEADER + 2 + 4 + 48 + 2 * 24 + 8 + KEEP_VALUE;
+	char errmsg[256];
+	int i;
+
+	/* LMDB full; thirty entries in the log, the 21st torn (the batch of
+	 * the last ten was never acknowledged, say), the nine after it
+	 * stale entries of the epoch, with higher seqs. */
+	fill_map(f);
+	in_crashing_child_cfg(f, cfg, thirty_accepts, NULL);
+	buf = read_wal(f, &size);
+	buf[20 * entry + WAL_TEST_HEADER + 10] ^= 0x5a;
+	write_wal(f, buf, size);
+	free(buf);
+
+	/* The open cannot checkpoint the twenty it replays: it keeps the
+	 * log, and goes on in its epoch. Acknowledged accepts of f021 and
+	 * f022 at 5000 end where the stale entry of f022 at 23 begins, at a
+	 * block's start (which direct writes do not pad over). */
+	reopen_map(f, 1);
+	cas_store_get_stats(f->store, &stats);
+	assert_int_equal(stats.replayed, 20);
+	assert_false(cas_store_writable(f->store, NULL, 0));
+	memset(data, 'z', KEEP_VALUE);
+	data[KEEP_VALUE] = '\0';
+	for (i = 21; i <= 22; i++) {
+		snprintf(key, sizeof(key), "f%03d", i);
+		req = accept_msg(key, B(5000, 1), data, 1);
+		assert_int_equal(handle(f, &req, &reply), CAS_OK);
+		assert_int_equal(reply.type, CAS_MSG_ACCEPTED);
+		cas_msg_clear(&reply);
+	}
+
+	/* Replayed twice more, the acknowledged state holds. */
+	for (i = 0; i < 2; i++) {
+		reopen_map(f, 1);
+		cas_store_get_stats(f->store, &stats);
+		assert_int_equal(stats.replayed, 22);
+		assert_int_equal(cas_store_get(f->store, "f022", &st, errmsg, sizeof(errmsg)),
+				 CAS_OK);
+		assert_int_equal(st.promise.counter, 5000);
+		free(st.value.data);
+		assert_int_equal(cas_store_get(f->store, "f019", &st, errmsg, sizeof(errmsg)),
+				 CAS_OK);
+		assert_int_equal(st.promise.counter, 20);
+		free(st.value.data);
+		assert_state(f, "f025", B(0, 0), B(0, 0), "", 0);
+	}
+	/* A map with room takes it all into LMDB. */
+	reopen_map(f, 8);
+	assert_true(cas_store_writable(f->store, NULL, 0));
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "f%03d", i);
+		assert_int_equal(cas_store_get(f->store, key, &st, errmsg, sizeof(errmsg)), CAS_OK);
+		assert_int_equal(st.promise.counter, i + 1);
+		free(st.value.data);
+	}
+	assert_state(f, "f021", B(5000, 1), B(5000, 1), data, 1);
+	assert_state(f, "f022", B(5000, 1), B(5000, 1), data, 1);
+}
+
 static void test_wal_size_checked(void **state)
 {
 	struct fixture *f = *state;
@@ -1367,6 +1601,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_sync_failure_stops_writes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_log_sync_failure_then_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_full_keeps_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_size_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_if_idle, setup, teardown),
 	};
