@@ -318,7 +318,15 @@ int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *n
 	if (rc)
 		return rc == CAS_ETOOBIG ? -EFBIG : ns_err_of(rc);
 	s.buf = buf;
-	rc = ns_apply(ns, p, 2, false, NULL, NULL);
+	/* Two single changes, not a transaction: the inode first (its
+	 * register's first version), then its entry. A crash between them
+	 * leaves an inode that no name reaches, garbage that nothing can
+	 * link to (a link needs a name); never an entry naming a register
+	 * that does not exist. So a create costs two rounds, and a new file
+	 * is at version 1 as before transactions. */
+	rc = ns_apply(ns, &p[1], 1, false, NULL, NULL);
+	if (!rc)
+		rc = ns_apply(ns, &p[0], 1, false, NULL, NULL);
 	free(buf);
 	if (rc == -cas_errno(CAS_EVERSION)) {
 		casfs_record_key(id, key);

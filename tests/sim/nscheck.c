@@ -404,8 +404,12 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		o->unknown = o->result == -cas_errno(CAS_EUNAVAILABLE) || memregs_crashed(regs);
 		o->dropped = !o->unknown && o->result == -EBUSY;
 		p->cur = NULL;
+		/* Only a create that succeeded hands out its id: a client
+		 * learns an id from a reply or a lookup, never from an
+		 * operation whose outcome it does not know (that inode may
+		 * stay unnamed for ever, and nothing can name it). */
 		if ((o->kind == OP_CREATE || o->kind == OP_MKDIR) && !id_eq(o->rid, zero) &&
-		    (o->unknown || !o->result)) {
+		    !o->unknown && !o->result) {
 			if (o->kind == OP_MKDIR && r->ndirs < MAX_KNOWN)
 				memcpy(r->dirs[r->ndirs++].b, o->rid, CASFS_ID_LEN);
 			if (o->kind == OP_CREATE && r->nfiles < MAX_KNOWN)
