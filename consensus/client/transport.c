@@ -318,9 +318,7 @@ enum cas_transport_event cas_transport_next(struct cas_channel *ch, uint64_t unt
 			x = cas_direct_first_pending(ch);
 			if (x == NULL) {
 				/* Only batch answers to wait for. */
-				struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
-
-				nanosleep(&ts, NULL);
+				cas_os_sleep_ms(1);
 				continue;
 			}
 			a->node = x->node;
@@ -346,11 +344,8 @@ void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms)
 		now = cas_transport_now_ms();
 		if (now >= until_ms)
 			return;
-		if (curl_multi_poll(ch->multi, NULL, 0, poll_ms(now, until_ms), NULL) != CURLM_OK) {
-			struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
-
-			nanosleep(&ts, NULL);
-		}
+		if (curl_multi_poll(ch->multi, NULL, 0, poll_ms(now, until_ms), NULL) != CURLM_OK)
+			cas_os_sleep_ms(1);
 		curl_multi_perform(ch->multi, &running);
 	}
 }
