@@ -32,18 +32,86 @@ size_t cas_quorum(size_t n)
 	return n / 2 + 1;
 }
 
+static size_t count(uint64_t nodes)
+{
+	size_t n = 0;
+
+	for (; nodes != 0; nodes &= nodes - 1)
+		n++;
+	return n;
+}
+
+/* Takes the members of the attempt about to begin: O and N as masks
+ * over the op's nodes (bits past n_nodes dropped), and their majorities. */
+static void use_members(struct cas_op *op)
+{
+	uint64_t all = op->cfg.n_nodes >= 64 ? ~0ull : (1ull << op->cfg.n_nodes) - 1;
+
+	op->set_o = op->cfg.old_set & all;
+	if (op->set_o == 0)
+		op->set_o = all;
+	op->set_n = op->cfg.new_set & all;
+	op->quorum_o = cas_quorum(count(op->set_o));
+	op->quorum_n = op->set_n != 0 ? cas_quorum(count(op->set_n)) : 0;
+}
+
 void cas_op_init(struct cas_op *op, const struct cas_op_config *cfg)
 {
 	memset(op, 0, sizeof(*op));
 	op->cfg = *cfg;
-	op->quorum = cas_quorum(cfg->n_nodes);
+	use_members(op);
 	op->phase = CAS_OP_IDLE;
 	op->result = CAS_EUNAVAILABLE;
+}
+
+void cas_op_set_members(struct cas_op *op, size_t n_nodes, uint64_t old_set, uint64_t new_set,
+			uint64_t epoch)
+{
+	if (op->phase != CAS_OP_IDLE) {
+		/* One attempt, one epoch: begin_attempt takes these. */
+		op->next_n_nodes = n_nodes;
+		op->next_old = old_set;
+		op->next_new = new_set;
+		op->next_epoch = epoch;
+		op->next_set = true;
+		return;
+	}
+	op->cfg.n_nodes = n_nodes;
+	op->cfg.old_set = old_set;
+	op->cfg.new_set = new_set;
+	op->cfg.epoch = epoch;
+	use_members(op);
+}
+
+/* Whether node counts in this attempt: it is in O or in N. */
+static bool is_member(const struct cas_op *op, size_t node)
+{
+	return node < op->cfg.n_nodes && node < 64 && ((op->set_o | op->set_n) >> node & 1);
+}
+
+/* Whether nodes hold a majority of O and, when with_n and the
+ * configuration is joint, a majority of N. */
+static bool majorities(const struct cas_op *op, uint64_t nodes, bool with_n)
+{
+	if (count(nodes & op->set_o) < op->quorum_o)
+		return false;
+	return !with_n || op->set_n == 0 || count(nodes & op->set_n) >= op->quorum_n;
+}
+
+/* Whether the failed nodes leave one of those majorities out of reach. */
+static bool out_of_reach(const struct cas_op *op, uint64_t failed, bool with_n)
+{
+	if (count(failed & op->set_o) > count(op->set_o) - op->quorum_o)
+		return true;
+	return with_n && op->set_n != 0 &&
+	       count(failed & op->set_n) > count(op->set_n) - op->quorum_n;
 }
 
 static void reset_tally(struct cas_op *op)
 {
 	memset(op->answered, 0, sizeof(op->answered));
+	op->ok_nodes = 0;
+	op->failed_nodes = 0;
 	op->oks = 0;
 	op->fails = 0;
 }
@@ -64,12 +132,23 @@ static void send(struct cas_op *op, struct cas_effect *eff)
 	eff->kind = CAS_EFFECT_SEND;
 	eff->msg = &op->out;
 	eff->attempt = op->attempt;
+	eff->targets = op->set_o | op->set_n;
+	eff->epoch = op->cfg.epoch;
 }
 
 /* Step 1: a fresh ballot for every attempt, so one ballot is never sent
  * with two values, whatever happened to an earlier accept. */
 static void begin_attempt(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
+	if (op->next_set) {
+		/* A newer configuration, from this attempt on. */
+		op->cfg.n_nodes = op->next_n_nodes;
+		op->cfg.old_set = op->next_old;
+		op->cfg.new_set = op->next_new;
+		op->cfg.epoch = op->next_epoch;
+		op->next_set = false;
+		use_members(op);
+	}
 	free(op->best.data);
 	memset(&op->best, 0, sizeof(op->best));
 	op->best_ballot = (struct cas_ballot){0, 0};
@@ -104,10 +183,10 @@ static void clear_query(struct cas_op *op)
 		free(op->q_vals[i].data);
 	free(op->q_vals);
 	free(op->q_ballots);
-	free(op->q_count);
+	free(op->q_nodes);
 	op->q_vals = NULL;
 	op->q_ballots = NULL;
-	op->q_count = NULL;
+	op->q_nodes = NULL;
 	op->n_q = 0;
 }
 
@@ -119,8 +198,8 @@ static bool start_query(struct cas_op *op, struct cas_effect *eff)
 
 	op->q_vals = calloc(n, sizeof(*op->q_vals));
 	op->q_ballots = calloc(n, sizeof(*op->q_ballots));
-	op->q_count = calloc(n, sizeof(*op->q_count));
-	if (op->q_vals == NULL || op->q_ballots == NULL || op->q_count == NULL) {
+	op->q_nodes = calloc(n, sizeof(*op->q_nodes));
+	if (op->q_vals == NULL || op->q_ballots == NULL || op->q_nodes == NULL) {
 		clear_query(op);
 		return false; /* a full round needs none of it */
 	}
@@ -136,6 +215,8 @@ void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *
 {
 	if (op->cfg.read_only && start_query(op, eff))
 		return;
+	if (op->cfg.cached_value != NULL && op->cfg.cached_epoch != op->cfg.epoch)
+		op->cfg.cached_value = NULL; /* made in another configuration */
 	if (op->cfg.cached_value != NULL) {
 		/* A majority promised this ballot with their last accept, and
 		 * what they accepted is what a prepare would return. */
@@ -376,22 +457,29 @@ static bool take_answer(struct cas_op *op, size_t node)
 
 /* A node's answer to a read's query.
  *
- * When a majority report the same accepted ballot b, b's value v is
- * chosen (a majority accepted it), and no value with a higher ballot was
- * chosen before this query started: it would have been accepted by a
- * majority, one of which answered us, and accepted ballots only grow. So
- * v is the latest chosen value at some moment within the query: the read
- * is linearizable without writing anything. Otherwise (a write is under
- * way, or too few agree) the read falls back to a full round at once. */
-static void on_query_reply(struct cas_op *op, struct cas_proposer *p, const struct cas_msg *reply,
-			   struct cas_effect *eff)
+ * When an accept quorum (a majority of O, and of N when joint) report the
+ * same accepted ballot b, b's value v is chosen (an accept quorum accepted
+ * it), and no value with a higher ballot was chosen before this query
+ * started: it would have been accepted by an accept quorum, whose majority
+ * of O meets ours (or, chosen at a later epoch, by nodes that no longer
+ * answer ours), and accepted ballots only grow. So v is the latest chosen
+ * value at some moment within the query: the read is linearizable without
+ * writing anything. A majority of O alone is not enough while joint: a
+ * value on a majority of O only may be missed by the stable N that
+ * follows. Otherwise (a write is under way, or too few agree) the read
+ * falls back to a full round at once. */
+static void on_query_reply(struct cas_op *op, struct cas_proposer *p, size_t node,
+			   const struct cas_msg *reply, struct cas_effect *eff)
 {
+	uint64_t bit = 1ull << node;
 	size_t i;
 
 	if (reply == NULL) {
 		op->fails++;
+		op->failed_nodes |= bit;
 	} else {
 		op->oks++;
+		op->ok_nodes |= bit;
 		for (i = 0; i < op->n_q; i++)
 			if (cas_ballot_cmp(op->q_ballots[i], reply->ballot) == 0)
 				break;
@@ -403,7 +491,8 @@ static void on_query_reply(struct cas_op *op, struct cas_proposer *p, const stru
 			op->q_ballots[i] = reply->ballot;
 			op->n_q++;
 		}
-		if (++op->q_count[i] >= op->quorum || CAS_FAULT(CAS_FAULT_QUERY_ONE)) {
+		op->q_nodes[i] |= bit;
+		if (majorities(op, op->q_nodes[i], true) || CAS_FAULT(CAS_FAULT_QUERY_ONE)) {
 			cas_msg_clear(&op->out);
 			op->out.value = op->q_vals[i];
 			memset(&op->q_vals[i], 0, sizeof(op->q_vals[i]));
@@ -413,7 +502,7 @@ static void on_query_reply(struct cas_op *op, struct cas_proposer *p, const stru
 			return;
 		}
 	}
-	if (op->oks >= op->quorum || op->fails > op->cfg.n_nodes - op->quorum) {
+	if (majorities(op, op->ok_nodes, true) || out_of_reach(op, op->failed_nodes, true)) {
 		clear_query(op);
 		begin_attempt(op, p, eff);
 	}
@@ -423,14 +512,16 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 		     const struct cas_msg *reply, uint64_t now_ms, uint64_t *rng,
 		     struct cas_effect *eff)
 {
+	bool with_n;
+
 	eff->kind = CAS_EFFECT_WAIT;
-	if (op->phase == CAS_OP_QUERY && attempt == op->attempt && node < op->cfg.n_nodes &&
+	if (op->phase == CAS_OP_QUERY && attempt == op->attempt && is_member(op, node) &&
 	    (reply == NULL || reply->type == CAS_MSG_CURRENT) && take_answer(op, node)) {
-		on_query_reply(op, p, reply, eff);
+		on_query_reply(op, p, node, reply, eff);
 		return;
 	}
 	if ((op->phase != CAS_OP_PREPARE && op->phase != CAS_OP_ACCEPT) || attempt != op->attempt ||
-	    node >= op->cfg.n_nodes)
+	    !is_member(op, node))
 		return;
 	if (reply != NULL && reply->type != CAS_MSG_REJECT &&
 	    reply->type != (op->phase == CAS_OP_PREPARE ? CAS_MSG_PROMISE : CAS_MSG_ACCEPTED))
@@ -440,6 +531,7 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 
 	if (reply == NULL) {
 		op->fails++;
+		op->failed_nodes |= 1ull << node;
 	} else if (reply->type == CAS_MSG_REJECT) {
 		/* Step 6 of a lost race: learn the blocking ballot; one past
 		 * the range leaves nothing above it to try. */
@@ -449,7 +541,11 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 		}
 		cas_proposer_observe(p, reply->ballot);
 		op->fails++;
+		op->failed_nodes |= 1ull << node;
 	} else if (reply->type == CAS_MSG_PROMISE) {
+		/* A promise from N alone counts for no prepare quorum, but its
+		 * value may still be the highest: more promises than a quorum
+		 * never hide a chosen value. */
 		if (!op->best_set || cas_ballot_cmp(reply->ballot, op->best_ballot) > 0) {
 			free(op->best.data);
 			if (cas_reg_copy(&op->best, &reply->value) != CAS_OK) {
@@ -460,22 +556,27 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 			op->best_set = true;
 		}
 		op->oks++;
+		op->ok_nodes |= 1ull << node;
 	} else if (cas_ballot_cmp(reply->ballot, op->ballot) == 0) {
 		op->oks++;
+		op->ok_nodes |= 1ull << node;
 		if (cas_ballot_cmp(reply->next, op->out.next) == 0)
-			op->promised++;
+			op->promised |= 1ull << node;
 	} else {
 		op->fails++;
+		op->failed_nodes |= 1ull << node;
 	}
 
-	if (op->oks >= op->quorum) {
+	/* A prepare needs a majority of O; an accept, of O and of N. */
+	with_n = op->phase == CAS_OP_ACCEPT;
+	if (majorities(op, op->ok_nodes, with_n)) {
 		if (op->phase == CAS_OP_PREPARE) {
 			prepared(op, p, eff);
 		} else {
 			op->have_value = true;
 			finish(op, op->verdict, eff);
 		}
-	} else if (op->fails > op->cfg.n_nodes - op->quorum) {
+	} else if (out_of_reach(op, op->failed_nodes, with_n)) {
 		attempt_failed(op, p, now_ms, rng, eff);
 	}
 }
@@ -514,7 +615,7 @@ void cas_op_abort(struct cas_op *op, int code, struct cas_effect *eff)
 
 bool cas_op_take_cache(const struct cas_op *op, struct cas_ballot *ballot, struct cas_reg *value)
 {
-	if (op->phase != CAS_OP_DONE || !op->have_value || op->promised < op->quorum)
+	if (op->phase != CAS_OP_DONE || !op->have_value || !majorities(op, op->promised, true))
 		return false;
 	if (cas_reg_copy(value, &op->out.value) != CAS_OK)
 		return false;

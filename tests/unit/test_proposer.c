@@ -958,6 +958,313 @@ static void test_one_round_trip(void **state)
 	mini_free(&m);
 }
 
+/* --- Joint quorums (PROTOCOL.md, "Cluster identity and membership") ---
+ * Replies are made up here: four nodes, O = {0, 1, 2}, N = {1, 2, 3}
+ * unless a test says otherwise, no acceptors behind them. */
+
+#define JOINT_O 0x7u /* nodes 0, 1, 2 */
+#define JOINT_N 0xeu /* nodes 1, 2, 3 */
+
+static void joint_setup(struct cas_op *op, cas_change_fn fn, void *arg, uint64_t old_set,
+			uint64_t new_set)
+{
+	struct cas_op_config cfg = {
+		.key = "k",
+		.n_nodes = 5,
+		.old_set = old_set,
+		.new_set = new_set,
+		.epoch = 7,
+		.fn = fn,
+		.arg = arg,
+		.op_id = 1,
+		.deadline_ms = 1000,
+		.max_value = 1024,
+	};
+
+	cas_op_init(op, &cfg);
+}
+
+/* Node's answer to the op's current SEND: a promise of nothing accepted,
+ * an accept (with the promise of next when promise), or NULL for none. */
+static void joint_answer(struct cas_op *op, struct cas_proposer *p, uint64_t *rng, size_t node,
+			 bool ok, bool promise, struct cas_effect *eff)
+{
+	struct cas_msg r = {0};
+
+	if (!ok) {
+		cas_op_on_reply(op, p, node, op->attempt, NULL, 0, rng, eff);
+		return;
+	}
+	if (op->phase == CAS_OP_PREPARE) {
+		r.type = CAS_MSG_PROMISE;
+	} else {
+		r.type = CAS_MSG_ACCEPTED;
+		r.ballot = op->ballot;
+		if (promise)
+			r.next = op->out.next;
+	}
+	cas_op_on_reply(op, p, node, op->attempt, &r, 0, rng, eff);
+}
+
+/* A prepare completes with a majority of O; N's answers count for none. */
+static void test_joint_prepare_needs_only_o(void **state)
+{
+	struct cas_proposer p;
+	struct cas_op op;
+	struct cas_effect eff;
+	uint64_t rng = 1;
+
+	(void)state;
+	cas_proposer_init(&p, 5);
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	/* Sent to O and N, node 4 (in neither) left out; tagged epoch 7. */
+	assert_int_equal(eff.targets, JOINT_O | JOINT_N);
+	assert_int_equal(eff.epoch, 7);
+	/* Node 3 is in N only, node 4 in neither: no prepare quorum. */
+	joint_answer(&op, &p, &rng, 3, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	joint_answer(&op, &p, &rng, 4, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	assert_int_equal(op.oks, 1); /* node 4's answer was ignored */
+	joint_answer(&op, &p, &rng, 1, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	/* Nodes 0 and 1 are a majority of O: the accept follows. */
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	cas_op_clear(&op);
+
+	/* Failures in N alone never fail a prepare; two of O do. */
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	cas_op_start(&op, &p, &eff);
+	joint_answer(&op, &p, &rng, 3, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	joint_answer(&op, &p, &rng, 2, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	joint_answer(&op, &p, &rng, 1, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	assert_int_equal(op.phase, CAS_OP_BACKOFF);
+	cas_op_clear(&op);
+}
+
+/* An accept completes with a majority of O and a majority of N, and
+ * fails as soon as either is out of reach. */
+static void test_joint_accept_needs_both(void **state)
+{
+	struct cas_proposer p;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_ballot cb;
+	struct cas_reg cv;
+	uint64_t rng = 1;
+
+	(void)state;
+	cas_proposer_init(&p, 5);
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	cas_op_start(&op, &p, &eff);
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	joint_answer(&op, &p, &rng, 1, true, false, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(eff.targets, JOINT_O | JOINT_N);
+	/* 0 and 1: a majority of O, one of three in N. */
+	joint_answer(&op, &p, &rng, 0, true, true, &eff);
+	joint_answer(&op, &p, &rng, 1, true, true, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	/* 3 makes a majority of N. */
+	joint_answer(&op, &p, &rng, 3, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	/* Promised by 0 and 1 only: a majority of O, not of N, so no
+	 * cached promise (it stands in for this quorum's accept). */
+	assert_false(cas_op_take_cache(&op, &cb, &cv));
+	cas_op_clear(&op);
+
+	/* Promised by 0, 1 and 3: both majorities, cacheable. */
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	cas_op_start(&op, &p, &eff);
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	joint_answer(&op, &p, &rng, 1, true, false, &eff);
+	joint_answer(&op, &p, &rng, 0, true, true, &eff);
+	joint_answer(&op, &p, &rng, 3, true, true, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT); /* 0, 3: N yes, O no */
+	joint_answer(&op, &p, &rng, 1, true, true, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_true(cas_op_take_cache(&op, &cb, &cv));
+	free(cv.data);
+	cas_op_clear(&op);
+
+	/* Nodes 2 and 3 fail: O can still make it (0, 1), N cannot (only 1
+	 * left of three): the accept fails at once. */
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	cas_op_start(&op, &p, &eff);
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	joint_answer(&op, &p, &rng, 1, true, false, &eff);
+	joint_answer(&op, &p, &rng, 2, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	joint_answer(&op, &p, &rng, 3, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_clear(&op);
+
+	/* Stable (N = 0) with O naming three of five nodes: a majority of
+	 * those three, and nodes 3 and 4 neither sent to nor counted. */
+	joint_setup(&op, fn_set, "x", JOINT_O, 0);
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.targets, JOINT_O);
+	joint_answer(&op, &p, &rng, 3, true, false, &eff);
+	joint_answer(&op, &p, &rng, 4, true, false, &eff);
+	joint_answer(&op, &p, &rng, 2, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	joint_answer(&op, &p, &rng, 0, true, false, &eff);
+	joint_answer(&op, &p, &rng, 2, true, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	cas_op_clear(&op);
+}
+
+/* A read's query: the nodes that agree must be a majority of O and of N
+ * (O = {0, 1, 2}, N = {0, 1, 3}: node 2 replaced by node 3). */
+static void test_joint_query_needs_both(void **state)
+{
+	struct cas_proposer p;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_value v;
+	struct cas_msg cur = {.type = CAS_MSG_CURRENT, .ballot = {4, 1}};
+	struct cas_msg other = {.type = CAS_MSG_CURRENT, .ballot = {3, 1}};
+	uint64_t rng = 1;
+
+	(void)state;
+	cur.value.version = 2;
+	cas_proposer_init(&p, 5);
+	joint_setup(&op, fn_identity, NULL, 0x7, 0xb);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_QUERY);
+	assert_int_equal(eff.targets, 0xf);
+	uint32_t a = eff.attempt;
+
+	/* 0 and 2 agree: a majority of O, but 2 is not in N. */
+	cas_op_on_reply(&op, &p, 0, a, &cur, 0, &rng, &eff);
+	cas_op_on_reply(&op, &p, 2, a, &cur, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	/* 3 agrees too: now a majority of N as well. */
+	cas_op_on_reply(&op, &p, 3, a, &cur, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 2);
+	free(v.data);
+	cas_op_clear(&op);
+
+	/* 0 and 1 answer alike and 3 differently: 0 and 1 are majorities of
+	 * both. */
+	joint_setup(&op, fn_identity, NULL, 0x7, 0xb);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &p, &eff);
+	a = eff.attempt;
+	cas_op_on_reply(&op, &p, 3, a, &other, 0, &rng, &eff);
+	cas_op_on_reply(&op, &p, 0, a, &cur, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	cas_op_on_reply(&op, &p, 1, a, &cur, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	cas_op_clear(&op);
+
+	/* Answers from O and N that do not agree: a full round at once. */
+	joint_setup(&op, fn_identity, NULL, 0x7, 0xb);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &p, &eff);
+	a = eff.attempt;
+	cas_op_on_reply(&op, &p, 0, a, &cur, 0, &rng, &eff);
+	cas_op_on_reply(&op, &p, 2, a, &other, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT); /* N: only 0 so far */
+	cas_op_on_reply(&op, &p, 3, a, &other, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	cas_op_clear(&op);
+
+	/* Nodes 1 and 3 do not answer: a majority of N cannot agree any
+	 * more, the read goes to a full round without waiting for 0 and 2. */
+	joint_setup(&op, fn_identity, NULL, 0x7, 0xb);
+	op.cfg.read_only = true;
+	cas_op_start(&op, &p, &eff);
+	a = eff.attempt;
+	cas_op_on_reply(&op, &p, 1, a, NULL, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	cas_op_on_reply(&op, &p, 3, a, NULL, 0, &rng, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	cas_op_clear(&op);
+}
+
+/* A newer configuration takes effect at the next attempt, whole: the
+ * attempt under way keeps its epoch and members; and a cached promise of
+ * another epoch is not used. */
+static void test_members_change_between_attempts(void **state)
+{
+	struct cas_proposer p;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_reg cv = {.version = 1};
+	uint64_t rng = 1;
+
+	(void)state;
+	cas_proposer_init(&p, 5);
+	joint_setup(&op, fn_set, "x", JOINT_O, 0);
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.epoch, 7);
+	uint32_t a = eff.attempt;
+
+	/* Node 0 refused the epoch as stale; the driver reloads: joint. */
+	cas_op_set_members(&op, 5, JOINT_O, JOINT_N, 8);
+	joint_answer(&op, &p, &rng, 0, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_WAIT);
+	assert_int_equal(op.cfg.epoch, 7);
+	/* Node 3 is not in this attempt's sets: ignored. */
+	joint_answer(&op, &p, &rng, 3, true, false, &eff);
+	assert_int_equal(op.oks, 0);
+	joint_answer(&op, &p, &rng, 1, false, false, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &p, eff.until_ms, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SEND);
+	assert_true(eff.attempt > a);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	assert_int_equal(eff.epoch, 8);
+	assert_int_equal(eff.targets, JOINT_O | JOINT_N);
+	cas_op_clear(&op);
+
+	/* A cached promise from epoch 7, an op at epoch 8: a prepare. */
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	op.cfg.epoch = 8;
+	op.cfg.cached_ballot = B(50, 5);
+	op.cfg.cached_value = &cv;
+	op.cfg.cached_epoch = 7;
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_PREPARE);
+	cas_op_clear(&op);
+
+	/* The same epoch: the accept at once. */
+	joint_setup(&op, fn_set, "x", JOINT_O, JOINT_N);
+	op.cfg.cached_ballot = B(50, 5);
+	op.cfg.cached_value = &cv;
+	op.cfg.cached_epoch = 7;
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(cas_ballot_cmp(eff.msg->ballot, B(50, 5)), 0);
+	cas_op_clear(&op);
+
+	/* Before the start, a change applies at once. */
+	joint_setup(&op, fn_set, "x", JOINT_O, 0);
+	cas_op_set_members(&op, 4, 0, 0, 9);
+	cas_op_start(&op, &p, &eff);
+	assert_int_equal(eff.targets, 0xf);
+	assert_int_equal(eff.epoch, 9);
+	cas_op_clear(&op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -977,6 +1284,10 @@ int main(void)
 		cmocka_unit_test(test_unavailable_and_limits),
 		cmocka_unit_test(test_one_round_trip),
 		cmocka_unit_test(test_read_by_query),
+		cmocka_unit_test(test_joint_prepare_needs_only_o),
+		cmocka_unit_test(test_joint_accept_needs_both),
+		cmocka_unit_test(test_joint_query_needs_both),
+		cmocka_unit_test(test_members_change_between_attempts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
