@@ -316,8 +316,11 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 	if (type == CASFS_LNK &&
 	    (r.left == 0 || r.left > CASFS_SYMLINK_MAX || memchr(r.p, '\0', r.left)))
 		goto out_clear;
-	if (type == CASFS_FIFO || type == CASFS_SOCK)
-		return r.left ? rc : CAS_OK;
+	if (type == CASFS_FIFO || type == CASFS_SOCK) {
+		if (r.left)
+			goto out_clear;
+		return CAS_OK;
+	}
 	if (type == CASFS_CHR || type == CASFS_BLK) {
 		if (!get64(&r, &rec->rdev) || r.left)
 			goto out_clear;
