@@ -1,5 +1,5 @@
 /* cluster.c - the simulated cluster of cluster.h: acceptors, a seeded
- * network, proposers driving the pure core, and faults. */
+ * network, proposers driving the pure core, the reconfigurer, and faults. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,7 +48,45 @@ static void send_packet(struct cluster *C, const struct cluster_packet *p)
 	q->ready_at = C->now + cas_rand_below(&C->rng, C->w.max_delay + 1);
 }
 
+static bool has(const struct cluster_config *cfg, int id)
+{
+	return id >= 0 && ((cfg->members | cfg->joining) >> id & 1);
+}
+
 /* --- acceptors --- */
+
+/* The node's checks before the acceptor rules (PROTOCOL.md, "Identity on
+ * every request"). */
+static enum cluster_refusal refusal(const struct cluster_acceptor *a, uint64_t epoch)
+{
+	if (a->id < 0 || a->cfg.epoch == 0)
+		return REFUSE_EMPTY;
+	if (!has(&a->cfg, a->id) || epoch < a->cfg.epoch)
+		return REFUSE_STALE; /* removed nodes refuse everything so */
+	if (epoch > a->cfg.epoch)
+		return REFUSE_BEHIND;
+	return REFUSE_NONE;
+}
+
+/* POST /v1/admin/join and /v1/admin/config: took says whether the node
+ * now has the configuration (durable at once: it is small). */
+static void acceptor_admin(struct cluster *C, struct cluster_acceptor *a,
+			   const struct cluster_packet *p, struct cluster_packet *out)
+{
+	if (p->kind == PKT_JOIN && a->id < 0) {
+		a->id = p->node;
+		a->cfg = p->cfg;
+	} else if (p->kind == PKT_CONFIG && a->id >= 0 && a->cfg.epoch < p->cfg.epoch) {
+		a->cfg = p->cfg;
+	}
+	out->took = a->id >= 0 && a->cfg.epoch == p->cfg.epoch &&
+		    (p->kind == PKT_CONFIG || a->id == p->node);
+	out->node = a->id;
+	out->cfg = a->cfg;
+	if (C->verbose)
+		printf("%" PRIu64 ": acceptor %d (node %d) %s epoch %" PRIu64 "\n", C->now, p->acc,
+		       a->id, out->took ? "has" : "refuses", p->cfg.epoch);
+}
 
 static void acceptor_receive(struct cluster *C, struct cluster_packet *p)
 {
@@ -56,14 +94,29 @@ static void acceptor_receive(struct cluster *C, struct cluster_packet *p)
 	struct cas_acceptor_state *st = &a->vol[p->key];
 	struct cas_acceptor_state before = *st;
 	struct cluster_packet out = {.to_acceptor = false,
+				     .kind = p->kind,
 				     .acc = p->acc,
 				     .prop = p->prop,
 				     .key = p->key,
+				     .node = p->node,
 				     .serial = p->serial,
 				     .attempt = p->attempt};
 
 	if (!a->up)
 		return;
+	if (p->kind != PKT_MSG) {
+		acceptor_admin(C, a, p, &out);
+		send_packet(C, &out);
+		return;
+	}
+	out.refused = refusal(a, p->epoch);
+	if (out.refused != REFUSE_NONE) {
+		/* Changes nothing; the refusal says the node's epoch. */
+		out.cfg = a->cfg;
+		C->refusals++;
+		send_packet(C, &out);
+		return;
+	}
 	if (cas_acceptor_handle(st, &p->m, &out.m)) {
 		/* st->value may now borrow from the packet: own a copy. */
 		struct cas_reg own;
@@ -96,9 +149,61 @@ static void acceptor_crash(struct cluster *C, int i)
 		printf("%" PRIu64 ": acceptor %d crashes\n", C->now, i);
 }
 
+/* The disk at address i is lost: state, identity and configuration. */
+static void acceptor_wipe(struct cluster *C, int i)
+{
+	struct cluster_acceptor *a = &C->acc[i];
+
+	for (int k = 0; k < CLUSTER_KEYS; k++) {
+		free(a->vol[k].value.data);
+		free(a->dur[k].value.data);
+		memset(&a->vol[k], 0, sizeof(a->vol[k]));
+		memset(&a->dur[k], 0, sizeof(a->dur[k]));
+		a->dirty[k] = false;
+	}
+	a->id = -1;
+	memset(&a->cfg, 0, sizeof(a->cfg));
+	if (C->verbose)
+		printf("%" PRIu64 ": acceptor %d is wiped\n", C->now, i);
+}
+
 /* --- proposers --- */
 
 static void apply_effect(struct cluster *C, int pi, const struct cas_effect *eff);
+static void reconf_done(struct cluster *C, const struct cas_op *op, bool crashed);
+
+/* The op's O and N as masks over identities. */
+static uint64_t old_set(const struct cluster *C, const struct cluster_config *v)
+{
+	return C->reconf.on ? v->members : 0;
+}
+
+/* Whether the identity id of view v is gone: its address now hosts a
+ * joining identity (a member replaced by an empty node at its address). */
+static bool gone(const struct cluster *C, const struct cluster_config *v, int id)
+{
+	for (int j = 0; j < C->n_ids; j++)
+		if (j != id && (v->joining >> j & 1) && C->addr[j] == C->addr[id])
+			return (v->members >> id & 1) && !(v->joining >> id & 1);
+	return false;
+}
+
+/* Proposer pi takes the configuration cfg when it is newer than its view;
+ * its op (if any) uses it from its next attempt. */
+static void reload(struct cluster *C, int pi, const struct cluster_config *cfg)
+{
+	struct cluster_proposer *P = &C->prop[pi];
+
+	if (cfg->epoch <= P->view.epoch)
+		return;
+	P->view = *cfg;
+	if (P->busy)
+		cas_op_set_members(&P->op, (size_t)C->n_ids, old_set(C, cfg), cfg->joining,
+				   cfg->epoch);
+	if (C->verbose)
+		printf("%" PRIu64 ": proposer %d reloads epoch %" PRIu64 "\n", C->now, pi,
+		       cfg->epoch);
+}
 
 static void uncache(struct cluster_proposer *P, int key)
 {
@@ -116,18 +221,23 @@ static void finish(struct cluster *C, int pi, bool crashed)
 	struct cas_reg nv;
 	struct cas_value v;
 
-	if (!crashed && C->use_cache && cas_op_take_cache(&P->op, &nb, &nv)) {
+	/* The rescan never starts from a cached promise: a full round. */
+	if (!crashed && C->use_cache && pi < C->n_prop && cas_op_take_cache(&P->op, &nb, &nv)) {
 		uncache(P, P->key);
 		P->cached[P->key] = true;
 		P->cache_ballot[P->key] = nb;
 		P->cache_value[P->key] = nv;
+		P->cache_epoch[P->key] = P->op.cfg.epoch;
 	} else if (!P->op.cfg.read_only) {
 		/* A read did not take its cached promise (a query changes
 		 * nothing); anything else used it up. */
 		uncache(P, P->key);
 	}
 	cas_op_take_value(&P->op, &v);
-	C->hooks.done(C, pi, &P->op, &v, crashed, C->hooks.arg);
+	if (pi < C->n_prop)
+		C->hooks.done(C, pi, &P->op, &v, crashed, C->hooks.arg);
+	else
+		reconf_done(C, &P->op, crashed);
 	free(v.data);
 	cas_op_clear(&P->op);
 	P->busy = false;
@@ -137,9 +247,19 @@ static void finish(struct cluster *C, int pi, bool crashed)
 void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void *arg, bool read)
 {
 	struct cluster_proposer *P = &C->prop[pi];
-	struct cas_op_config cfg = {.n_nodes = (size_t)C->n_acc, .max_value = 64};
+	struct cas_op_config cfg = {.n_nodes = (size_t)C->n_ids, .max_value = 64};
 	struct cas_effect eff;
 
+	if (C->reconf.on && pi < C->n_prop && !P->keeps_view && cas_rand_below(&P->rng, 2)) {
+		/* GET /v1/config from some node. */
+		const struct cluster_acceptor *a = &C->acc[cas_rand_below(&P->rng, C->n_acc)];
+
+		if (a->up && a->id >= 0)
+			reload(C, pi, &a->cfg);
+	}
+	cfg.old_set = old_set(C, &P->view);
+	cfg.new_set = P->view.joining;
+	cfg.epoch = P->view.epoch;
 	P->key = key;
 	cfg.key = cluster_keys[key];
 	cfg.fn = fn;
@@ -151,6 +271,7 @@ void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void
 		C->cached_starts++;
 		cfg.cached_ballot = P->cache_ballot[key];
 		cfg.cached_value = &P->cache_value[key];
+		cfg.cached_epoch = P->cache_epoch[key];
 	}
 	P->serial = C->serial;
 	P->deadline = cfg.deadline_ms;
@@ -168,21 +289,43 @@ static void apply_effect(struct cluster *C, int pi, const struct cas_effect *eff
 	struct cluster_proposer *P = &C->prop[pi];
 
 	switch (eff->kind) {
-	case CAS_EFFECT_SEND:
+	case CAS_EFFECT_SEND: {
+		uint64_t skipped = 0;
+
 		P->sent_at = C->now;
 		P->sleeping = false;
-		for (int i = 0; i < C->n_acc; i++) {
+		for (int i = 0; i < C->n_ids; i++) {
 			struct cluster_packet p = {.to_acceptor = true,
-						   .acc = i,
+						   .acc = C->addr[i],
 						   .prop = pi,
 						   .key = P->key,
+						   .node = i,
 						   .serial = P->serial,
 						   .attempt = eff->attempt,
+						   .epoch = eff->epoch,
 						   .m = *eff->msg};
 
+			if (!(eff->targets >> i & 1))
+				continue;
+			if (gone(C, &P->view, i)) {
+				skipped |= 1ull << i;
+				continue;
+			}
 			send_packet(C, &p);
 		}
+		/* A gone node answers nothing: say so at once. */
+		for (int i = 0; skipped != 0 && i < C->n_ids; i++) {
+			uint32_t attempt = eff->attempt;
+			struct cas_effect next;
+
+			if (!(skipped >> i & 1) || !P->busy || P->op.attempt != attempt)
+				continue;
+			cas_op_on_reply(&P->op, &P->core, (size_t)i, attempt, NULL, C->now, &P->rng,
+					&next);
+			apply_effect(C, pi, &next);
+		}
 		break;
+	}
 	case CAS_EFFECT_SLEEP:
 		P->sleeping = true;
 		P->wake_at = eff->until_ms;
@@ -195,14 +338,30 @@ static void apply_effect(struct cluster *C, int pi, const struct cas_effect *eff
 	}
 }
 
+static void reconf_answer(struct cluster *C, const struct cluster_packet *p);
+
 static void proposer_receive(struct cluster *C, struct cluster_packet *p)
 {
 	struct cluster_proposer *P = &C->prop[p->prop];
 	struct cas_effect eff;
 
+	if (p->kind != PKT_MSG) {
+		reconf_answer(C, p);
+		return;
+	}
 	if (!P->busy || p->serial != P->serial)
 		return;
-	cas_op_on_reply(&P->op, &P->core, (size_t)p->acc, p->attempt, &p->m, C->now, &P->rng, &eff);
+	if (p->refused != REFUSE_NONE) {
+		/* Never a vote; a stale view is reloaded (409 "stale
+		 * configuration": the client reloads and tries again). */
+		if (p->refused == REFUSE_STALE)
+			reload(C, p->prop, &p->cfg);
+		cas_op_on_reply(&P->op, &P->core, (size_t)p->node, p->attempt, NULL, C->now,
+				&P->rng, &eff);
+	} else {
+		cas_op_on_reply(&P->op, &P->core, (size_t)p->node, p->attempt, &p->m, C->now,
+				&P->rng, &eff);
+	}
 	apply_effect(C, p->prop, &eff);
 }
 
@@ -222,14 +381,159 @@ static void proposer_crash(struct cluster *C, int pi)
 	cas_proposer_init(&P->core, (uint64_t)P->generation << 8 | (uint64_t)(pi + 1));
 }
 
+/* --- the reconfigurer (cluster.h, "Membership") --- */
+
+static bool majority_of(unsigned nodes, unsigned set)
+{
+	return set == 0 || (unsigned)__builtin_popcount(nodes & set) >=
+				   (unsigned)__builtin_popcount(set) / 2 + 1;
+}
+
+static int fn_identity(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)cur;
+	(void)next;
+	return CAS_ENOCHANGE;
+}
+
+static void reconf_next_step(struct cluster *C)
+{
+	struct cluster_reconf *R = &C->reconf;
+
+	R->step++;
+	R->acked = 0;
+	R->sent_at = 0;
+	R->key = 0;
+	if (R->step == 1 && R->joining < 0)
+		R->step = 2; /* nobody joins */
+	if (R->step == 3 && R->skip_rescan)
+		R->step = 4; /* the negative control */
+	if (R->step == 5)
+		R->done_at = C->now;
+	if (C->verbose)
+		printf("%" PRIu64 ": reconfigurer at step %d\n", C->now, R->step);
+}
+
+/* Sends this step's configuration to the identities that did not take it
+ * yet: JOIN to the new one (step 1), the joint (2) or stable (4) one to
+ * every node of O and N. */
+static void reconf_send(struct cluster *C)
+{
+	struct cluster_reconf *R = &C->reconf;
+	const struct cluster_config *cfg = R->step == 4 ? &R->to : &R->joint;
+	unsigned to = R->step == 1 ? 1u << R->joining : R->joint.members | R->joint.joining;
+
+	R->sent_at = C->now;
+	for (int i = 0; i < C->n_ids; i++) {
+		struct cluster_packet p = {.to_acceptor = true,
+					   .kind = R->step == 1 ? PKT_JOIN : PKT_CONFIG,
+					   .acc = C->addr[i],
+					   .prop = C->n_prop,
+					   .node = i,
+					   .cfg = *cfg};
+
+		if ((to >> i & 1) && !(R->acked >> i & 1) && !gone(C, &R->joint, i))
+			send_packet(C, &p);
+	}
+}
+
+static void reconf_answer(struct cluster *C, const struct cluster_packet *p)
+{
+	struct cluster_reconf *R = &C->reconf;
+	const struct cluster_config *cfg = R->step == 4 ? &R->to : &R->joint;
+
+	if (R->down || !p->took || p->node < 0 || p->cfg.epoch != cfg->epoch ||
+	    (R->step != 1 && R->step != 2 && R->step != 4))
+		return;
+	R->acked |= 1u << p->node;
+	if ((R->step == 1 && p->node == R->joining) ||
+	    (R->step == 2 && majority_of(R->acked, R->joint.members) &&
+	     majority_of(R->acked, R->joint.joining)) ||
+	    (R->step == 4 && majority_of(R->acked, R->to.members)))
+		reconf_next_step(C);
+}
+
+static void reconf_done(struct cluster *C, const struct cas_op *op, bool crashed)
+{
+	struct cluster_reconf *R = &C->reconf;
+
+	if (C->verbose)
+		printf("%" PRIu64 ": reconfigurer rescans %s -> %s\n", C->now, op->cfg.key,
+		       crashed ? "crashed" : cas_strerror(op->result));
+	if (crashed || R->step != 3 || op->result != CAS_OK)
+		return; /* the same key again */
+	R->rescans++;
+	if (++R->key == CLUSTER_KEYS)
+		reconf_next_step(C);
+}
+
+/* The reconfigurer's turn at a tick, when its proposer is idle. */
+static void reconf_tick(struct cluster *C)
+{
+	struct cluster_reconf *R = &C->reconf;
+	struct cluster_proposer *P = &C->prop[C->n_prop];
+
+	if (R->change == CHANGE_WIPED && !R->wiped && C->now >= R->wipe_at) {
+		acceptor_wipe(C, C->addr[R->leaving]);
+		R->wiped = true;
+	}
+	if (R->step == 5 || P->busy)
+		return;
+	if (R->down) {
+		if (C->now < R->resume_at)
+			return;
+		R->down = false; /* re-runs the step it was at */
+		if (C->verbose)
+			printf("%" PRIu64 ": reconfigurer resumes at step %d\n", C->now, R->step);
+	}
+	if (R->step == 0) {
+		if (C->now < R->start_at)
+			return;
+		reconf_next_step(C);
+	}
+	if (R->step == 3) {
+		P->view = R->joint;
+		cluster_start_op(C, C->n_prop, R->key, fn_identity, NULL, false);
+		return;
+	}
+	if (R->sent_at == 0 || C->now >= R->sent_at + RPC_TIMEOUT)
+		reconf_send(C);
+}
+
+static void reconf_crash(struct cluster *C)
+{
+	struct cluster_reconf *R = &C->reconf;
+	struct cluster_proposer *P = &C->prop[C->n_prop];
+
+	if (R->step == 0 || R->step == 5 || R->down)
+		return;
+	if (P->busy)
+		finish(C, C->n_prop, true);
+	R->down = true;
+	R->acked = 0;
+	R->sent_at = 0;
+	R->key = 0;
+	R->crashes++;
+	R->resume_at = C->now + 1 + cas_rand_below(&C->rng, 150);
+	P->generation++;
+	cas_proposer_init(&P->core, (uint64_t)P->generation << 8 | (uint64_t)(C->n_prop + 1));
+	if (C->verbose)
+		printf("%" PRIu64 ": reconfigurer crashes at step %d\n", C->now, R->step);
+}
+
 /* Timers: new ops, backoff wake-ups, per-node timeouts and op deadlines. */
 static void tick(struct cluster *C)
 {
 	C->now++;
-	for (int pi = 0; pi < C->n_prop; pi++) {
+	for (int pi = 0; pi < C->n_prop + (C->reconf.on ? 1 : 0); pi++) {
 		struct cluster_proposer *P = &C->prop[pi];
 		struct cas_effect eff = {.kind = CAS_EFFECT_WAIT};
 
+		if (pi == C->n_prop)
+			reconf_tick(C);
+		if (!P->busy && pi == C->n_prop)
+			continue;
 		if (!P->busy) {
 			if (C->hooks.has_work(C, pi, C->hooks.arg) &&
 			    cas_rand_below(&C->rng, 4) == 0)
@@ -252,7 +556,7 @@ static void tick(struct cluster *C)
 			uint32_t attempt = P->op.attempt;
 
 			for (int i = 0;
-			     i < C->n_acc && P->busy && P->op.attempt == attempt && !P->sleeping;
+			     i < C->n_ids && P->busy && P->op.attempt == attempt && !P->sleeping;
 			     i++) {
 				cas_op_on_reply(&P->op, &P->core, (size_t)i, attempt, NULL, C->now,
 						&P->rng, &eff);
@@ -267,7 +571,7 @@ bool cluster_done(struct cluster *C)
 	for (int pi = 0; pi < C->n_prop; pi++)
 		if (C->prop[pi].busy || C->hooks.has_work(C, pi, C->hooks.arg))
 			return false;
-	return true;
+	return !C->reconf.on || C->reconf.step == 5;
 }
 
 static void deliver_one(struct cluster *C)
@@ -335,6 +639,9 @@ static void nemesis(struct cluster *C)
 	} else if (roll < C->w.crash + C->w.partition + C->w.pcrash) {
 		proposer_crash(C, (int)cas_rand_below(&C->rng, (uint64_t)C->n_prop));
 		C->faults++;
+	} else if (C->reconf.on && roll < C->w.crash + C->w.partition + C->w.pcrash + C->w.rcrash) {
+		reconf_crash(C);
+		C->faults++;
 	} else if (C->reply_before_durable) {
 		/* The broken store flushes now and then. */
 		for (int k = 0; k < CLUSTER_KEYS; k++)
@@ -345,9 +652,35 @@ static void nemesis(struct cluster *C)
 	}
 }
 
+/* The clients are through and the change of members is not: the storm
+ * passes (an operator retries a change until it goes through), so that
+ * every change completes and the clients' reads after it run. */
+static void calm(struct cluster *C)
+{
+	C->calm = true;
+	C->w.drop = C->w.dup = C->w.crash = C->w.partition = C->w.pcrash = C->w.rcrash = 0;
+	if (C->w.max_delay > 8)
+		C->w.max_delay = 8; /* round trips within RPC_TIMEOUT */
+	for (int i = 0; i < C->n_acc; i++)
+		C->acc[i].up = true;
+	for (int pi = 0; pi < C->n_prop; pi++)
+		C->prop[pi].reach = (1u << C->n_acc) - 1;
+	if (C->verbose)
+		printf("%" PRIu64 ": calm\n", C->now);
+}
+
 void cluster_step(struct cluster *C)
 {
 	unsigned roll = (unsigned)cas_rand_below(&C->rng, 100);
+
+	if (C->reconf.on && !C->calm && C->reconf.step != 5) {
+		bool idle = true;
+
+		for (int pi = 0; pi < C->n_prop && idle; pi++)
+			idle = !C->prop[pi].busy && !C->hooks.has_work(C, pi, C->hooks.arg);
+		if (idle)
+			calm(C);
+	}
 
 	if (roll < 70)
 		deliver_one(C);
@@ -357,8 +690,63 @@ void cluster_step(struct cluster *C)
 		nemesis(C);
 }
 
+static const char *const change_names[] = {"none", "add", "remove", "replace", "replace-wiped"};
+
+/* Draws the change of members of a seed that has one, from its own
+ * stream (the other seeds' draws stay what they were): which change, from
+ * how many members, when, and how often the reconfigurer crashes. */
+static void draw_change(struct cluster *C, bool skip_rescan)
+{
+	struct cluster_reconf *R = &C->reconf;
+	uint64_t rr = C->seed * 0xd1b54a32d192ed03ull + 7;
+	unsigned r = (unsigned)cas_rand_below(&rr, 100);
+	unsigned all;
+	int n0;
+
+	R->on = true;
+	R->skip_rescan = skip_rescan;
+	R->change = r < 20   ? CHANGE_ADD
+		    : r < 40 ? CHANGE_REMOVE
+		    : r < 65 ? CHANGE_REPLACE
+			     : CHANGE_WIPED;
+	r = (unsigned)cas_rand_below(&rr, 4);
+	if (R->change == CHANGE_ADD)
+		n0 = r == 0 ? 4 : 3;
+	else if (R->change == CHANGE_REMOVE)
+		n0 = r == 0 ? 5 : 4;
+	else
+		n0 = r == 0 ? 5 : r == 1 ? 4 : 3;
+	all = (1u << n0) - 1;
+	R->leaving = R->change == CHANGE_ADD ? -1 : (int)cas_rand_below(&rr, (uint64_t)n0);
+	R->joining = R->change == CHANGE_REMOVE ? -1 : n0;
+	C->n_ids = R->joining < 0 ? n0 : n0 + 1;
+	C->n_acc = R->change == CHANGE_ADD || R->change == CHANGE_REPLACE ? n0 + 1 : n0;
+	for (int i = 0; i < C->n_ids; i++)
+		C->addr[i] = i;
+	if (R->change == CHANGE_WIPED)
+		C->addr[n0] = R->leaving; /* the same address, an empty disk */
+	R->from = (struct cluster_config){.epoch = 1, .members = all};
+	R->joint.epoch = 2;
+	R->joint.members = all;
+	R->joint.joining = all;
+	if (R->leaving >= 0)
+		R->joint.joining &= ~(1u << R->leaving);
+	if (R->joining >= 0)
+		R->joint.joining |= 1u << R->joining;
+	R->to = (struct cluster_config){.epoch = 3, .members = R->joint.joining};
+	/* While the clients work: they run before, during and after it. */
+	R->start_at = 40 + cas_rand_below(&rr, 160);
+	R->wipe_at = R->start_at - cas_rand_below(&rr, 11);
+	C->w.rcrash = (unsigned)cas_rand_below(&rr, 20);
+	if (C->verbose)
+		printf("change: %s, %d members, node %d leaves, node %d joins at address %d, "
+		       "from tick %" PRIu64 "\n",
+		       change_names[R->change], n0, R->leaving, R->joining,
+		       R->joining < 0 ? -1 : C->addr[R->joining], R->start_at);
+}
+
 void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_before_durable,
-		  const struct cluster_hooks *hooks)
+		  bool changes, bool skip_rescan, const struct cluster_hooks *hooks)
 {
 	uint64_t r;
 
@@ -370,6 +758,12 @@ void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_bef
 	C->hooks = *hooks;
 	r = cas_rand_next(&C->rng);
 	C->n_acc = (r & 3) == 0 ? 5 : 3;
+	C->n_ids = C->n_acc;
+	for (int i = 0; i < C->n_acc; i++)
+		C->addr[i] = i;
+	C->reconf.from = (struct cluster_config){.epoch = 1, .members = (1u << C->n_acc) - 1};
+	if (changes && (seed * 0x9e3779b97f4a7c15ull >> 40) % 3 == 0)
+		draw_change(C, skip_rescan);
 	C->n_prop = 2 + (int)((r >> 2) % 3);
 	/* Most seeds use the one-round-trip optimization, some do not. */
 	C->use_cache = (r >> 8) % 4 != 0;
@@ -381,12 +775,29 @@ void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_bef
 	C->w.crash = (unsigned)cas_rand_below(&C->rng, 30);
 	C->w.partition = (unsigned)cas_rand_below(&C->rng, 30);
 	C->w.pcrash = (unsigned)cas_rand_below(&C->rng, 8);
-	for (int i = 0; i < C->n_acc; i++)
+	for (int i = 0; i < C->n_acc; i++) {
 		C->acc[i].up = true;
+		C->acc[i].id = -1; /* not initialized */
+	}
+	/* casctl init: the first members, epoch 1. */
+	for (int i = 0; i < C->n_ids; i++)
+		if (C->reconf.from.members >> i & 1) {
+			C->acc[C->addr[i]].id = i;
+			C->acc[C->addr[i]].cfg = C->reconf.from;
+		}
 	for (int pi = 0; pi < C->n_prop; pi++) {
 		struct cluster_proposer *P = &C->prop[pi];
 
 		cas_proposer_init(&P->core, (uint64_t)(pi + 1));
+		P->reach = (1u << C->n_acc) - 1;
+		P->rng = cas_rand_next(&C->rng);
+		P->view = C->reconf.from;
+		P->keeps_view = pi == 0;
+	}
+	if (C->reconf.on) {
+		struct cluster_proposer *P = &C->prop[C->n_prop];
+
+		cas_proposer_init(&P->core, (uint64_t)(C->n_prop + 1));
 		P->reach = (1u << C->n_acc) - 1;
 		P->rng = cas_rand_next(&C->rng);
 	}
@@ -402,7 +813,7 @@ void cluster_free(struct cluster *C)
 			free(C->acc[i].vol[k].value.data);
 			free(C->acc[i].dur[k].value.data);
 		}
-	for (int pi = 0; pi < CLUSTER_MAX_PROP; pi++) {
+	for (int pi = 0; pi < CLUSTER_MAX_PROP + 1; pi++) {
 		cas_op_clear(&C->prop[pi].op);
 		for (int k = 0; k < CLUSTER_KEYS; k++)
 			uncache(&C->prop[pi], k);

@@ -1,8 +1,11 @@
 /* cluster.h - a simulated CASPaxos cluster for tests: the real core's
  * acceptors and proposers in one process, a seeded network that drops,
  * delays, duplicates, reorders and partitions, acceptor crashes (keeping
- * exactly what was durable) and proposer crashes. Deterministic: one seed,
- * one run. What the proposers do is the caller's (struct cluster_hooks). */
+ * exactly what was durable) and proposer crashes. Some seeds also change
+ * the members (PROTOCOL.md, "Changing the members"): a reconfigurer actor
+ * moves the cluster from O to N while the proposers work, see "Membership"
+ * below. Deterministic: one seed, one run. What the proposers do is the
+ * caller's (struct cluster_hooks). */
 #ifndef CAS_TEST_CLUSTER_H
 #define CAS_TEST_CLUSTER_H
 
@@ -13,8 +16,9 @@
 #include "acceptor.h"
 #include "proposer.h"
 
-#define CLUSTER_MAX_ACC	 5
-#define CLUSTER_MAX_PROP 4
+#define CLUSTER_MAX_ACC	 6 /* addresses: acceptor processes */
+#define CLUSTER_MAX_IDS	 6 /* node identities, the proposers' node indexes */
+#define CLUSTER_MAX_PROP 4 /* clients; the reconfigurer's proposer is one more */
 #define CLUSTER_KEYS	 2
 #define CLUSTER_DEADLINE 400 /* ticks (the core's milliseconds) an op may take */
 
@@ -46,10 +50,75 @@ struct cluster_weather {
 	unsigned crash;	    /* per mille of events that crash an acceptor */
 	unsigned partition; /* per mille of events that change the partition */
 	unsigned pcrash;    /* per mille of events that crash a proposer */
+	unsigned rcrash;    /* per mille that crash the reconfigurer */
+};
+
+/* Membership.
+ *
+ * Node identities (indexes 0..n_ids-1, what an op's node indexes are)
+ * live at addresses (acceptor slots, addr[]); a configuration names
+ * identities. A seed without a change: n_acc identities at addresses
+ * 0..n_acc-1, epoch 1 throughout. A seed with one (reconf.on) runs one of
+ *
+ *   add            3 -> 4 or 4 -> 5: a new identity at a new address
+ *   remove         4 -> 3 or 5 -> 4: one member leaves (never below 3)
+ *   replace        one member leaves, a new identity at a new address
+ *   replace-wiped  the acceptor at a member's address loses everything
+ *                  (a new disk: no state, no identity, no configuration),
+ *                  and a new identity joins at that same address
+ *
+ * by PROTOCOL.md's steps, the reconfigurer driving them over the same
+ * lossy network: (1) JOIN the new identity with the joint configuration
+ * (epoch E+1, members O, joining N); (2) install it on every node of O
+ * and N until majorities of O and of N took it; (3) rescan: a full round
+ * of the identity change on every key at E+1 (its own proposer);
+ * (4) install the stable N (E+2) until a majority of N took it. The
+ * reconfigurer crashes now and then, and resumes later by re-running the
+ * step it was at (casctl learns the step from the nodes).
+ *
+ * An acceptor refuses a request of another epoch than its own (older:
+ * stale, newer: behind), every request when it has no identity (empty)
+ * and every request once it is not in its own configuration (removed);
+ * the proposer feeds the core a NULL reply for a refusal (never a vote).
+ * Proposers start from epoch 1; proposer 0 keeps its view until a node
+ * refuses it as stale and then reloads (from that node), the others also
+ * reload from a random node before some ops. An identity whose address
+ * now hosts a joining identity (replace-wiped) is not sent to: the
+ * driver's rule of proposer.h, "Membership". */
+
+struct cluster_config {
+	uint64_t epoch;	  /* 0: none (an empty node) */
+	unsigned members; /* O: identities, bit i for identity i */
+	unsigned joining; /* N while joint, else 0 */
+};
+
+enum cluster_change { CHANGE_NONE, CHANGE_ADD, CHANGE_REMOVE, CHANGE_REPLACE, CHANGE_WIPED };
+
+/* The reconfigurer's progress (steps 1 to 4, then 5: done). */
+struct cluster_reconf {
+	bool on;
+	bool skip_rescan; /* negative control: step 3 left out */
+	enum cluster_change change;
+	int leaving, joining; /* identities; -1 when none */
+	struct cluster_config from, joint, to;
+	int step;	   /* 0: not yet begun */
+	uint64_t start_at; /* tick step 1 begins */
+	uint64_t wipe_at;  /* replace-wiped: tick the disk is lost */
+	bool wiped;
+	bool down; /* crashed, resumes at resume_at */
+	uint64_t resume_at;
+	unsigned acked;	  /* identities that took this step's config */
+	uint64_t sent_at; /* of this step's last round of messages */
+	int key;	  /* step 3: the key being rescanned */
+	unsigned crashes, rescans;
+	uint64_t done_at;
 };
 
 struct cluster_acceptor {
 	bool up;
+	/* Identity and configuration: durable, lost only with the disk. */
+	int id; /* -1: none */
+	struct cluster_config cfg;
 	/* vol: what the acceptor answers from; dur: what survives a crash.
 	 * Both own their value bytes. */
 	struct cas_acceptor_state vol[CLUSTER_KEYS];
@@ -74,13 +143,32 @@ struct cluster_proposer {
 	bool cached[CLUSTER_KEYS];
 	struct cas_ballot cache_ballot[CLUSTER_KEYS];
 	struct cas_reg cache_value[CLUSTER_KEYS];
+	uint64_t cache_epoch[CLUSTER_KEYS];
+	struct cluster_config view; /* the configuration it believes in */
+	bool keeps_view;	    /* reloads only when refused as stale */
 };
+
+enum cluster_pkt {
+	PKT_MSG,    /* a protocol request or its answer */
+	PKT_CONFIG, /* POST /v1/admin/config and its answer */
+	PKT_JOIN,   /* POST /v1/admin/join and its answer */
+};
+
+enum cluster_refusal { REFUSE_NONE, REFUSE_EMPTY, REFUSE_STALE, REFUSE_BEHIND };
 
 struct cluster_packet {
 	bool to_acceptor;
+	enum cluster_pkt kind;
 	int acc, prop, key;
+	int node; /* the identity a request is for; in an answer to a config or
+		     a join, the identity that answered */
 	uint64_t serial;
 	uint32_t attempt;
+	uint64_t epoch;		      /* a request's configuration epoch */
+	enum cluster_refusal refused; /* answers */
+	bool took;		      /* answers to a config or a join */
+	struct cluster_config cfg;    /* a config or join request's; in a
+					 refusal, the acceptor's own */
 	uint64_t ready_at;
 	struct cas_msg m; /* owns its value bytes */
 };
@@ -93,9 +181,12 @@ struct cluster {
 	bool use_cache;		   /* the one-round-trip optimization */
 	bool use_query;		   /* reads start with a query */
 	struct cluster_weather w;
-	int n_acc, n_prop;
+	int n_acc, n_prop; /* addresses in use; clients */
+	int n_ids;	   /* identities an op addresses */
+	int addr[CLUSTER_MAX_IDS];
+	struct cluster_reconf reconf;
 	struct cluster_acceptor acc[CLUSTER_MAX_ACC];
-	struct cluster_proposer prop[CLUSTER_MAX_PROP];
+	struct cluster_proposer prop[CLUSTER_MAX_PROP + 1]; /* + the reconfigurer's */
 	struct cluster_packet *net;
 	size_t n_net, cap_net;
 	uint64_t now; /* ticks */
@@ -103,15 +194,20 @@ struct cluster {
 	struct cluster_hooks hooks;
 	unsigned long rounds, faults;
 	unsigned long cached_starts; /* ops that started from a cached promise */
+	unsigned long refusals;	     /* requests refused for their epoch */
+	bool calm;		     /* the weather cleared for the change to end */
 };
 
 /* Draws a world from seed: 3 or 5 acceptors, 2 to 4 proposers, whether
  * the one-round-trip optimization and read queries are on, and the
- * weather. All acceptors up, all proposers idle. reply_before_durable: the
- * negative control of a store that answers before it persists. Exits the
- * process when out of memory (here and in every call below). */
+ * weather; one seed in three (with changes set) also a change of members
+ * (see "Membership"), with 3 to 5 acceptors. All acceptors up, all
+ * proposers idle. reply_before_durable: the negative control of a store
+ * that answers before it persists; skip_rescan: the one of a change
+ * without step 3. Exits the process when out of memory (here and in every
+ * call below). */
 void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_before_durable,
-		  const struct cluster_hooks *hooks);
+		  bool changes, bool skip_rescan, const struct cluster_hooks *hooks);
 
 /* Frees what C holds. */
 void cluster_free(struct cluster *C);
@@ -124,7 +220,8 @@ void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void
 /* One event: a packet lands (or is lost), the clock ticks, or a fault. */
 void cluster_step(struct cluster *C);
 
-/* Whether every proposer is idle with no work left. */
+/* Whether every proposer is idle with no work left, and the change of
+ * members (if any) is done. */
 bool cluster_done(struct cluster *C);
 
 #endif

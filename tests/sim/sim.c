@@ -1,7 +1,9 @@
 /* sim.c - the deterministic simulation's sweep: for each seed, a simulated
- * cluster (cluster.h) under random reads, writes and conditional writes;
- * every history goes to the linearizability checker. With --broken, a
- * negative control: a deliberate bug the sweep must catch. */
+ * cluster (cluster.h) under random reads, writes and conditional writes,
+ * one seed in three while its members change (cluster.h, "Membership"),
+ * each client then reading every key once the change is done; every
+ * history goes to the linearizability checker. With --broken, a negative
+ * control: a deliberate bug the sweep must catch. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -19,12 +21,16 @@
 
 /* Over all seeds run: ops, and ops that started from a cached promise. */
 static unsigned long total_ops, cached_starts, queries_answered;
+/* Over the seeds that changed members: how many, by change, refusals of
+ * an epoch, reconfigurer crashes. */
+static unsigned long changes_run[5], epoch_refusals, reconf_crashes;
 
 enum op_kind { K_READ, K_WRITE, K_CAS };
 
 /* What proposer i of the cluster is asked to do, and what it saw. */
 struct client {
 	int ops_left;
+	int reads_after; /* reads of each key once the members changed */
 	enum op_kind kind;
 	uint64_t expected;
 	char value[32];
@@ -81,8 +87,9 @@ static bool has_work(struct cluster *C, int pi, void *arg)
 {
 	struct run *R = arg;
 
-	(void)C;
-	return R->client[pi].ops_left > 0;
+	if (R->client[pi].ops_left > 0)
+		return true;
+	return C->reconf.on && C->reconf.step == 5 && R->client[pi].reads_after > 0;
 }
 
 /* The workload: 30% reads, 20% writes, 50% conditional writes on the
@@ -96,6 +103,11 @@ static void start(struct cluster *C, int pi, void *arg)
 	int key = (int)cas_rand_below(rng, CLUSTER_KEYS);
 	cas_change_fn fn;
 
+	if (P->ops_left <= 0) {
+		/* After a change of members: read every key once more. */
+		r = 0;
+		key = --P->reads_after;
+	}
 	P->kind = r < 3 ? K_READ : r < 5 ? K_WRITE : K_CAS;
 	P->expected = P->last_version[key];
 	snprintf(P->value, sizeof(P->value), "p%d.%u.%d", pi, C->prop[pi].generation, P->ops_left);
@@ -197,12 +209,18 @@ out_log:
 static void run_free(struct run *R)
 {
 	cached_starts += R->cluster.cached_starts;
+	if (R->cluster.reconf.on) {
+		changes_run[R->cluster.reconf.change]++;
+		epoch_refusals += R->cluster.refusals;
+		reconf_crashes += R->cluster.reconf.crashes;
+	}
 	cluster_free(&R->cluster);
 	cas_history_free(R->hist);
 }
 
 /* Runs one seed. Returns 0 when its history is linearizable, 1 when not. */
-static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool print_failure)
+static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool changes,
+		    bool skip_rescan, bool print_failure)
 {
 	struct run R;
 	struct cluster_hooks hooks = {
@@ -212,13 +230,15 @@ static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool
 	bool ok = false;
 
 	memset(&R, 0, sizeof(R));
-	cluster_init(C, seed, verbose, reply_before_durable, &hooks);
+	cluster_init(C, seed, verbose, reply_before_durable, changes, skip_rescan, &hooks);
 	if (cas_history_new(&R.hist) != CAS_OK) {
 		fprintf(stderr, "sim: out of memory\n");
 		exit(2);
 	}
-	for (int pi = 0; pi < C->n_prop; pi++)
+	for (int pi = 0; pi < C->n_prop; pi++) {
 		R.client[pi].ops_left = OPS_PER_PROP;
+		R.client[pi].reads_after = CLUSTER_KEYS;
+	}
 
 	for (unsigned long s = 0; s < MAX_STEPS && !cluster_done(C); s++)
 		cluster_step(C);
@@ -246,40 +266,42 @@ static const struct {
 	const char *name;
 	unsigned fault;
 	bool durable;
+	bool skip_rescan;
 } controls[] = {
-	{"quorum-one", CAS_FAULT_QUORUM_ONE, false},
-	{"promise-ballot", CAS_FAULT_PROMISE_BALLOT, false},
-	{"counter-only", CAS_FAULT_COUNTER_ONLY, false},
-	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false},
-	{"query-one", CAS_FAULT_QUERY_ONE, false},
-	{"mine-by-version", CAS_FAULT_MINE_BY_VERSION, false},
-	{"reply-before-durable", 0, true},
+	{"quorum-one", CAS_FAULT_QUORUM_ONE, false, false},
+	{"promise-ballot", CAS_FAULT_PROMISE_BALLOT, false, false},
+	{"counter-only", CAS_FAULT_COUNTER_ONLY, false, false},
+	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false, false},
+	{"query-one", CAS_FAULT_QUERY_ONE, false, false},
+	{"mine-by-version", CAS_FAULT_MINE_BY_VERSION, false, false},
+	{"reply-before-durable", 0, true, false},
+	/* A change of members without its rescan (PROTOCOL.md, step 3). */
+	{"skip-rescan", 0, false, true},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sim [--seeds N] [--first S] [--seed S] [--verbose]\n"
+	fprintf(f, "usage: sim [--seeds N] [--first S] [--seed S] [--verbose] [--no-changes]\n"
 		   "           [--broken quorum-one|promise-ballot|counter-only|ballot-reuse|\n"
-		   "                     query-one|mine-by-version|reply-before-durable]\n"
+		   "                     query-one|mine-by-version|reply-before-durable|\n"
+		   "                     skip-rescan]\n"
 		   "Runs N seeds from S (default 10000 from 1), or the one seed --seed S,\n"
-		   "and checks every history for linearizability. With --broken, a\n"
-		   "deliberate bug is switched on and the run passes only if some seed\n"
-		   "catches it.\n");
+		   "and checks every history for linearizability. One seed in three also\n"
+		   "changes the cluster's members while it runs (--no-changes: none\n"
+		   "does). With --broken, a deliberate bug is switched on and the run\n"
+		   "passes only if some seed catches it.\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"seeds", required_argument, NULL, 'n'},
-		{"first", required_argument, NULL, 'f'},
-		{"seed", required_argument, NULL, 's'},
-		{"broken", required_argument, NULL, 'b'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"seeds", required_argument, NULL, 'n'}, {"first", required_argument, NULL, 'f'},
+		{"seed", required_argument, NULL, 's'},	 {"broken", required_argument, NULL, 'b'},
+		{"verbose", no_argument, NULL, 'v'},	 {"no-changes", no_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
 	};
 	uint64_t first = 1, n = 10000;
-	bool verbose = false, durable_bug = false, one = false;
+	bool verbose = false, durable_bug = false, one = false, changes = true, skip_rescan = false;
 	const char *broken = NULL;
 	int c;
 
@@ -302,6 +324,9 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case 'c':
+			changes = false;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -322,10 +347,12 @@ int main(int argc, char **argv)
 		}
 		cas_sim_faults = controls[i].fault;
 		durable_bug = controls[i].durable;
+		skip_rescan = controls[i].skip_rescan;
 	}
 
 	for (uint64_t s = first; s < first + n; s++) {
-		if (run_seed(s, verbose, durable_bug, broken == NULL || one) == 0)
+		if (run_seed(s, verbose, durable_bug, changes, skip_rescan,
+			     broken == NULL || one) == 0)
 			continue;
 		if (broken != NULL) {
 			printf("sim: --broken %s caught by seed %" PRIu64 " (%" PRIu64
@@ -345,5 +372,12 @@ int main(int argc, char **argv)
 	       "(%lu operations, %lu started from a cached promise, %lu reads answered by a "
 	       "query)\n",
 	       n, first, total_ops, cached_starts, queries_answered);
+	printf("sim: members changed in %lu seeds (%lu add, %lu remove, %lu replace, %lu replace "
+	       "by an empty node at the same address), %lu requests refused for their epoch, "
+	       "%lu reconfigurer crashes\n",
+	       changes_run[CHANGE_ADD] + changes_run[CHANGE_REMOVE] + changes_run[CHANGE_REPLACE] +
+		       changes_run[CHANGE_WIPED],
+	       changes_run[CHANGE_ADD], changes_run[CHANGE_REMOVE], changes_run[CHANGE_REPLACE],
+	       changes_run[CHANGE_WIPED], epoch_refusals, reconf_crashes);
 	return 0;
 }
