@@ -35,6 +35,11 @@ struct client {
 	bool crashed;
 	bool done;
 	uint64_t deadline, wake;
+	/* The simulated clock: offset + real * (10^6 + ppm) / 10^6. */
+	uint64_t clock_offset;
+	int ppm;
+	unsigned delay_per10k, delay_max; /* each call waits, before and after */
+	uint64_t part_from, part_until;	  /* real times: cut off from the cluster */
 	ucontext_t ctx;
 	void *stack;
 	void (*fn)(void *arg, const struct casfs_regs *r);
@@ -47,6 +52,7 @@ struct memregs {
 	uint64_t now;
 	uint64_t changes;
 	bool changed; /* a register changed in this step */
+	bool every_step;
 	ucontext_t main;
 	struct client *running;
 	struct client direct, observer;
@@ -183,14 +189,38 @@ static bool enter(struct client *c)
 	return !c->crashed;
 }
 
+/* A call of a scheduled proposer may wait before it reaches the cluster
+ * and again before its answer comes back. */
+static void delay(struct client *c)
+{
+	if (!c->scheduled || !c->delay_max || !chance(&c->rng, c->delay_per10k))
+		return;
+	c->wake = c->m->now + 1 + next_rand(&c->rng) % c->delay_max;
+	yield(c);
+}
+
+/* True while c is cut off from the cluster. */
+static bool partitioned(const struct client *c)
+{
+	return c->scheduled && c->m->now >= c->part_from && c->m->now < c->part_until;
+}
+
 static int op_read(void *arg, const char *key, struct cas_value *out)
 {
 	struct client *c = arg;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!enter(c) || (c->scheduled && chance(&c->rng, c->f.read_fail)))
 		return CAS_EUNAVAILABLE;
-	return copy_value(lookup(c, key), out);
+	delay(c);
+	if (partitioned(c))
+		return CAS_EUNAVAILABLE;
+	rc = copy_value(lookup(c, key), out);
+	delay(c);
+	if (partitioned(c))
+		cas_value_clear(out);
+	return partitioned(c) ? CAS_EUNAVAILABLE : rc;
 }
 
 static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
@@ -203,6 +233,9 @@ static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 	if (out)
 		memset(out, 0, sizeof(*out));
 	if (!enter(c) || (c->scheduled && chance(&c->rng, c->f.fail_before)))
+		return CAS_EUNAVAILABLE;
+	delay(c);
+	if (partitioned(c))
 		return CAS_EUNAVAILABLE;
 	rc = copy_value(lookup(c, key), &cur);
 	if (rc)
@@ -217,7 +250,9 @@ static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 	cas_value_clear(&cur);
 	if (rc)
 		return rc;
-	if (c->scheduled && chance(&c->rng, c->f.fail_after))
+	delay(c);
+	/* Applied, but the answer is lost. */
+	if (partitioned(c) || (c->scheduled && chance(&c->rng, c->f.fail_after)))
 		return CAS_EUNAVAILABLE;
 	return out ? copy_value(lookup(c, key), out) : CAS_OK;
 }
@@ -235,7 +270,9 @@ static void op_sleep_ms(void *arg, unsigned ms)
 {
 	struct client *c = arg;
 
-	c->wake = c->m->now + ms;
+	/* ms on c's own clock. */
+	c->wake = c->m->now + (ms * 1000000ull + (uint64_t)(1000000 + c->ppm) - 1) /
+				      (uint64_t)(1000000 + c->ppm);
 	yield(c);
 }
 
@@ -404,7 +441,7 @@ bool memregs_run(struct memregs *m, bool (*step)(void *arg), void *arg)
 		swapcontext(&m->main, &m->running->ctx);
 		m->running = NULL;
 		m->now++;
-		if (m->changed && step && !step(arg))
+		if ((m->changed || m->every_step) && step && !step(arg))
 			return false;
 	}
 }
@@ -431,4 +468,40 @@ bool memregs_crashed(const struct casfs_regs *r)
 uint64_t memregs_changes(const struct memregs *m)
 {
 	return m->changes;
+}
+
+void memregs_every_step(struct memregs *m, bool on)
+{
+	m->every_step = on;
+}
+
+void memregs_clock(const struct casfs_regs *r, uint64_t offset_ms, int ppm)
+{
+	struct client *c = r->arg;
+
+	c->clock_offset = offset_ms;
+	c->ppm = ppm;
+}
+
+uint64_t memregs_local_ms(const struct casfs_regs *r)
+{
+	const struct client *c = r->arg;
+
+	return c->clock_offset + c->m->now * (uint64_t)(1000000 + c->ppm) / 1000000;
+}
+
+void memregs_delays(const struct casfs_regs *r, unsigned per10k, unsigned max_ms)
+{
+	struct client *c = r->arg;
+
+	c->delay_per10k = per10k;
+	c->delay_max = max_ms;
+}
+
+void memregs_partition(const struct casfs_regs *r, uint64_t from_ms, uint64_t until_ms)
+{
+	struct client *c = r->arg;
+
+	c->part_from = from_ms;
+	c->part_until = until_ms;
 }

@@ -55,6 +55,29 @@ void memregs_deadline(const struct casfs_regs *r, unsigned ms);
 /* True once the proposer behind r has crashed. */
 bool memregs_crashed(const struct casfs_regs *r);
 
+/* Calls step after every step, not only after those that changed a
+ * register (an invariant that depends on time). */
+void memregs_every_step(struct memregs *m, bool on);
+
+/* Gives the proposer behind r its own clock: offset_ms plus the logical
+ * clock's milliseconds times (10^6 + ppm) / 10^6 (ppm > -10^6). Its
+ * sleep_ms then counts on that clock. Call from the proposer. */
+void memregs_clock(const struct casfs_regs *r, uint64_t offset_ms, int ppm);
+
+/* The own clock of the proposer behind r (the logical clock by default). */
+uint64_t memregs_local_ms(const struct casfs_regs *r);
+
+/* per10k of the proposer's reads and changes wait up to max_ms (logical)
+ * before they reach the cluster, and as long again before their answer
+ * comes back: a change then applies somewhere within a long call. */
+void memregs_delays(const struct casfs_regs *r, unsigned per10k, unsigned max_ms);
+
+/* Cuts the proposer behind r off from the cluster from logical time
+ * from_ms until until_ms: calls that would reach it then fail
+ * (CAS_EUNAVAILABLE) without effect, and a change applied just before
+ * loses its answer. */
+void memregs_partition(const struct casfs_regs *r, uint64_t from_ms, uint64_t until_ms);
+
 /* Registers changed so far (a statistic). */
 uint64_t memregs_changes(const struct memregs *m);
 
