@@ -29,6 +29,7 @@ struct options {
 	size_t wal_size;
 	unsigned threads;
 	const char *port_file;
+	const char *log_file; /* NULL: the log goes to stderr */
 	enum cas_server_log_level log_level;
 };
 
@@ -46,6 +47,8 @@ static const char usage_text[] =
 	"  --threads N             threads answering requests (default 16)\n"
 	"  --port-file FILE        once listening, write the port to FILE\n"
 	"  --log-level LEVEL       error, warn, info (default) or debug\n"
+	"  --log-file FILE         append the log (all of stderr) to FILE; SIGHUP\n"
+	"                          reopens it, for log rotation\n"
 	"  --help                  show this help\n"
 	"  --version               show the version\n";
 
@@ -139,6 +142,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_THREADS,
 		OPT_PORT_FILE,
 		OPT_LOG_LEVEL,
+		OPT_LOG_FILE,
 		OPT_HELP,
 		OPT_VERSION
 	};
@@ -151,6 +155,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"threads", required_argument, NULL, OPT_THREADS},
 		{"port-file", required_argument, NULL, OPT_PORT_FILE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
@@ -201,6 +206,11 @@ static void parse_options(int argc, char **argv, struct options *o)
 					    optarg);
 			o->log_level = (enum cas_server_log_level)i;
 			break;
+		case OPT_LOG_FILE:
+			if (!*optarg)
+				usage_error("--log-file: empty file name");
+			o->log_file = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -220,6 +230,46 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage_error("--listen HOST:PORT is required");
 	if (!o->data)
 		usage_error("--data DIR is required");
+}
+
+/* Opens path for appending (created 0640 when missing) as stderr, where
+ * the log goes; stderr is left unchanged on error (-1, errno set). Safe
+ * while other threads log: dup2 swaps the file in one step. */
+static int open_log_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0)
+		return -1;
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* SIGHUP: reopens the log file (after a rotation moved it away), or says
+ * that there is none. Never stops the node. */
+static void reopen_log(struct options *o)
+{
+	char line[PATH_MAX + 64];
+
+	if (!o->log_file) {
+		log_line(o, CAS_SERVER_LOG_INFO, "SIGHUP: no --log-file to reopen; ignored");
+		return;
+	}
+	if (open_log_file(o->log_file)) {
+		snprintf(line, sizeof(line), "SIGHUP: cannot reopen %s: %s; logging on",
+			 o->log_file, strerror(errno));
+		log_line(o, CAS_SERVER_LOG_ERROR, line);
+		return;
+	}
+	snprintf(line, sizeof(line), "SIGHUP: reopened %s", o->log_file);
+	log_line(o, CAS_SERVER_LOG_INFO, line);
 }
 
 /* mkdir -p, mode 0700 for what it creates. */
@@ -333,14 +383,19 @@ int main(int argc, char **argv)
 	struct cas_store *store;
 	char errmsg[512];
 	sigset_t stop;
-	int sig, lock_fd, rc = 1;
+	int sig = SIGTERM, lock_fd, rc = 1;
 
 	parse_options(argc, argv, &o);
+	if (o.log_file && open_log_file(o.log_file)) {
+		fprintf(stderr, "casd: cannot open %s: %s\n", o.log_file, strerror(errno));
+		goto out_free_host;
+	}
 
 	/* Blocked before any thread starts, so only sigwait below sees them. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -379,9 +434,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "casd: cannot write %s: %s\n", o.port_file, strerror(errno));
 		goto out_stop_server;
 	}
-	if (sigwait(&stop, &sig) == 0)
-		log_line(&o, CAS_SERVER_LOG_INFO,
-			 sig == SIGINT ? "SIGINT: stopping" : "SIGTERM: stopping");
+	/* SIGINT and SIGTERM stop: requests in progress finish, the store
+	 * writes what is queued and checkpoints. SIGHUP reopens the log. */
+	while (sigwait(&stop, &sig) == 0 && sig == SIGHUP)
+		reopen_log(&o);
+	log_line(&o, CAS_SERVER_LOG_INFO, sig == SIGINT ? "SIGINT: stopping" : "SIGTERM: stopping");
 	rc = 0;
 
 out_stop_server:
@@ -389,6 +446,8 @@ out_stop_server:
 	log_stats(&o, store);
 out_close_store:
 	cas_store_close(store);
+	if (rc == 0)
+		log_line(&o, CAS_SERVER_LOG_INFO, "stopped");
 out_unlock_dir:
 	close(lock_fd);
 out_free_host:
