@@ -1,7 +1,9 @@
 /* casfs.c - mount a casd cluster as a FUSE filesystem. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -15,11 +17,58 @@
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n", prog);
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n\n", prog);
+	printf("SOURCE, as mount(8) passes it (\"casfs\" in fstab), is ignored.\n\n");
 	casfs_options_help(stdout);
 	printf("\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
+}
+
+/* mount(8) runs "mount.fuse.casfs SOURCE DIR -o OPTS", and mount.fuse
+ * passes the source on too: of two arguments that are not options, the
+ * first is the source, dropped here (fuse_parse_cmdline takes one). */
+static void drop_source(struct fuse_args *args)
+{
+	int i, first = 0, n = 0;
+
+	for (i = 1; i < args->argc; i++) {
+		const char *a = args->argv[i];
+
+		if (!strcmp(a, "--"))
+			break;
+		if (!strcmp(a, "-o")) {
+			i++;
+			continue;
+		}
+		if (a[0] != '-' && n++ == 0)
+			first = i;
+	}
+	if (n != 2)
+		return; /* none, or too many: fuse_parse_cmdline says so */
+	free(args->argv[first]);
+	/* Shifts the NULL that ends argv too. */
+	memmove(&args->argv[first], &args->argv[first + 1],
+		(size_t)(args->argc - first) * sizeof(args->argv[0]));
+	args->argc--;
+}
+
+/* libfuse's and casfs's messages once daemonized, when stderr is
+ * /dev/null: to syslog (the journal), without the "casfs: " that the tag
+ * already says and the newline. fuse_log levels are syslog's. */
+static void log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	const char *p = line;
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (!strncmp(p, "casfs: ", 7))
+		p += 7;
+	syslog((int)level, "%s", p);
 }
 
 /* Checks that a majority of the cluster answers and that it holds a casfs
@@ -69,6 +118,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "casfs: out of memory\n");
 		goto out_free_opts;
 	}
+	drop_source(&args);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "casfs: bad command line; see casfs -h\n");
 		goto out_free_opts;
@@ -122,13 +172,21 @@ int main(int argc, char *argv[])
 		goto out_destroy_session;
 	if (fuse_session_mount(se, cmd.mountpoint))
 		goto out_remove_handlers;
-	fuse_daemonize(cmd.foreground);
+	/* Every error until here went to stderr with exit 1; from here on,
+	 * without -f, messages go to syslog. */
+	if (fuse_daemonize(cmd.foreground))
+		goto out_unmount; /* libfuse said why, on stderr */
+	if (!cmd.foreground) {
+		openlog("casfs", LOG_PID, LOG_DAEMON);
+		fuse_set_log_func(log_to_syslog);
+		fuse_log(FUSE_LOG_INFO, "mounted %s (nodes=%s)\n", cmd.mountpoint, o.nodes);
+	}
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);
 	} else {
 		loop = fuse_loop_cfg_create();
 		if (!loop) {
-			fprintf(stderr, "casfs: out of memory\n");
+			fuse_log(FUSE_LOG_ERR, "casfs: out of memory\n");
 			goto out_unmount;
 		}
 		fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd.clone_fd);
@@ -144,6 +202,9 @@ int main(int argc, char *argv[])
 	}
 	/* A signal ends the loop with its number: a clean exit. */
 	ret = ret < 0 ? 1 : 0;
+	if (!cmd.foreground)
+		fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_INFO, "%s: %s\n", cmd.mountpoint,
+			 ret ? "stopped on an error" : "stopped");
 out_unmount:
 	fuse_session_unmount(se);
 out_remove_handlers:
