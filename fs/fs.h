@@ -50,6 +50,7 @@ struct casfs_fs {
 	pthread_mutex_t key_locks[CASFS_KEY_LOCKS];
 	pthread_mutex_t failed_lock;
 	struct failed_lookup failed[CASFS_FAILED_LOOKUPS];
+	struct casfs_locks *locks; /* flock and fcntl locks (lock.h) */
 };
 
 /* An open file. lock serialises the handle's writes, flushes and

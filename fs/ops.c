@@ -8,6 +8,8 @@
 #include <sys/statvfs.h>
 
 #include "fs.h"
+#include "lease.h"
+#include "lock.h"
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -26,6 +28,21 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * clears them on write (file.c, kill_priv), the one case the kernel
 	 * leaves to a direct_io filesystem. */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+	/* flock and fcntl locks come to casfs (lock.c) instead of staying in
+	 * this kernel: they hold across mounts. */
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
+	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
+}
+
+/* Before the FUSE session goes: answer waiting lock requests and give the
+ * lock session up, so that other mounts take its locks at once. */
+static void fs_destroy(void *userdata)
+{
+	struct casfs_fs *fs = userdata;
+
+	casfs_locks_stop(fs->locks);
 }
 
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -49,6 +66,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 const struct fuse_lowlevel_ops casfs_ops = {
 	.init = fs_init,
+	.destroy = fs_destroy,
 	.lookup = casfs_fs_lookup,
 	.forget = casfs_fs_forget,
 	.forget_multi = casfs_fs_forget_multi,
@@ -64,9 +82,11 @@ const struct fuse_lowlevel_ops casfs_ops = {
 	.link = casfs_fs_link,
 	.open = casfs_fs_open,
 	.read = casfs_fs_read,
-	.write = casfs_fs_write,
-	.flush = casfs_fs_flush,
-	.release = casfs_fs_release,
+	/* Locks wrap these: ENOLCK for a write under a lost lock, locks given
+	 * back at close. */
+	.write = casfs_fs_lk_write,
+	.flush = casfs_fs_lk_flush,
+	.release = casfs_fs_lk_release,
 	.fsync = casfs_fs_fsync,
 	.opendir = casfs_fs_opendir,
 	.readdir = casfs_fs_readdir,
@@ -78,6 +98,9 @@ const struct fuse_lowlevel_ops casfs_ops = {
 	.listxattr = casfs_fs_listxattr,
 	.removexattr = casfs_fs_removexattr,
 	.create = casfs_fs_create,
+	.getlk = casfs_fs_getlk,
+	.setlk = casfs_fs_setlk,
+	.flock = casfs_fs_flock,
 };
 
 int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct casfs_fs **out)
@@ -89,6 +112,11 @@ int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct cas
 		return CAS_ENOMEM;
 	fs->inodes = casfs_inodes_new();
 	if (!fs->inodes) {
+		free(fs);
+		return CAS_ENOMEM;
+	}
+	if (casfs_locks_new(fs, o->lease_ms ? o->lease_ms : CASFS_LEASE_DEFAULT_MS, &fs->locks)) {
+		casfs_inodes_free(fs->inodes);
 		free(fs);
 		return CAS_ENOMEM;
 	}
@@ -109,6 +137,7 @@ void casfs_fs_free(struct casfs_fs *fs)
 
 	if (!fs)
 		return;
+	casfs_locks_free(fs->locks);
 	for (i = 0; i < CASFS_KEY_LOCKS; i++)
 		pthread_mutex_destroy(&fs->key_locks[i]);
 	pthread_mutex_destroy(&fs->failed_lock);

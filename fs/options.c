@@ -8,6 +8,7 @@
 
 #include <cas/cas.h>
 
+#include "lease.h"
 #include "options.h"
 
 #define MAX_TIMEOUT_S 3600.0
@@ -18,6 +19,7 @@ struct raw {
 	char *nodes;
 	char *timeout;
 	char *max_size;
+	char *lease;
 	int cache;
 	int allow_other;
 };
@@ -27,6 +29,7 @@ enum { KEY_ALLOW_OTHER };
 static const struct fuse_opt specs[] = {{"nodes=%s", offsetof(struct raw, nodes), 0},
 					{"timeout=%s", offsetof(struct raw, timeout), 0},
 					{"max_size=%s", offsetof(struct raw, max_size), 0},
+					{"lease=%s", offsetof(struct raw, lease), 0},
 					{"cache", offsetof(struct raw, cache), 1},
 					{"nocache", offsetof(struct raw, cache), 0},
 					FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -44,15 +47,15 @@ static int keep_opt(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
-/* Seconds (fractional) to milliseconds, rounded up. */
-static bool parse_timeout(const char *s, unsigned *ms)
+/* Seconds (fractional) to milliseconds, rounded up; within (0, max_s]. */
+static bool parse_seconds(const char *s, double max_s, unsigned *ms)
 {
 	char *end;
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > MAX_TIMEOUT_S)
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > max_s)
 		return false;
 	*ms = (unsigned)ceil(v * 1000.0);
 	if (*ms == 0)
@@ -171,11 +174,12 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct ca
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = CASFS_DEFAULT_TIMEOUT_MS;
 	o->max_size = CAS_DEFAULT_MAX_VALUE;
+	o->lease_ms = CASFS_LEASE_DEFAULT_MS;
 	if (fuse_opt_parse(args, &raw, specs, keep_opt) == -1) {
 		snprintf(errmsg, errmsg_len, "cannot parse the options");
 		goto out_free_raw;
 	}
-	if (raw.timeout && !parse_timeout(raw.timeout, &o->timeout_ms)) {
+	if (raw.timeout && !parse_seconds(raw.timeout, MAX_TIMEOUT_S, &o->timeout_ms)) {
 		snprintf(errmsg, errmsg_len,
 			 "bad timeout=%s: want seconds, more than 0 and at most %.0f", raw.timeout,
 			 MAX_TIMEOUT_S);
@@ -185,6 +189,12 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct ca
 		snprintf(errmsg, errmsg_len,
 			 "bad max_size=%s: want bytes (k and m suffixes allowed), %d to %lu",
 			 raw.max_size, MIN_MAX_SIZE, MAX_MAX_SIZE);
+		goto out_free_raw;
+	}
+	if (raw.lease && (!parse_seconds(raw.lease, CASFS_LEASE_MAX_MS / 1000.0, &o->lease_ms) ||
+			  o->lease_ms < CASFS_LEASE_MIN_MS)) {
+		snprintf(errmsg, errmsg_len, "bad lease=%s: want seconds, %g to %g", raw.lease,
+			 CASFS_LEASE_MIN_MS / 1000.0, CASFS_LEASE_MAX_MS / 1000.0);
 		goto out_free_raw;
 	}
 	o->cache = raw.cache;
@@ -214,6 +224,7 @@ out_free_raw:
 	free(raw.nodes);
 	free(raw.timeout);
 	free(raw.max_size);
+	free(raw.lease);
 	return rc;
 }
 
@@ -233,6 +244,9 @@ void casfs_options_help(FILE *f)
 		"                           plus its metadata must fit (default %u)\n"
 		"    -o cache               let the kernel cache names, attributes (1 s)\n"
 		"                           and file pages between opens: faster, but\n"
-		"                           NOT linearizable across mounts\n",
-		CASFS_DEFAULT_TIMEOUT_MS / 1000.0, (unsigned)CAS_DEFAULT_MAX_VALUE);
+		"                           NOT linearizable across mounts\n"
+		"    -o lease=SECONDS       lease of this mount's flock and fcntl locks:\n"
+		"                           a mount silent that long loses them (default %g)\n",
+		CASFS_DEFAULT_TIMEOUT_MS / 1000.0, (unsigned)CAS_DEFAULT_MAX_VALUE,
+		CASFS_LEASE_DEFAULT_MS / 1000.0);
 }

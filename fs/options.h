@@ -1,4 +1,5 @@
-/* options.h - casfs's own mount options (-o nodes=, timeout=, cache, max_size=). */
+/* options.h - casfs's own mount options (-o nodes=, timeout=, cache, max_size=,
+ * lease=). */
 #ifndef CASFS_OPTIONS_H
 #define CASFS_OPTIONS_H
 
@@ -18,6 +19,7 @@ struct casfs_options {
 	bool cache;	     /* relaxed kernel caching (weaker consistency) */
 	size_t max_size;     /* largest register value, in bytes */
 	bool allow_other;    /* -o allow_other was given (and left for libfuse) */
+	unsigned lease_ms;   /* lease of the mount's lock session */
 };
 
 /* Copies argc/argv into out (cleared first; free with fuse_opt_free_args,

@@ -11,7 +11,11 @@
 #include <cas/os.h>
 
 #include "fs.h"
+#include "lock.h"
 #include "xattr.h"
+
+/* user.casfs.lock: the lock register of the inode, read only (lock.h). */
+#define LOCK_XATTR CASFS_XATTR_PREFIX "lock"
 
 struct xset_arg {
 	const char *name;
@@ -65,6 +69,10 @@ void casfs_fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const c
 
 	casfs_op_start(&op, req);
 	a.max = op.fs->max_size;
+	if (!strcmp(name, LOCK_XATTR)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	switch (casfs_xattr_parse(name, &a.expected)) {
 	case CASFS_XA_USER:
 		break;
@@ -104,6 +112,28 @@ static void reply_xattr_value(fuse_req_t req, size_t size, const void *val, size
 		fuse_reply_buf(req, val, len);
 }
 
+/* Replies with the text of user.casfs.lock: the fencing counter, then
+ * each hold with its token. */
+static void reply_lock_xattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	unsigned char id[CASFS_ID_LEN];
+	struct op op;
+	size_t len;
+	char *text;
+	int rc;
+
+	casfs_op_start(&op, req);
+	rc = casfs_node_id(&op, ino, id);
+	if (!rc)
+		rc = casfs_locks_xattr(&op, id, &text, &len);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_xattr_value(req, size, text, len);
+	free(text);
+}
+
 void casfs_fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	unsigned char id[CASFS_ID_LEN];
@@ -115,6 +145,10 @@ void casfs_fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 	struct op op;
 	int rc;
 
+	if (!strcmp(name, LOCK_XATTR)) {
+		reply_lock_xattr(req, ino, size);
+		return;
+	}
 	kind = casfs_xattr_parse(name, NULL);
 	/* security.capability comes with every write: no round for it. */
 	if (kind == CASFS_XA_OTHER || kind == CASFS_XA_RESERVED || kind == CASFS_XA_CAS) {
@@ -199,6 +233,10 @@ void casfs_fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct op op;
 	int rc;
 
+	if (!strcmp(name, LOCK_XATTR)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
 	switch (casfs_xattr_parse(name, NULL)) {
 	case CASFS_XA_USER:
 		break;

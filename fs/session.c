@@ -1,0 +1,253 @@
+/* session.c - a mount's lock session and the thread that renews it
+ * (session.h); the rules are lease.c's. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <cas/os.h>
+
+#include "fs.h"
+#include "session.h"
+
+/* After a failed renewal, the next try comes this soon. */
+#define RETRY_MS 100
+
+static uint64_t mono_ms(void *arg)
+{
+	(void)arg;
+	return cas_os_monotonic_ms();
+}
+
+const struct casfs_clock casfs_mono_clock = {mono_ms, NULL};
+
+static void sid_hex(const unsigned char *sid, char *out)
+{
+	char key[CASFS_LOCK_KEY_LEN];
+
+	casfs_sessreg_key(sid, key);
+	memcpy(out, key + 2, 2 * CASFS_SID_LEN + 1);
+}
+
+int casfs_msession_init(struct casfs_msession *m, struct casfs_fs *fs, unsigned lease_ms)
+{
+	memset(m, 0, sizeof(*m));
+	m->fs = fs;
+	m->lease_ms = lease_ms;
+	if (pthread_mutex_init(&m->mu, NULL))
+		return -ENOMEM;
+	if (pthread_mutex_init(&m->create_mu, NULL)) {
+		pthread_mutex_destroy(&m->mu);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&m->cv, NULL)) {
+		pthread_mutex_destroy(&m->create_mu);
+		pthread_mutex_destroy(&m->mu);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A request-less op: the mount's timeout from now, cut at until_ms
+ * (monotonic, 0: no cut). */
+static void bg_op(struct casfs_fs *fs, uint64_t until_ms, struct op *op)
+{
+	uint64_t now = cas_os_monotonic_ms(), ms = fs->timeout_ms;
+
+	if (until_ms && until_ms < now + ms)
+		ms = until_ms > now ? until_ms - now : 0;
+	op->fs = fs;
+	cas_os_monotonic(&op->end);
+	cas_os_timespec_add_ms(&op->end, ms);
+}
+
+/* With m->mu held: true while the current session is valid; the first
+ * call that finds it run out logs it and keeps it to mark expired. */
+static bool live_locked(struct casfs_msession *m)
+{
+	char hex[2 * CASFS_SID_LEN + 1];
+
+	if (!m->have)
+		return false;
+	if (casfs_session_check(&m->s, cas_os_monotonic_ms()))
+		return true;
+	m->have = false;
+	memcpy(m->to_end, m->s.sid, CASFS_SID_LEN);
+	m->have_to_end = true;
+	sid_hex(m->s.sid, hex);
+	fuse_log(FUSE_LOG_ERR,
+		 "casfs: lock session %s lost: not renewed within its lease (%u ms); every "
+		 "lock taken under it is lost (writes through them fail with ENOLCK)\n",
+		 hex, m->lease_ms);
+	pthread_cond_broadcast(&m->cv);
+	return false;
+}
+
+bool casfs_msession_valid(struct casfs_msession *m, uint64_t gen)
+{
+	bool ok;
+
+	pthread_mutex_lock(&m->mu);
+	ok = m->gen == gen && live_locked(m);
+	pthread_mutex_unlock(&m->mu);
+	return ok;
+}
+
+/* Marks a lost session expired, if there is one to mark; best effort. */
+static void end_lost(struct casfs_msession *m)
+{
+	unsigned char sid[CASFS_SID_LEN];
+	struct casfs_regs r;
+	struct op op;
+	bool have;
+
+	pthread_mutex_lock(&m->mu);
+	have = m->have_to_end;
+	memcpy(sid, m->to_end, CASFS_SID_LEN);
+	pthread_mutex_unlock(&m->mu);
+	if (!have)
+		return;
+	bg_op(m->fs, 0, &op);
+	casfs_op_regs(&op, &r);
+	if (casfs_session_end(&r, sid) == CAS_OK) {
+		pthread_mutex_lock(&m->mu);
+		if (!memcmp(m->to_end, sid, CASFS_SID_LEN))
+			m->have_to_end = false;
+		pthread_mutex_unlock(&m->mu);
+	}
+}
+
+static void *renew_thread(void *arg)
+{
+	struct casfs_msession *m = arg;
+	struct casfs_session s;
+	struct casfs_regs r;
+	struct timespec at;
+	uint64_t gen, start, next;
+	struct op op;
+	int rc;
+
+	pthread_mutex_lock(&m->mu);
+	while (!m->stop) {
+		live_locked(m);
+		if (m->have_to_end) {
+			pthread_mutex_unlock(&m->mu);
+			end_lost(m);
+			pthread_mutex_lock(&m->mu);
+		}
+		if (!m->have) {
+			/* Wait for a new session, or a while before the next try
+			 * at marking the lost one. */
+			cas_os_monotonic(&at);
+			cas_os_timespec_add_ms(&at, m->lease_ms / 3);
+			pthread_cond_clockwait(&m->cv, &m->mu, CLOCK_MONOTONIC, &at);
+			continue;
+		}
+		next = m->last_start + (m->retry_soon ? RETRY_MS : m->lease_ms / 3);
+		if (cas_os_monotonic_ms() < next) {
+			at.tv_sec = (time_t)(next / 1000);
+			at.tv_nsec = (long)(next % 1000) * 1000000;
+			pthread_cond_clockwait(&m->cv, &m->mu, CLOCK_MONOTONIC, &at);
+			continue;
+		}
+		s = m->s;
+		gen = m->gen;
+		start = cas_os_monotonic_ms();
+		m->last_start = start;
+		pthread_mutex_unlock(&m->mu);
+		/* The round ends when the session would: a later answer could
+		 * not save it. */
+		bg_op(m->fs, s.valid_until, &op);
+		casfs_op_regs(&op, &r);
+		rc = casfs_session_renew(&r, &casfs_mono_clock, &s);
+		pthread_mutex_lock(&m->mu);
+		if (m->gen != gen || !m->have)
+			continue;
+		m->retry_soon = rc != CAS_OK;
+		if (rc == CAS_OK && !m->s.lost)
+			m->s = s;
+		else if (rc == CAS_EVERSION)
+			m->s.valid_until = 0; /* expired by a contender, or ran out */
+	}
+	pthread_mutex_unlock(&m->mu);
+	return NULL;
+}
+
+int casfs_msession_get(struct casfs_msession *m, struct op *op, unsigned char *sid, uint64_t *gen)
+{
+	struct casfs_session s;
+	struct casfs_regs r;
+	char hex[2 * CASFS_SID_LEN + 1];
+	int rc = 0;
+
+	pthread_mutex_lock(&m->create_mu);
+	pthread_mutex_lock(&m->mu);
+	if (m->stop) {
+		rc = -ENOLCK;
+		goto out_unlock;
+	}
+	if (live_locked(m))
+		goto out_copy;
+	pthread_mutex_unlock(&m->mu);
+	casfs_op_regs(op, &r);
+	rc = casfs_session_create(&r, &casfs_mono_clock, m->lease_ms, &s);
+	pthread_mutex_lock(&m->mu);
+	if (rc) {
+		rc = casfs_err_of(rc);
+		goto out_unlock;
+	}
+	m->s = s;
+	m->have = true;
+	m->gen++;
+	m->last_start = cas_os_monotonic_ms();
+	m->retry_soon = false;
+	sid_hex(s.sid, hex);
+	fuse_log(FUSE_LOG_INFO, "casfs: lock session %s, lease %u ms\n", hex, m->lease_ms);
+	if (!m->thread_started) {
+		if (pthread_create(&m->thread, NULL, renew_thread, m)) {
+			m->have = false;
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		m->thread_started = true;
+	}
+	pthread_cond_broadcast(&m->cv);
+out_copy:
+	memcpy(sid, m->s.sid, CASFS_SID_LEN);
+	*gen = m->gen;
+out_unlock:
+	pthread_mutex_unlock(&m->mu);
+	pthread_mutex_unlock(&m->create_mu);
+	return rc;
+}
+
+void casfs_msession_stop(struct casfs_msession *m)
+{
+	bool join, have;
+
+	pthread_mutex_lock(&m->mu);
+	m->stop = true;
+	join = m->thread_started;
+	m->thread_started = false;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	if (join)
+		pthread_join(m->thread, NULL);
+	pthread_mutex_lock(&m->mu);
+	have = m->have;
+	if (have) {
+		m->have = false;
+		memcpy(m->to_end, m->s.sid, CASFS_SID_LEN);
+		m->have_to_end = true;
+	}
+	pthread_mutex_unlock(&m->mu);
+	end_lost(m);
+}
+
+void casfs_msession_destroy(struct casfs_msession *m)
+{
+	casfs_msession_stop(m);
+	pthread_cond_destroy(&m->cv);
+	pthread_mutex_destroy(&m->create_mu);
+	pthread_mutex_destroy(&m->mu);
+}
