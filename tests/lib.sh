@@ -145,6 +145,45 @@ cas_stop_node() {
 	fi
 }
 
+# Identity (PROTOCOL.md, "Cluster identity and membership"), by hand with
+# curl: for tests that talk raw HTTP to casd. (cas_start_cluster may come
+# to run `casctl init` instead; these stay for the raw tests.)
+#
+# cas_join_nodes [I...]: joins nodes I... (default: every started node;
+# uninitialized ones: start them with CAS_NO_INIT=1 where cas_start_cluster
+# runs casctl init) into one new cluster at epoch 1, all members, each with
+# POST /v1/admin/join, and fails unless each answers 200. Sets and exports
+# CAS_CLUSTER (32 hex), CAS_EPOCH (1), CAS_CONFIG (the configuration's
+# JSON) and CAS_NODE_IDS[I] (node I's 16-hex id); sets CAS_HDRS, the curl
+# arguments of the identity headers: curl "${CAS_HDRS[@]}" ...
+cas_join_nodes() {
+	local nodes=("$@") i members= out
+	[ ${#nodes[@]} -gt 0 ] || nodes=("${!CAS_PORTS[@]}")
+	CAS_CLUSTER=$(cas_random_hex 16)
+	CAS_EPOCH=1
+	for i in "${nodes[@]}"; do
+		CAS_NODE_IDS[$i]=$(cas_random_hex 8)
+		members+="${members:+,}{\"id\":\"${CAS_NODE_IDS[$i]}\",\"url\":\"$(cas_url "$i")\"}"
+	done
+	CAS_CONFIG="{\"cluster\":\"$CAS_CLUSTER\",\"epoch\":\"$CAS_EPOCH\",\"members\":[$members]}"
+	for i in "${nodes[@]}"; do
+		out=$(curl -s -w '\n%{http_code}' --max-time $((10 * CAS_SLOW)) \
+			--data-binary "{\"node\":\"${CAS_NODE_IDS[$i]}\",\"config\":$CAS_CONFIG}" \
+			"$(cas_url "$i")/v1/admin/join") || fail "join node $i: curl failed"
+		[ "${out##*$'\n'}" = 200 ] || fail "join node $i: ${out//$'\n'/ }"
+	done
+	export CAS_CLUSTER CAS_EPOCH CAS_CONFIG
+	cas_set_identity "$CAS_CLUSTER" "$CAS_EPOCH"
+}
+CAS_NODE_IDS=()
+CAS_HDRS=()
+
+# cas_set_identity CLUSTER EPOCH: the identity headers CAS_HDRS send.
+cas_set_identity() { CAS_HDRS=(-H "Cas-Cluster: $1" -H "Cas-Epoch: $2"); }
+
+# cas_random_hex BYTES: BYTES random bytes in lowercase hex.
+cas_random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
 # cas_nodes: the cluster as a comma-separated URL list.
 cas_nodes() {
 	local i out=

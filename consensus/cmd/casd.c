@@ -16,9 +16,16 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "identity.h"
 #include "store.h"
 
 #define EXIT_USAGE 2
+
+/* Issue #12, until casctl and casfs send Cas-Cluster and Cas-Epoch: a node
+ * nobody joined serves requests without them, as before (http.h,
+ * admit_unidentified). A joined node requires them whatever this says.
+ * False once the clients send them. */
+#define ADMIT_UNIDENTIFIED true
 
 struct options {
 	char *host; /* malloc'd */
@@ -40,7 +47,9 @@ static const char usage_text[] =
 	"\n"
 	"  --listen HOST:PORT      address to listen on (PORT 0: any free port;\n"
 	"                          IPv6 as [ADDR]:PORT)\n"
-	"  --data DIR              folder of the LMDB store (created if missing)\n"
+	"  --data DIR              folder of the LMDB store and the node's identity\n"
+	"                          (created if missing; empty: an uninitialized node,\n"
+	"                          to join with POST /v1/admin/join)\n"
 	"  --max-value-size BYTES  largest register value accepted (default 1048576)\n"
 	"  --map-size MIB          largest the store may grow, in MiB (default 1024)\n"
 	"  --wal-size MIB          size of the write-ahead log, in MiB (default 8)\n"
@@ -370,6 +379,22 @@ static void log_stats(struct options *o, struct cas_store *store)
 	log_line(o, CAS_SERVER_LOG_INFO, line);
 }
 
+/* One line on who the node is, for the operator. */
+static void log_identity(struct options *o, struct cas_identity *identity)
+{
+	struct cas_identity_view v;
+	char line[256];
+
+	cas_identity_view(identity, &v);
+	if (!v.initialized)
+		snprintf(line, sizeof(line), "uninitialized: waiting for POST /v1/admin/join");
+	else
+		snprintf(line, sizeof(line), "node %s of cluster %s, epoch %llu%s", v.node,
+			 v.cluster, (unsigned long long)v.epoch,
+			 v.member ? "" : " (removed: not in its configuration)");
+	log_line(o, CAS_SERVER_LOG_INFO, line);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -379,6 +404,7 @@ int main(int argc, char **argv)
 	};
 	struct cas_store_config store_cfg = {0};
 	struct cas_server_config cfg;
+	struct cas_identity *identity;
 	struct cas_server *server;
 	struct cas_store *store;
 	char errmsg[512];
@@ -418,6 +444,11 @@ int main(int argc, char **argv)
 	/* Started all the same: it serves what it holds (README). */
 	if (!cas_store_writable(store, errmsg, sizeof(errmsg)))
 		log_line(&o, CAS_SERVER_LOG_WARN, errmsg);
+	if (cas_identity_open(o.data, &identity, errmsg, sizeof(errmsg))) {
+		fprintf(stderr, "casd: %s\n", errmsg);
+		goto out_close_store;
+	}
+	log_identity(&o, identity);
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.host = o.host;
 	cfg.port = o.port;
@@ -426,9 +457,11 @@ int main(int argc, char **argv)
 	cfg.log = log_line;
 	cfg.log_arg = &o;
 	cfg.log_level = o.log_level;
+	cfg.identity = identity;
+	cfg.admit_unidentified = ADMIT_UNIDENTIFIED;
 	if (cas_server_start(store, &cfg, &server, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "casd: %s\n", errmsg);
-		goto out_close_store;
+		goto out_close_identity;
 	}
 	if (o.port_file && write_port_file(o.port_file, cas_server_port(server))) {
 		fprintf(stderr, "casd: cannot write %s: %s\n", o.port_file, strerror(errno));
@@ -444,6 +477,8 @@ int main(int argc, char **argv)
 out_stop_server:
 	cas_server_stop(server);
 	log_stats(&o, store);
+out_close_identity:
+	cas_identity_close(identity);
 out_close_store:
 	cas_store_close(store);
 	if (rc == 0)

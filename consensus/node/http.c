@@ -1,5 +1,6 @@
 /* http.c - casd's HTTP front on libmicrohttpd (PROTOCOL.md): starting and
- * stopping, routing, reading bodies, sending answers (http.h). */
+ * stopping, routing, reading bodies, admitting requests by identity
+ * (admin.c decides), sending answers (http.h). */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -24,6 +25,10 @@
 /* A request whose body overflows without a Content-Length is drained to
  * its end to answer 413; past this many times the limit it is cut off. */
 #define DRAIN_FACTOR 4
+
+/* The largest body of the admin routes: a configuration of the most nodes
+ * with the longest URLs fits with room to spare. */
+#define ADMIN_BODY_LIMIT ((size_t)128 << 10)
 
 void cas_http_log(const struct cas_server *s, enum cas_server_log_level level, const char *fmt, ...)
 {
@@ -99,6 +104,16 @@ static bool is_binary(struct MHD_Connection *conn)
 	return *ct == '\0' || *ct == ';';
 }
 
+/* The methods a known path takes, for the Allow header of a 405. */
+static const char *allow_of(const char *url)
+{
+	if (strcmp(url, "/v1/health") == 0)
+		return "GET, HEAD";
+	if (strcmp(url, "/v1/config") == 0 || strcmp(url, "/v1/keys") == 0)
+		return "GET";
+	return "POST";
+}
+
 enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection *conn,
 				    const char *method, const char *url, unsigned status,
 				    const char *reason)
@@ -120,7 +135,7 @@ enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection 
 			return MHD_NO;
 	}
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		allow = strcmp(url, "/v1/health") == 0 ? "GET, HEAD" : "POST";
+		allow = allow_of(url);
 	return cas_http_send_json(conn, status, body, strlen(body), allow);
 }
 
@@ -151,7 +166,8 @@ static bool append_body(struct cas_server *s, struct request *r, const char *dat
 	size_t need, cap;
 	char *p;
 
-	if (r->route == ROUTE_ERROR || r->route == ROUTE_HEALTH) {
+	if (r->route == ROUTE_ERROR || r->route == ROUTE_HEALTH || r->route == ROUTE_CONFIG ||
+	    r->route == ROUTE_KEYS) {
 		r->dropped += n; /* a body nobody reads */
 		return r->dropped / DRAIN_FACTOR <= s->body_limit;
 	}
@@ -199,10 +215,28 @@ static bool declared_too_big(struct MHD_Connection *conn, size_t limit)
 	return end != cl && n > limit;
 }
 
+/* The paths of the protocol and admin routes, with their method. */
+static const struct {
+	const char *path;
+	const char *method;
+	enum route route;
+} routes[] = {
+	{"/v1/prepare", MHD_HTTP_METHOD_POST, ROUTE_PREPARE},
+	{"/v1/accept", MHD_HTTP_METHOD_POST, ROUTE_ACCEPT},
+	{"/v1/query", MHD_HTTP_METHOD_POST, ROUTE_QUERY},
+	{"/v1/batch", MHD_HTTP_METHOD_POST, ROUTE_BATCH},
+	{"/v1/keys", MHD_HTTP_METHOD_GET, ROUTE_KEYS},
+	{"/v1/config", MHD_HTTP_METHOD_GET, ROUTE_CONFIG},
+	{"/v1/admin/join", MHD_HTTP_METHOD_POST, ROUTE_JOIN},
+	{"/v1/admin/config", MHD_HTTP_METHOD_POST, ROUTE_ADMIN_CONFIG},
+};
+
 /* The route of a request, from its path and method. */
 static enum route route_of(const char *url, const char *method, unsigned *status,
 			   const char **reason)
 {
+	size_t i;
+
 	if (strcmp(url, "/v1/health") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
@@ -211,22 +245,60 @@ static enum route route_of(const char *url, const char *method, unsigned *status
 		*reason = "use GET on /v1/health";
 		return ROUTE_ERROR;
 	}
-	if (strcmp(url, "/v1/prepare") && strcmp(url, "/v1/accept") && strcmp(url, "/v1/query") &&
-	    strcmp(url, "/v1/batch")) {
-		*status = MHD_HTTP_NOT_FOUND;
-		*reason = "unknown path";
-		return ROUTE_ERROR;
-	}
-	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(url, routes[i].path))
+			continue;
+		if (strcmp(method, routes[i].method) == 0)
+			return routes[i].route;
 		*status = MHD_HTTP_METHOD_NOT_ALLOWED;
-		*reason = "use POST";
+		*reason = strcmp(routes[i].method, MHD_HTTP_METHOD_GET) ? "use POST" : "use GET";
 		return ROUTE_ERROR;
 	}
-	if (strcmp(url, "/v1/query") == 0)
-		return ROUTE_QUERY;
-	if (strcmp(url, "/v1/batch") == 0)
-		return ROUTE_BATCH;
-	return strcmp(url, "/v1/prepare") == 0 ? ROUTE_PREPARE : ROUTE_ACCEPT;
+	*status = MHD_HTTP_NOT_FOUND;
+	*reason = "unknown path";
+	return ROUTE_ERROR;
+}
+
+/* The largest body of a route. */
+static size_t limit_of(const struct cas_server *s, enum route route)
+{
+	switch (route) {
+	case ROUTE_BATCH:
+		return CAS_SERVER_BATCH_LIMIT;
+	case ROUTE_JOIN:
+	case ROUTE_ADMIN_CONFIG:
+		return ADMIN_BODY_LIMIT;
+	default:
+		return s->body_limit;
+	}
+}
+
+/* Runs a request of a route that carries the identity headers, once
+ * admitted (cas_http_admit): the store has it, or it is answered, when
+ * this returns, and only then may a configuration change complete. */
+static enum MHD_Result run_admitted(struct cas_server *s, struct MHD_Connection *conn,
+				    const char *method, const char *url, struct request *r)
+{
+	enum MHD_Result ret;
+
+	if (!cas_http_admit(s, conn, method, url, &ret))
+		return ret;
+	switch (r->route) {
+	case ROUTE_QUERY:
+		ret = cas_http_query(s, conn, method, url, r);
+		break;
+	case ROUTE_BATCH:
+		ret = cas_http_batch(s, conn, method, url, r);
+		break;
+	case ROUTE_KEYS:
+		ret = cas_http_keys(s, conn, method, url);
+		break;
+	default:
+		ret = cas_http_request(s, conn, method, url, r);
+		break;
+	}
+	cas_identity_leave(s->identity);
+	return ret;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -241,11 +313,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		unsigned status = 0;
 		const char *reason = NULL;
 		enum route route = route_of(url, method, &status, &reason);
-		size_t limit = route == ROUTE_BATCH ? CAS_SERVER_BATCH_LIMIT : s->body_limit;
+		size_t limit = limit_of(s, route);
 
 		/* Answered at once, closing the connection: reading the
 		 * body would be a waste. */
-		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && declared_too_big(conn, limit))
+		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && route != ROUTE_CONFIG &&
+		    route != ROUTE_KEYS && declared_too_big(conn, limit))
 			return cas_http_send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 						   "request body too large");
 		r = calloc(1, sizeof(*r));
@@ -280,12 +353,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return cas_http_health(s, conn, method, url);
 	case ROUTE_ERROR:
 		return cas_http_send_error(s, conn, method, url, r->status, r->reason);
-	case ROUTE_QUERY:
-		return cas_http_query(s, conn, method, url, r);
-	case ROUTE_BATCH:
-		return cas_http_batch(s, conn, method, url, r);
+	case ROUTE_CONFIG:
+		return cas_http_config(s, conn, method, url);
+	case ROUTE_JOIN:
+		return cas_http_join(s, conn, method, url, r);
+	case ROUTE_ADMIN_CONFIG:
+		return cas_http_admin_config(s, conn, method, url, r);
 	default:
-		return cas_http_request(s, conn, method, url, r);
+		return run_admitted(s, conn, method, url, r);
 	}
 }
 
@@ -357,15 +432,24 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	int err;
 
 	*out = NULL;
+	if (!cfg->identity) {
+		snprintf(errmsg, errmsg_len, "no identity");
+		return CAS_EINVAL;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
-	if (pthread_mutex_init(&s->lock, NULL)) {
+	if (pthread_mutex_init(&s->refusals_lock, NULL)) {
 		snprintf(errmsg, errmsg_len, "cannot make a mutex");
 		err = CAS_ENOMEM;
 		goto out_free_server;
+	}
+	if (pthread_mutex_init(&s->lock, NULL)) {
+		snprintf(errmsg, errmsg_len, "cannot make a mutex");
+		err = CAS_ENOMEM;
+		goto out_destroy_refusals;
 	}
 	if (pthread_cond_init(&s->idle, NULL)) {
 		snprintf(errmsg, errmsg_len, "cannot make a condition variable");
@@ -373,6 +457,8 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 		goto out_destroy_lock;
 	}
 	s->store = store;
+	s->identity = cfg->identity;
+	s->unidentified = cfg->admit_unidentified;
 	s->max_value = cfg->max_value ? cfg->max_value : CAS_DEFAULT_MAX_VALUE;
 	s->log = cfg->log;
 	s->log_arg = cfg->log_arg;
@@ -424,6 +510,8 @@ out_destroy_cond:
 	pthread_cond_destroy(&s->idle);
 out_destroy_lock:
 	pthread_mutex_destroy(&s->lock);
+out_destroy_refusals:
+	pthread_mutex_destroy(&s->refusals_lock);
 out_free_server:
 	free(s);
 	return err;
@@ -454,5 +542,6 @@ void cas_server_stop(struct cas_server *s)
 	MHD_stop_daemon(s->daemon);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->refusals_lock);
 	free(s);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "identity.h"
 #include "store.h"
 
 /* Extra bytes a request body may have beyond the base64 of its value:
@@ -49,12 +50,24 @@ struct cas_server_config {
 	/* The most detailed level passed to log: lines past it are not even
 	 * made (a debug line per request costs a formatting each). */
 	enum cas_server_log_level log_level;
+	/* The node's identity (identity.h), borrowed: it must outlive the
+	 * server. Required. */
+	struct cas_identity *identity;
+	/* Transition (issue #12): an uninitialized node serves requests that
+	 * carry neither identity header, as before identity existed, and
+	 * its /v1/health says 200 "uninitialized" instead of 503, so that
+	 * clients which do not send the headers yet keep working against
+	 * nodes nobody joined. False: PROTOCOL.md to the letter (an
+	 * uninitialized node refuses them all with 503). A joined node
+	 * enforces the headers either way. */
+	bool admit_unidentified;
 };
 
 /* A running server. Opaque. */
 struct cas_server;
 
-/* Starts serving store (borrowed: it must outlive the server) as cfg says.
+/* Starts serving store (borrowed: it must outlive the server) as cfg says
+ * (cfg->identity must not be NULL: CAS_EINVAL).
  * On success *out runs in its own threads until cas_server_stop. On error
  * (CAS_EINVAL: bad host or option; CAS_EIO: cannot listen, the reason in
  * errmsg; CAS_ENOMEM) *out is NULL. */

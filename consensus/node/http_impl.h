@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 
 #include "http.h"
+#include "identity.h"
 #include "msg.h"
 #include "store.h"
 
@@ -24,10 +25,17 @@ struct cas_server {
 	void (*log)(void *arg, enum cas_server_log_level level, const char *line);
 	void *log_arg;
 	enum cas_server_log_level log_level;
-	pthread_mutex_t lock; /* guards the fields below */
-	pthread_cond_t idle;  /* suspended went down to 0 */
-	size_t suspended;     /* connections waiting for the store */
-	bool stopping;	      /* cas_server_stop: no more suspending */
+	struct cas_identity *identity;
+	bool unidentified;	       /* cas_server_config.admit_unidentified */
+	pthread_mutex_t refusals_lock; /* guards refusals */
+	struct {
+		uint64_t last_ms;	  /* when one was last logged */
+		unsigned long suppressed; /* not logged since */
+	} refusals[CAS_ADMIT_BEHIND + 1]; /* by enum cas_admit */
+	pthread_mutex_t lock;		  /* guards the fields below */
+	pthread_cond_t idle;		  /* suspended went down to 0 */
+	size_t suspended;		  /* connections waiting for the store */
+	bool stopping;			  /* cas_server_stop: no more suspending */
 };
 
 enum route {
@@ -35,8 +43,12 @@ enum route {
 	ROUTE_ACCEPT,
 	ROUTE_QUERY,
 	ROUTE_BATCH,
+	ROUTE_KEYS, /* GET /v1/keys: admitted as the four above */
 	ROUTE_HEALTH,
-	ROUTE_ERROR, /* refused from its headers; answered once read */
+	ROUTE_CONFIG,	    /* GET /v1/config */
+	ROUTE_JOIN,	    /* POST /v1/admin/join */
+	ROUTE_ADMIN_CONFIG, /* POST /v1/admin/config */
+	ROUTE_ERROR,	    /* refused from its headers; answered once read */
 };
 
 struct batch; /* batch_route.c */
@@ -93,6 +105,32 @@ bool cas_http_begin_wait(struct cas_server *s);
 /* The store is done with a suspended connection: libmicrohttpd may call
  * on_request for it again, which answers (and may free its request). */
 void cas_http_end_wait(struct cas_server *s, struct MHD_Connection *conn);
+
+/* admin.c: identity and membership (PROTOCOL.md, "Cluster identity and
+ * membership"). */
+
+/* The one admission of a request on a route that carries the identity
+ * headers (prepare, accept, query, batch, keys), before anything of it
+ * runs: true when it may run, the caller then holding the identity's gate
+ * until it calls cas_identity_leave (identity.h), once the request is in
+ * the store or answered. Otherwise the refusal is queued, its result in
+ * *ret, logged at warn level (rate-limited), and nothing is held. */
+bool cas_http_admit(struct cas_server *s, struct MHD_Connection *conn, const char *method,
+		    const char *url, enum MHD_Result *ret);
+
+/* GET /v1/config. */
+enum MHD_Result cas_http_config(struct cas_server *s, struct MHD_Connection *conn,
+				const char *method, const char *url);
+
+/* POST /v1/admin/join and POST /v1/admin/config. */
+enum MHD_Result cas_http_join(struct cas_server *s, struct MHD_Connection *conn, const char *method,
+			      const char *url, struct request *r);
+enum MHD_Result cas_http_admin_config(struct cas_server *s, struct MHD_Connection *conn,
+				      const char *method, const char *url, struct request *r);
+
+/* GET /v1/keys, admitted. */
+enum MHD_Result cas_http_keys(struct cas_server *s, struct MHD_Connection *conn, const char *method,
+			      const char *url);
 
 /* routes.c: each answers r (read in full) on conn. */
 

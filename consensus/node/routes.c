@@ -50,10 +50,12 @@ static enum MHD_Result send_reply(const struct request *r, struct MHD_Connection
 enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *conn,
 				const char *method, const char *url)
 {
-	char errmsg[256], keys[24], reason[256];
+	char errmsg[256], keys[24], epoch[24], reason[256];
+	struct cas_identity_view id;
+	const char *state;
 	cJSON *root;
 	char *body = NULL;
-	bool writable;
+	bool writable, ok;
 	unsigned status;
 	uint64_t n;
 
@@ -61,22 +63,40 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   errmsg);
 	snprintf(keys, sizeof(keys), "%" PRIu64, n);
+	cas_identity_view(s->identity, &id);
+	snprintf(epoch, sizeof(epoch), "%" PRIu64, id.epoch);
 	/* A store that takes no changes answers queries still, but the node
-	 * is not healthy: 503, and why (PROTOCOL.md). */
+	 * is not healthy: 503, and why (PROTOCOL.md). An uninitialized node
+	 * votes on nothing: 503 too, but while clients send no identity
+	 * (admit_unidentified, http.h). */
 	writable = cas_store_writable(s->store, reason, sizeof(reason));
-	status = writable ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	if (!writable) {
+		state = "degraded";
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else if (!id.initialized) {
+		state = "uninitialized";
+		status = s->unidentified ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else {
+		state = "ok";
+		status = MHD_HTTP_OK;
+	}
 	root = cJSON_CreateObject();
-	if (root && cJSON_AddStringToObject(root, "status", writable ? "ok" : "degraded") &&
-	    (writable || cJSON_AddStringToObject(root, "reason", reason)) &&
-	    cJSON_AddStringToObject(root, "version", CAS_VERSION_STRING) &&
-	    cJSON_AddStringToObject(root, "keys", keys))
+	ok = root && cJSON_AddStringToObject(root, "status", state) &&
+	     (writable || cJSON_AddStringToObject(root, "reason", reason)) &&
+	     cJSON_AddStringToObject(root, "version", CAS_VERSION_STRING) &&
+	     cJSON_AddStringToObject(root, "keys", keys);
+	if (ok && id.initialized)
+		ok = cJSON_AddStringToObject(root, "cluster", id.cluster) &&
+		     cJSON_AddStringToObject(root, "node", id.node) &&
+		     cJSON_AddStringToObject(root, "epoch", epoch);
+	if (ok)
 		body = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!body)
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   "out of memory");
-	cas_http_log(s, writable ? CAS_SERVER_LOG_DEBUG : CAS_SERVER_LOG_WARN, "%s %s %u%s%s",
-		     method, url, status, writable ? "" : ": ", writable ? "" : reason);
+	cas_http_log(s, writable ? CAS_SERVER_LOG_DEBUG : CAS_SERVER_LOG_WARN, "%s %s %u %s%s%s",
+		     method, url, status, state, writable ? "" : ": ", writable ? "" : reason);
 	return cas_http_send_json(conn, status, body, strlen(body), NULL);
 }
 

@@ -247,6 +247,26 @@ int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_stat
 /* Stores in *out how many keys s holds. Errors: CAS_EIO with errmsg. */
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len);
 
+/* Lists the keys s holds, in byte order (memcmp; a key that is a prefix
+ * of another comes first), those after `after` (NULL: from the first), at
+ * most limit (at least 1) of them. A key is held once a change of it is
+ * durable (a promise alone is one); keys are never dropped. Every key held
+ * before the call and after `after` is listed, in order, up to limit; a
+ * key made durable during the call may be or not. (Defined in
+ * store_keys.c.)
+ *
+ * On CAS_OK *keys is a malloc'd array of *n malloc'd keys
+ * (cas_store_keys_free), and *more says whether s holds keys after the
+ * last one listed. Errors: CAS_EKEY (after is not a key), CAS_EINVAL
+ * (limit 0), CAS_EIO (LMDB's reason), CAS_ENOMEM, with errmsg; *keys is
+ * NULL and *n 0 then. Any thread; reads memory and a read transaction,
+ * never the writer. */
+int cas_store_keys(struct cas_store *s, const char *after, size_t limit, char ***keys, size_t *n,
+		   bool *more, char *errmsg, size_t errmsg_len);
+
+/* Frees what cas_store_keys listed. keys may be NULL. */
+void cas_store_keys_free(char **keys, size_t n);
+
 /* Whether s takes changes now. When it does not, reason (reason_len
  * bytes, may be NULL) says why, in one line. Any thread. */
 bool cas_store_writable(struct cas_store *s, char *reason, size_t reason_len);

@@ -7,13 +7,15 @@ WORKERS=8
 ROUNDS=2
 MIN_ACKS=25 # accepts per worker before the kill
 
-cas_start_cluster 1
+# Uninitialized (lib.sh: cas_start_cluster may run casctl init otherwise).
+CAS_NO_INIT=1 cas_start_cluster 1
+cas_join_nodes # a restart keeps the identity: joined once
 
 # post PATH BODY: prints "STATUS BODY"; fails (non-zero) when the node
 # did not answer.
 post() {
 	local out
-	out=$(curl -s --max-time 10 -w '\n%{http_code}' --data-binary "$2" \
+	out=$(curl -s --max-time 10 -w '\n%{http_code}' "${CAS_HDRS[@]}" --data-binary "$2" \
 		"$(cas_url 0)$1") || return 1
 	printf '%s %s\n' "${out##*$'\n'}" "${out%$'\n'*}"
 }

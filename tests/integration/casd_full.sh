@@ -26,7 +26,7 @@ start_node() {
 
 # req METHOD PATH [BODY]: prints the status; the body goes to $OUT.
 req() {
-	local args=(-s -o "$OUT" -w '%{http_code}' -X "$1" --max-time 30)
+	local args=(-s -o "$OUT" -w '%{http_code}' -X "$1" --max-time 30 "${CAS_HDRS[@]}")
 	[ $# -ge 3 ] && args+=(--data-binary "$3")
 	curl "${args[@]}" "$(cas_url 0)$2" || fail "$1 $2: curl failed"
 }
@@ -53,6 +53,7 @@ check_acked() {
 }
 
 start_node "${ARGS[@]}"
+cas_join_nodes # once: restarts keep the identity
 [ "$(req GET /v1/health)" = 200 ] || fail "health of a fresh node: $(cat "$OUT")"
 
 # Write until the node refuses: a 1 MiB log filled twice over a 1 MiB map.

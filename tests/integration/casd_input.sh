@@ -4,7 +4,11 @@
 # exit 2 with one line on stderr.
 . "$CAS_SRC/tests/lib.sh"
 
-cas_start_cluster 1
+# Uninitialized (lib.sh: cas_start_cluster may run casctl init otherwise).
+CAS_NO_INIT=1 cas_start_cluster 1
+# A joined node: every request below carries the identity headers
+# (casd_identity.sh tests what happens without them).
+cas_join_nodes
 U=$(cas_url 0)
 OUT=$CAS_TMP/resp
 
@@ -12,7 +16,7 @@ OUT=$CAS_TMP/resp
 # and checks the status, and that errors come with {"error": "..."}.
 req() {
 	local method=$1 path=$2 want=$3 code
-	local args=(-s -o "$OUT" -w '%{http_code}' -X "$method" --max-time 30)
+	local args=(-s -o "$OUT" -w '%{http_code}' -X "$method" --max-time 30 "${CAS_HDRS[@]}")
 	if [ $# -ge 4 ]; then
 		if [ "$4" = - ]; then
 			args+=(--data-binary @-)
@@ -84,7 +88,7 @@ req POST /v1/accept 400 "{\"key\":\"k\",$B1,\"value\":{\"version\":\"1\",\"recen
 big=$CAS_TMP/big
 head -c 3000000 /dev/zero | tr '\0' 'a' >"$big"
 req POST /v1/accept 413 - <"$big"
-code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Transfer-Encoding: chunked' "${CAS_HDRS[@]}" \
 	--data-binary @"$big" --max-time 30 "$U/v1/accept")
 [ "$code" = 413 ] || fail "chunked huge body: status $code, want 413"
 grep -q '"error"' "$OUT" || fail "chunked huge body: no JSON error"
@@ -127,7 +131,7 @@ BIN=$CAS_TMP/bin
 WANT=$CAS_TMP/want
 breq() {
 	local path=$1 want=$2 code
-	code=$(curl -s -o "$OUT" -D "$CAS_TMP/hdr" -w '%{http_code}' -H "Content-Type: $BT" \
+	code=$(curl -s -o "$OUT" -D "$CAS_TMP/hdr" -w '%{http_code}' -H "Content-Type: $BT" "${CAS_HDRS[@]}" \
 		--data-binary @"$BIN" --max-time 30 "$U$path") || fail "binary $path: curl failed"
 	[ "$code" = "$want" ] ||
 		fail "binary $path: status $code, want $want: $(od -An -tx1 "$BIN" | head -3)"
@@ -353,7 +357,7 @@ grep -Fqx '{"result":"promise","accepted":{"counter":"0","id":"0"},"value":{"ver
 # Only the binary form, only by POST.
 bitem bprepare frame 9 1 >"$BIN"
 req POST /v1/batch 415 - <"$BIN"
-code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Content-Type: application/json' \
+code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Content-Type: application/json' "${CAS_HDRS[@]}" \
 	--data-binary @"$BIN" --max-time 30 "$U/v1/batch")
 [ "$code" = 415 ] && grep -q '"error"' "$OUT" || fail "JSON batch: status $code, want 415"
 req GET /v1/batch 405
@@ -374,7 +378,7 @@ breason 0
 printf x >>"$BIN"
 breq /v1/batch 413
 code=$(curl -s -o "$OUT" -w '%{http_code}' -H 'Transfer-Encoding: chunked' -H "Content-Type: $BT" \
-	--data-binary @"$BIN" --max-time 30 "$U/v1/batch")
+	"${CAS_HDRS[@]}" --data-binary @"$BIN" --max-time 30 "$U/v1/batch")
 [ "$code" = 413 ] && grep -q '"error"' "$OUT" || fail "chunked batch over the limit: status $code"
 
 # Kept-alive connections: the second request reuses the first one's.

@@ -1575,6 +1575,109 @@ static void test_run_if_idle(void **state)
 	assert_int_equal(op.err, CAS_EKEY);
 }
 
+/* Lists all keys of f's store by pages of limit into out (one string,
+ * keys separated by spaces), checking each page's "more". */
+static void list_all(struct fixture *f, size_t limit, char *out, size_t out_len)
+{
+	char errmsg[256], last[CAS_KEY_MAX + 1] = "", **keys;
+	size_t n, i;
+	bool more = true;
+
+	out[0] = '\0';
+	while (more) {
+		assert_int_equal(cas_store_keys(f->store, last[0] ? last : NULL, limit, &keys, &n,
+						&more, errmsg, sizeof(errmsg)),
+				 CAS_OK);
+		assert_true(n <= limit);
+		assert_true(!more || n == limit);
+		for (i = 0; i < n; i++) {
+			if (out[0])
+				strncat(out, " ", out_len - strlen(out) - 1);
+			strncat(out, keys[i], out_len - strlen(out) - 1);
+			if (last[0])
+				assert_true(strcmp(last, keys[i]) < 0);
+			strcpy(last, keys[i]);
+		}
+		cas_store_keys_free(keys, n);
+		if (!n)
+			break;
+	}
+}
+
+/* cas_store_keys: byte order (a prefix first), LMDB's keys and the
+ * memtable's newer ones merged, a key in both once, the log's epoch
+ * never, pages that end where they should; bad arguments change nothing. */
+static void test_keys(void **state)
+{
+	static const char *const old[] = {"b", "a/b", "m", "z@1"};
+	static const char *const fresh[] = {"a", "ab", "n", "Z", "a-"};
+	struct fixture *f = *state;
+	struct cas_msg req, reply;
+	char all[512], errmsg[256], **keys;
+	size_t i, n;
+	bool more;
+
+	list_all(f, 3, all, sizeof(all));
+	assert_string_equal(all, "");
+	for (i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+		req = prepare_msg(old[i], B(1, 1));
+		assert_int_equal(handle(f, &req, &reply), CAS_OK);
+		cas_msg_clear(&reply);
+	}
+	reopen(f, 0); /* into LMDB */
+	for (i = 0; i < sizeof(fresh) / sizeof(fresh[0]); i++) {
+		req = prepare_msg(fresh[i], B(1, 1));
+		assert_int_equal(handle(f, &req, &reply), CAS_OK);
+		cas_msg_clear(&reply);
+	}
+	/* In LMDB and, newer, in the memtable. */
+	req = prepare_msg("m", B(2, 1));
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	cas_msg_clear(&reply);
+	/* A read makes no key. */
+	assert_int_equal(cas_store_get(f->store, "q", &(struct cas_acceptor_state){0}, errmsg,
+				       sizeof(errmsg)),
+			 CAS_OK);
+
+	for (i = 1; i <= 10; i++) {
+		list_all(f, i, all, sizeof(all));
+		assert_string_equal(all, "Z a a- a/b ab b m n z@1");
+	}
+	assert_int_equal(
+		cas_store_keys(f->store, "a/b", 2, &keys, &n, &more, errmsg, sizeof(errmsg)),
+		CAS_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0], "ab");
+	assert_string_equal(keys[1], "b");
+	assert_true(more);
+	cas_store_keys_free(keys, n);
+	/* after need not be a key the store holds. */
+	assert_int_equal(
+		cas_store_keys(f->store, "mm", 5, &keys, &n, &more, errmsg, sizeof(errmsg)),
+		CAS_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0], "n");
+	assert_string_equal(keys[1], "z@1");
+	assert_false(more);
+	cas_store_keys_free(keys, n);
+
+	assert_int_equal(
+		cas_store_keys(f->store, "a b", 5, &keys, &n, &more, errmsg, sizeof(errmsg)),
+		CAS_EKEY);
+	assert_null(keys);
+	assert_int_equal(cas_store_keys(f->store, "", 5, &keys, &n, &more, errmsg, sizeof(errmsg)),
+			 CAS_EKEY);
+	assert_int_equal(
+		cas_store_keys(f->store, NULL, 0, &keys, &n, &more, errmsg, sizeof(errmsg)),
+		CAS_EINVAL);
+	assert_int_equal(n, 0);
+
+	/* After a checkpoint, all of them from LMDB alone. */
+	reopen(f, 0);
+	list_all(f, 4, all, sizeof(all));
+	assert_string_equal(all, "Z a a- a/b ab b m n z@1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1605,6 +1708,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_full_keeps_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_size_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_if_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
