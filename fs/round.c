@@ -308,11 +308,25 @@ int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_si
 	struct casfs_regs r = {&plain_ops, &p};
 	struct cas_value v = {0};
 	struct casfs_record rec;
-	char key[CASFS_KEY_LEN];
-	struct timespec now;
+	char key[CASFS_KEY_LEN], why[256];
 	int rc;
 
-	/* Each step gets timeout_ms, as a request would. */
+	/* The root is made by casctl init only (PROTOCOL.md, "Creating a
+	 * cluster"): a mount that finds none writes nothing. Seeds of two
+	 * clusters, or of none, fail here, before any write. */
+	(void)max_size;
+	(void)uid;
+	(void)gid;
+	rc = cas_client_connect(c, timeout_ms, why, sizeof(why));
+	if (rc) {
+		if (errmsg)
+			snprintf(errmsg, errmsg_len, "%s", why);
+		/* Nodes that answered as uninitialized: a wrong node list,
+		 * not an unreachable cluster; the caller says which node. */
+		if (rc == CAS_EUNAVAILABLE && strstr(why, "not initialized") != NULL)
+			rc = CAS_EINVAL;
+		return rc;
+	}
 	casfs_inodes_key(root_id, key);
 	cas_os_monotonic(&p.end);
 	cas_os_timespec_add_ms(&p.end, timeout_ms);
@@ -320,25 +334,9 @@ int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_si
 	if (rc)
 		goto out_msg;
 	if (v.version == 0) {
-		cas_os_realtime(&now);
-		casfs_record_init(&rec, CASFS_DIR, 0755, uid, gid, &now);
-		cas_os_monotonic(&p.end);
-		cas_os_timespec_add_ms(&p.end, timeout_ms);
-		rc = store_fresh(&r, key, &rec, max_size);
-		casfs_record_clear(&rec);
-		if (rc == CAS_OK) {
-			cas_value_clear(&v);
-			return CAS_OK;
-		}
-		if (rc != CAS_EVERSION)
-			goto out_msg;
-		/* Another mount created the root first: check what it wrote. */
-		cas_value_clear(&v);
-		cas_os_monotonic(&p.end);
-		cas_os_timespec_add_ms(&p.end, timeout_ms);
-		rc = casfs_txn_read(&r, key, &v);
-		if (rc)
-			goto out_msg;
+		if (errmsg)
+			snprintf(errmsg, errmsg_len, "cluster not initialized (casctl init)");
+		return CAS_EINVAL;
 	}
 	rc = casfs_record_decode(v.data, v.len, &rec);
 	if (rc == CAS_ENOMEM)
@@ -358,8 +356,9 @@ int casfs_fs_check_root(struct cas_client *c, unsigned timeout_ms, size_t max_si
 
 out_msg:
 	cas_value_clear(&v);
+	cas_client_errmsg(c, why, sizeof(why));
 	if (errmsg)
-		snprintf(errmsg, errmsg_len, "cannot read the root directory (register %s): %s",
-			 key, cas_strerror(rc));
+		snprintf(errmsg, errmsg_len, "cannot read the root directory (register %s): %s%s%s",
+			 key, cas_strerror(rc), why[0] ? ": " : "", why);
 	return rc;
 }

@@ -3,7 +3,8 @@
 # process and unmounts every mount the test started, whatever happens.
 #
 # Environment: CAS_BIN, the folder with casd, casctl and casfs (ctest sets
-# it). Tests call cas_start_cluster N, then use cas_nodes, casctl, ...
+# it). Tests call cas_start_cluster N (which starts the nodes and makes
+# them one cluster with casctl init), then use cas_nodes, casctl, ...
 # CAS_VALGRIND=1 (a build without sanitizers) runs casd and the casctl
 # function under valgrind: an error or a definite leak in any of them, or
 # a casd that does not exit 0 on SIGTERM, fails the test.
@@ -110,8 +111,18 @@ cas_wait_gone() {
 
 cas_url() { echo "http://127.0.0.1:${CAS_PORTS[$1]}"; }
 
+# cas_node_up I: whether node I answers /v1/health: 200, or 503 because it
+# is not initialized yet (nobody ran casctl init or member on it).
+cas_node_up() {
+	local out code
+	out=$(curl -s -w '\n%{http_code}' "$(cas_url "$1")/v1/health") || return 1
+	code=${out##*$'\n'}
+	[ "$code" = 200 ] || { [ "$code" = 503 ] && [[ $out == *'"uninitialized"'* ]]; }
+}
+
 # cas_start_node I: starts node I (data in $CAS_TMP/nI) on its old port, or
-# on a free port the first time, and waits until it answers /v1/health.
+# on a free port the first time, and waits until it answers /v1/health
+# (initialized or not).
 cas_start_node() {
 	local i=$1 port=${CAS_PORTS[$1]:-0}
 	mkdir -p "$CAS_TMP/n$i"
@@ -123,14 +134,36 @@ cas_start_node() {
 	cas_wait_until $((100 * CAS_SLOW)) test -s "$CAS_TMP/n$i.port" ||
 		fail "node $i did not start: $(tail -n 5 "$CAS_TMP/n$i.log")"
 	CAS_PORTS[$i]=$(cat "$CAS_TMP/n$i.port")
-	cas_wait_until $((100 * CAS_SLOW)) curl -sf "$(cas_url "$i")/v1/health" ||
+	cas_wait_until $((100 * CAS_SLOW)) cas_node_up "$i" ||
 		fail "node $i does not answer /v1/health"
 }
 
-# cas_start_cluster N: starts nodes 0..N-1.
+# cas_start_cluster N: starts nodes 0..N-1 and makes them one new cluster
+# with casctl init (node identities, epoch 1, the filesystem's root): see
+# cas_init_cluster. With CAS_NO_INIT=1 the nodes are left uninitialized.
 cas_start_cluster() {
+	cas_start_nodes "$1"
+	[ "${CAS_NO_INIT:-0}" = 1 ] || cas_init_cluster
+}
+
+# cas_start_nodes N: starts nodes 0..N-1 and leaves them as they are
+# (uninitialized when their data folders are new).
+cas_start_nodes() {
 	local i
 	for ((i = 0; i < $1; i++)); do cas_start_node "$i"; done
+}
+
+# cas_init_cluster [URLS]: casctl init on URLS (default: every started
+# node), which must answer and be uninitialized. Sets CAS_CLUSTER (the id
+# casctl printed) and CAS_HDRS as cas_join_nodes does (epoch 1).
+cas_init_cluster() {
+	local urls=${1:-$(cas_nodes)}
+	"${CAS_VG[@]}" "$CAS_BIN/casctl" --nodes "$urls" "${CAS_VG_CASCTL[@]}" init \
+		>"$CAS_TMP/cluster" 2>"$CAS_TMP/init.err" ||
+		fail "casctl init $urls: $(cat "$CAS_TMP/init.err")"
+	CAS_CLUSTER=$(cat "$CAS_TMP/cluster")
+	CAS_EPOCH=1
+	cas_set_identity "$CAS_CLUSTER" "$CAS_EPOCH"
 }
 
 # cas_stop_node I [SIGNAL]: stops node I (default SIGKILL) and waits for it.
@@ -177,6 +210,7 @@ cas_join_nodes() {
 }
 CAS_NODE_IDS=()
 CAS_HDRS=()
+
 
 # cas_set_identity CLUSTER EPOCH: the identity headers CAS_HDRS send.
 cas_set_identity() { CAS_HDRS=(-H "Cas-Cluster: $1" -H "Cas-Epoch: $2"); }

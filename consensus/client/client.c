@@ -1,43 +1,26 @@
 /* client.c - the register client: drives the pure proposer (proposer.h)
- * over the libcurl transport, one operation per call, many threads at once. */
+ * over the libcurl transport, one operation per call, many threads at once,
+ * in the configuration follow.c learns and follows. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <stdio.h>
+
 #include <cas/client.h>
 #include <cas/os.h>
 
+#include "client_int.h"
 #include "errmsg.h"
 #include "nodes.h"
-#include "pcache.h"
-#include "proposer.h"
-#include "transport.h"
 
 #define DEFAULT_TIMEOUT_MS 5000u
 
 /* Bounds of the one-round-trip optimization's cache of promises. */
 #define PCACHE_ENTRIES 65536u
 #define PCACHE_BYTES   (64u << 20)
-
-struct cas_client {
-	size_t n;
-	char **urls; /* normalized base URLs, "http://host:port" */
-	unsigned timeout_ms;
-	size_t max_value;
-	pthread_mutex_t lock; /* guards proposer */
-	struct cas_proposer proposer;
-	uint64_t ops; /* operations started, atomic: each op's id */
-	struct cas_transport *transport;
-	struct cas_pcache *cache; /* NULL: the fast path is off */
-	/* Keys with an operation running: a proposer runs one operation at a
-	 * time on a key (msg.h, struct cas_recent), later ones wait. */
-	pthread_mutex_t busy_lock;
-	pthread_cond_t busy_cond; /* on CLOCK_MONOTONIC */
-	char **busy;
-	size_t n_busy, cap_busy;
-};
 
 /* A proposer id from the kernel's random source, never 0. Ballots are
  * (counter, id) and a proposer counts from 1 at every start, so an id
@@ -140,6 +123,7 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		    char *errmsg, size_t errmsg_len)
 {
 	struct cas_client *c;
+	char **urls;
 	uint64_t id;
 	int rc;
 
@@ -154,7 +138,7 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
-	rc = cas_nodes_parse(nodes, &c->urls, &c->n, errmsg, errmsg_len);
+	rc = cas_nodes_parse(nodes, &urls, &c->n_seeds, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		goto out_free_c;
 	c->timeout_ms = cfg && cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -171,10 +155,21 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 		rc = CAS_ENOMEM;
 		goto out_free_urls;
 	}
+	if (pthread_mutex_init(&c->cfg_lock, NULL) != 0) {
+		cas_errmsg_set(errmsg, errmsg_len, "cannot make a mutex");
+		rc = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
+	if (pthread_mutex_init(&c->learn_lock, NULL) != 0) {
+		pthread_mutex_destroy(&c->cfg_lock);
+		cas_errmsg_set(errmsg, errmsg_len, "cannot make a mutex");
+		rc = CAS_ENOMEM;
+		goto out_destroy_lock;
+	}
 	if (init_busy(c) != CAS_OK) {
 		cas_errmsg_set(errmsg, errmsg_len, "cannot make a condition variable");
 		rc = CAS_ENOMEM;
-		goto out_destroy_lock;
+		goto out_destroy_cfg_locks;
 	}
 	if (!(cfg && cfg->no_fast_path)) {
 		rc = cas_pcache_new(PCACHE_ENTRIES, PCACHE_BYTES, &c->cache);
@@ -183,10 +178,11 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 			goto out_destroy_busy;
 		}
 	}
-	rc = cas_transport_open((const char *const *)c->urls, c->n, c->max_value, &c->transport,
+	rc = cas_transport_open((const char *const *)urls, c->n_seeds, c->max_value, &c->transport,
 				errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		goto out_free_cache;
+	cas_nodes_free(urls, c->n_seeds);
 	*out = c;
 	return CAS_OK;
 
@@ -195,10 +191,13 @@ out_free_cache:
 out_destroy_busy:
 	pthread_cond_destroy(&c->busy_cond);
 	pthread_mutex_destroy(&c->busy_lock);
+out_destroy_cfg_locks:
+	pthread_mutex_destroy(&c->learn_lock);
+	pthread_mutex_destroy(&c->cfg_lock);
 out_destroy_lock:
 	pthread_mutex_destroy(&c->lock);
 out_free_urls:
-	cas_nodes_free(c->urls, c->n);
+	cas_nodes_free(urls, c->n_seeds);
 out_free_c:
 	free(c);
 	return rc;
@@ -214,18 +213,20 @@ void cas_client_close(struct cas_client *c)
 	pthread_mutex_destroy(&c->busy_lock);
 	free(c->busy);
 	pthread_mutex_destroy(&c->lock);
-	cas_nodes_free(c->urls, c->n);
+	pthread_mutex_destroy(&c->learn_lock);
+	pthread_mutex_destroy(&c->cfg_lock);
+	cas_cluster_config_clear(&c->cfg);
 	free(c);
 }
 
 size_t cas_client_nodes(const struct cas_client *c)
 {
-	return c->n;
+	return c->n_seeds;
 }
 
 const char *cas_client_node_url(const struct cas_client *c, size_t i)
 {
-	return i < c->n ? c->urls[i] : NULL;
+	return i < c->n_seeds ? cas_transport_url(c->transport, i) : NULL;
 }
 
 int cas_client_ping(struct cas_client *c, size_t i, unsigned timeout_ms)
@@ -242,8 +243,48 @@ static bool key_ok(const char *key)
 /* Runs one operation to its end: the driver loop of proposer.h. */
 static int identity(void *arg, const struct cas_value *cur, struct cas_value *next);
 
+/* The promise cache's key: a promise holds in its configuration only. */
+static void cache_key(char *buf, size_t len, uint64_t epoch, const char *key)
+{
+	snprintf(buf, len, "%llu/%s", (unsigned long long)epoch, key);
+}
+
+/* Notes why node's answer a does not count. */
+static void note_failure(struct cas_client *c, const struct cas_transport_answer *a,
+			 const struct cas_view *v)
+{
+	const char *url = cas_transport_url(c->transport, a->node);
+
+	switch (a->refusal) {
+	case CAS_REFUSAL_UNINITIALIZED:
+		cas_client_set_error(c, "node %s is not initialized", url);
+		break;
+	case CAS_REFUSAL_CLUSTER:
+		cas_client_set_error(c, "node %s belongs to another cluster, not %s", url,
+				     v->cluster);
+		break;
+	case CAS_REFUSAL_STALE:
+		cas_client_set_error(c, "node %s is at epoch %llu, past %llu", url,
+				     (unsigned long long)a->epoch, (unsigned long long)v->epoch);
+		break;
+	case CAS_REFUSAL_BEHIND:
+		cas_client_set_error(c, "node %s is behind (epoch %llu)", url,
+				     (unsigned long long)a->epoch);
+		break;
+	default:
+		cas_client_set_error(c, "%s", a->errmsg);
+		break;
+	}
+}
+
+/* The lowest node of a non-zero mask. */
+static size_t lowest(uint64_t mask)
+{
+	return (size_t)__builtin_ctzll(mask);
+}
+
 static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
-		  unsigned timeout_ms, struct cas_value *out)
+		  unsigned timeout_ms, bool touch, struct cas_value *out)
 {
 	struct cas_op_config cfg = {0};
 	struct cas_transport_answer a;
@@ -251,7 +292,9 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	struct cas_effect eff = {0};
 	struct cas_op op;
 	struct cas_reg cached = {0};
-	uint64_t deadline, rng, until;
+	struct cas_view v, next;
+	char ckey[CAS_KEY_MAX + 32];
+	uint64_t deadline, rng, until, silent = 0, stale_epoch = 0;
 	uint32_t attempt = 0;
 	enum cas_transport_event ev;
 	int rc;
@@ -259,6 +302,10 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out)); /* also on every early return */
 	deadline = cas_transport_now_ms() + (timeout_ms ? timeout_ms : c->timeout_ms);
+	rc = cas_follow_view(c, deadline, &v);
+	if (rc != CAS_OK)
+		return rc;
+	next = v;
 	rc = key_acquire(c, key, deadline);
 	if (rc != CAS_OK)
 		return rc;
@@ -269,7 +316,10 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	}
 
 	cfg.key = key;
-	cfg.n_nodes = c->n;
+	cfg.n_nodes = v.n_nodes;
+	cfg.old_set = v.old_set;
+	cfg.new_set = v.new_set;
+	cfg.epoch = v.epoch;
 	cfg.fn = fn;
 	cfg.arg = arg;
 	/* Unique among this proposer's operations by construction. */
@@ -278,11 +328,15 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	cfg.max_value = c->max_value;
 	rng = mix(c->proposer.id ^ cfg.op_id); /* backoff jitter only */
 	/* A read starts with a query, which leaves a cached promise valid;
-	 * anything else starts from the promise when there is one. */
-	cfg.read_only = fn == identity;
-	if (!cfg.read_only && c->cache != NULL &&
-	    cas_pcache_take(c->cache, key, &cfg.cached_ballot, &cached))
+	 * a touch is a full round; anything else starts from the promise
+	 * when there is one. */
+	cfg.read_only = fn == identity && !touch;
+	cache_key(ckey, sizeof(ckey), v.epoch, key);
+	if (!cfg.read_only && !touch && c->cache != NULL &&
+	    cas_pcache_take(c->cache, ckey, &cfg.cached_ballot, &cached)) {
 		cfg.cached_value = &cached;
+		cfg.cached_epoch = v.epoch;
+	}
 	cas_op_init(&op, &cfg);
 
 	pthread_mutex_lock(&c->lock);
@@ -292,15 +346,33 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 
 	while (eff.kind != CAS_EFFECT_DONE) {
 		switch (eff.kind) {
-		case CAS_EFFECT_SEND:
+		case CAS_EFFECT_SEND: {
+			/* The attempt's view: the newer one once the op took it. */
+			const struct cas_view *sv = eff.epoch == next.epoch ? &next : &v;
+			struct cas_ident id = {sv->cluster, eff.epoch};
+
 			attempt = eff.attempt;
-			rc = cas_transport_send(ch, eff.msg, deadline, NULL, 0);
+			silent = eff.targets & sv->gone;
+			rc = cas_transport_send(ch, eff.msg, &id, eff.targets & ~sv->gone, deadline,
+						NULL, 0);
 			if (rc != CAS_OK)
 				cas_op_abort(&op, rc, &eff);
 			else
 				eff.kind = CAS_EFFECT_WAIT;
 			break;
+		}
 		case CAS_EFFECT_WAIT:
+			if (silent != 0) {
+				/* A node known gone answers nothing. */
+				size_t node = lowest(silent);
+
+				silent &= silent - 1;
+				pthread_mutex_lock(&c->lock);
+				cas_op_on_reply(&op, &c->proposer, node, attempt, NULL,
+						cas_transport_now_ms(), &rng, &eff);
+				pthread_mutex_unlock(&c->lock);
+				break;
+			}
 			ev = cas_transport_next(ch, deadline, &a);
 			if (ev != CAS_TRANSPORT_ANSWER) {
 				/* The deadline; or every node answered and
@@ -309,9 +381,14 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 				cas_op_expire(&op, &eff);
 				break;
 			}
+			if (a.code != CAS_OK)
+				note_failure(c, &a, &v);
+			if (a.refusal == CAS_REFUSAL_STALE && stale_epoch == 0)
+				stale_epoch = op.cfg.epoch;
 			if (a.code == CAS_ETOOBIG || a.code == CAS_ENOMEM) {
 				cas_op_abort(&op, a.code, &eff);
 			} else {
+				/* A refusal counts as no answer. */
 				pthread_mutex_lock(&c->lock);
 				cas_op_on_reply(&op, &c->proposer, a.node, attempt,
 						a.code == CAS_OK ? &a.msg : NULL,
@@ -321,6 +398,16 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 			cas_transport_answer_clear(&a);
 			break;
 		case CAS_EFFECT_SLEEP:
+			if (stale_epoch != 0) {
+				/* A newer configuration: the next attempt runs
+				 * in it (the op keeps its own proposals). */
+				v = next;
+				if (cas_follow_reload(c, stale_epoch, deadline, &next) == CAS_OK &&
+				    next.epoch > v.epoch)
+					cas_op_set_members(&op, next.n_nodes, next.old_set,
+							   next.new_set, next.epoch);
+				stale_epoch = 0;
+			}
 			until = eff.until_ms < deadline ? eff.until_ms : deadline;
 			cas_transport_sleep(ch, until);
 			pthread_mutex_lock(&c->lock);
@@ -334,11 +421,13 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 
 	rc = op.result;
 	if (c->cache != NULL) {
-		struct cas_ballot next;
+		struct cas_ballot nb;
 		struct cas_reg value;
 
-		if (cas_op_take_cache(&op, &next, &value))
-			cas_pcache_put(c->cache, key, next, &value);
+		if (cas_op_take_cache(&op, &nb, &value)) {
+			cache_key(ckey, sizeof(ckey), op.cfg.epoch, key);
+			cas_pcache_put(c->cache, ckey, nb, &value);
+		}
 	}
 	if (out != NULL)
 		cas_op_take_value(&op, out);
@@ -357,7 +446,25 @@ int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *ar
 		return CAS_EKEY;
 	if (c == NULL || fn == NULL)
 		return CAS_EINVAL;
-	return run_op(c, key, fn, arg, timeout_ms, out);
+	return run_op(c, key, fn, arg, timeout_ms, false, out);
+}
+
+int cas_touch(struct cas_client *c, const char *key, unsigned timeout_ms, uint64_t *version)
+{
+	struct cas_value v;
+	int rc;
+
+	if (version != NULL)
+		*version = 0;
+	if (!key_ok(key))
+		return CAS_EKEY;
+	if (c == NULL)
+		return CAS_EINVAL;
+	rc = run_op(c, key, identity, NULL, timeout_ms, true, &v);
+	if (rc == CAS_OK && version != NULL)
+		*version = v.version;
+	cas_value_clear(&v);
+	return rc;
 }
 
 static int identity(void *arg, const struct cas_value *cur, struct cas_value *next)
@@ -413,7 +520,7 @@ static int write_op(struct cas_client *c, const char *key, struct write_arg *w, 
 		return CAS_EINVAL;
 	if (w->len > c->max_value)
 		return CAS_ETOOBIG;
-	rc = run_op(c, key, write_fn, w, timeout_ms, &v);
+	rc = run_op(c, key, write_fn, w, timeout_ms, false, &v);
 	if (version != NULL && (rc == CAS_OK || rc == CAS_EVERSION))
 		*version = v.version;
 	cas_value_clear(&v);

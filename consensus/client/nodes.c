@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 
+#include <cas/admin.h>
 #include <cas/cas.h>
 
 #include "errmsg.h"
@@ -161,4 +162,13 @@ int cas_nodes_parse(const char *nodes, char ***out, size_t *out_n, char *errmsg,
 out_free_urls:
 	cas_nodes_free(urls, n);
 	return rc;
+}
+
+int cas_url_normalize(const char *url, char **out, char *errmsg, size_t errmsg_len)
+{
+	if (url == NULL || out == NULL) {
+		cas_errmsg_set(errmsg, errmsg_len, "no URL");
+		return CAS_EINVAL;
+	}
+	return parse_url(url, strlen(url), out, errmsg, errmsg_len);
 }

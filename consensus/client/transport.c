@@ -2,6 +2,7 @@
  * libcurl's multi interface, over connections kept alive between
  * operations: the transport, its channels, and the send/next loop over
  * the direct transfers and the batch pipes (transport_int.h). */
+#define _GNU_SOURCE
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,16 @@ static void global_init(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int cas_transport_global_init(char *errmsg, size_t errmsg_len)
+{
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK) {
+		cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_easy_strerror(global_rc));
+		return CAS_EIO;
+	}
+	return CAS_OK;
+}
+
 uint64_t cas_transport_now_ms(void)
 {
 	return cas_os_monotonic_ms();
@@ -42,9 +53,10 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
+/* An array of CAS_NODES_MAX URLs, the first n of them bases[i] + path. */
 static char **make_urls(const char *const *bases, size_t n, const char *path)
 {
-	char **urls = calloc(n, sizeof(*urls));
+	char **urls = calloc(CAS_NODES_MAX, sizeof(*urls));
 
 	if (urls == NULL)
 		return NULL;
@@ -65,15 +77,13 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	struct curl_slist *h;
 	int rc = CAS_ENOMEM;
 
-	if (n == 0 || n > CAS_NODES_MAX) {
-		cas_errmsg_set(errmsg, errmsg_len, "need 1 to %d nodes, not %zu", CAS_NODES_MAX, n);
+	if (n > CAS_NODES_MAX) {
+		cas_errmsg_set(errmsg, errmsg_len, "need at most %d nodes, not %zu", CAS_NODES_MAX,
+			       n);
 		return CAS_EINVAL;
 	}
-	pthread_once(&global_once, global_init);
-	if (global_rc != CURLE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_easy_strerror(global_rc));
+	if (cas_transport_global_init(errmsg, errmsg_len) != CAS_OK)
 		return CAS_EIO;
-	}
 
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
@@ -84,7 +94,7 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 		pthread_mutex_destroy(&t->lock);
 		goto out_free_t;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < CAS_NODES_MAX; i++)
 		t->pipes[i].tail = &t->pipes[i].head;
 	t->n = n;
 	t->max_value = max_value;
@@ -114,12 +124,12 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 out_free_headers:
 	curl_slist_free_all(t->headers);
 out_free_urls:
-	cas_nodes_free(t->urls, n);
-	cas_nodes_free(t->prepare_urls, n);
-	cas_nodes_free(t->accept_urls, n);
-	cas_nodes_free(t->query_urls, n);
-	cas_nodes_free(t->health_urls, n);
-	cas_nodes_free(t->batch_urls, n);
+	cas_nodes_free(t->urls, CAS_NODES_MAX);
+	cas_nodes_free(t->prepare_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->accept_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->query_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->health_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->batch_urls, CAS_NODES_MAX);
 	pthread_mutex_destroy(&t->block);
 	pthread_mutex_destroy(&t->lock);
 out_free_t:
@@ -127,6 +137,134 @@ out_free_t:
 out_oom:
 	cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 	return rc;
+}
+
+int cas_transport_add(struct cas_transport *t, const char *url, size_t *index)
+{
+	static const char *const paths[] = {"",		 "/v1/prepare", "/v1/accept",
+					    "/v1/query", "/v1/health",	"/v1/batch"};
+	char **arrays[] = {t->urls,	  t->prepare_urls, t->accept_urls,
+			   t->query_urls, t->health_urls,  t->batch_urls};
+	size_t n;
+	int rc = CAS_OK;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->n;
+	if (n == CAS_NODES_MAX) {
+		rc = CAS_EINVAL;
+		goto out_unlock;
+	}
+	for (size_t a = 0; a < sizeof(arrays) / sizeof(arrays[0]); a++) {
+		arrays[a][n] = join(url, paths[a]);
+		if (arrays[a][n] == NULL) {
+			for (size_t b = 0; b <= a; b++) {
+				free(arrays[b][n]);
+				arrays[b][n] = NULL;
+			}
+			rc = CAS_ENOMEM;
+			goto out_unlock;
+		}
+	}
+	*index = n;
+	/* Readers that see the new count see its URLs. */
+	__atomic_store_n(&t->n, n + 1, __ATOMIC_RELEASE);
+out_unlock:
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+size_t cas_transport_nodes(const struct cas_transport *t)
+{
+	return __atomic_load_n(&t->n, __ATOMIC_ACQUIRE);
+}
+
+const char *cas_transport_url(const struct cas_transport *t, size_t i)
+{
+	return i < cas_transport_nodes(t) ? t->urls[i] : NULL;
+}
+
+/* The headers of identity id: the common ones and Cas-Cluster, Cas-Epoch.
+ * Made once per identity and kept until t closes. NULL without memory. */
+static struct curl_slist *ident_headers(struct cas_transport *t, const struct cas_ident *id)
+{
+	struct ident_hdrs *ih;
+	struct curl_slist *h = NULL, *h2;
+	char line[96];
+
+	pthread_mutex_lock(&t->lock);
+	for (ih = t->idents; ih != NULL; ih = ih->next)
+		if (ih->epoch == id->epoch && strcmp(ih->cluster, id->cluster) == 0)
+			goto out_unlock;
+	ih = calloc(1, sizeof(*ih));
+	if (ih == NULL)
+		goto out_unlock;
+	snprintf(ih->cluster, sizeof(ih->cluster), "%s", id->cluster);
+	ih->epoch = id->epoch;
+	for (struct curl_slist *c = t->headers; c != NULL; c = c->next) {
+		h2 = curl_slist_append(h, c->data);
+		if (h2 == NULL)
+			goto out_free;
+		h = h2;
+	}
+	snprintf(line, sizeof(line), "Cas-Cluster: %s", ih->cluster);
+	h2 = curl_slist_append(h, line);
+	if (h2 == NULL)
+		goto out_free;
+	h = h2;
+	snprintf(line, sizeof(line), "Cas-Epoch: %llu", (unsigned long long)ih->epoch);
+	h2 = curl_slist_append(h, line);
+	if (h2 == NULL)
+		goto out_free;
+	ih->h = h2;
+	ih->next = t->idents;
+	t->idents = ih;
+	goto out_unlock;
+out_free:
+	curl_slist_free_all(h);
+	free(ih);
+	ih = NULL;
+out_unlock:
+	pthread_mutex_unlock(&t->lock);
+	return ih ? ih->h : NULL;
+}
+
+/* The number in a JSON string field "name": "digits" of body, or 0. */
+static uint64_t json_u64_field(const char *body, size_t len, const char *name)
+{
+	char pat[32];
+	const char *p;
+	uint64_t v = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\"", name);
+	p = memmem(body, len, pat, strlen(pat));
+	if (p == NULL)
+		return 0;
+	p += strlen(pat);
+	while (p < body + len && (*p == ' ' || *p == ':' || *p == '"'))
+		p++;
+	while (p < body + len && *p >= '0' && *p <= '9' && v < UINT64_MAX / 10)
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	return v;
+}
+
+enum cas_refusal cas_transport_refusal(long status, const char *body, size_t len, uint64_t *epoch)
+{
+	*epoch = 0;
+	if (body == NULL)
+		body = "", len = 0;
+	if (status == 421)
+		return CAS_REFUSAL_CLUSTER;
+	if (status == 503 && memmem(body, len, "uninitialized", 13) != NULL)
+		return CAS_REFUSAL_UNINITIALIZED;
+	if (status != 409 || memmem(body, len, "\"error\"", 7) == NULL)
+		return CAS_REFUSAL_NONE;
+	*epoch = json_u64_field(body, len, "epoch");
+	if (memmem(body, len, "stale configuration", 19) != NULL)
+		return CAS_REFUSAL_STALE;
+	if (memmem(body, len, "node is behind", 14) != NULL)
+		return CAS_REFUSAL_BEHIND;
+	*epoch = 0;
+	return CAS_REFUSAL_NONE;
 }
 
 static void channel_destroy(struct cas_channel *ch)
@@ -149,12 +287,19 @@ void cas_transport_close(struct cas_transport *t)
 		channel_destroy(ch);
 	}
 	curl_slist_free_all(t->headers);
-	cas_nodes_free(t->urls, t->n);
-	cas_nodes_free(t->prepare_urls, t->n);
-	cas_nodes_free(t->accept_urls, t->n);
-	cas_nodes_free(t->query_urls, t->n);
-	cas_nodes_free(t->health_urls, t->n);
-	cas_nodes_free(t->batch_urls, t->n);
+	while (t->idents != NULL) {
+		struct ident_hdrs *id = t->idents;
+
+		t->idents = id->next;
+		curl_slist_free_all(id->h);
+		free(id);
+	}
+	cas_nodes_free(t->urls, CAS_NODES_MAX);
+	cas_nodes_free(t->prepare_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->accept_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->query_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->health_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->batch_urls, CAS_NODES_MAX);
 	pthread_mutex_destroy(&t->block);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -184,7 +329,8 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 	if (ch->multi == NULL)
 		goto out_free_ch;
 	/* Keep every connection a channel may have made alive. */
-	curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, (long)(t->n * XFERS_PER_NODE_MAX));
+	curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(CAS_NODES_MAX * XFERS_PER_NODE_MAX));
 	ch->bans_tail = &ch->bans;
 	*out = ch;
 out_active:
@@ -213,10 +359,11 @@ void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch)
 	pthread_mutex_unlock(&t->lock);
 }
 
-int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
-		       char *errmsg, size_t errmsg_len)
+int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, const struct cas_ident *id,
+		       uint64_t mask, uint64_t deadline_ms, char *errmsg, size_t errmsg_len)
 {
 	struct cas_transport *t = ch->t;
+	struct curl_slist *hdrs;
 	char **urls;
 	unsigned char *bin;
 	size_t len;
@@ -233,6 +380,11 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	} else {
 		cas_errmsg_set(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
 		return CAS_EINVAL;
+	}
+	hdrs = ident_headers(t, id);
+	if (hdrs == NULL) {
+		cas_errmsg_set(errmsg, errmsg_len, "out of memory for headers");
+		return CAS_ENOMEM;
 	}
 	rc = cas_codec_bin_encode(m, &bin, &len);
 	if (rc != CAS_OK) {
@@ -258,8 +410,8 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t
 	/* While other channels are busy too, the request goes to each node
 	 * in that node's next batch; otherwise (and to nodes that take no
 	 * batches) on a transfer of its own. */
-	cas_pipe_send(ch, (const unsigned char *)b->data, b->len, deadline_ms, direct);
-	rc = cas_direct_send(ch, urls, b, direct, deadline_ms, errmsg, errmsg_len);
+	cas_pipe_send(ch, (const unsigned char *)b->data, b->len, hdrs, mask, deadline_ms, direct);
+	rc = cas_direct_send(ch, urls, hdrs, b, direct, deadline_ms, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		cas_pipe_new_send(ch); /* the batched requests are dropped too */
 	return rc;
@@ -366,7 +518,7 @@ int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms
 	long status = 0;
 	int rc = CAS_OK;
 
-	if (node >= t->n) {
+	if (node >= cas_transport_nodes(t)) {
 		cas_errmsg_set(errmsg, errmsg_len, "no node %zu", node);
 		return CAS_EINVAL;
 	}

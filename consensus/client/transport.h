@@ -21,12 +21,31 @@ struct cas_transport;
  * connections stay alive from one operation to the next. Opaque. */
 struct cas_channel;
 
-/* Opens a transport on n (1..CAS_NODES_MAX) base URLs ("http://host:port",
- * no trailing slash), copied. Replies larger than max_value decoded bytes
- * are refused. Contacts no node. On error *out is untouched and errmsg
- * holds a one-line reason. */
+/* Opens a transport on n (0..CAS_NODES_MAX) base URLs ("http://host:port",
+ * no trailing slash), copied; node i is urls[i]. Replies larger than
+ * max_value decoded bytes are refused. Contacts no node. On error *out is
+ * untouched and errmsg holds a one-line reason. */
 int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 		       struct cas_transport **out, char *errmsg, size_t errmsg_len);
+
+/* Adds the node url (copied) as node cas_transport_nodes(t), and returns
+ * its index in *index. Thread-safe; nodes are never removed nor changed.
+ * CAS_EINVAL when t has CAS_NODES_MAX nodes already, CAS_ENOMEM. */
+int cas_transport_add(struct cas_transport *t, const char *url, size_t *index);
+
+/* The number of nodes of t so far. */
+size_t cas_transport_nodes(const struct cas_transport *t);
+
+/* The base URL of node i (< cas_transport_nodes(t)), valid until
+ * cas_transport_close. */
+const char *cas_transport_url(const struct cas_transport *t, size_t i);
+
+/* The identity a request carries (PROTOCOL.md, "Identity on every
+ * request"): Cas-Cluster and Cas-Epoch. */
+struct cas_ident {
+	const char *cluster; /* 32 hex digits */
+	uint64_t epoch;
+};
 
 /* Closes t and every channel in its pool. No channel may be checked out. */
 void cas_transport_close(struct cas_transport *t);
@@ -40,13 +59,29 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
  * background (their answers are dropped) until ch is used again. */
 void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch);
 
-/* Sends m (PREPARE to /v1/prepare, ACCEPT to /v1/accept) to every node.
+/* Sends m (PREPARE to /v1/prepare, ACCEPT to /v1/accept, QUERY to
+ * /v1/query) with identity id to every node i with bit i of mask set.
  * From now on cas_transport_next reports the answers to this send only;
  * answers to earlier sends are dropped. Each request gives up at
  * deadline_ms (absolute, CLOCK_MONOTONIC). m is encoded at once and may
  * change after the call. On error nothing was sent. */
-int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, uint64_t deadline_ms,
-		       char *errmsg, size_t errmsg_len);
+int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, const struct cas_ident *id,
+		       uint64_t mask, uint64_t deadline_ms, char *errmsg, size_t errmsg_len);
+
+/* A node's refusal of a request's identity: it changed nothing and its
+ * answer counts toward no quorum. */
+enum cas_refusal {
+	CAS_REFUSAL_NONE,
+	CAS_REFUSAL_UNINITIALIZED, /* 503: the node has no identity */
+	CAS_REFUSAL_CLUSTER,	   /* 421: the node is of another cluster */
+	CAS_REFUSAL_STALE,	   /* 409: our epoch is older than the node's */
+	CAS_REFUSAL_BEHIND,	   /* 409: the node's epoch is older than ours */
+};
+
+/* The refusal that an HTTP answer (status, and its body of len bytes, a
+ * JSON error) stands for, or CAS_REFUSAL_NONE; *epoch gets the node's
+ * epoch for STALE and BEHIND (0 otherwise). */
+enum cas_refusal cas_transport_refusal(long status, const char *body, size_t len, uint64_t *epoch);
 
 /* One node's answer to the current send. */
 struct cas_transport_answer {
@@ -59,6 +94,10 @@ struct cas_transport_answer {
 	 * what happened. */
 	int code;
 	struct cas_msg msg;
+	/* With a code other than CAS_OK: whether the node refused the
+	 * request's identity, and its epoch for STALE and BEHIND. */
+	enum cas_refusal refusal;
+	uint64_t epoch;
 	char errmsg[256];
 };
 
@@ -87,6 +126,10 @@ void cas_transport_sleep(struct cas_channel *ch, uint64_t until_ms);
  * status, with a reason in errmsg. */
 int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms, char *errmsg,
 		       size_t errmsg_len);
+
+/* Initializes libcurl once per process (thread-safe). CAS_EIO when it
+ * cannot, with a reason in errmsg. */
+int cas_transport_global_init(char *errmsg, size_t errmsg_len);
 
 /* Milliseconds on CLOCK_MONOTONIC (cas_os_monotonic_ms, cas/os.h): the
  * clock of every deadline here. */

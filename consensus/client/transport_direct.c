@@ -91,7 +91,6 @@ static struct xfer *xfer_new(struct cas_channel *ch, size_t node)
 	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	/* Acceptors are reached directly, whatever http_proxy says. */
 	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, ch->t->headers);
 	ch->xfers[ch->n_xfers++] = x;
 	return x;
 }
@@ -200,7 +199,17 @@ void cas_direct_answer(struct xfer *x, struct cas_transport_answer *a)
 			       x->resp ? x->resp : "");
 		goto out_stop;
 	}
-	if (status != 200 && status != 409) {
+	if (status != 200 && !(status == 409 && reply_is_binary(x))) {
+		a->refusal = cas_transport_refusal(status, x->resp, x->resp_len, &a->epoch);
+	}
+	if (status != 200 && status != 409 && a->refusal == CAS_REFUSAL_NONE) {
+		a->code = CAS_EIO;
+		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
+			       (int)(x->resp_len < 160 ? x->resp_len : 160),
+			       x->resp ? x->resp : "");
+		goto out_stop;
+	}
+	if (a->refusal != CAS_REFUSAL_NONE) {
 		a->code = CAS_EIO;
 		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: HTTP %ld: %.*s", url, status,
 			       (int)(x->resp_len < 160 ? x->resp_len : 160),
@@ -240,16 +249,16 @@ struct xfer *cas_direct_first_pending(struct cas_channel *ch)
 	return NULL;
 }
 
-int cas_direct_send(struct cas_channel *ch, char *const *urls, struct body *b, const bool *direct,
-		    uint64_t deadline_ms, char *errmsg, size_t errmsg_len)
+int cas_direct_send(struct cas_channel *ch, char *const *urls, struct curl_slist *hdrs,
+		    struct body *b, const bool *direct, uint64_t deadline_ms, char *errmsg,
+		    size_t errmsg_len)
 {
-	struct cas_transport *t = ch->t;
 	struct xfer *xs[CAS_NODES_MAX];
 	uint64_t now, left;
 	CURLMcode mc;
 	int running;
 
-	for (size_t i = 0; i < t->n; i++) {
+	for (size_t i = 0; i < CAS_NODES_MAX; i++) {
 		xs[i] = NULL;
 		if (!direct[i])
 			continue;
@@ -262,7 +271,7 @@ int cas_direct_send(struct cas_channel *ch, char *const *urls, struct body *b, c
 	left = deadline_ms > now ? deadline_ms - now : 1;
 	if (left > LONG_MAX)
 		left = LONG_MAX;
-	for (size_t i = 0; i < t->n; i++) {
+	for (size_t i = 0; i < CAS_NODES_MAX; i++) {
 		struct xfer *x = xs[i];
 
 		if (x == NULL)
@@ -273,6 +282,7 @@ int cas_direct_send(struct cas_channel *ch, char *const *urls, struct body *b, c
 		x->result = CURLE_OK;
 		x->errbuf[0] = '\0';
 		curl_easy_setopt(x->easy, CURLOPT_URL, urls[i]);
+		curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)&b->data[0]);
 		curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)left);
@@ -294,7 +304,7 @@ int cas_direct_send(struct cas_channel *ch, char *const *urls, struct body *b, c
 out_stop_sent:
 	cas_errmsg_set(errmsg, errmsg_len, "libcurl: %s", curl_multi_strerror(mc));
 	b->refs++; /* held across the stops below */
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < CAS_NODES_MAX; i++)
 		if (xs[i] != NULL && xs[i]->seq == ch->seq)
 			cas_direct_stop(xs[i]);
 	free(b);

@@ -64,8 +64,9 @@ struct xfer {
 struct bitem {
 	struct bitem *next;
 	struct cas_channel *ch;
-	uint64_t seq;	      /* ch->bseq of the send it belongs to */
-	uint64_t deadline_ms; /* of that send */
+	uint64_t seq;		 /* ch->bseq of the send it belongs to */
+	uint64_t deadline_ms;	 /* of that send */
+	struct curl_slist *hdrs; /* its identity (t->idents) */
 	size_t len;
 	unsigned char data[]; /* the request, binary form */
 };
@@ -84,7 +85,8 @@ struct pipe {
 	bool busy;		    /* a batch is in flight (t->block) */
 	bool refused;		    /* the node takes no batches (t->block) */
 	/* The I/O thread's own. */
-	struct bitem *flight; /* the batch in flight, in order */
+	struct bitem *flight;	 /* the batch in flight, in order */
+	struct curl_slist *hdrs; /* of every item of the batch */
 	size_t n_flight;
 	CURL *easy;
 	unsigned char *req;
@@ -110,9 +112,19 @@ struct cas_channel {
 	struct banswer **bans_tail;
 };
 
+/* The headers of one identity, kept until the transport closes: transfers
+ * of earlier sends may still use them. */
+struct ident_hdrs {
+	struct ident_hdrs *next;
+	char cluster[40];
+	uint64_t epoch;
+	struct curl_slist *h;
+};
+
 struct cas_transport {
 	pthread_mutex_t lock;
-	size_t n;
+	size_t n; /* grows (cas_transport_add); read it with __atomic_load_n */
+	/* CAS_NODES_MAX entries each, the first n set. */
 	char **urls;
 	char **prepare_urls;
 	char **accept_urls;
@@ -121,6 +133,7 @@ struct cas_transport {
 	size_t max_value;
 	size_t max_reply;
 	struct curl_slist *headers;
+	struct ident_hdrs *idents; /* (t->lock) */
 	struct cas_channel *free_list;
 	char **batch_urls;
 	/* Batching: while more than one channel is checked out, requests go
@@ -140,8 +153,9 @@ struct cas_transport {
  * handed over: it is freed once no transfer holds it, at once when none
  * took it, and on error. On error (CAS_ENOMEM, CAS_EIO) no transfer of
  * this send is left running and errmsg says why. */
-int cas_direct_send(struct cas_channel *ch, char *const *urls, struct body *b, const bool *direct,
-		    uint64_t deadline_ms, char *errmsg, size_t errmsg_len);
+int cas_direct_send(struct cas_channel *ch, char *const *urls, struct curl_slist *hdrs,
+		    struct body *b, const bool *direct, uint64_t deadline_ms, char *errmsg,
+		    size_t errmsg_len);
 
 /* Takes x out of the multi handle; an unfinished transfer is abandoned
  * and its connection closed. */
@@ -168,16 +182,15 @@ void cas_direct_free_all(struct cas_channel *ch);
 
 /* ---- The nodes' batch pipes (transport_pipe.c) ---- */
 
-/* Queues the request bin (len bytes, copied), as part of ch's current
- * send, in the pipe of every node that takes batches and that batching is
- * for: every node while BATCH_MIN_ACTIVE channels are out, and otherwise a
- * node ch is backlogged on (whose oldest transfer would else be abandoned,
- * and its connection with it, at every send: the pipe keeps one
- * connection and sends what piled up together). direct[i] says which
- * nodes are left for the caller to ask on their own: all of them for
- * requests over BATCH_ITEM_MAX or without memory. */
+/* Queues the request bin (len bytes, copied), with the headers hdrs, as
+ * part of ch's current send, in the pipe of every node of mask that takes
+ * batches and that batching is for: every node while BATCH_MIN_ACTIVE channels are out, and
+ * otherwise a node ch is backlogged on (whose oldest transfer would else be abandoned, and its
+ * connection with it, at every send: the pipe keeps one connection and sends what piled up
+ * together). direct[i] says which nodes are left for the caller to ask on their own: all of them
+ * for requests over BATCH_ITEM_MAX or without memory; none outside mask. */
 void cas_pipe_send(struct cas_channel *ch, const unsigned char *bin, size_t len,
-		   uint64_t deadline_ms, bool *direct);
+		   struct curl_slist *hdrs, uint64_t mask, uint64_t deadline_ms, bool *direct);
 
 /* Forgets the batch answers to ch's earlier sends: a new send begins. */
 void cas_pipe_new_send(struct cas_channel *ch);

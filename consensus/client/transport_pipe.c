@@ -67,35 +67,40 @@ static size_t on_batch_data(char *ptr, size_t size, size_t nmemb, void *userdata
 static bool take_batch(struct cas_transport *t, size_t node, uint64_t *deadline_ms)
 {
 	struct pipe *p = &t->pipes[node];
-	struct bitem *it, **last = &p->flight;
+	struct bitem *it, **last = &p->flight, **pp = &p->head;
 
 	p->flight = NULL;
 	p->n_flight = 0;
 	p->req_len = 0;
+	p->hdrs = NULL;
 	*deadline_ms = 0;
-	while ((it = p->head) != NULL && p->n_flight < CAS_BATCH_MAX_ITEMS &&
+	/* One batch, one identity: items of another wait for the next. */
+	while ((it = *pp) != NULL && p->n_flight < CAS_BATCH_MAX_ITEMS &&
 	       p->req_len + CAS_BATCH_ITEM_HEAD + it->len <= CAS_BATCH_MAX_BYTES) {
-		p->head = it->next;
-		it->next = NULL;
 		if (it->seq != it->ch->bseq) {
+			*pp = it->next;
 			free(it);
 			continue;
 		}
-		if (cas_batch_append(&p->req, &p->req_len, &p->req_cap, it->data, it->len) !=
-		    CAS_OK) {
-			/* Left waiting: the next round tries again. */
-			it->next = p->head;
-			p->head = it;
-			break;
+		if (p->hdrs != NULL && it->hdrs != p->hdrs) {
+			pp = &it->next;
+			continue;
 		}
+		if (cas_batch_append(&p->req, &p->req_len, &p->req_cap, it->data, it->len) !=
+		    CAS_OK)
+			break; /* left waiting: the next round tries again */
+		*pp = it->next;
+		it->next = NULL;
+		p->hdrs = it->hdrs;
 		if (it->deadline_ms > *deadline_ms)
 			*deadline_ms = it->deadline_ms;
 		*last = it;
 		last = &it->next;
 		p->n_flight++;
 	}
-	if (p->head == NULL)
-		p->tail = &p->head;
+	p->tail = &p->head;
+	while (*p->tail != NULL)
+		p->tail = &(*p->tail)->next;
 	p->busy = p->n_flight > 0;
 	return p->busy;
 }
@@ -103,7 +108,8 @@ static bool take_batch(struct cas_transport *t, size_t node, uint64_t *deadline_
 /* Fills a with node's answer to one item of a batch, from its entry
  * (status, bytes) or, when entry is NULL, from code and why. */
 static void batch_answer(struct cas_transport *t, size_t node, const struct cas_batch_entry *entry,
-			 int code, const char *why, struct cas_transport_answer *a)
+			 int code, const char *why, enum cas_refusal refusal, uint64_t epoch,
+			 struct cas_transport_answer *a)
 {
 	const char *url = t->urls[node];
 	char reason[160];
@@ -113,6 +119,8 @@ static void batch_answer(struct cas_transport *t, size_t node, const struct cas_
 	a->node = node;
 	if (entry == NULL) {
 		a->code = code;
+		a->refusal = refusal;
+		a->epoch = epoch;
 		cas_errmsg_set(a->errmsg, sizeof(a->errmsg), "%s: %s", url, why);
 		return;
 	}
@@ -153,6 +161,8 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 	const char *why = NULL;
 	char whybuf[200];
 	struct bitem *it;
+	enum cas_refusal refusal = CAS_REFUSAL_NONE;
+	uint64_t epoch = 0;
 	bool refused = false;
 	long status = 0;
 	int code = CAS_EIO;
@@ -175,8 +185,12 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 			/* A node without batches (404, 405, 415) is asked
 			 * request by request from now on. */
 			refused = status == 404 || status == 405 || status == 415;
+			refusal = cas_transport_refusal(status, (const char *)p->resp, p->resp_len,
+							&epoch);
 			why = whybuf;
-			snprintf(whybuf, sizeof(whybuf), "HTTP %ld to a batch", status);
+			snprintf(whybuf, sizeof(whybuf), "HTTP %ld to a batch: %.*s", status,
+				 (int)(p->resp_len < 120 ? p->resp_len : 120),
+				 p->resp ? (const char *)p->resp : "");
 		}
 	}
 	for (it = p->flight; it; it = it->next) {
@@ -185,11 +199,12 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 			break; /* the channel times out waiting instead */
 		ba->next = NULL;
 		if (why != NULL)
-			batch_answer(t, node, NULL, code, why, &ba->a);
+			batch_answer(t, node, NULL, code, why, refusal, epoch, &ba->a);
 		else if (cas_batch_read_entry(p->resp, p->resp_len, &off, &entry) != CAS_OK)
-			batch_answer(t, node, NULL, CAS_EPROTO, "malformed batch reply", &ba->a);
+			batch_answer(t, node, NULL, CAS_EPROTO, "malformed batch reply",
+				     CAS_REFUSAL_NONE, 0, &ba->a);
 		else
-			batch_answer(t, node, &entry, 0, NULL, &ba->a);
+			batch_answer(t, node, &entry, 0, NULL, CAS_REFUSAL_NONE, 0, &ba->a);
 		*tail = ba;
 		tail = &ba->next;
 	}
@@ -224,6 +239,26 @@ static void finish_batch(struct cas_transport *t, size_t node, CURLcode result)
 	p->n_flight = 0;
 }
 
+/* Makes node's batch handle; false without memory. I/O thread only. */
+static bool pipe_easy(struct cas_transport *t, size_t node)
+{
+	struct pipe *p = &t->pipes[node];
+
+	p->easy = curl_easy_init();
+	if (p->easy == NULL)
+		return false;
+	curl_easy_setopt(p->easy, CURLOPT_PRIVATE, (char *)p);
+	curl_easy_setopt(p->easy, CURLOPT_URL, t->batch_urls[node]);
+	curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_batch_data);
+	curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(p->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(p->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
+	return true;
+}
+
 /* Starts the batch laid out in node's pipe. */
 static void start_batch(struct cas_transport *t, size_t node, uint64_t deadline_ms)
 {
@@ -232,6 +267,11 @@ static void start_batch(struct cas_transport *t, size_t node, uint64_t deadline_
 
 	if (left > LONG_MAX)
 		left = LONG_MAX;
+	if (p->easy == NULL && !pipe_easy(t, node)) {
+		finish_batch(t, node, CURLE_OUT_OF_MEMORY);
+		return;
+	}
+	curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->hdrs);
 	p->resp_len = 0;
 	p->resp_overflow = false;
 	p->errbuf[0] = '\0';
@@ -254,19 +294,21 @@ static void *io_main(void *arg)
 	struct pipe *p;
 	CURLMsg *m;
 	int running, left;
+	size_t n;
 
 	for (;;) {
+		n = cas_transport_nodes(t);
 		pthread_mutex_lock(&t->block);
 		if (t->io_stop) {
 			pthread_mutex_unlock(&t->block);
 			break;
 		}
-		for (size_t i = 0; i < t->n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			p = &t->pipes[i];
 			start[i] = !p->busy && p->head != NULL && take_batch(t, i, &deadline[i]);
 		}
 		pthread_mutex_unlock(&t->block);
-		for (size_t i = 0; i < t->n; i++)
+		for (size_t i = 0; i < n; i++)
 			if (start[i])
 				start_batch(t, i, deadline[i]);
 		curl_multi_perform(t->io_multi, &running);
@@ -289,47 +331,23 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
-/* Starts the I/O thread and the pipes' handles. Called with t->block
- * held. Returns false when it cannot (then requests go on their own). */
+/* Starts the I/O thread; the pipes' handles are made as they are first
+ * used. Called with t->block held. Returns false when it cannot (then
+ * requests go on their own). */
 static bool io_start(struct cas_transport *t)
 {
-	struct pipe *p;
-	size_t i;
-
 	if (t->io_running)
 		return true;
 	t->io_multi = curl_multi_init();
 	if (t->io_multi == NULL)
 		return false;
-	for (i = 0; i < t->n; i++) {
-		p = &t->pipes[i];
-		p->easy = curl_easy_init();
-		if (p->easy == NULL)
-			goto out_cleanup;
-		curl_easy_setopt(p->easy, CURLOPT_PRIVATE, (char *)p);
-		curl_easy_setopt(p->easy, CURLOPT_URL, t->batch_urls[i]);
-		curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_batch_data);
-		curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
-		curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->errbuf);
-		curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(p->easy, CURLOPT_TCP_NODELAY, 1L);
-		curl_easy_setopt(p->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-		curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
-		curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, t->headers);
+	if (pthread_create(&t->io, NULL, io_main, t) != 0) {
+		curl_multi_cleanup(t->io_multi);
+		t->io_multi = NULL;
+		return false;
 	}
-	if (pthread_create(&t->io, NULL, io_main, t) != 0)
-		goto out_cleanup;
 	t->io_running = true;
 	return true;
-
-out_cleanup:
-	for (i = 0; i < t->n; i++) {
-		curl_easy_cleanup(t->pipes[i].easy);
-		t->pipes[i].easy = NULL;
-	}
-	curl_multi_cleanup(t->io_multi);
-	t->io_multi = NULL;
-	return false;
 }
 
 void cas_pipe_shutdown(struct cas_transport *t)
@@ -345,9 +363,9 @@ void cas_pipe_shutdown(struct cas_transport *t)
 	pthread_mutex_unlock(&t->block);
 	curl_multi_wakeup(t->io_multi);
 	pthread_join(t->io, NULL);
-	for (size_t i = 0; i < t->n; i++) {
+	for (size_t i = 0; i < CAS_NODES_MAX; i++) {
 		p = &t->pipes[i];
-		if (p->busy)
+		if (p->busy && p->easy != NULL)
 			curl_multi_remove_handle(t->io_multi, p->easy);
 		curl_easy_cleanup(p->easy);
 		free_items(p->flight);
@@ -360,27 +378,27 @@ void cas_pipe_shutdown(struct cas_transport *t)
 }
 
 void cas_pipe_send(struct cas_channel *ch, const unsigned char *bin, size_t len,
-		   uint64_t deadline_ms, bool *direct)
+		   struct curl_slist *hdrs, uint64_t mask, uint64_t deadline_ms, bool *direct)
 {
 	struct cas_transport *t = ch->t;
 	struct bitem *items[CAS_NODES_MAX] = {0};
 	bool want[CAS_NODES_MAX], any = false, all, wake = false;
-	size_t i;
+	size_t i, n = cas_transport_nodes(t);
 
-	for (i = 0; i < t->n; i++)
-		direct[i] = true;
+	for (i = 0; i < CAS_NODES_MAX; i++)
+		direct[i] = i < n && (mask >> i & 1);
 	if (len > BATCH_ITEM_MAX)
 		return;
 	pthread_mutex_lock(&t->block);
 	all = t->active >= BATCH_MIN_ACTIVE;
 	pthread_mutex_unlock(&t->block);
-	for (i = 0; i < t->n; i++) {
-		want[i] = all || cas_direct_backlogged(ch, i);
+	for (i = 0; i < n; i++) {
+		want[i] = direct[i] && (all || cas_direct_backlogged(ch, i));
 		any |= want[i];
 	}
 	if (!any)
 		return;
-	for (i = 0; i < t->n; i++) {
+	for (i = 0; i < n; i++) {
 		if (!want[i])
 			continue;
 		items[i] = malloc(sizeof(*items[i]) + len);
@@ -389,12 +407,13 @@ void cas_pipe_send(struct cas_channel *ch, const unsigned char *bin, size_t len,
 		items[i]->next = NULL;
 		items[i]->ch = ch;
 		items[i]->deadline_ms = deadline_ms;
+		items[i]->hdrs = hdrs;
 		items[i]->len = len;
 		memcpy(items[i]->data, bin, len);
 	}
 	pthread_mutex_lock(&t->block);
 	if (io_start(t)) {
-		for (i = 0; i < t->n; i++) {
+		for (i = 0; i < n; i++) {
 			struct pipe *p = &t->pipes[i];
 
 			if (items[i] == NULL || p->refused)
@@ -412,7 +431,7 @@ void cas_pipe_send(struct cas_channel *ch, const unsigned char *bin, size_t len,
 	if (wake)
 		curl_multi_wakeup(t->io_multi);
 out_free:
-	for (i = 0; i < t->n; i++)
+	for (i = 0; i < n; i++)
 		free(items[i]);
 }
 

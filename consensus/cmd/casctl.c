@@ -1,4 +1,5 @@
-/* casctl.c - command-line register client: get, put, cas, version, status. */
+/* casctl.c - command-line register client: get, put, cas, version, status;
+ * init and member are in casctl_member.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -6,13 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/admin.h>
 #include <cas/client.h>
 
-/* Exit statuses, documented in usage(). */
-#define EXIT_OTHER	 1
-#define EXIT_USAGE	 2
-#define EXIT_VERSION	 3
-#define EXIT_UNAVAILABLE 4
+#include "casctl.h"
 
 static const char *prog = "casctl";
 
@@ -28,8 +26,18 @@ static void usage(FILE *f)
 		"  cas KEY VERSION [FILE]   write only if the version is still VERSION\n"
 		"                           (0: never written); prints the new version\n"
 		"  version KEY              print the key's version (0 for a new key)\n"
-		"  status                   one line per node: URL reachable|unreachable;\n"
+		"  status                   one line per node: URL reachable|unreachable,\n"
+		"                           and its cluster, node id and epoch;\n"
 		"                           exit 4 when no majority is reachable\n"
+		"  init                     make the --nodes (all empty) one new cluster\n"
+		"                           and its filesystem root; prints the cluster id\n"
+		"  member list              the configuration: URL, node id, role, epoch\n"
+		"  member add URL           add the empty node URL to the members\n"
+		"  member remove URL        remove the member URL\n"
+		"  member replace OLD NEW   replace member OLD by the empty node NEW\n"
+		"                           (NEW may be OLD's URL: a node that came back\n"
+		"                           empty); member commands resume an\n"
+		"                           interrupted change when run again\n"
 		"\n"
 		"options:\n"
 		"  --nodes URLS      comma-separated acceptor URLs (default: $CAS_NODES)\n"
@@ -42,7 +50,7 @@ static void usage(FILE *f)
 		prog);
 }
 
-static int exit_code(int rc)
+int casctl_exit_code(int rc)
 {
 	switch (rc) {
 	case CAS_OK:
@@ -61,10 +69,15 @@ static int exit_code(int rc)
 }
 
 /* Reports rc for command cmd on key; returns the exit status. */
-static int fail(const char *cmd, const char *key, int rc)
+static int fail(struct cas_client *c, const char *cmd, const char *key, int rc)
 {
-	fprintf(stderr, "%s: %s %s: %s\n", prog, cmd, key, cas_strerror(rc));
-	return exit_code(rc);
+	char why[256] = "";
+
+	if (rc == CAS_EUNAVAILABLE || rc == CAS_EINVAL || rc == CAS_EPROTO || rc == CAS_EIO)
+		cas_client_errmsg(c, why, sizeof(why));
+	fprintf(stderr, "%s: %s %s: %s%s%s\n", prog, cmd, key, cas_strerror(rc), why[0] ? ": " : "",
+		why);
+	return casctl_exit_code(rc);
 }
 
 /* Parses a decimal uint64 with nothing around it. */
@@ -171,7 +184,7 @@ static int cmd_get(struct cas_client *c, const char *key, unsigned timeout_ms)
 
 	rc = cas_read(c, key, timeout_ms, &v);
 	if (rc != CAS_OK)
-		return fail("get", key, rc);
+		return fail(c, "get", key, rc);
 	if ((v.len > 0 && fwrite(v.data, 1, v.len, stdout) != v.len) || fflush(stdout) != 0) {
 		fprintf(stderr, "%s: get %s: writing stdout: %s\n", prog, key, strerror(errno));
 		cas_value_clear(&v);
@@ -188,7 +201,7 @@ static int cmd_version(struct cas_client *c, const char *key, unsigned timeout_m
 
 	rc = cas_read(c, key, timeout_ms, &v);
 	if (rc != CAS_OK)
-		return fail("version", key, rc);
+		return fail(c, "version", key, rc);
 	printf("%llu\n", (unsigned long long)v.version);
 	cas_value_clear(&v);
 	return 0;
@@ -204,7 +217,7 @@ static int cmd_write(struct cas_client *c, const char *cmd, const char *key, boo
 
 	rc = read_input(path, CAS_DEFAULT_MAX_VALUE, &data, &len);
 	if (rc != CAS_OK)
-		return exit_code(rc);
+		return casctl_exit_code(rc);
 	if (conditional)
 		rc = cas_cas(c, key, expected, data, len, timeout_ms, &version);
 	else
@@ -216,7 +229,7 @@ static int cmd_write(struct cas_client *c, const char *cmd, const char *key, boo
 		return EXIT_VERSION;
 	}
 	if (rc != CAS_OK)
-		return fail(cmd, key, rc);
+		return fail(c, cmd, key, rc);
 	printf("%llu\n", (unsigned long long)version);
 	return 0;
 }
@@ -228,6 +241,9 @@ struct ping {
 	pthread_t thread;
 	bool started;
 	int rc;
+	enum cas_node_state state;
+	struct cas_cluster_config cfg;
+	uint64_t id;
 };
 
 static void *ping_main(void *arg)
@@ -235,6 +251,9 @@ static void *ping_main(void *arg)
 	struct ping *p = arg;
 
 	p->rc = cas_client_ping(p->c, p->node, p->timeout_ms);
+	if (cas_admin_get_config(cas_client_node_url(p->c, p->node), p->timeout_ms, &p->state,
+				 &p->cfg, &p->id, NULL, 0) != CAS_OK)
+		p->state = CAS_NODE_DOWN;
 	return NULL;
 }
 
@@ -261,8 +280,16 @@ static int cmd_status(struct cas_client *c, unsigned timeout_ms)
 			pthread_join(pings[i].thread, NULL);
 		if (pings[i].rc == CAS_OK)
 			up++;
-		printf("%s %s\n", cas_client_node_url(c, i),
+		printf("%s %s", cas_client_node_url(c, i),
 		       pings[i].rc == CAS_OK ? "reachable" : "unreachable");
+		if (pings[i].state == CAS_NODE_READY)
+			printf(" cluster %s node %016llx epoch %llu", pings[i].cfg.cluster,
+			       (unsigned long long)pings[i].id,
+			       (unsigned long long)pings[i].cfg.epoch);
+		else if (pings[i].state == CAS_NODE_UNINITIALIZED)
+			printf(" uninitialized");
+		printf("\n");
+		cas_cluster_config_clear(&pings[i].cfg);
 	}
 	free(pings);
 	if (up >= n / 2 + 1)
@@ -344,15 +371,19 @@ int main(int argc, char **argv)
 				prog, argv[optind + 2]);
 			return EXIT_USAGE;
 		}
-	} else if (strcmp(cmd, "status") == 0) {
+	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "init") == 0) {
 		if (!nargs(cmd, nargs_left, 0, 0))
+			return EXIT_USAGE;
+	} else if (strcmp(cmd, "member") == 0) {
+		if (!nargs(cmd, nargs_left, 1, 3))
 			return EXIT_USAGE;
 	} else {
 		fprintf(stderr, "%s: unknown command \"%s\" (see --help)\n", prog, cmd);
 		return EXIT_USAGE;
 	}
 	/* Before any I/O, and before reading stdin for put. */
-	if (strcmp(cmd, "status") != 0 && !cas_key_valid(key, strlen(key))) {
+	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "member") != 0 &&
+	    !cas_key_valid(key, strlen(key))) {
 		fprintf(stderr, "%s: %s: bad key \"%s\": want 1 to %d of A-Z a-z 0-9 . _ : / @ -\n",
 			prog, cmd, key, CAS_KEY_MAX);
 		return EXIT_USAGE;
@@ -362,11 +393,16 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	if (strcmp(cmd, "init") == 0)
+		return casctl_init(nodes, timeout_ms);
+	if (strcmp(cmd, "member") == 0)
+		return casctl_member(nodes, timeout_ms, nargs_left, argv + optind + 1);
+
 	cfg.timeout_ms = timeout_ms;
 	rc = cas_client_open(nodes, &cfg, &c, errmsg, sizeof(errmsg));
 	if (rc != CAS_OK) {
 		fprintf(stderr, "%s: %s\n", prog, errmsg);
-		return exit_code(rc);
+		return casctl_exit_code(rc);
 	}
 
 	if (strcmp(cmd, "get") == 0)

@@ -3,6 +3,7 @@
 #ifndef CAS_CLIENT_H
 #define CAS_CLIENT_H
 
+#include <cas/admin.h>
 #include <cas/cas.h>
 
 /* A client: a proposer with its own id and kept-alive connections to every
@@ -23,8 +24,18 @@ struct cas_client_config {
 };
 
 /* Opens a client on nodes, a comma-separated list of acceptor base URLs
- * ("http://127.0.0.1:7001,http://127.0.0.1:7002,..."), at most 64. cfg
- * may be NULL for defaults. Contacts no node. The client's proposer id
+ * ("http://127.0.0.1:7001,http://127.0.0.1:7002,..."), at most 64: the
+ * seeds. cfg may be NULL for defaults. Contacts no node: the client learns
+ * its cluster's configuration (PROTOCOL.md, "Cluster identity and
+ * membership") at its first operation, or at cas_client_connect, from the
+ * seeds (GET /v1/config): a majority of them must answer, all of one
+ * cluster, and the newest configuration among their answers is the
+ * client's. From then on it talks to that configuration's nodes (a node
+ * reached through a seed keeps the seed's URL), with the cluster's id and
+ * the epoch on every request, and follows changes of the members: when a
+ * node says the client's epoch is stale, the client learns the newest
+ * configuration from every node it knows and runs the operation's next
+ * attempt in it, within the operation's deadline. The client's proposer id
  * (the low part of its ballots) is drawn from the kernel's random source
  * at every open and cannot be chosen: an id used again after a restart
  * would reuse ballots. Without random bytes the open fails (CAS_EIO).
@@ -36,14 +47,14 @@ CAS_API int cas_client_open(const char *nodes, const struct cas_client_config *c
 /* Closes c and frees everything it holds. No call may be running on c. */
 CAS_API void cas_client_close(struct cas_client *c);
 
-/* Number of acceptors c was opened on. */
+/* Number of acceptors c was opened on (the seeds). */
 CAS_API size_t cas_client_nodes(const struct cas_client *c);
 
-/* The base URL of acceptor i (0 <= i < cas_client_nodes(c)); valid until
+/* The base URL of seed i (0 <= i < cas_client_nodes(c)); valid until
  * cas_client_close. */
 CAS_API const char *cas_client_node_url(const struct cas_client *c, size_t i);
 
-/* Asks acceptor i for its health endpoint; CAS_OK when it answered within
+/* Asks seed i for its health endpoint; CAS_OK when it answered 200 within
  * timeout_ms. */
 CAS_API int cas_client_ping(struct cas_client *c, size_t i, unsigned timeout_ms);
 
@@ -65,6 +76,14 @@ CAS_API int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, 
 CAS_API int cas_read(struct cas_client *c, const char *key, unsigned timeout_ms,
 		     struct cas_value *out);
 
+/* A full round (prepare and accept) of key's value as it is, never a
+ * query alone: afterwards the value is accepted by the quorum of c's
+ * configuration (during a membership change, a majority of the joining
+ * set too: PROTOCOL.md, step 3 "Rescan"). The version does not change;
+ * *version (may be NULL) gets it. Errors as for cas_change. */
+CAS_API int cas_touch(struct cas_client *c, const char *key, unsigned timeout_ms,
+		      uint64_t *version);
+
 /* Writes data (len bytes, copied) to key whatever its value. On success
  * *version (may be NULL) is the new version. */
 CAS_API int cas_put(struct cas_client *c, const char *key, const void *data, size_t len,
@@ -76,5 +95,49 @@ CAS_API int cas_put(struct cas_client *c, const char *key, const void *data, siz
  * the new version (expected + 1). */
 CAS_API int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void *data,
 		    size_t len, unsigned timeout_ms, uint64_t *version);
+
+/* Learns c's configuration now, when it has none yet (the first operation
+ * would otherwise), within timeout_ms (0: the client's default). CAS_OK
+ * when c has one. Errors, with a one-line reason in errmsg:
+ * CAS_EINVAL when the seeds belong to two clusters ("node URL belongs to
+ * cluster X, not Y") or none is initialized ("cluster not initialized
+ * (casctl init)"); CAS_EUNAVAILABLE when fewer than a majority of the
+ * seeds answered with the cluster (naming a node that is not initialized
+ * or did not answer); CAS_ENOMEM. Nothing is written to any node. */
+CAS_API int cas_client_connect(struct cas_client *c, unsigned timeout_ms, char *errmsg,
+			       size_t errmsg_len);
+
+/* Copies c's cluster id (32 hex digits and a NUL) into out; "" while c
+ * has not learned its configuration. */
+CAS_API void cas_client_cluster(struct cas_client *c, char out[CAS_CLUSTER_HEX + 1]);
+
+/* Copies c's configuration into *out (the caller frees it with
+ * cas_cluster_config_clear), learning it first as cas_client_connect
+ * does. On error *out is zeroed. */
+CAS_API int cas_client_config(struct cas_client *c, struct cas_cluster_config *out, char *errmsg,
+			      size_t errmsg_len);
+
+/* Makes cfg (copied; of c's cluster, epoch not below c's) c's
+ * configuration, without asking the nodes which one they hold: for
+ * casctl member, which runs its rescan in the joint configuration it
+ * installed. c still follows newer ones. CAS_EINVAL (another cluster),
+ * CAS_EVERSION (older than c's), with a reason in errmsg. */
+CAS_API int cas_client_use_config(struct cas_client *c, const struct cas_cluster_config *cfg,
+				  char *errmsg, size_t errmsg_len);
+
+/* Copies a one-line reason for the last failure of an operation of c (any
+ * thread; "" when none) into buf: a node that refused, that did not
+ * answer, the seeds that did not agree... */
+CAS_API void cas_client_errmsg(struct cas_client *c, char *buf, size_t len);
+
+/* Lists the keys the members of c's configuration hold, in byte order,
+ * after after (NULL: from the start), at most limit (1..10000): the union
+ * of every member's GET /v1/keys that answered. On CAS_OK *keys is a
+ * malloc'd array of *n malloc'd keys (free with cas_keys_free) and *more
+ * says whether some member has more keys past the last one. CAS_EUNAVAILABLE
+ * when no member answered. */
+CAS_API int cas_client_keys(struct cas_client *c, const char *after, unsigned limit,
+			    unsigned timeout_ms, char ***keys, size_t *n, bool *more, char *errmsg,
+			    size_t errmsg_len);
 
 #endif

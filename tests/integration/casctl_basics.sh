@@ -114,11 +114,22 @@ expect_exit 0 casctl put large "$T/max"
 casctl get large >"$T/got" || fail "get large failed"
 cmp -s "$T/max" "$T/got" || fail "1 MiB value came back different"
 
-# status: one line per node, exit 0 with a majority.
+# status: one line per node with its cluster, node id and epoch; exit 0
+# with a majority.
 expect_exit 0 casctl status
-[ "$(grep -c ' reachable$' "$T/out")" -eq 3 ] || fail "status: $(cat "$T/out")"
+[ "$(grep -c ' reachable cluster ' "$T/out")" -eq 3 ] || fail "status: $(cat "$T/out")"
 for i in 0 1 2; do
-	grep -q "^$(cas_url $i) reachable$" "$T/out" || fail "status lacks node $i: $(cat "$T/out")"
+	grep -q "^$(cas_url $i) reachable cluster $CAS_CLUSTER node [0-9a-f]\{16\} epoch 1$" \
+		"$T/out" || fail "status lacks node $i: $(cat "$T/out")"
 done
+
+# member list: the three members, at epoch 1.
+expect_exit 0 casctl member list
+[ "$(grep -c ' member 1$' "$T/out")" -eq 3 ] || fail "member list: $(cat "$T/out")"
+
+# init on an initialized cluster: refused, nothing changed.
+expect_exit 1 casctl init
+grep -q "is initialized already" "$T/err" ||
+	fail "init twice: $(cat "$T/err")"
 
 echo "casctl basics: ok"

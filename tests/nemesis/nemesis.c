@@ -307,12 +307,28 @@ static int node_spawn(unsigned i)
 	return -1;
 }
 
+/* Whether node i answers GET /v1/config: with its configuration, or
+ * that it is not initialized. */
+static bool node_answers(unsigned i)
+{
+	struct cas_cluster_config cfg;
+	enum cas_node_state st;
+	char url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", g.nodes[i].port);
+	if (cas_admin_get_config(url, 1000, &st, &cfg, NULL, NULL, 0) != CAS_OK)
+		return false;
+	cas_cluster_config_clear(&cfg);
+	return st == CAS_NODE_READY || st == CAS_NODE_UNINITIALIZED;
+}
+
 static int node_wait_healthy(unsigned i)
 {
 	unsigned long long end = nem_now_ms() + START_MS;
 
 	while (nem_now_ms() < end) {
-		if (cas_client_ping(g.direct, i, 1000) == CAS_OK)
+		/* Up: it answers, initialized or not yet (casctl init). */
+		if (node_answers(i))
 			return 0;
 		if (g.nodes[i].pid == 0 || !nem_alive(g.nodes[i].pid, NULL))
 			break;
@@ -352,7 +368,8 @@ static void node_pause(unsigned i, bool on)
 
 static int start_cluster(uint64_t *rng)
 {
-	char urls[256] = "", *p = urls;
+	char urls[256] = "", *p = urls, casctl[PATH_MAX];
+	char *init[] = {casctl, "--nodes", urls, "init", NULL};
 	unsigned i, tries;
 	char err[256];
 
@@ -379,6 +396,12 @@ static int start_cluster(uint64_t *rng)
 	for (i = 0; i < NODES; i++)
 		if (node_wait_healthy(i))
 			return -1;
+	/* One cluster, with its filesystem root: casctl init, as people do. */
+	snprintf(casctl, sizeof(casctl), "%s/casctl", g.bin);
+	if (nem_run(init, g.log, START_MS) != 0) {
+		fprintf(stderr, "nemesis: casctl init %s failed (see %s)\n", urls, g.log);
+		return -1;
+	}
 	for (i = 0; i < NODES; i++) {
 		if (nem_proxy_start((uint16_t)g.nodes[i].port, &g.nodes[i].proxy, err,
 				    sizeof(err))) {

@@ -428,7 +428,14 @@ struct fake_node {
 	size_t n_entries;
 	unsigned connections, requests;
 	unsigned batches, batch_items; /* batches answered, and their items */
+	/* GET /v1/config's answer (the cluster's configuration and this
+	 * node's id); protocol requests must carry its identity. */
+	char config[1024];
+	bool uninitialized; /* GET /v1/config answers 503 */
 };
+
+/* The fakes' cluster id. */
+#define FAKE_CLUSTER "0123456789abcdef0123456789abcdef"
 
 struct fake_req {
 	char *buf;
@@ -582,6 +589,31 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (strcmp(url, "/v1/config") == 0 && !f->silent) {
+		body = strdup(f->uninitialized ? "{\"error\":\"node is not initialized\","
+						 "\"status\":\"uninitialized\"}"
+					       : f->config);
+		if (body == NULL)
+			return MHD_NO;
+		resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+		if (resp == NULL) {
+			free(body);
+			return MHD_NO;
+		}
+		ret = MHD_queue_response(conn, f->uninitialized ? 503 : 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (strcmp(url, "/v1/health") != 0) {
+		/* Every protocol request says which cluster and epoch it means. */
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cas-Cluster");
+		const char *ep = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cas-Epoch");
+
+		assert_non_null(cl);
+		assert_non_null(ep);
+		assert_string_equal(cl, FAKE_CLUSTER);
+		assert_string_equal(ep, "1");
+	}
 	__atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < f->delay_ms && !f->stopping; i++)
 		usleep(1000);
@@ -705,6 +737,21 @@ static int fakes_setup(void **state)
 		fake_start(&fc->nodes[i]);
 		off += (size_t)snprintf(fc->list + off, sizeof(fc->list) - off,
 					"%shttp://127.0.0.1:%d", i ? "," : "", fc->nodes[i].port);
+	}
+	for (int i = 0; i < FAKES; i++) {
+		struct fake_node *f = &fc->nodes[i];
+		size_t n = 0;
+
+		n += (size_t)snprintf(f->config + n, sizeof(f->config) - n,
+				      "{\"cluster\":\"" FAKE_CLUSTER "\",\"epoch\":\"1\","
+				      "\"node\":\"%016x\",\"members\":[",
+				      i + 1);
+		for (int j = 0; j < FAKES; j++)
+			n += (size_t)snprintf(
+				f->config + n, sizeof(f->config) - n,
+				"%s{\"id\":\"%016x\",\"url\":\"http://127.0.0.1:%d\"}",
+				j ? "," : "", j + 1, fc->nodes[j].port);
+		snprintf(f->config + n, sizeof(f->config) - n, "]}");
 	}
 	*state = fc;
 	return 0;
@@ -1147,6 +1194,60 @@ static void test_fake_threads_no_batches(void **state)
 	threads_own_keys(*state, false);
 }
 
+/* Seeds of two clusters: the client refuses before it sends anything. */
+static void test_fake_two_clusters(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c;
+	char err[256];
+	char *p = strstr(fc->nodes[1].config, FAKE_CLUSTER);
+
+	memcpy(p, "ffffffffffffffffffffffffffffffff", 32);
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	assert_int_equal(cas_client_connect(c, 2000, err, sizeof(err)), CAS_EINVAL);
+	assert_non_null(strstr(err, "belongs to cluster"));
+	assert_int_equal(cas_put(c, "k", "x", 1, 500, NULL), CAS_EINVAL);
+	for (int i = 0; i < FAKES; i++)
+		assert_int_equal(fc->nodes[i].requests, 0);
+	cas_client_close(c);
+	memcpy(p, FAKE_CLUSTER, 32);
+}
+
+/* Seeds mostly uninitialized: refused, nothing sent; all of them: "not
+ * initialized (casctl init)". */
+static void test_fake_uninitialized_seeds(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client *c;
+	char err[256], cluster[CAS_CLUSTER_HEX + 1];
+
+	fc->nodes[0].uninitialized = fc->nodes[2].uninitialized = true;
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	assert_int_equal(cas_client_connect(c, 2000, err, sizeof(err)), CAS_EUNAVAILABLE);
+	assert_non_null(strstr(err, "is not initialized"));
+	cas_client_cluster(c, cluster);
+	assert_string_equal(cluster, "");
+	cas_client_close(c);
+	fc->nodes[1].uninitialized = true;
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	assert_int_equal(cas_client_connect(c, 2000, err, sizeof(err)), CAS_EINVAL);
+	assert_string_equal(err, "cluster not initialized (casctl init)");
+	cas_client_close(c);
+	for (int i = 0; i < FAKES; i++) {
+		assert_int_equal(fc->nodes[i].requests, 0);
+		fc->nodes[i].uninitialized = false;
+	}
+	/* One seed is enough when it answers: the client learns the rest. */
+	snprintf(err, sizeof(err), "http://127.0.0.1:%d", fc->nodes[2].port);
+	assert_int_equal(cas_client_open(err, NULL, &c, NULL, 0), CAS_OK);
+	assert_int_equal(cas_put(c, "k", "x", 1, 2000, NULL), CAS_OK);
+	cas_client_cluster(c, cluster);
+	assert_string_equal(cluster, FAKE_CLUSTER);
+	cas_client_close(c);
+	for (int i = 0; i < FAKES; i++)
+		assert_true(fc->nodes[i].requests > 0);
+}
+
 static void test_value_clear(void **state)
 {
 	struct cas_value v = {.version = 3, .data = malloc(4), .len = 4};
@@ -1173,6 +1274,10 @@ int main(void)
 		cmocka_unit_test(test_silent_cluster_deadline),
 		cmocka_unit_test(test_value_clear),
 		cmocka_unit_test_setup_teardown(test_fake_round_trip, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_two_clusters, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_uninitialized_seeds, fakes_setup,
+						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_minority_faults, fakes_setup,
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_majority_faults, fakes_setup,

@@ -1,0 +1,102 @@
+/* admin.h - cluster identity and membership (PROTOCOL.md, "Cluster
+ * identity and membership"): the configuration, and one-shot requests to
+ * one node's admin endpoints, for casctl init and casctl member. */
+#ifndef CAS_ADMIN_H
+#define CAS_ADMIN_H
+
+#include <cas/cas.h>
+
+/* Hex digits of a cluster id (128 bits) and of a node id (64 bits). */
+#define CAS_CLUSTER_HEX 32
+#define CAS_NODE_HEX	16
+
+/* One node of a configuration: its id (never 0) and base URL (malloc'd,
+ * normalized as cas_url_normalize does). */
+struct cas_cluster_node {
+	uint64_t id;
+	char *url;
+};
+
+/* A configuration: the set O of members and, while a change runs, the set
+ * N it moves to (joining; n_joining 0 when the configuration is stable).
+ * Everything it points to is malloc'd and owned by it: free it with
+ * cas_cluster_config_clear. */
+struct cas_cluster_config {
+	char cluster[CAS_CLUSTER_HEX + 1]; /* 32 lowercase hex digits */
+	uint64_t epoch;			   /* >= 1 */
+	struct cas_cluster_node *members;
+	size_t n_members;
+	struct cas_cluster_node *joining;
+	size_t n_joining;
+};
+
+/* Frees what cfg holds and zeroes it. cfg may be NULL. */
+CAS_API void cas_cluster_config_clear(struct cas_cluster_config *cfg);
+
+/* Deep copy of src into *dst (overwritten, not freed first). CAS_ENOMEM
+ * leaves *dst zeroed. */
+CAS_API int cas_cluster_config_copy(struct cas_cluster_config *dst,
+				    const struct cas_cluster_config *src);
+
+/* The index of the member (joining: false) or joining node (true) with
+ * URL url (normalized), or -1. */
+CAS_API long cas_cluster_config_find(const struct cas_cluster_config *cfg, bool joining,
+				     const char *url);
+
+/* Whether two configurations say the same (cluster, epoch, both sets in
+ * order). */
+CAS_API bool cas_cluster_config_equal(const struct cas_cluster_config *a,
+				      const struct cas_cluster_config *b);
+
+/* The configuration as its JSON text (PROTOCOL.md); *out malloc'd, the
+ * caller's to free. */
+CAS_API int cas_cluster_config_to_json(const struct cas_cluster_config *cfg, char **out);
+
+/* Normalizes one base URL ("http://host:port", as the node lists of
+ * cas_client_open); *out malloc'd. CAS_EINVAL with a reason in errmsg. */
+CAS_API int cas_url_normalize(const char *url, char **out, char *errmsg, size_t errmsg_len);
+
+/* What GET /v1/config said about a node. */
+enum cas_node_state {
+	CAS_NODE_DOWN,		/* no answer in time */
+	CAS_NODE_UNINITIALIZED, /* 503: it has no identity yet */
+	CAS_NODE_READY,		/* 200: *cfg and *node_id are its own */
+	CAS_NODE_BAD,		/* another answer: errmsg says which */
+};
+
+/* GET url/v1/config within timeout_ms. Returns CAS_OK whenever the
+ * question was asked (the answer is in *state); *cfg (zeroed otherwise)
+ * and *node_id (may be NULL) are set for CAS_NODE_READY; errmsg says why
+ * for DOWN and BAD. CAS_ENOMEM, CAS_EINVAL (bad url) otherwise. */
+CAS_API int cas_admin_get_config(const char *url, unsigned timeout_ms, enum cas_node_state *state,
+				 struct cas_cluster_config *cfg, uint64_t *node_id, char *errmsg,
+				 size_t errmsg_len);
+
+/* POST url/v1/admin/join: the uninitialized node at url takes the identity
+ * node_id and the configuration cfg (which must name it). CAS_OK on 200;
+ * CAS_EVERSION when the node is initialized already (409; it changed
+ * nothing); CAS_EUNAVAILABLE without an answer; CAS_EPROTO on another
+ * status. errmsg says why on error. */
+CAS_API int cas_admin_join(const char *url, uint64_t node_id, const struct cas_cluster_config *cfg,
+			   unsigned timeout_ms, char *errmsg, size_t errmsg_len);
+
+/* POST url/v1/admin/config: the node takes cfg when its epoch is lower.
+ * CAS_OK on 200 (taken, or it held cfg already); CAS_EVERSION on 409 (it
+ * holds another configuration: changed nothing); CAS_EUNAVAILABLE,
+ * CAS_EPROTO as for cas_admin_join. */
+CAS_API int cas_admin_set_config(const char *url, const struct cas_cluster_config *cfg,
+				 unsigned timeout_ms, char *errmsg, size_t errmsg_len);
+
+/* GET url/v1/keys after key after (NULL: from the start), at most limit
+ * (1..10000) keys, with cfg's identity. On CAS_OK *keys is a malloc'd
+ * array of *n malloc'd keys (free with cas_keys_free) and *more says
+ * whether keys follow. Errors as for cas_admin_join (a refusal of the
+ * identity is CAS_EPROTO with the node's reason in errmsg). */
+CAS_API int cas_admin_keys(const char *url, const struct cas_cluster_config *cfg, const char *after,
+			   unsigned limit, unsigned timeout_ms, char ***keys, size_t *n, bool *more,
+			   char *errmsg, size_t errmsg_len);
+
+/* Frees keys[0..n) and keys. keys may be NULL. */
+CAS_API void cas_keys_free(char **keys, size_t n);
+
+#endif
