@@ -21,11 +21,12 @@
 
 #define EXIT_USAGE 2
 
-/* Issue #12, until casctl and casfs send Cas-Cluster and Cas-Epoch: a node
- * nobody joined serves requests without them, as before (http.h,
- * admit_unidentified). A joined node requires them whatever this says.
- * False once the clients send them. */
-#define ADMIT_UNIDENTIFIED true
+/* Issue #12: casctl and casfs send Cas-Cluster and Cas-Epoch, and every
+ * cluster is made by casctl init; so a node nobody joined serves nothing
+ * (503 "uninitialized", health too), as PROTOCOL.md says (http.h,
+ * admit_unidentified: true only in the transition, before the clients
+ * sent the headers). */
+#define ADMIT_UNIDENTIFIED false
 
 struct options {
 	char *host; /* malloc'd */
