@@ -12,6 +12,8 @@
 
 /* After a failed renewal, the next try comes this soon. */
 #define RETRY_MS 100
+/* The longest an unmount waits to give its session up. */
+#define END_MS 1000
 
 static uint64_t mono_ms(void *arg)
 {
@@ -93,8 +95,9 @@ bool casfs_msession_valid(struct casfs_msession *m, uint64_t gen)
 	return ok;
 }
 
-/* Marks a lost session expired, if there is one to mark; best effort. */
-static void end_lost(struct casfs_msession *m)
+/* Marks a lost session expired, if there is one to mark; best effort,
+ * within until_ms (monotonic; 0: the mount's timeout). */
+static void end_lost(struct casfs_msession *m, uint64_t until_ms)
 {
 	unsigned char sid[CASFS_SID_LEN];
 	struct casfs_regs r;
@@ -107,7 +110,7 @@ static void end_lost(struct casfs_msession *m)
 	pthread_mutex_unlock(&m->mu);
 	if (!have)
 		return;
-	bg_op(m->fs, 0, &op);
+	bg_op(m->fs, until_ms, &op);
 	casfs_op_regs(&op, &r);
 	if (casfs_session_end(&r, sid) == CAS_OK) {
 		pthread_mutex_lock(&m->mu);
@@ -132,7 +135,7 @@ static void *renew_thread(void *arg)
 		live_locked(m);
 		if (m->have_to_end) {
 			pthread_mutex_unlock(&m->mu);
-			end_lost(m);
+			end_lost(m, 0);
 			pthread_mutex_lock(&m->mu);
 		}
 		if (!m->have) {
@@ -241,7 +244,9 @@ void casfs_msession_stop(struct casfs_msession *m)
 		m->have_to_end = true;
 	}
 	pthread_mutex_unlock(&m->mu);
-	end_lost(m);
+	/* An unmount does not wait long for a cluster that does not answer:
+	 * the session then simply runs out. */
+	end_lost(m, cas_os_monotonic_ms() + END_MS);
 }
 
 void casfs_msession_destroy(struct casfs_msession *m)
