@@ -37,8 +37,8 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
 	local i port urls=
-	for b in casd casfs; do
-		[ -x "$bin/$b" ] || die "no $bin/$b: build first, or set CAS_BIN to the folder with casd and casfs"
+	for b in casd casctl casfs; do
+		[ -x "$bin/$b" ] || die "no $bin/$b: build first, or set CAS_BIN to the folder with casd, casctl and casfs"
 	done
 	command -v fusermount3 >/dev/null || die "fusermount3 not found (install fuse3)"
 	mkdir -p "$dir"
@@ -59,6 +59,16 @@ start() {
 		urls+="${urls:+,}http://127.0.0.1:$(cat "$dir/n$i.port")"
 	done
 	echo "$urls" >"$dir/nodes"
+	# The first start makes the nodes one cluster (and writes the
+	# filesystem's root); later starts find them initialized.
+	if [ ! -s "$dir/cluster" ]; then
+		if ! "$bin/casctl" --nodes "$urls" init >"$dir/cluster.new" 2>>"$dir/casctl.log"; then
+			tail -n 3 "$dir/casctl.log" >&2
+			stop
+			die "casctl init failed; see $dir/casctl.log"
+		fi
+		mv "$dir/cluster.new" "$dir/cluster"
+	fi
 	mkdir -p "$dir/mnt"
 	"$bin/casfs" -f -o "nodes=$urls${CASFS_OPTS:+,$CASFS_OPTS}" "$dir/mnt" >>"$dir/casfs.log" 2>&1 &
 	echo $! >"$dir/casfs.pid"
@@ -68,7 +78,8 @@ start() {
 		die "casfs did not mount $dir/mnt; see $dir/casfs.log"
 	fi
 	cat <<-MSG
-	casfs is mounted on $dir/mnt, backed by $nodes casd nodes:
+	casfs is mounted on $dir/mnt, backed by $nodes casd nodes of cluster
+	$(cat "$dir/cluster"):
 	  $urls
 
 	Try:
@@ -77,6 +88,7 @@ start() {
 	  examples/counter.sh $dir/mnt/counter 10
 	  examples/lock.sh acquire $dir/mnt/lock \$USER
 	  export CAS_NODES=$urls    # for casctl and more mounts
+	  $bin/casctl member list  # the members (README: "Operating a cluster")
 
 	Stop with: $0 stop $dir
 	MSG
