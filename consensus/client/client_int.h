@@ -47,7 +47,6 @@ struct cas_client {
 	pthread_mutex_t learn_lock; /* one learner at a time */
 	pthread_mutex_t cfg_lock;   /* guards what follows */
 	bool have_view;
-	bool pinned; /* cas_client_use_config: no reloads below its epoch */
 	struct cas_view view;
 	struct cas_cluster_config cfg;
 	uint64_t ids[CAS_NODES_MAX]; /* node id of each transport node (0: unknown) */

@@ -330,8 +330,6 @@ static int learn(struct cas_client *c, const struct cas_cluster_config *pinned,
 	if (!c->have_view || chosen.epoch > c->view.epoch ||
 	    (pinned != NULL && chosen.epoch == c->view.epoch))
 		rc = adopt(c, &chosen, fs, n2);
-	if (pinned != NULL)
-		c->pinned = true;
 	pthread_mutex_unlock(&c->cfg_lock);
 out_free:
 	cas_cluster_config_clear(&chosen);

@@ -65,8 +65,11 @@ CAS_API int cas_client_ping(struct cas_client *c, size_t i, unsigned timeout_ms)
  * majority in time, or (rarely: 16 other clients changed the key during
  * this call) an earlier attempt of this call may have been applied and
  * then dropped from the register's memory of its last 16 writers; either
- * way the change may or may not have been applied. Calls of one client on
- * one key run one at a time, in turn. */
+ * way the change may or may not have been applied. Before its first
+ * operation the client learns its configuration (cas_client_connect):
+ * what that returns, an operation returns too, having sent nothing
+ * (cas_client_errmsg says why). Calls of one client on one key run one at
+ * a time, in turn. */
 CAS_API int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		       unsigned timeout_ms, struct cas_value *out);
 
