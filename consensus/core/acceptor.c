@@ -1,4 +1,6 @@
-/* acceptor.c - the CASPaxos acceptor rules (paper, section 2.2). */
+/* acceptor.c - the CASPaxos acceptor rules (paper, section 2.2), and the
+ * floor and purge of deletion (section 3.1; acceptor.h, "Deletion"). */
+#include <stdint.h>
 #include <string.h>
 
 #include "acceptor.h"
@@ -70,4 +72,41 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
 		reply->type = CAS_MSG_REJECT;
 		return false;
 	}
+}
+
+bool cas_acceptor_may_drop(const struct cas_acceptor_state *st, struct cas_ballot b)
+{
+	return !cas_ballot_is_zero(b) && cas_ballot_cmp(st->accepted, b) == 0 &&
+	       cas_reg_absent(&st->value) && st->value.len == 0;
+}
+
+/* A key the acceptor does not hold: never seen, or dropped. */
+static bool held(const struct cas_acceptor_state *st)
+{
+	return !cas_ballot_is_zero(st->promise) || !cas_ballot_is_zero(st->accepted);
+}
+
+enum cas_acceptor_change cas_acceptor_step(struct cas_acceptor_state *st, uint64_t *floor,
+					   const struct cas_msg *req, struct cas_msg *reply)
+{
+	memset(reply, 0, sizeof(*reply));
+	if (req->type == CAS_MSG_PURGE) {
+		reply->type = CAS_MSG_PURGED;
+		if (!cas_acceptor_may_drop(st, req->ballot)) {
+			reply->ballot = st->accepted;
+			return CAS_ACCEPTOR_KEEP;
+		}
+		/* Past the tombstone's ballot: what was promised before it
+		 * can no longer be accepted here. */
+		if (!CAS_FAULT(CAS_FAULT_SKIP_FLOOR) && req->ballot.counter > *floor)
+			*floor = req->ballot.counter;
+		return CAS_ACCEPTOR_DROP;
+	}
+	if ((req->type == CAS_MSG_PREPARE || req->type == CAS_MSG_ACCEPT) && !held(st) &&
+	    *floor > 0 && req->ballot.counter <= *floor) {
+		reply->type = CAS_MSG_REJECT;
+		reply->ballot = (struct cas_ballot){*floor, UINT64_MAX};
+		return CAS_ACCEPTOR_KEEP;
+	}
+	return cas_acceptor_handle(st, req, reply) ? CAS_ACCEPTOR_STORE : CAS_ACCEPTOR_KEEP;
 }

@@ -16,10 +16,12 @@ enum wire_type {
 	WIRE_PREPARE = 0x01,
 	WIRE_ACCEPT = 0x02,
 	WIRE_QUERY = 0x03,
+	WIRE_PURGE = 0x04,
 	WIRE_PROMISE = 0x81,
 	WIRE_ACCEPTED = 0x82,
 	WIRE_REJECT = 0x83,
 	WIRE_CURRENT = 0x84,
+	WIRE_PURGED = 0x85,
 };
 
 #define BALLOT_SIZE 16
@@ -37,6 +39,7 @@ static bool shape_of(enum cas_msg_type type, struct shape *s)
 	memset(s, 0, sizeof(*s));
 	switch (type) {
 	case CAS_MSG_PREPARE:
+	case CAS_MSG_PURGE:
 		s->key = s->ballot = true;
 		return true;
 	case CAS_MSG_ACCEPT:
@@ -53,6 +56,7 @@ static bool shape_of(enum cas_msg_type type, struct shape *s)
 		s->ballot = s->next = true;
 		return true;
 	case CAS_MSG_REJECT:
+	case CAS_MSG_PURGED:
 		s->ballot = true;
 		return true;
 	default:
@@ -77,6 +81,10 @@ static int wire_of(enum cas_msg_type type)
 		return WIRE_REJECT;
 	case CAS_MSG_CURRENT:
 		return WIRE_CURRENT;
+	case CAS_MSG_PURGE:
+		return WIRE_PURGE;
+	case CAS_MSG_PURGED:
+		return WIRE_PURGED;
 	default:
 		return -1;
 	}
@@ -99,6 +107,10 @@ static enum cas_msg_type type_of(unsigned char wire)
 		return CAS_MSG_REJECT;
 	case WIRE_CURRENT:
 		return CAS_MSG_CURRENT;
+	case WIRE_PURGE:
+		return CAS_MSG_PURGE;
+	case WIRE_PURGED:
+		return CAS_MSG_PURGED;
 	default:
 		return CAS_MSG_NONE;
 	}
@@ -121,6 +133,10 @@ static const char *type_name(enum cas_msg_type type)
 		return "reject";
 	case CAS_MSG_CURRENT:
 		return "current";
+	case CAS_MSG_PURGE:
+		return "purge";
+	case CAS_MSG_PURGED:
+		return "purged";
 	default:
 		return "none";
 	}
@@ -128,7 +144,8 @@ static const char *type_name(enum cas_msg_type type)
 
 static bool is_request(enum cas_msg_type type)
 {
-	return type == CAS_MSG_PREPARE || type == CAS_MSG_ACCEPT || type == CAS_MSG_QUERY;
+	return type == CAS_MSG_PREPARE || type == CAS_MSG_ACCEPT || type == CAS_MSG_QUERY ||
+	       type == CAS_MSG_PURGE;
 }
 
 /* ---- little-endian loads and stores ---- */

@@ -22,7 +22,7 @@
 int cas_codec_bin_encode(const struct cas_msg *m, unsigned char **out, size_t *out_len);
 
 /* Decodes a binary request body of the given type (CAS_MSG_PREPARE,
- * CAS_MSG_ACCEPT or CAS_MSG_QUERY), as strictly as
+ * CAS_MSG_ACCEPT, CAS_MSG_QUERY or CAS_MSG_PURGE), as strictly as
  * cas_codec_decode_request and with its codes: a bad version byte, a
  * frame of another type, truncated input, trailing bytes or more than
  * CAS_RECENT_MAX recent entries are CAS_EINVAL, a bad key CAS_EKEY,
@@ -33,8 +33,8 @@ int cas_codec_bin_decode_request(const void *body, size_t len, enum cas_msg_type
 				 size_t max_value, struct cas_msg *out, char *errmsg,
 				 size_t errmsg_len);
 
-/* Decodes a binary reply (PROMISE, ACCEPTED, REJECT or CURRENT, told by
- * its type byte). Ownership as for cas_codec_bin_decode_request. A
+/* Decodes a binary reply (PROMISE, ACCEPTED, REJECT, CURRENT or PURGED,
+ * told by its type byte). Ownership as for cas_codec_bin_decode_request. A
  * malformed reply is CAS_EPROTO; a value over max_value CAS_ETOOBIG. */
 int cas_codec_bin_decode_reply(const void *body, size_t len, size_t max_value, struct cas_msg *out,
 			       char *errmsg, size_t errmsg_len);

@@ -22,6 +22,18 @@ int cas_msg_check_request(const struct cas_msg *m, char *errmsg, size_t errmsg_l
 	return CAS_OK;
 }
 
+bool cas_reg_absent(const struct cas_reg *r)
+{
+	return r->version == 0;
+}
+
+uint64_t cas_reg_seq(const struct cas_reg *r)
+{
+	/* A register written before deletes existed has recent[0].version
+	 * equal to its version, so the count carries on from it. */
+	return r->n_recent > 0 ? r->recent[0].version : r->version;
+}
+
 int cas_reg_copy(struct cas_reg *dst, const struct cas_reg *src)
 {
 	unsigned char *data = NULL;

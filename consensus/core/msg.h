@@ -3,6 +3,7 @@
 #ifndef CAS_MSG_H
 #define CAS_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,7 +16,9 @@
 
 /* The last change a proposer made to a register: which proposal made it
  * (each attempt of an operation proposes under its own id), and the
- * version it produced. A proposer whose accept failed
+ * change's number, version here (the register's version after it until
+ * the register is first deleted; it counts deletes too and never goes
+ * back, see cas_reg_seq). A proposer whose accept failed
  * finds its operation here on retry and knows its change was applied,
  * instead of applying it twice. A proposer runs one operation at a time on
  * a key, so its entry names its latest change there; entries of the
@@ -29,7 +32,13 @@ struct cas_recent {
 };
 
 /* A register's value as acceptors store it. Who owns data is said by each
- * function that fills one. recent is newest first, one entry a proposer. */
+ * function that fills one. recent is newest first, one entry a proposer.
+ *
+ * Version 0 is an absent register: never written, or deleted (a
+ * tombstone, PROTOCOL.md "Deletion"). It carries no data; reads answer
+ * it as absent and the next write makes version 1, a new life. A
+ * tombstone keeps its recent changes (the delete's among them), so that
+ * a retried delete or write recognises its own change across it. */
 struct cas_reg {
 	uint64_t version;
 	uint32_t n_recent;
@@ -55,6 +64,12 @@ enum cas_msg_type {
 	CAS_MSG_QUERY,	  /* request: key; changes nothing */
 	CAS_MSG_CURRENT,  /* reply to QUERY: ballot = accepted ballot
 			     ({0,0}: none), value = accepted value */
+	CAS_MSG_PURGE,	  /* request: key, ballot: the collector's drop of
+			     a tombstone accepted at ballot by every
+			     acceptor (PROTOCOL.md, "Deletion") */
+	CAS_MSG_PURGED,	  /* reply to PURGE: ballot = the key's accepted
+			     ballot after it ({0,0}: the acceptor holds no
+			     value of the key: dropped, or never had one) */
 };
 
 struct cas_msg {
@@ -72,6 +87,16 @@ void cas_msg_clear(struct cas_msg *m);
  * m: its ballots are in range (CAS_BALLOT_COUNTER_MAX). CAS_OK, or
  * CAS_EINVAL with a one-line reason in errmsg. */
 int cas_msg_check_request(const struct cas_msg *m, char *errmsg, size_t errmsg_len);
+
+/* Whether r is absent: version 0, a register never written or a
+ * tombstone. */
+bool cas_reg_absent(const struct cas_reg *r);
+
+/* The number of r's last change: recent[0].version (0 when no change
+ * was ever made). One more with every change, deletes included, so it
+ * grows across a register's lives while its version starts again at 1;
+ * it equals the version until the first delete. */
+uint64_t cas_reg_seq(const struct cas_reg *r);
 
 /* Copies src into dst, value bytes included (dst owns its copy).
  * CAS_ENOMEM leaves dst zeroed. */

@@ -213,6 +213,12 @@ static bool start_query(struct cas_op *op, struct cas_effect *eff)
 
 void cas_op_start(struct cas_op *op, struct cas_proposer *p, struct cas_effect *eff)
 {
+	if (op->cfg.collect) {
+		/* A full round: its prepare must pass every promise made before
+		 * it in a quorum (acceptor.h, "Deletion"). */
+		op->cfg.read_only = false;
+		op->cfg.cached_value = NULL;
+	}
 	if (op->cfg.read_only && start_query(op, eff))
 		return;
 	if (op->cfg.cached_value != NULL && op->cfg.cached_epoch != op->cfg.epoch)
@@ -260,24 +266,27 @@ static const struct cas_recent *our_entry(const struct cas_reg *r, uint64_t prop
  * being able to see it in cur, the value this attempt builds on (called
  * when cur does not name this op as our last change).
  *
- * Had a proposal of version v been chosen before this attempt's prepare,
- * cur would descend from it (cur has the highest accepted ballot in a
- * quorum that meets the one that chose it), so cur would name this op as
- * our last change (we run one op at a time on a key) unless our entry was
- * dropped: that takes CAS_RECENT_MAX other proposers' changes after
- * version v, so a full list, no entry of ours, and a version at least v +
- * CAS_RECENT_MAX. Otherwise the proposal was not chosen yet; if this
- * attempt's accept succeeds it never will be, and if it fails it stays in
- * the running (it is kept). */
+ * Had a proposal that made change number s (cas_reg_seq) been chosen
+ * before this attempt's prepare, cur would descend from it (cur has the
+ * highest accepted ballot in a quorum that meets the one that chose it),
+ * so cur would name this op as our last change (we run one op at a time
+ * on a key) unless our entry was dropped: that takes CAS_RECENT_MAX other
+ * proposers' changes after it, so a full list, no entry of ours, and a
+ * change number at least s + CAS_RECENT_MAX. Otherwise the proposal was
+ * not chosen yet; if this attempt's accept succeeds it never will be, and
+ * if it fails it stays in the running (it is kept). Change numbers, not
+ * versions: a version starts again at 1 after a delete, change numbers go
+ * on. (A purge forgets them: the collector's grace, acceptor.h.) */
 static bool mine_unknown(const struct cas_op *op, const struct cas_reg *cur, bool listed)
 {
+	uint64_t seq = cas_reg_seq(cur);
+
 	if (listed || cur->n_recent < CAS_RECENT_MAX)
 		return false;
 	for (size_t i = 0; i < op->n_mine; i++) {
-		const struct cas_reg *m = &op->mine[i];
+		uint64_t s = cas_reg_seq(&op->mine[i]);
 
-		if (m->version != 0 && m->version <= cur->version &&
-		    cur->version - m->version >= CAS_RECENT_MAX)
+		if (s != 0 && s <= seq && seq - s >= CAS_RECENT_MAX)
 			return true;
 	}
 	return false;
@@ -317,7 +326,8 @@ static int answer_with_mine(struct cas_op *op, const struct cas_recent *ours)
 	for (size_t i = 0; i < op->n_mine; i++) {
 		const struct cas_reg *m = &op->mine[i];
 
-		if (m->n_recent > 0 && m->recent[0].op == ours->op && m->version == ours->version) {
+		if (m->n_recent > 0 && m->recent[0].op == ours->op &&
+		    m->recent[0].version == ours->version) {
 			op->answer = i;
 			op->answer_set = true;
 			return CAS_OK;
@@ -334,6 +344,17 @@ static int answer_with_mine(struct cas_op *op, const struct cas_recent *ours)
 	}
 	/* Only a proposal we failed to keep (out of memory) gets here. */
 	return CAS_ENOMEM;
+}
+
+/* Whether cur is the tombstone the collector means to purge: absent, and
+ * its last change (none when it has none) is cfg.tomb. */
+static bool collectable(const struct cas_op *op, const struct cas_reg *cur)
+{
+	struct cas_recent none = {0, 0, 0};
+	const struct cas_recent *last = cur->n_recent > 0 ? &cur->recent[0] : &none;
+
+	return cas_reg_absent(cur) && cur->len == 0 && last->proposer == op->cfg.tomb.proposer &&
+	       last->op == op->cfg.tomb.op && last->version == op->cfg.tomb.version;
 }
 
 /* Steps 3 and 4: a majority promised; apply the change to the value with
@@ -355,7 +376,15 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 	op->out_is_change = false;
 	op->answer_set = false;
 	ours = our_entry(cur, p->id);
-	if (ours != NULL && is_mine(op, ours)) {
+	if (op->cfg.collect) {
+		if (!collectable(op, cur)) {
+			finish(op, CAS_EVERSION, eff);
+			return;
+		}
+		op->verdict = CAS_OK;
+		next = *cur;
+		cur->data = NULL;
+	} else if (ours != NULL && is_mine(op, ours)) {
 		/* An earlier attempt's accept reached enough acceptors to be
 		 * picked up: our change is in, do not apply it twice. Write
 		 * back what is there, so that it is chosen. */
@@ -369,15 +398,24 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 		struct cas_value in = {.version = cur->version, .data = cur->data, .len = cur->len};
 		struct cas_value out = {0};
 
-		rc = op->cfg.fn(op->cfg.arg, &in, &out);
+		rc = op->cfg.fn != NULL ? op->cfg.fn(op->cfg.arg, &in, &out) : CAS_OK;
+		if (rc == CAS_OK && op->cfg.del) {
+			/* A delete: the bytes fn made do not matter; deleting
+			 * what is absent changes nothing. */
+			free(out.data);
+			memset(&out, 0, sizeof(out));
+			if (cas_reg_absent(cur))
+				rc = CAS_ENOCHANGE;
+		}
 		if (rc == CAS_OK) {
 			if (out.len > op->cfg.max_value) {
 				free(out.data);
 				finish(op, CAS_ETOOBIG, eff);
 				return;
 			}
-			next.version = cur->version + 1;
-			next.recent[0] = (struct cas_recent){p->id, proposal_id(op), next.version};
+			next.version = op->cfg.del ? 0 : cur->version + 1;
+			next.recent[0] =
+				(struct cas_recent){p->id, proposal_id(op), cas_reg_seq(cur) + 1};
 			next.n_recent = 1;
 			for (uint32_t i = 0; i < cur->n_recent && next.n_recent < CAS_RECENT_MAX;
 			     i++)
@@ -402,8 +440,10 @@ static void prepared(struct cas_op *op, struct cas_proposer *p, struct cas_effec
 	strncpy(op->out.key, op->cfg.key, CAS_KEY_MAX);
 	op->out.ballot = op->ballot;
 	/* Ask for a promise of our next ballot with the accept: the next op
-	 * on this key can then skip its prepare. */
-	op->out.next = cas_proposer_next_ballot(p);
+	 * on this key can then skip its prepare. (Not the collector's: it
+	 * would only be one more promise to pass.) */
+	if (!op->cfg.collect)
+		op->out.next = cas_proposer_next_ballot(p);
 	op->out.value = next;
 	op->phase = CAS_OP_ACCEPT;
 	op->promised = 0;
@@ -567,9 +607,19 @@ void cas_op_on_reply(struct cas_op *op, struct cas_proposer *p, size_t node, uin
 		op->failed_nodes |= 1ull << node;
 	}
 
-	/* A prepare needs a majority of O; an accept, of O and of N. */
+	/* A prepare needs a majority of O; an accept, of O and of N; the
+	 * collector's accept, every node of both. */
 	with_n = op->phase == CAS_OP_ACCEPT;
-	if (majorities(op, op->ok_nodes, with_n)) {
+	if (with_n && op->cfg.collect && !CAS_FAULT(CAS_FAULT_COLLECT_MAJORITY)) {
+		uint64_t all = op->set_o | op->set_n;
+
+		if ((op->ok_nodes & all) == all) {
+			op->have_value = true;
+			finish(op, op->verdict, eff);
+		} else if ((op->failed_nodes & all) != 0) {
+			attempt_failed(op, p, now_ms, rng, eff);
+		}
+	} else if (majorities(op, op->ok_nodes, with_n)) {
 		if (op->phase == CAS_OP_PREPARE) {
 			prepared(op, p, eff);
 		} else {
@@ -615,7 +665,8 @@ void cas_op_abort(struct cas_op *op, int code, struct cas_effect *eff)
 
 bool cas_op_take_cache(const struct cas_op *op, struct cas_ballot *ballot, struct cas_reg *value)
 {
-	if (op->phase != CAS_OP_DONE || !op->have_value || !majorities(op, op->promised, true))
+	if (op->phase != CAS_OP_DONE || !op->have_value || cas_ballot_is_zero(op->out.next) ||
+	    !majorities(op, op->promised, true))
 		return false;
 	if (cas_reg_copy(value, &op->out.value) != CAS_OK)
 		return false;

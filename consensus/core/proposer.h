@@ -151,6 +151,25 @@ struct cas_op_config {
 	 * accepted ballot, that value is the answer. Otherwise (a write is
 	 * under way) a full round follows. */
 	bool read_only;
+	/* A delete (PROTOCOL.md, "Deletion"): when fn returns CAS_OK (fn may
+	 * be NULL: always), the register becomes a tombstone (msg.h: version
+	 * 0, no data; its recent changes name this op) instead of version + 1
+	 * with fn's bytes, which are ignored. A register already absent is
+	 * written back unchanged. fn sees the register as for a write, so it
+	 * may refuse (CAS_EVERSION: a conditional delete). */
+	bool del;
+	/* The collector's write-back of a tombstone (acceptor.h, "Deletion",
+	 * step 1). fn is not called, no cached promise is used and no next
+	 * ballot is asked for: the op builds on cur only when cur is absent
+	 * and its last change is tomb (recent[0]; all zeroes: no change, a
+	 * register never changed or already dropped where the prepare
+	 * looked), writes it back unchanged, and completes only when every
+	 * node of O and of N accepted it (any refusal or silence fails the
+	 * attempt). Otherwise it ends at once with CAS_EVERSION, having
+	 * written nothing. After CAS_OK, op->ballot is the ballot B that
+	 * every node accepted, for the PURGE of step 2. */
+	bool collect;
+	struct cas_recent tomb;
 };
 
 /* One operation. Fields are the op's own; drivers read phase, attempt and

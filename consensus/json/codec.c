@@ -393,11 +393,12 @@ int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type typ
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (type != CAS_MSG_PREPARE && type != CAS_MSG_ACCEPT && type != CAS_MSG_QUERY) {
+	if (type != CAS_MSG_PREPARE && type != CAS_MSG_ACCEPT && type != CAS_MSG_QUERY &&
+	    type != CAS_MSG_PURGE) {
 		cas_errmsg_set(errmsg, errmsg_len, "not a request type");
 		return CAS_EINVAL;
 	}
-	n = type == CAS_MSG_ACCEPT ? 4 : type == CAS_MSG_PREPARE ? 2 : 1;
+	n = type == CAS_MSG_ACCEPT ? 4 : type == CAS_MSG_QUERY ? 1 : 2;
 	err = parse_body(&c, body, len, &root);
 	if (err)
 		return err;
@@ -453,6 +454,7 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 	static const char *const promise_names[] = {"result", "accepted", "value"};
 	static const char *const accepted_names[] = {"result", "ballot", "promised"};
 	static const char *const reject_names[] = {"result", "blocking"};
+	static const char *const purged_names[] = {"result", "accepted"};
 	struct dctx c = {errmsg, errmsg_len, CAS_EPROTO};
 	const cJSON *result, *items[3];
 	cJSON *root;
@@ -495,6 +497,11 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 		if (!err)
 			err = take_ballot(&c, items[1], "blocking", &out->ballot);
 		out->type = CAS_MSG_REJECT;
+	} else if (strcmp(result->valuestring, "purged") == 0) {
+		err = take_fields(&c, root, "reply", purged_names, 2, items);
+		if (!err)
+			err = take_ballot(&c, items[1], "accepted", &out->ballot);
+		out->type = CAS_MSG_PURGED;
 	} else {
 		cas_errmsg_set(errmsg, errmsg_len, "reply: unknown result \"%.32s\"",
 			       result->valuestring);
@@ -571,7 +578,8 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 
 	*out = NULL;
 	*out_len = 0;
-	if ((m->type == CAS_MSG_PREPARE || m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_QUERY) &&
+	if ((m->type == CAS_MSG_PREPARE || m->type == CAS_MSG_ACCEPT || m->type == CAS_MSG_QUERY ||
+	     m->type == CAS_MSG_PURGE) &&
 	    !cas_key_valid(m->key, strnlen(m->key, sizeof(m->key))))
 		return CAS_EKEY;
 	root = cJSON_CreateObject();
@@ -584,6 +592,7 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 		break;
 	case CAS_MSG_PREPARE:
 	case CAS_MSG_ACCEPT:
+	case CAS_MSG_PURGE:
 		if (!cJSON_AddStringToObject(root, "key", m->key) ||
 		    !add_ballot(root, "ballot", m->ballot))
 			goto out_delete_root;
@@ -616,6 +625,11 @@ int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len)
 	case CAS_MSG_REJECT:
 		if (!cJSON_AddStringToObject(root, "result", "reject") ||
 		    !add_ballot(root, "blocking", m->ballot))
+			goto out_delete_root;
+		break;
+	case CAS_MSG_PURGED:
+		if (!cJSON_AddStringToObject(root, "result", "purged") ||
+		    !add_ballot(root, "accepted", m->ballot))
 			goto out_delete_root;
 		break;
 	default:

@@ -7,24 +7,26 @@
 
 #include "msg.h"
 
-/* Encodes m as its JSON body: requests (PREPARE, ACCEPT) as sent to
- * /v1/prepare and /v1/accept, replies (PROMISE, ACCEPTED, REJECT) as
- * acceptors answer. On success *out is a malloc'd NUL-terminated text of
- * *out_len bytes, the caller's to free. */
+/* Encodes m as its JSON body: requests (PREPARE, ACCEPT, QUERY, PURGE)
+ * as sent to /v1/prepare, /v1/accept, /v1/query and /v1/purge, replies
+ * (PROMISE, ACCEPTED, REJECT, CURRENT, PURGED) as acceptors answer. On
+ * success *out is a malloc'd NUL-terminated text of *out_len bytes, the
+ * caller's to free. */
 int cas_codec_encode(const struct cas_msg *m, char **out, size_t *out_len);
 
-/* Decodes a request body of the given type (CAS_MSG_PREPARE or
- * CAS_MSG_ACCEPT). Strict: unknown fields, missing fields, wrong types,
- * bad keys, bad base64, numbers out of range and values over max_value
- * bytes are errors (CAS_EINVAL, CAS_EKEY or CAS_ETOOBIG) with a one-line
- * reason in errmsg. On success *out owns its value bytes (cas_msg_clear);
- * on error *out is zeroed. */
+/* Decodes a request body of the given type (CAS_MSG_PREPARE,
+ * CAS_MSG_ACCEPT, CAS_MSG_QUERY or CAS_MSG_PURGE). Strict: unknown fields,
+ * missing fields, wrong types, bad keys, bad base64, numbers out of range
+ * and values over max_value bytes are errors (CAS_EINVAL, CAS_EKEY or
+ * CAS_ETOOBIG) with a one-line reason in errmsg. On success *out owns its
+ * value bytes (cas_msg_clear); on error *out is zeroed. */
 int cas_codec_decode_request(const char *body, size_t len, enum cas_msg_type type, size_t max_value,
 			     struct cas_msg *out, char *errmsg, size_t errmsg_len);
 
-/* Decodes an acceptor's reply (PROMISE, ACCEPTED or REJECT, told by its
- * "result" field). Ownership as for cas_codec_decode_request. A malformed
- * reply is CAS_EPROTO; a value over max_value is CAS_ETOOBIG. */
+/* Decodes an acceptor's reply (PROMISE, ACCEPTED, REJECT, CURRENT or
+ * PURGED, told by its "result" field). Ownership as for
+ * cas_codec_decode_request. A malformed reply is CAS_EPROTO; a value over
+ * max_value is CAS_ETOOBIG. */
 int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struct cas_msg *out,
 			   char *errmsg, size_t errmsg_len);
 

@@ -169,6 +169,139 @@ static void test_accept_promises_next(void **state)
 	assert_int_equal(cas_ballot_cmp(st.promise, B(4, 1)), 0);
 }
 
+static struct cas_msg purge_msg(struct cas_ballot b)
+{
+	struct cas_msg m = prepare_msg(b);
+
+	m.type = CAS_MSG_PURGE;
+	return m;
+}
+
+/* The drop rule (acceptor.h, "Deletion"): only the tombstone the
+ * collector wrote back, at exactly its ballot. */
+static void test_purge_drops_only_that_tombstone(void **state)
+{
+	struct cas_acceptor_state st = {.promise = B(9, 1), .accepted = B(7, 2)};
+	struct cas_msg req, reply;
+	uint64_t floor = 3;
+
+	(void)state;
+	/* A tombstone accepted at 7/2, promised past it since: dropped. */
+	assert_true(cas_acceptor_may_drop(&st, B(7, 2)));
+	req = purge_msg(B(7, 2));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_DROP);
+	assert_int_equal(reply.type, CAS_MSG_PURGED);
+	assert_true(cas_ballot_is_zero(reply.ballot));
+	assert_int_equal(floor, 7);
+	/* The floor never goes down. */
+	floor = 50;
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_DROP);
+	assert_int_equal(floor, 50);
+	/* Another ballot (an older write-back, or one past it): kept, and
+	 * the answer says what the acceptor holds. */
+	req = purge_msg(B(7, 1));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_int_equal(reply.type, CAS_MSG_PURGED);
+	assert_int_equal(cas_ballot_cmp(reply.ballot, B(7, 2)), 0);
+	assert_false(cas_acceptor_may_drop(&st, B(8, 2)));
+	/* A live value at that ballot is no tombstone. */
+	st.value.version = 4;
+	assert_false(cas_acceptor_may_drop(&st, B(7, 2)));
+	req = purge_msg(B(7, 2));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_int_equal(floor, 50);
+	/* Nothing held: nothing to drop, never a zero ballot. */
+	memset(&st, 0, sizeof(st));
+	assert_false(cas_acceptor_may_drop(&st, B(0, 0)));
+	req = purge_msg(B(1, 1));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_true(cas_ballot_is_zero(reply.ballot));
+}
+
+/* The floor: on a key the acceptor does not hold, every prepare and
+ * accept at or below it is refused with the highest ballot of its
+ * counter, so that a stale promise (a cached one, or an accept delayed
+ * from before the purge) cannot bring the old value back. */
+static void test_floor_refuses_stale_ballots(void **state)
+{
+	struct cas_acceptor_state st = {0};
+	struct cas_msg req, reply;
+	uint64_t floor = 7;
+
+	(void)state;
+	req = accept_msg(B(5, 3), "old+1", 4); /* the stale cached accept */
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_int_equal(reply.ballot.counter, 7);
+	assert_true(reply.ballot.id == UINT64_MAX);
+	req = prepare_msg(B(7, 9)); /* the floor's own counter, any id */
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_int_equal(reply.type, CAS_MSG_REJECT);
+	assert_true(cas_ballot_is_zero(st.promise));
+	/* Past the floor: the ordinary rules, from nothing. */
+	req = prepare_msg(B(8, 1));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_STORE);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	assert_true(cas_ballot_is_zero(reply.ballot));
+	assert_int_equal(reply.value.version, 0);
+	/* A key held follows its own promise and accepted ballot only. */
+	req = accept_msg(B(8, 1), "new", 1);
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_STORE);
+	floor = 100;
+	req = prepare_msg(B(9, 1));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_STORE);
+	assert_int_equal(reply.type, CAS_MSG_PROMISE);
+	/* Queries are never refused, and a floor of 0 is none. */
+	memset(&st, 0, sizeof(st));
+	req.type = CAS_MSG_QUERY;
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_KEEP);
+	assert_int_equal(reply.type, CAS_MSG_CURRENT);
+	floor = 0;
+	req = prepare_msg(B(1, 1));
+	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_STORE);
+}
+
+/* Section 3.1's procedure on three acceptors, end to end: after a write
+ * with a promise cached, a delete, the write-back of the tombstone by
+ * all and the purge, the cached promise's accept is refused everywhere. */
+static void test_purge_then_stale_cache(void **state)
+{
+	struct cas_acceptor_state st[3];
+	uint64_t floor[3] = {0, 0, 0};
+	struct cas_msg req, reply;
+
+	(void)state;
+	memset(st, 0, sizeof(st));
+	for (int i = 0; i < 3; i++) {
+		/* v1 at 1/1, promising 2/1 for the proposer's next op. */
+		req = accept_msg(B(1, 1), "v1", 1);
+		req.next = B(2, 1);
+		assert_int_equal(cas_acceptor_step(&st[i], &floor[i], &req, &reply),
+				 CAS_ACCEPTOR_STORE);
+		/* Another proposer deletes at 3/2 (after its prepare), then
+		 * the collector writes the tombstone back at 5/3 to all. */
+		req = prepare_msg(B(3, 2));
+		cas_acceptor_step(&st[i], &floor[i], &req, &reply);
+		req = accept_msg(B(3, 2), "", 0);
+		cas_acceptor_step(&st[i], &floor[i], &req, &reply);
+		req = prepare_msg(B(5, 3));
+		cas_acceptor_step(&st[i], &floor[i], &req, &reply);
+		req = accept_msg(B(5, 3), "", 0);
+		assert_int_equal(cas_acceptor_step(&st[i], &floor[i], &req, &reply),
+				 CAS_ACCEPTOR_STORE);
+		req = purge_msg(B(5, 3));
+		assert_int_equal(cas_acceptor_step(&st[i], &floor[i], &req, &reply),
+				 CAS_ACCEPTOR_DROP);
+		memset(&st[i], 0, sizeof(st[i]));
+		/* The first proposer's cached promise 2/1, built on v1. */
+		req = accept_msg(B(2, 1), "v2", 2);
+		assert_int_equal(cas_acceptor_step(&st[i], &floor[i], &req, &reply),
+				 CAS_ACCEPTOR_KEEP);
+		assert_int_equal(reply.type, CAS_MSG_REJECT);
+		assert_int_equal(reply.ballot.counter, 5);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +312,9 @@ int main(void)
 		cmocka_unit_test(test_mistake_reject_carries_blocking),
 		cmocka_unit_test(test_acceptor_accept_rules),
 		cmocka_unit_test(test_accept_promises_next),
+		cmocka_unit_test(test_purge_drops_only_that_tombstone),
+		cmocka_unit_test(test_floor_refuses_stale_ballots),
+		cmocka_unit_test(test_purge_then_stale_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,56 @@ static void test_query_roundtrip(void **state)
 	free(text);
 }
 
+/* The collector's PURGE and its answer (PROTOCOL.md, "Deletion"): a key
+ * and a ballot, as a prepare, on /v1/purge; the answer names the key's
+ * accepted ballot after it. */
+static void test_purge_roundtrip(void **state)
+{
+	struct cas_msg m = {.type = CAS_MSG_PURGE, .ballot = {12, 3}}, d;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(m.key, "i/00ff");
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_string_equal(text,
+			    "{\"key\":\"i/00ff\",\"ballot\":{\"counter\":\"12\",\"id\":\"3\"}}");
+	assert_int_equal(decode(text, CAS_MSG_PURGE, &d), CAS_OK);
+	assert_int_equal(d.type, CAS_MSG_PURGE);
+	assert_string_equal(d.key, "i/00ff");
+	assert_true(d.ballot.counter == 12 && d.ballot.id == 3);
+	free(text);
+	/* Exactly a key and a ballot, in range. */
+	assert_int_equal(decode("{\"key\":\"k\"}", CAS_MSG_PURGE, &d), CAS_EINVAL);
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":\"1\",\"id\":\"1\"},"
+				"\"next\":{\"counter\":\"2\",\"id\":\"1\"}}",
+				CAS_MSG_PURGE, &d),
+			 CAS_EINVAL);
+	assert_int_equal(decode("{\"key\":\"k\",\"ballot\":{\"counter\":"
+				"\"4611686018427387905\",\"id\":\"1\"}}",
+				CAS_MSG_PURGE, &d),
+			 CAS_EINVAL);
+	assert_int_equal(decode("{\"key\":\"a b\",\"ballot\":{\"counter\":\"1\",\"id\":\"1\"}}",
+				CAS_MSG_PURGE, &d),
+			 CAS_EKEY);
+
+	memset(&m, 0, sizeof(m));
+	m.type = CAS_MSG_PURGED;
+	m.ballot = (struct cas_ballot){0, 0};
+	assert_int_equal(cas_codec_encode(&m, &text, &len), CAS_OK);
+	assert_string_equal(
+		text, "{\"result\":\"purged\",\"accepted\":{\"counter\":\"0\",\"id\":\"0\"}}");
+	assert_int_equal(decode_reply(text, &d), CAS_OK);
+	assert_int_equal(d.type, CAS_MSG_PURGED);
+	assert_true(cas_ballot_is_zero(d.ballot));
+	free(text);
+	assert_int_equal(decode_reply("{\"result\":\"purged\"}", &d), CAS_EPROTO);
+	assert_int_equal(decode_reply("{\"result\":\"purged\",\"accepted\":{\"counter\":\"7\","
+				      "\"id\":\"1\"},\"value\":1}",
+				      &d),
+			 CAS_EPROTO);
+}
+
 /* A reason quotes what the peer sent, but stays one line of text. */
 static void test_errmsg_one_line(void **state)
 {
@@ -656,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_reply_roundtrip),
 		cmocka_unit_test(test_next_and_promised),
 		cmocka_unit_test(test_query_roundtrip),
+		cmocka_unit_test(test_purge_roundtrip),
 		cmocka_unit_test(test_errmsg_one_line),
 		cmocka_unit_test(test_reply_rejects),
 		cmocka_unit_test(test_encode_rejects),

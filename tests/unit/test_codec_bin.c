@@ -210,6 +210,60 @@ static void test_bin_layout(void **state)
 	free(bin);
 }
 
+/* PURGE and PURGED (PROTOCOL.md, "Deletion"), byte by byte, the same
+ * messages as their JSON form, and refused where they do not belong. */
+static void test_bin_purge(void **state)
+{
+	/* clang-format off */
+	static const unsigned char purge[] = {
+		0xc1, 0x04,				/* magic, PURGE */
+		0x02, 'a', 'b',				/* key */
+		0x07, 0, 0, 0, 0, 0, 0, 0,		/* ballot.counter */
+		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* ballot.id */
+	};
+	static const unsigned char purged[] = {
+		0xc1, 0x85,				/* magic, PURGED */
+		0, 0, 0, 0, 0, 0, 0, 0,			/* accepted.counter: none */
+		0, 0, 0, 0, 0, 0, 0, 0,			/* accepted.id */
+	};
+	/* clang-format on */
+	struct cas_msg m = {.type = CAS_MSG_PURGE, .ballot = {7, 0x0102030405060708u}}, d, j;
+	unsigned char *bin, big[sizeof(purge)];
+	size_t len, text_len;
+	char *text;
+
+	(void)state;
+	strcpy(m.key, "ab");
+	assert_int_equal(cas_codec_bin_encode(&m, &bin, &len), CAS_OK);
+	assert_int_equal(len, sizeof(purge));
+	assert_memory_equal(bin, purge, len);
+	assert_int_equal(bin_decode(bin, len, CAS_MSG_PURGE, &d), CAS_OK);
+	assert_msg_equal(&m, &d);
+	assert_int_equal(cas_codec_encode(&m, &text, &text_len), CAS_OK);
+	assert_int_equal(decode(text, CAS_MSG_PURGE, &j), CAS_OK);
+	assert_msg_equal(&j, &d);
+	free(text);
+	/* Not on another route, not as a reply, not cut short. */
+	assert_int_equal(bin_decode(bin, len, CAS_MSG_PREPARE, &d), CAS_EINVAL);
+	assert_int_equal(bin_decode(bin, len, CAS_MSG_NONE, &d), CAS_EPROTO);
+	assert_int_equal(bin_decode(bin, len - 1, CAS_MSG_PURGE, &d), CAS_EINVAL);
+	free(bin);
+	/* A ballot past the range a request may use. */
+	memcpy(big, purge, sizeof(purge));
+	big[5 + 7] = 0x80;
+	assert_int_equal(bin_decode(big, sizeof(big), CAS_MSG_PURGE, &d), CAS_EINVAL);
+
+	memset(&m, 0, sizeof(m));
+	m.type = CAS_MSG_PURGED;
+	assert_int_equal(cas_codec_bin_encode(&m, &bin, &len), CAS_OK);
+	assert_int_equal(len, sizeof(purged));
+	assert_memory_equal(bin, purged, len);
+	assert_int_equal(bin_decode(bin, len, CAS_MSG_NONE, &d), CAS_OK);
+	assert_msg_equal(&m, &d);
+	assert_int_equal(bin_decode(bin, len, CAS_MSG_PURGE, &d), CAS_EINVAL);
+	free(bin);
+}
+
 /* Every prefix of a valid body is truncated, every extension has trailing
  * bytes: both malformed, for each type. */
 static void test_bin_truncated_and_trailing(void **state)
@@ -474,6 +528,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bin_roundtrip),
 		cmocka_unit_test(test_bin_layout),
+		cmocka_unit_test(test_bin_purge),
 		cmocka_unit_test(test_bin_truncated_and_trailing),
 		cmocka_unit_test(test_bin_request_rejects),
 		cmocka_unit_test(test_bin_reply_rejects),

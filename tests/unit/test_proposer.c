@@ -715,7 +715,7 @@ static void test_unknown_outcome(void **state)
 	struct cas_msg reply;
 
 	(void)state;
-	for (int variant = 0; variant < 3; variant++) {
+	for (int variant = 0; variant < 4; variant++) {
 		mini_init(&m, 7);
 		op_setup(&op, fn_set, "mine", 5);
 		cas_op_start(&op, &m.prop, &eff);
@@ -740,15 +740,199 @@ static void test_unknown_outcome(void **state)
 			overwrite_all(&m, CAS_RECENT_MAX, CAS_RECENT_MAX);
 		else
 			overwrite_all(&m, 40, CAS_RECENT_MAX - 1);
+		if (variant == 3) {
+			/* As variant 0, but the register was deleted and written
+			 * again since: its version is 1 of a new life, its change
+			 * numbers went on. */
+			overwrite_all(&m, 1 + CAS_RECENT_MAX, CAS_RECENT_MAX);
+			for (int i = 0; i < NODES; i++)
+				m.acc[i].value.version = 1;
+		}
 		m.prop.counter = 2000;
 		cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
 		int prepares = finish_op(&m, &op, eff, 7);
 
 		assert_int_equal(prepares, 1);
-		assert_int_equal(op.result, variant == 0 ? CAS_EUNAVAILABLE : CAS_OK);
+		assert_int_equal(op.result,
+				 variant == 0 || variant == 3 ? CAS_EUNAVAILABLE : CAS_OK);
 		cas_op_clear(&op);
 		mini_free(&m);
 	}
+}
+
+static int fn_refuse(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)cur;
+	(void)next;
+	return CAS_EVERSION;
+}
+
+static void del_setup(struct cas_op *op, cas_change_fn fn, uint64_t op_id)
+{
+	op_setup(op, fn, NULL, op_id);
+	op->cfg.del = true;
+}
+
+/* A delete makes a tombstone: version 0, no bytes, its change named in
+ * the recent list with the next change number; reads answer it as
+ * absent, and the next write is version 1 of a new life while change
+ * numbers go on. */
+static void test_delete_and_new_life(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_value v;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "a", 1);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	op_setup(&op, fn_set, "b", 2);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+
+	del_setup(&op, NULL, 3);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 0);
+	assert_int_equal(v.len, 0);
+	assert_null(v.data);
+	cas_op_clear(&op);
+	for (int i = 0; i < 2; i++) { /* the accept's majority */
+		assert_int_equal(m.acc[i].value.version, 0);
+		assert_int_equal(m.acc[i].value.len, 0);
+		assert_int_equal(m.acc[i].value.recent[0].proposer, 7);
+		assert_int_equal(m.acc[i].value.recent[0].version, 3);
+		assert_int_equal(cas_reg_seq(&m.acc[i].value), 3);
+	}
+
+	op_setup(&op, fn_identity, NULL, 4);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 0);
+	assert_int_equal(v.len, 0);
+	cas_op_clear(&op);
+
+	op_setup(&op, fn_set, "c", 5);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 1);
+	free(v.data);
+	cas_op_clear(&op);
+	assert_int_equal(m.acc[0].value.version, 1);
+	assert_int_equal(cas_reg_seq(&m.acc[0].value), 4);
+
+	/* A conditional delete that fn refuses keeps the register. */
+	del_setup(&op, fn_refuse, 6);
+	assert_int_equal(run_op(&m, &op, 7), CAS_EVERSION);
+	cas_op_clear(&op);
+	assert_int_equal(m.acc[0].value.version, 1);
+
+	/* Deleting twice: the second finds nothing to delete. */
+	del_setup(&op, NULL, 7);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	del_setup(&op, NULL, 8);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	assert_int_equal(m.acc[0].value.version, 0);
+	assert_int_equal(cas_reg_seq(&m.acc[0].value), 5);
+	mini_free(&m);
+}
+
+/* A delete whose accept landed on one node and whose answers were lost
+ * finds its own tombstone on retry and does not delete a second time. */
+static void test_delete_retry_recognised(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_effect eff;
+	struct cas_value v;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "a", 1);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	del_setup(&op, NULL, 2);
+	cas_op_start(&op, &m.prop, &eff);
+	answer(&m, &op, 0x3, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(eff.msg->value.version, 0);
+	answer(&m, &op, 0x1, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_SLEEP);
+	cas_op_wake(&op, &m.prop, eff.until_ms, &eff);
+	answer(&m, &op, 0x3, &eff);
+	assert_int_equal(eff.msg->type, CAS_MSG_ACCEPT);
+	assert_int_equal(cas_reg_seq(&eff.msg->value), 2); /* ours, not a third */
+	answer(&m, &op, 0x7, &eff);
+	assert_int_equal(eff.kind, CAS_EFFECT_DONE);
+	assert_int_equal(op.result, CAS_OK);
+	cas_op_take_value(&op, &v);
+	assert_int_equal(v.version, 0);
+	cas_op_clear(&op);
+	mini_free(&m);
+}
+
+/* The collector's write-back (acceptor.h, "Deletion", step 1): the
+ * tombstone it saw, unchanged, accepted by every node or not done. */
+static void test_collect_needs_every_node(void **state)
+{
+	struct mini m;
+	struct cas_op op;
+	struct cas_recent tomb;
+	struct cas_ballot nb;
+	struct cas_reg nv;
+
+	(void)state;
+	mini_init(&m, 7);
+	op_setup(&op, fn_set, "a", 1);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	/* Nothing to collect in a live register. */
+	op_setup(&op, NULL, NULL, 2);
+	op.cfg.collect = true;
+	assert_int_equal(run_op(&m, &op, 7), CAS_EVERSION);
+	cas_op_clear(&op);
+
+	del_setup(&op, NULL, 3);
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	cas_op_clear(&op);
+	tomb = m.acc[0].value.recent[0];
+
+	/* Another tombstone than the one seen: nothing is written. */
+	op_setup(&op, NULL, NULL, 4);
+	op.cfg.collect = true;
+	op.cfg.tomb = (struct cas_recent){tomb.proposer, tomb.op, tomb.version - 1};
+	m.n_sent = 0;
+	assert_int_equal(run_op(&m, &op, 7), CAS_EVERSION);
+	assert_int_equal(m.n_sent, 0);
+	cas_op_clear(&op);
+
+	/* A majority is not enough. */
+	op_setup(&op, NULL, NULL, 5);
+	op.cfg.collect = true;
+	op.cfg.tomb = tomb;
+	assert_int_equal(run_op(&m, &op, 3), CAS_EUNAVAILABLE);
+	cas_op_clear(&op);
+
+	/* All three: every node accepted the tombstone at op.ballot, with
+	 * no promise of a next ballot, and no cached promise. */
+	op_setup(&op, NULL, NULL, 6);
+	op.cfg.collect = true;
+	op.cfg.tomb = tomb;
+	assert_int_equal(run_op(&m, &op, 7), CAS_OK);
+	assert_false(cas_op_take_cache(&op, &nb, &nv));
+	for (int i = 0; i < NODES; i++) {
+		assert_int_equal(cas_ballot_cmp(m.acc[i].accepted, op.ballot), 0);
+		assert_int_equal(cas_ballot_cmp(m.acc[i].promise, op.ballot), 0);
+		assert_int_equal(m.acc[i].value.version, 0);
+		assert_int_equal(m.acc[i].value.recent[0].op, tomb.op);
+	}
+	cas_op_clear(&op);
+	mini_free(&m);
 }
 
 static void test_unavailable_and_limits(void **state)
@@ -1281,6 +1465,9 @@ int main(void)
 		cmocka_unit_test(test_retry_answers_with_the_proposal_that_won),
 		cmocka_unit_test(test_ballot_past_range_fails_fast),
 		cmocka_unit_test(test_unknown_outcome),
+		cmocka_unit_test(test_delete_and_new_life),
+		cmocka_unit_test(test_delete_retry_recognised),
+		cmocka_unit_test(test_collect_needs_every_node),
 		cmocka_unit_test(test_unavailable_and_limits),
 		cmocka_unit_test(test_one_round_trip),
 		cmocka_unit_test(test_read_by_query),
