@@ -57,7 +57,8 @@ static bool op_valid(const char *key, const struct cas_hist_op *op)
 {
 	if (!key || (!op->value && op->len > 0))
 		return false;
-	if (op->kind != CAS_HIST_READ && op->kind != CAS_HIST_WRITE && op->kind != CAS_HIST_CAS)
+	if (op->kind != CAS_HIST_READ && op->kind != CAS_HIST_WRITE && op->kind != CAS_HIST_CAS &&
+	    op->kind != CAS_HIST_DELETE)
 		return false;
 	if (op->status != CAS_HIST_OK && op->status != CAS_HIST_MISMATCH &&
 	    op->status != CAS_HIST_FAILED && op->status != CAS_HIST_UNKNOWN)
@@ -104,6 +105,8 @@ int cas_history_add(struct cas_history *h, const char *key, const struct cas_his
 		memcpy(o->value, op->value, op->len);
 	o->op = *op;
 	o->op.value = o->value;
+	if (op->kind == CAS_HIST_DELETE)
+		o->op.len = 0; /* a delete leaves the empty value */
 	o->op.label = o->label;
 	h->len++;
 	return CAS_OK;
@@ -193,6 +196,9 @@ static void why_op(struct why *w, const struct cas_history *h, size_t i)
 		why_printf(w, "cas %llu ", (unsigned long long)op->expected);
 		why_value(w, op->value, op->len, WHY_VALUE_MAX);
 		break;
+	case CAS_HIST_DELETE:
+		why_printf(w, "delete");
+		break;
 	}
 	why_printf(w, " [%llu,", (unsigned long long)op->invoke);
 	if (op->complete == CAS_TIME_PENDING)
@@ -215,8 +221,8 @@ static void why_op(struct why *w, const struct cas_history *h, size_t i)
 /* --- the per-key model --- */
 
 /* An operation the search must place: a read or a cas mismatch (observe
- * only), or a put (write, or cas when cond). */
-enum mkind { M_READ, M_MISMATCH, M_PUT };
+ * only), a put (write, or cas when cond), or a delete. */
+enum mkind { M_READ, M_MISMATCH, M_PUT, M_DEL };
 
 struct mop {
 	uint64_t invoke;
@@ -254,6 +260,12 @@ static bool step(const struct mop *m, struct state *s)
 			return false;
 		s->version++;
 		s->val = m->val;
+		return true;
+	case M_DEL:
+		if (m->version != CAS_VERSION_ANY && m->version != 0)
+			return false;
+		s->version = 0;
+		s->val = m->val; /* the empty value's id */
 		return true;
 	}
 	return false;
@@ -478,6 +490,9 @@ static int merge_unread_values(struct search *s)
 			s->ops[i].val = unread;
 	if (!read[s->empty_val])
 		s->empty_val = unread;
+	for (i = 0; i < s->n; i++)
+		if (s->ops[i].kind == M_DEL)
+			s->ops[i].val = s->empty_val;
 	free(read);
 	return CAS_OK;
 }
@@ -655,7 +670,7 @@ static void note_stuck(struct search *s, const struct entry *ret, struct state s
 /* True for a read or a mismatch: placing it changes nothing. */
 static bool observer(const struct mop *m)
 {
-	return m->kind != M_PUT;
+	return m->kind == M_READ || m->kind == M_MISMATCH;
 }
 
 /* Places e's operation, leading to state next, unless (set, next) was
@@ -791,7 +806,7 @@ static void explain(const struct search *s, const char *key, struct why *w)
 	for (i = s->best_depth; i > 0; i--) {
 		const struct mop *put = &s->ops[s->best[i - 1]];
 
-		if (put->kind == M_PUT) {
+		if (put->kind == M_PUT || put->kind == M_DEL) {
 			const struct cas_hist_op *v = &s->h->ops[put->src].op;
 
 			why_value(w, v->value, v->len, WHY_VALUE_MAX);
@@ -843,6 +858,8 @@ static int check_key(const struct cas_history *h, const size_t *idx, size_t n, b
 		}
 		if (op->kind == CAS_HIST_READ) {
 			m->kind = M_READ;
+		} else if (op->kind == CAS_HIST_DELETE) {
+			m->kind = M_DEL;
 		} else if (op->status == CAS_HIST_MISMATCH) {
 			m->kind = M_MISMATCH;
 		} else {
@@ -1138,6 +1155,8 @@ int cas_history_add_line(struct cas_history *h, const char *line, const char *la
 		op.value = t[4].s;
 		op.len = t[4].len;
 		i = 5;
+	} else if (is_word(&t[3], "delete")) {
+		op.kind = CAS_HIST_DELETE;
 	} else if (is_word(&t[3], "cas") && n > 5) {
 		op.kind = CAS_HIST_CAS;
 		if (!parse_u64(&t[4], &op.expected)) {
@@ -1148,7 +1167,7 @@ int cas_history_add_line(struct cas_history *h, const char *line, const char *la
 		op.len = t[5].len;
 		i = 6;
 	} else {
-		snprintf(err, err_len, "expected read, write VALUE or cas EXPECTED VALUE");
+		snprintf(err, err_len, "expected read, write VALUE, cas EXPECTED VALUE or delete");
 		goto out_free_buf;
 	}
 	if (i == n && op.complete == CAS_TIME_PENDING) {
@@ -1258,6 +1277,9 @@ int cas_history_write(const struct cas_history *h, FILE *f)
 		case CAS_HIST_CAS:
 			fprintf(f, " cas %llu ", (unsigned long long)op->expected);
 			write_value(f, op->value, op->len);
+			break;
+		case CAS_HIST_DELETE:
+			fputs(" delete", f);
 			break;
 		}
 		fputs(" -> ", f);

@@ -12,7 +12,9 @@
  * A never-written key is (0, empty value). Every write, and every cas whose
  * expected version equals the current one, sets (version + 1, new value).
  * A read returns (version, value) unchanged. A cas with any other expected
- * version changes nothing and reports a mismatch.
+ * version changes nothing and reports a mismatch. A delete sets (0, empty
+ * value): a deleted key reads as one never written, and the next write or
+ * cas (on expected version 0) starts it again at version 1.
  *
  * The history: every operation has an invocation time and a completion time
  * (any unit, only their order matters). Operation a precedes b iff
@@ -41,9 +43,10 @@
 #define CAS_VERSION_ANY UINT64_MAX
 
 enum cas_hist_kind {
-	CAS_HIST_READ,	/* returns (version, value) */
-	CAS_HIST_WRITE, /* blind put of value: sets (version + 1, value) */
-	CAS_HIST_CAS,	/* puts value only if the version is still expected */
+	CAS_HIST_READ,	 /* returns (version, value) */
+	CAS_HIST_WRITE,	 /* blind put of value: sets (version + 1, value) */
+	CAS_HIST_CAS,	 /* puts value only if the version is still expected */
+	CAS_HIST_DELETE, /* sets (0, empty value) */
 };
 
 enum cas_hist_status {
@@ -64,6 +67,8 @@ enum cas_hist_status {
  *   any   FAILED    dropped: it had no effect and observed nothing.
  *   READ  UNKNOWN   dropped: it had no effect and observed nothing.
  *   WRITE/CAS UNKNOWN  value/len (and expected): as sent; version ignored.
+ *   DELETE OK       version: 0 (or ANY); value/len ignored.
+ *   DELETE UNKNOWN  may have deleted, at any time after invoke.
  *
  * complete == CAS_TIME_PENDING requires status UNKNOWN. label (may be NULL)
  * names the operation in explanations, e.g. "line 12" or "client 3 op 7";
@@ -122,6 +127,7 @@ bool cas_linearizable(const struct cas_history *h, char *why, size_t why_len);
  *   KEY INVOKE COMPLETE read -> RESULT
  *   KEY INVOKE COMPLETE write VALUE -> RESULT
  *   KEY INVOKE COMPLETE cas EXPECTED VALUE -> RESULT
+ *   KEY INVOKE COMPLETE delete -> RESULT
  *
  * KEY is one token without blanks. INVOKE and COMPLETE are unsigned
  * integers; COMPLETE may be "-" for "never completed", and then
@@ -133,6 +139,7 @@ bool cas_linearizable(const struct cas_history *h, char *why, size_t why_len);
  *   read  RESULT:  VERSION VALUE | fail | unknown
  *   write RESULT:  ok [VERSION] | fail | unknown
  *   cas   RESULT:  ok [VERSION] | mismatch [VERSION] | fail | unknown
+ *   delete RESULT: ok [VERSION] | fail | unknown   (VERSION: 0 or ?)
  *
  * (for a cas mismatch, VERSION is the current version it saw). Blank lines
  * and lines starting with '#' are ignored. Example:

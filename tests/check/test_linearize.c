@@ -513,20 +513,57 @@ static struct cas_history *roundtrip(const struct cas_history *h, char **text)
 	return back;
 }
 
+/* --- deletes: a deleted key reads as absent, and lives again at 1 --- */
+
+static void test_delete_model(void **state)
+{
+	(void)state;
+	ACCEPT("a 0 1 write x -> ok 1", "a 2 3 delete -> ok 0", "a 4 5 read -> 0 \"\"",
+	       "a 6 7 write y -> ok 1", "a 8 9 read -> 1 y", "a 10 11 cas 1 z -> ok 2",
+	       "a 12 13 delete -> ok", "a 14 15 cas 0 w -> ok 1");
+	/* A delete of nothing, and deletes that overlap a write. */
+	ACCEPT("a 0 1 delete -> ok 0", "a 2 3 read -> 0 \"\"", "a 4 10 write x -> ok 1",
+	       "a 5 9 delete -> ok 0", "a 11 12 read -> 0 \"\"");
+	/* A delete whose outcome is unknown may take effect late, or never. */
+	ACCEPT("a 0 1 write x -> ok 1", "a 2 - delete", "a 3 4 read -> 1 x",
+	       "a 5 6 read -> 0 \"\"");
+	ACCEPT("a 0 1 write x -> ok 1", "a 2 3 delete -> unknown", "a 4 5 read -> 1 x");
+	/* A failed delete did nothing. */
+	ACCEPT("a 0 1 write x -> ok 1", "a 2 3 delete -> fail", "a 4 5 read -> 1 x");
+}
+
+static void test_reject_resurrection(void **state)
+{
+	(void)state;
+	/* The old value read after the delete completed. */
+	REJECT("line 3", "a 0 1 write x -> ok 1", "a 2 3 delete -> ok 0", "a 4 5 read -> 1 x");
+	/* A write built on the old life (a stale cached promise): version 2
+	 * after a delete. */
+	REJECT("line 3", "a 0 1 write x -> ok 1", "a 2 3 delete -> ok 0", "a 4 5 write y -> ok 2");
+	REJECT("line 3", "a 0 1 write x -> ok 1", "a 2 3 delete -> ok 0", "a 4 5 cas 1 y -> ok 2");
+	/* Deleted once, absent, then present again without a write. */
+	REJECT("line 4", "a 0 1 write x -> ok 1", "a 2 - delete", "a 3 4 read -> 0 \"\"",
+	       "a 5 6 read -> 1 x");
+	/* A delete reports version 0. */
+	REJECT("line 2", "a 0 1 write x -> ok 1", "a 2 3 delete -> ok 2");
+	REJECT(NULL, "a 0 1 delete -> ok 1");
+}
+
 static void test_text_roundtrip(void **state)
 {
-	struct cas_history *h = parse(
-		(const char *const[]){"a 0 1 write \"\\x00\\x01 \\\"\\\\\" -> ok 1",
-				      "a 2 3 read -> ? \"\\0\\x01 \\\"\\\\\"",
-				      "\"k y\" 4 - cas 1 z", "a 5 6 cas 0 q -> mismatch 1",
-				      "a 7 8 write r -> fail", "a 9 10 read -> unknown", NULL});
+	struct cas_history *h = parse((const char *const[]){
+		"a 0 1 write \"\\x00\\x01 \\\"\\\\\" -> ok 1",
+		"a 2 3 read -> ? \"\\0\\x01 \\\"\\\\\"", "\"k y\" 4 - cas 1 z",
+		"a 5 6 cas 0 q -> mismatch 1", "a 7 8 write r -> fail", "a 9 10 read -> unknown",
+		"a 11 12 delete -> ok 0", "a 13 - delete", NULL});
 	struct cas_history *back;
 	char *text;
 
 	(void)state;
 	back = roundtrip(h, &text);
-	assert_int_equal(cas_history_count(back), 6);
+	assert_int_equal(cas_history_count(back), 8);
 	assert_non_null(strstr(text, "\"k y\" 4 - cas 1 \"z\" -> unknown\n"));
+	assert_non_null(strstr(text, "a 11 12 delete -> ok 0\na 13 - delete -> unknown\n"));
 	assert_true(cas_linearizable(back, NULL, 0));
 	free(text);
 	cas_history_free(back);
@@ -850,6 +887,11 @@ static bool bf_search(const struct bf *b, unsigned placed, uint64_t version, con
 			    x->len == len && !memcmp(x->value, val, len) &&
 			    bf_search(b, placed | 1u << i, version, val, len))
 				return true;
+		} else if (x->kind == CAS_HIST_DELETE) {
+			if ((x->status == CAS_HIST_UNKNOWN || x->version == CAS_VERSION_ANY ||
+			     x->version == 0) &&
+			    bf_search(b, placed | 1u << i, 0, "", 0))
+				return true;
 		} else if (x->status == CAS_HIST_MISMATCH) {
 			if (version != x->expected &&
 			    (x->version == CAS_VERSION_ANY || x->version == version) &&
@@ -901,6 +943,10 @@ static void test_random_vs_brute_force(void **state)
 			op->value = vals[below(4)];
 			op->len = strlen(op->value);
 			op->version = below(5) ? below(4) : CAS_VERSION_ANY;
+			if (below(8) == 0) {
+				op->kind = CAS_HIST_DELETE;
+				op->version = below(4) ? 0 : below(2) ? CAS_VERSION_ANY : 1;
+			}
 			d = below(10);
 			if (d < 2 && op->kind != CAS_HIST_READ) {
 				op->status = CAS_HIST_UNKNOWN;
@@ -959,6 +1005,8 @@ int main(void)
 		cmocka_unit_test(test_explanation_shape),
 		cmocka_unit_test(test_add_rejects_inconsistent),
 		cmocka_unit_test(test_parse_rejects_bad_lines),
+		cmocka_unit_test(test_delete_model),
+		cmocka_unit_test(test_reject_resurrection),
 		cmocka_unit_test(test_text_roundtrip),
 		cmocka_unit_test(test_random_vs_brute_force),
 		cmocka_unit_test(test_random_small),
