@@ -96,10 +96,15 @@ enum cas_acceptor_change cas_acceptor_step(struct cas_acceptor_state *st, uint64
 			reply->ballot = st->accepted;
 			return CAS_ACCEPTOR_KEEP;
 		}
-		/* Past the tombstone's ballot: what was promised before it
-		 * can no longer be accepted here. */
-		if (!CAS_FAULT(CAS_FAULT_SKIP_FLOOR) && req->ballot.counter > *floor)
-			*floor = req->ballot.counter;
+		/* Past every ballot this acceptor promised or accepted for
+		 * the key (its promise, >= the tombstone's ballot): a drop
+		 * must not forget a promise. */
+		if (!CAS_FAULT(CAS_FAULT_SKIP_FLOOR)) {
+			if (req->ballot.counter > *floor)
+				*floor = req->ballot.counter;
+			if (st->promise.counter > *floor && !CAS_FAULT(CAS_FAULT_FLOOR_AT_BALLOT))
+				*floor = st->promise.counter;
+		}
 		return CAS_ACCEPTOR_DROP;
 	}
 	if ((req->type == CAS_MSG_PREPARE || req->type == CAS_MSG_ACCEPT) && !held(st) &&

@@ -48,8 +48,8 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
  *      means: stop, try again later;
  *   2. purge: PURGE(K, B) to every acceptor. One whose accepted ballot
  *      for K is B (so its value is that tombstone) drops K and raises its
- *      floor F to at least B.counter, in one durable write; the others
- *      keep what they have.
+ *      floor F to at least the counter of its promise for K (which is >=
+ *      B), in one durable write; the others keep what they have.
  *
  * The floor is one number per acceptor, not per key: on a key the
  * acceptor does not hold (its state all zeroes), a PREPARE or ACCEPT whose
@@ -57,6 +57,15 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
  * (F, UINT64_MAX), the highest ballot with counter F, so the proposer
  * moves past it (the paper's "age" of the tombstone that proposers must
  * pass). Keys the acceptor holds follow cas_acceptor_handle alone.
+ *
+ * Why a drop forgets no promise. After the drop the acceptor rejects every
+ * ballot with counter <= F on K, so it acts as the acceptor it was with
+ * its promise raised to (F, UINT64_MAX): it answers no prepare and takes
+ * no accept it had promised to refuse. With F raised to B.counter only,
+ * a promise made after step 1 (a new write's prepare at P > B) would be
+ * forgotten, and an older proposal between B and P accepted after it: the
+ * simulation found exactly that (a write chosen, then missed by the
+ * prepare that had the promise), hence F >= the promise's counter.
  *
  * Why no old value comes back. Step 1 makes every acceptor accept the
  * tombstone T at B, so from then on each acceptor's accepted ballot for K
@@ -72,11 +81,11 @@ bool cas_acceptor_handle(struct cas_acceptor_state *st, const struct cas_msg *re
  *     answers V as the highest value;
  *   - a promise made before the purge, used now (a cached promise of the
  *     one-round-trip optimization, or an accept delayed in the network or
- *     in a slow proposer): its ballot b was promised before T was chosen
- *     or before step 1's prepare passed it, so b < B. An acceptor holding
- *     K has accepted >= B > b and rejects it; one that dropped K has
- *     F >= B.counter >= b.counter and rejects it. Without the floor, the
- *     acceptors that dropped K would take it (sim --broken skip-floor);
+ *     in a slow proposer): its ballot b was promised before step 1's
+ *     prepare passed it, so b < B. An acceptor holding K has accepted
+ *     >= B > b and rejects it; one that dropped K has F >= B.counter >=
+ *     b.counter and rejects it. Without the floor, the acceptors that
+ *     dropped K would take it (sim --broken skip-floor);
  *   - an acceptor down or cut off during the purge: if it missed step 1,
  *     step 1 did not complete and step 2 never ran; if it missed step 2,
  *     it still holds T at B and answers T (the collector sends step 2
@@ -115,9 +124,10 @@ bool cas_acceptor_may_drop(const struct cas_acceptor_state *st, struct cas_ballo
 /* The acceptor with deletion: cas_acceptor_handle, plus the floor *floor
  * (0: none) on keys the acceptor does not hold (st all zeroes; a held key
  * always has a promise), plus PURGE: when cas_acceptor_may_drop, raises
- * *floor to at least req->ballot.counter, replies PURGED {0,0} and
- * returns CAS_ACCEPTOR_DROP; otherwise replies PURGED with st's accepted
- * ballot and changes nothing. Borrowing as for cas_acceptor_handle. */
+ * *floor to at least st->promise.counter and req->ballot.counter, replies
+ * PURGED {0,0} and returns CAS_ACCEPTOR_DROP; otherwise replies PURGED
+ * with st's accepted ballot and changes nothing. Borrowing as for
+ * cas_acceptor_handle. */
 enum cas_acceptor_change cas_acceptor_step(struct cas_acceptor_state *st, uint64_t *floor,
 					   const struct cas_msg *req, struct cas_msg *reply);
 

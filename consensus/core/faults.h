@@ -26,6 +26,9 @@ enum cas_fault {
 	CAS_FAULT_SKIP_FLOOR = 1 << 6,	     /* a purge drops the key without
 						raising the floor: stale promises
 						and accepts pass */
+	CAS_FAULT_FLOOR_AT_BALLOT = 1 << 8,  /* a purge raises the floor to
+						the tombstone's ballot only,
+						forgetting a higher promise */
 	CAS_FAULT_COLLECT_MAJORITY = 1 << 7, /* the collector's write-back
 						of a tombstone completes with a
 						majority, not every acceptor */

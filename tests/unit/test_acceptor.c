@@ -186,13 +186,23 @@ static void test_purge_drops_only_that_tombstone(void **state)
 	uint64_t floor = 3;
 
 	(void)state;
-	/* A tombstone accepted at 7/2, promised past it since: dropped. */
+	/* A tombstone accepted at 7/2, promised past it since (9/1): dropped,
+	 * and the floor covers the promise, not only the tombstone's ballot:
+	 * an accept between them would otherwise break the promise. */
 	assert_true(cas_acceptor_may_drop(&st, B(7, 2)));
 	req = purge_msg(B(7, 2));
 	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_DROP);
 	assert_int_equal(reply.type, CAS_MSG_PURGED);
 	assert_true(cas_ballot_is_zero(reply.ballot));
-	assert_int_equal(floor, 7);
+	assert_int_equal(floor, 9);
+	{
+		struct cas_acceptor_state gone = {0};
+		struct cas_msg between = accept_msg(B(8, 5), "x", 1);
+
+		assert_int_equal(cas_acceptor_step(&gone, &floor, &between, &reply),
+				 CAS_ACCEPTOR_KEEP);
+		assert_int_equal(reply.type, CAS_MSG_REJECT);
+	}
 	/* The floor never goes down. */
 	floor = 50;
 	assert_int_equal(cas_acceptor_step(&st, &floor, &req, &reply), CAS_ACCEPTOR_DROP);
