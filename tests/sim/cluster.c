@@ -1,5 +1,6 @@
 /* cluster.c - the simulated cluster of cluster.h: acceptors, a seeded
- * network, proposers driving the pure core, the reconfigurer, and faults. */
+ * network, proposers driving the pure core, the reconfigurer, the
+ * collector, and faults. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ static void acceptor_receive(struct cluster *C, struct cluster_packet *p)
 	struct cluster_acceptor *a = &C->acc[p->acc];
 	struct cas_acceptor_state *st = &a->vol[p->key];
 	struct cas_acceptor_state before = *st;
+	enum cas_acceptor_change change;
 	struct cluster_packet out = {.to_acceptor = false,
 				     .kind = p->kind,
 				     .acc = p->acc,
@@ -104,7 +106,7 @@ static void acceptor_receive(struct cluster *C, struct cluster_packet *p)
 
 	if (!a->up)
 		return;
-	if (p->kind != PKT_MSG) {
+	if (p->kind == PKT_CONFIG || p->kind == PKT_JOIN) {
 		acceptor_admin(C, a, p, &out);
 		send_packet(C, &out);
 		return;
@@ -117,7 +119,21 @@ static void acceptor_receive(struct cluster *C, struct cluster_packet *p)
 		send_packet(C, &out);
 		return;
 	}
-	if (cas_acceptor_handle(st, &p->m, &out.m)) {
+	change = cas_acceptor_step(st, &a->floor, &p->m, &out.m);
+	if (out.m.type == CAS_MSG_REJECT && out.m.ballot.id == UINT64_MAX)
+		C->floor_refusals++;
+	if (change == CAS_ACCEPTOR_DROP) {
+		/* The key and the floor, durable together. */
+		free(st->value.data);
+		memset(st, 0, sizeof(*st));
+		free(a->dur[p->key].value.data);
+		memset(&a->dur[p->key], 0, sizeof(a->dur[p->key]));
+		a->dirty[p->key] = false;
+		C->gc.drops++;
+		if (C->verbose)
+			printf("%" PRIu64 ": acceptor %d drops %s, floor %" PRIu64 "\n", C->now,
+			       p->acc, cluster_keys[p->key], a->floor);
+	} else if (change == CAS_ACCEPTOR_STORE) {
 		/* st->value may now borrow from the packet: own a copy. */
 		struct cas_reg own;
 
@@ -163,6 +179,7 @@ static void acceptor_wipe(struct cluster *C, int i)
 	}
 	a->id = -1;
 	memset(&a->cfg, 0, sizeof(a->cfg));
+	a->floor = 0; /* and it joins without one */
 	if (C->verbose)
 		printf("%" PRIu64 ": acceptor %d is wiped\n", C->now, i);
 }
@@ -171,6 +188,13 @@ static void acceptor_wipe(struct cluster *C, int i)
 
 static void apply_effect(struct cluster *C, int pi, const struct cas_effect *eff);
 static void reconf_done(struct cluster *C, const struct cas_op *op, bool crashed);
+static void gc_done(struct cluster *C, const struct cas_op *op, bool crashed);
+
+/* The collector's proposer slot. */
+static int gc_slot(const struct cluster *C)
+{
+	return C->n_prop + 1;
+}
 
 /* The op's O and N as masks over identities. */
 static uint64_t old_set(const struct cluster *C, const struct cluster_config *v)
@@ -236,6 +260,8 @@ static void finish(struct cluster *C, int pi, bool crashed)
 	cas_op_take_value(&P->op, &v);
 	if (pi < C->n_prop)
 		C->hooks.done(C, pi, &P->op, &v, crashed, C->hooks.arg);
+	else if (pi == gc_slot(C))
+		gc_done(C, &P->op, crashed);
 	else
 		reconf_done(C, &P->op, crashed);
 	free(v.data);
@@ -244,13 +270,15 @@ static void finish(struct cluster *C, int pi, bool crashed)
 	P->sleeping = false;
 }
 
-void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void *arg, bool read)
+void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void *arg,
+		      unsigned flags)
 {
 	struct cluster_proposer *P = &C->prop[pi];
 	struct cas_op_config cfg = {.n_nodes = (size_t)C->n_ids, .max_value = 64};
 	struct cas_effect eff;
+	bool read = flags & CLUSTER_OP_READ;
 
-	if (C->reconf.on && pi < C->n_prop && !P->keeps_view && cas_rand_below(&P->rng, 2)) {
+	if (C->reconf.on && pi != C->n_prop && !P->keeps_view && cas_rand_below(&P->rng, 2)) {
 		/* GET /v1/config from some node. */
 		const struct cluster_acceptor *a = &C->acc[cas_rand_below(&P->rng, C->n_acc)];
 
@@ -267,6 +295,11 @@ void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void
 	cfg.op_id = ((uint64_t)pi + 1) << 48 | ++C->serial;
 	cfg.deadline_ms = C->now + CLUSTER_DEADLINE;
 	cfg.read_only = read && C->use_query;
+	cfg.del = flags & CLUSTER_OP_DELETE;
+	if (pi == gc_slot(C) && C->gc.step == GC_WRITE) {
+		cfg.collect = true;
+		cfg.tomb = C->gc.tomb;
+	}
 	if (P->cached[key] && !cfg.read_only) {
 		C->cached_starts++;
 		cfg.cached_ballot = P->cache_ballot[key];
@@ -339,12 +372,17 @@ static void apply_effect(struct cluster *C, int pi, const struct cas_effect *eff
 }
 
 static void reconf_answer(struct cluster *C, const struct cluster_packet *p);
+static void gc_answer(struct cluster *C, const struct cluster_packet *p);
 
 static void proposer_receive(struct cluster *C, struct cluster_packet *p)
 {
 	struct cluster_proposer *P = &C->prop[p->prop];
 	struct cas_effect eff;
 
+	if (p->kind == PKT_PURGE) {
+		gc_answer(C, p);
+		return;
+	}
 	if (p->kind != PKT_MSG) {
 		reconf_answer(C, p);
 		return;
@@ -522,21 +560,238 @@ static void reconf_crash(struct cluster *C)
 		printf("%" PRIu64 ": reconfigurer crashes at step %d\n", C->now, R->step);
 }
 
+/* --- the collector (cluster.h, "Deletion") --- */
+
+/* Whether the clients are idle with nothing they may start. */
+static bool clients_idle(struct cluster *C)
+{
+	for (int pi = 0; pi < C->n_prop; pi++)
+		if (C->prop[pi].busy || C->hooks.has_work(C, pi, C->hooks.arg))
+			return false;
+	return true;
+}
+
+static void gc_release(struct cluster *C)
+{
+	if (C->gc.released)
+		return;
+	C->gc.released = true;
+	if (C->verbose)
+		printf("%" PRIu64 ": collector releases the clients\n", C->now);
+}
+
+/* On to the next key, after a pause; a pass over every key without a
+ * release releases the clients all the same. */
+static void gc_next_key(struct cluster *C)
+{
+	struct cluster_gc *G = &C->gc;
+
+	G->step = GC_PAUSE;
+	G->until = C->now + 1 + cas_rand_below(&C->rng, 40);
+	G->key = (G->key + 1) % CLUSTER_KEYS;
+	if (++G->visited >= CLUSTER_KEYS)
+		gc_release(C);
+}
+
+static void gc_set_step(struct cluster *C, enum cluster_gc_step step)
+{
+	static const char *const names[] = {"wait",	  "read",  "grace",
+					    "write-back", "purge", "pause"};
+
+	C->gc.step = step;
+	C->gc.acked = 0;
+	C->gc.sent_at = 0;
+	if (C->verbose)
+		printf("%" PRIu64 ": collector %s %s\n", C->now, names[step],
+		       cluster_keys[C->gc.key]);
+}
+
+static void gc_done(struct cluster *C, const struct cas_op *op, bool crashed)
+{
+	struct cluster_gc *G = &C->gc;
+	const struct cas_reg *r = &op->out.value;
+
+	if (crashed)
+		return; /* gc_crash starts over */
+	if (G->step == GC_READ) {
+		if (op->result != CAS_OK || !cas_reg_absent(r)) {
+			gc_next_key(C);
+			return;
+		}
+		/* A tombstone (or nothing): it must stay this one. */
+		memset(&G->tomb, 0, sizeof(G->tomb));
+		if (r->n_recent > 0)
+			G->tomb = r->recent[0];
+		G->until = C->now + (G->skip_grace ? 0 : CLUSTER_GRACE);
+		gc_set_step(C, GC_GRACE);
+	} else if (G->step == GC_WRITE) {
+		if (op->result == CAS_OK) {
+			G->ballot = op->ballot;
+			G->serial = ++C->serial; /* its answers, not older ones */
+			G->writebacks++;
+			gc_set_step(C, GC_PURGE);
+			if (G->release_at_purge)
+				gc_release(C);
+		} else if (op->result == CAS_EUNAVAILABLE) {
+			G->aborted++;
+			gc_next_key(C); /* a node did not answer: later */
+		} else {
+			gc_next_key(C); /* no longer that tombstone */
+		}
+	}
+}
+
+/* PURGE(key, B) to every identity of the collector's view that did not
+ * answer yet. */
+static void gc_send(struct cluster *C)
+{
+	struct cluster_gc *G = &C->gc;
+	struct cluster_proposer *P = &C->prop[gc_slot(C)];
+
+	G->sent_at = C->now;
+	for (int i = 0; i < C->n_ids; i++) {
+		struct cluster_packet p = {.to_acceptor = true,
+					   .kind = PKT_PURGE,
+					   .acc = C->addr[i],
+					   .prop = gc_slot(C),
+					   .key = G->key,
+					   .node = i,
+					   .serial = G->serial,
+					   .epoch = P->view.epoch,
+					   .m = {.type = CAS_MSG_PURGE, .ballot = G->ballot}};
+
+		if (!has(&P->view, i) || (G->acked >> i & 1) || gone(C, &P->view, i))
+			continue;
+		strcpy(p.m.key, cluster_keys[G->key]);
+		send_packet(C, &p);
+	}
+}
+
+static void gc_answer(struct cluster *C, const struct cluster_packet *p)
+{
+	struct cluster_gc *G = &C->gc;
+	struct cluster_proposer *P = &C->prop[gc_slot(C)];
+	unsigned all = 0;
+
+	if (G->down || G->step != GC_PURGE || p->serial != G->serial)
+		return;
+	if (p->refused != REFUSE_NONE) {
+		/* Another configuration: its nodes took no write-back of
+		 * ours. Reload, and write back again there. */
+		reload(C, gc_slot(C), &p->cfg);
+		gc_set_step(C, GC_WRITE);
+		return;
+	}
+	G->acked |= 1u << p->node;
+	for (int i = 0; i < C->n_ids; i++)
+		if (has(&P->view, i) && !gone(C, &P->view, i))
+			all |= 1u << i;
+	if ((G->acked & all) == all) {
+		G->purges++;
+		gc_next_key(C);
+	}
+}
+
+/* The collector's turn at a tick, when its proposer is idle. */
+static void gc_tick(struct cluster *C)
+{
+	struct cluster_gc *G = &C->gc;
+	struct cluster_proposer *P = &C->prop[gc_slot(C)];
+
+	if (P->busy)
+		return;
+	if (G->down) {
+		if (C->now < G->resume_at)
+			return;
+		G->down = false;
+		gc_set_step(C, GC_READ); /* from the start: it keeps nothing */
+	}
+	if (G->released && clients_idle(C))
+		return; /* the clients are through: it is left where it is */
+	if (!G->released && clients_idle(C)) {
+		/* Only the collector works: crashed nodes come back and its
+		 * partition heals sooner than the storm alone would do it (an
+		 * operator is at work), so that a write-back by all can happen
+		 * at all. */
+		for (int i = 0; i < C->n_acc; i++)
+			if (!C->acc[i].up && cas_rand_below(&C->rng, 30) == 0) {
+				C->acc[i].up = true;
+				if (C->verbose)
+					printf("%" PRIu64 ": acceptor %d restarts\n", C->now, i);
+			}
+		if (cas_rand_below(&C->rng, 30) == 0)
+			P->reach = (1u << C->n_acc) - 1;
+	}
+	switch (G->step) {
+	case GC_WAIT:
+		if (clients_idle(C))
+			gc_set_step(C, GC_READ);
+		return;
+	case GC_READ:
+		cluster_start_op(C, gc_slot(C), G->key, fn_identity, NULL, 0);
+		return;
+	case GC_GRACE:
+		if (C->now >= G->until)
+			gc_set_step(C, GC_WRITE);
+		return;
+	case GC_WRITE:
+		if (!G->release_at_purge)
+			gc_release(C);
+		cluster_start_op(C, gc_slot(C), G->key, NULL, NULL, 0);
+		return;
+	case GC_PURGE:
+		if (G->sent_at == 0 || C->now >= G->sent_at + RPC_TIMEOUT)
+			gc_send(C);
+		return;
+	case GC_PAUSE:
+		if (C->now >= G->until)
+			gc_set_step(C, GC_READ);
+		return;
+	}
+}
+
+static void gc_crash(struct cluster *C)
+{
+	struct cluster_gc *G = &C->gc;
+	struct cluster_proposer *P = &C->prop[gc_slot(C)];
+
+	if (G->step == GC_WAIT || G->down)
+		return;
+	if (P->busy)
+		finish(C, gc_slot(C), true);
+	G->down = true;
+	G->crashes++;
+	G->resume_at = C->now + 1 + cas_rand_below(&C->rng, 100);
+	P->generation++;
+	cas_proposer_init(&P->core, (uint64_t)P->generation << 8 | (uint64_t)(gc_slot(C) + 1));
+	if (C->verbose)
+		printf("%" PRIu64 ": collector crashes\n", C->now);
+}
+
 /* Timers: new ops, backoff wake-ups, per-node timeouts and op deadlines. */
 static void tick(struct cluster *C)
 {
 	C->now++;
-	for (int pi = 0; pi < C->n_prop + (C->reconf.on ? 1 : 0); pi++) {
+	for (int pi = 0; pi <= gc_slot(C); pi++) {
 		struct cluster_proposer *P = &C->prop[pi];
 		struct cas_effect eff = {.kind = CAS_EFFECT_WAIT};
 
+		if (pi == C->n_prop && !C->reconf.on)
+			continue;
+		if (pi == gc_slot(C) && !C->gc.on)
+			continue;
 		if (pi == C->n_prop)
 			reconf_tick(C);
-		if (!P->busy && pi == C->n_prop)
+		if (pi == gc_slot(C))
+			gc_tick(C);
+		if (!P->busy && pi >= C->n_prop)
 			continue;
 		if (!P->busy) {
+			/* Once the collector is at work, the clients of some
+			 * seeds think between ops, so that more than one purge
+			 * meets them. */
 			if (C->hooks.has_work(C, pi, C->hooks.arg) &&
-			    cas_rand_below(&C->rng, 4) == 0)
+			    cas_rand_below(&C->rng, C->gc.released ? C->gc.think : 4) == 0)
 				C->hooks.start(C, pi, C->hooks.arg);
 			continue;
 		}
@@ -571,6 +826,8 @@ bool cluster_done(struct cluster *C)
 	for (int pi = 0; pi < C->n_prop; pi++)
 		if (C->prop[pi].busy || C->hooks.has_work(C, pi, C->hooks.arg))
 			return false;
+	if (C->gc.on && !C->gc.released)
+		return false; /* the clients' second ops are to come */
 	return !C->reconf.on || C->reconf.step == 5;
 }
 
@@ -628,10 +885,13 @@ static void nemesis(struct cluster *C)
 		}
 		C->faults++;
 	} else if (roll < C->w.crash + C->w.partition) {
-		int pi = (int)cas_rand_below(&C->rng, (uint64_t)C->n_prop);
+		int pi = (int)cas_rand_below(&C->rng, (uint64_t)C->n_prop + (C->gc.on ? 1 : 0));
 		unsigned all = (1u << C->n_acc) - 1;
 
-		/* Cut a proposer off some acceptors, or heal it. */
+		/* Cut a proposer (a client, or the collector) off some
+		 * acceptors, or heal it. */
+		if (pi == C->n_prop)
+			pi = gc_slot(C);
 		C->prop[pi].reach = cas_rand_below(&C->rng, 2)
 					    ? all
 					    : (unsigned)cas_rand_below(&C->rng, all + 1);
@@ -641,6 +901,9 @@ static void nemesis(struct cluster *C)
 		C->faults++;
 	} else if (C->reconf.on && roll < C->w.crash + C->w.partition + C->w.pcrash + C->w.rcrash) {
 		reconf_crash(C);
+		C->faults++;
+	} else if (C->gc.on && roll >= 990 && roll < 990 + C->w.gcrash) {
+		gc_crash(C);
 		C->faults++;
 	} else if (C->reply_before_durable) {
 		/* The broken store flushes now and then. */
@@ -673,14 +936,9 @@ void cluster_step(struct cluster *C)
 {
 	unsigned roll = (unsigned)cas_rand_below(&C->rng, 100);
 
-	if (C->reconf.on && !C->calm && C->reconf.step != 5) {
-		bool idle = true;
-
-		for (int pi = 0; pi < C->n_prop && idle; pi++)
-			idle = !C->prop[pi].busy && !C->hooks.has_work(C, pi, C->hooks.arg);
-		if (idle)
-			calm(C);
-	}
+	if (C->reconf.on && !C->calm && C->reconf.step != 5 && (!C->gc.on || C->gc.released) &&
+	    clients_idle(C))
+		calm(C);
 
 	if (roll < 70)
 		deliver_one(C);
@@ -745,16 +1003,33 @@ static void draw_change(struct cluster *C, bool skip_rescan)
 		       R->joining < 0 ? -1 : C->addr[R->joining], R->start_at);
 }
 
-void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_before_durable,
-		  bool changes, bool skip_rescan, const struct cluster_hooks *hooks)
+/* Whether the seed deletes and collects, and how, from its own stream
+ * (the other draws stay what they were). */
+static void draw_deletes(struct cluster *C, bool skip_grace)
 {
+	uint64_t rr = C->seed * 0xa0761d6478bd642full + 11;
+
+	if (cas_rand_below(&rr, 2) != 0)
+		return;
+	C->gc.on = true;
+	C->gc.skip_grace = skip_grace;
+	C->gc.release_at_purge = cas_rand_below(&rr, 2);
+	C->gc.key = (int)cas_rand_below(&rr, CLUSTER_KEYS);
+	C->w.gcrash = (unsigned)cas_rand_below(&rr, 3);
+	C->gc.think = cas_rand_below(&rr, 2) ? 40 : 4;
+}
+
+void cluster_init(struct cluster *C, uint64_t seed, const struct cluster_options *opt,
+		  const struct cluster_hooks *hooks)
+{
+	bool verbose = opt->verbose, changes = opt->changes;
 	uint64_t r;
 
 	memset(C, 0, sizeof(*C));
 	C->seed = seed;
 	C->rng = seed * 0x9e3779b97f4a7c15ull + 1;
 	C->verbose = verbose;
-	C->reply_before_durable = reply_before_durable;
+	C->reply_before_durable = opt->reply_before_durable;
 	C->hooks = *hooks;
 	r = cas_rand_next(&C->rng);
 	C->n_acc = (r & 3) == 0 ? 5 : 3;
@@ -763,7 +1038,7 @@ void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_bef
 		C->addr[i] = i;
 	C->reconf.from = (struct cluster_config){.epoch = 1, .members = (1u << C->n_acc) - 1};
 	if (changes && (seed * 0x9e3779b97f4a7c15ull >> 40) % 3 == 0)
-		draw_change(C, skip_rescan);
+		draw_change(C, opt->skip_rescan);
 	C->n_prop = 2 + (int)((r >> 2) % 3);
 	/* Most seeds use the one-round-trip optimization, some do not. */
 	C->use_cache = (r >> 8) % 4 != 0;
@@ -801,6 +1076,16 @@ void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_bef
 		P->reach = (1u << C->n_acc) - 1;
 		P->rng = cas_rand_next(&C->rng);
 	}
+	if (opt->deletes)
+		draw_deletes(C, opt->skip_grace);
+	if (C->gc.on) {
+		struct cluster_proposer *P = &C->prop[gc_slot(C)];
+
+		cas_proposer_init(&P->core, (uint64_t)(gc_slot(C) + 1));
+		P->reach = (1u << C->n_acc) - 1;
+		P->rng = cas_rand_next(&C->rng);
+		P->view = C->reconf.from;
+	}
 }
 
 void cluster_free(struct cluster *C)
@@ -813,7 +1098,7 @@ void cluster_free(struct cluster *C)
 			free(C->acc[i].vol[k].value.data);
 			free(C->acc[i].dur[k].value.data);
 		}
-	for (int pi = 0; pi < CLUSTER_MAX_PROP + 1; pi++) {
+	for (int pi = 0; pi < CLUSTER_MAX_PROP + 2; pi++) {
 		cas_op_clear(&C->prop[pi].op);
 		for (int k = 0; k < CLUSTER_KEYS; k++)
 			uncache(&C->prop[pi], k);

@@ -4,8 +4,9 @@
  * exactly what was durable) and proposer crashes. Some seeds also change
  * the members (PROTOCOL.md, "Changing the members"): a reconfigurer actor
  * moves the cluster from O to N while the proposers work, see "Membership"
- * below. Deterministic: one seed, one run. What the proposers do is the
- * caller's (struct cluster_hooks). */
+ * below. Some seeds delete registers, and a collector purges them, see
+ * "Deletion" below. Deterministic: one seed, one run. What the proposers
+ * do is the caller's (struct cluster_hooks). */
 #ifndef CAS_TEST_CLUSTER_H
 #define CAS_TEST_CLUSTER_H
 
@@ -16,11 +17,20 @@
 #include "acceptor.h"
 #include "proposer.h"
 
-#define CLUSTER_MAX_ACC	 6 /* addresses: acceptor processes */
-#define CLUSTER_MAX_IDS	 6 /* node identities, the proposers' node indexes */
-#define CLUSTER_MAX_PROP 4 /* clients; the reconfigurer's proposer is one more */
+#define CLUSTER_MAX_ACC 6 /* addresses: acceptor processes */
+#define CLUSTER_MAX_IDS 6 /* node identities, the proposers' node indexes */
+#define CLUSTER_MAX_PROP                                                                           \
+	4 /* clients; the reconfigurer's and the collector's                                       \
+	     proposers are two more */
 #define CLUSTER_KEYS	 2
 #define CLUSTER_DEADLINE 400 /* ticks (the core's milliseconds) an op may take */
+/* How long a tombstone must stay the latest value before the collector
+ * purges it: longer than any op's deadline (acceptor.h, "Deletion"). */
+#define CLUSTER_GRACE (CLUSTER_DEADLINE + 10)
+
+/* What cluster_start_op runs, beside the change function. */
+#define CLUSTER_OP_READ	  1 /* a read: a query first, when the world uses them */
+#define CLUSTER_OP_DELETE 2 /* a delete (cas_op_config.del) */
 
 /* The registers, by index: "ka", "kb". */
 extern const char *const cluster_keys[CLUSTER_KEYS];
@@ -51,6 +61,7 @@ struct cluster_weather {
 	unsigned partition; /* per mille of events that change the partition */
 	unsigned pcrash;    /* per mille of events that crash a proposer */
 	unsigned rcrash;    /* per mille that crash the reconfigurer */
+	unsigned gcrash;    /* per mille that crash the collector */
 };
 
 /* Membership.
@@ -114,6 +125,53 @@ struct cluster_reconf {
 	uint64_t done_at;
 };
 
+/* Deletion (PROTOCOL.md, "Deletion"; acceptor.h).
+ *
+ * In a seed with deletes (del.on), the clients' ops include deletes. Once
+ * every client is through its first ops, the collector (casctl gc) goes
+ * over the keys, one after the other: it reads the key (a full round);
+ * when that is a tombstone, it waits CLUSTER_GRACE and then runs the
+ * write-back of that same tombstone (an op in collect mode: every node
+ * of its view must accept it at one ballot B), and then sends PURGE(key,
+ * B) to every node of its view until each answered. The clients' second
+ * ops are released when the first write-back begins, or when its purge
+ * begins (drawn per seed), so that they race with both steps; and they
+ * start with the promises they cached before the delete. The collector
+ * crashes now and then and starts again from its read, as casctl gc would
+ * (it keeps nothing); a node that refuses its epoch sends it back to the
+ * write-back in the configuration it reloads. Acceptors keep a durable
+ * floor; a wiped one comes back without it (a node that joins needs
+ * none, acceptor.h). */
+enum cluster_gc_step {
+	GC_WAIT,  /* the clients' first ops are not all done */
+	GC_READ,  /* reading the key */
+	GC_GRACE, /* the tombstone must stay that long */
+	GC_WRITE, /* the write-back, accepted by all */
+	GC_PURGE, /* PURGE to every node */
+	GC_PAUSE, /* before the next key */
+};
+
+struct cluster_gc {
+	bool on;
+	bool skip_grace;       /* negative control: no wait */
+	bool release_at_purge; /* the second ops wait for the purge, not the
+				  write-back */
+	bool released;
+	uint64_t think; /* then clients start an op one tick in think */
+	enum cluster_gc_step step;
+	int key;
+	int visited; /* keys of this pass */
+	struct cas_recent tomb;
+	uint64_t until; /* GRACE, PAUSE */
+	struct cas_ballot ballot;
+	unsigned acked;	 /* identities that answered the PURGE */
+	uint64_t serial; /* of this PURGE round */
+	uint64_t sent_at;
+	bool down;
+	uint64_t resume_at;
+	unsigned long crashes, writebacks, purges, drops, aborted;
+};
+
 struct cluster_acceptor {
 	bool up;
 	/* Identity and configuration: durable, lost only with the disk. */
@@ -124,6 +182,7 @@ struct cluster_acceptor {
 	struct cas_acceptor_state vol[CLUSTER_KEYS];
 	struct cas_acceptor_state dur[CLUSTER_KEYS];
 	bool dirty[CLUSTER_KEYS];
+	uint64_t floor; /* deletion's, durable with each drop */
 };
 
 struct cluster_proposer {
@@ -152,6 +211,7 @@ enum cluster_pkt {
 	PKT_MSG,    /* a protocol request or its answer */
 	PKT_CONFIG, /* POST /v1/admin/config and its answer */
 	PKT_JOIN,   /* POST /v1/admin/join and its answer */
+	PKT_PURGE,  /* the collector's PURGE and its answer */
 };
 
 enum cluster_refusal { REFUSE_NONE, REFUSE_EMPTY, REFUSE_STALE, REFUSE_BEHIND };
@@ -185,43 +245,59 @@ struct cluster {
 	int n_ids;	   /* identities an op addresses */
 	int addr[CLUSTER_MAX_IDS];
 	struct cluster_reconf reconf;
+	struct cluster_gc gc;
 	struct cluster_acceptor acc[CLUSTER_MAX_ACC];
-	struct cluster_proposer prop[CLUSTER_MAX_PROP + 1]; /* + the reconfigurer's */
+	/* The clients', then the reconfigurer's (n_prop) and the collector's
+	 * (n_prop + 1). */
+	struct cluster_proposer prop[CLUSTER_MAX_PROP + 2];
 	struct cluster_packet *net;
 	size_t n_net, cap_net;
 	uint64_t now; /* ticks */
 	uint64_t serial;
 	struct cluster_hooks hooks;
 	unsigned long rounds, faults;
-	unsigned long cached_starts; /* ops that started from a cached promise */
-	unsigned long refusals;	     /* requests refused for their epoch */
-	bool calm;		     /* the weather cleared for the change to end */
+	unsigned long cached_starts;  /* ops that started from a cached promise */
+	unsigned long refusals;	      /* requests refused for their epoch */
+	unsigned long floor_refusals; /* and by a floor (deletion) */
+	bool calm;		      /* the weather cleared for the change to end */
+};
+
+struct cluster_options {
+	bool verbose;
+	bool reply_before_durable; /* negative control: a store that answers
+				      before it persists */
+	bool changes;		   /* one seed in three changes its members */
+	bool skip_rescan;	   /* negative control: a change without step 3 */
+	bool deletes;		   /* one seed in two deletes and collects */
+	bool skip_grace;	   /* negative control: the collector purges
+				      without waiting */
 };
 
 /* Draws a world from seed: 3 or 5 acceptors, 2 to 4 proposers, whether
  * the one-round-trip optimization and read queries are on, and the
  * weather; one seed in three (with changes set) also a change of members
- * (see "Membership"), with 3 to 5 acceptors. All acceptors up, all
- * proposers idle. reply_before_durable: the negative control of a store
- * that answers before it persists; skip_rescan: the one of a change
- * without step 3. Exits the process when out of memory (here and in every
- * call below). */
-void cluster_init(struct cluster *C, uint64_t seed, bool verbose, bool reply_before_durable,
-		  bool changes, bool skip_rescan, const struct cluster_hooks *hooks);
+ * (see "Membership"), with 3 to 5 acceptors; one seed in two (with
+ * deletes set) deletes and collects (see "Deletion"). All acceptors up,
+ * all proposers idle. Exits the process when out of memory (here and in
+ * every call below). */
+void cluster_init(struct cluster *C, uint64_t seed, const struct cluster_options *opt,
+		  const struct cluster_hooks *hooks);
 
 /* Frees what C holds. */
 void cluster_free(struct cluster *C);
 
 /* Starts an op of proposer pi (idle) on register key: fn with arg, as in
- * struct cas_op_config; read: a read, which starts with a query when the
- * world uses them. The op's deadline is CLUSTER_DEADLINE ticks away. */
-void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void *arg, bool read);
+ * struct cas_op_config; flags: CLUSTER_OP_READ, a read, which starts with
+ * a query when the world uses them; CLUSTER_OP_DELETE, a delete. The
+ * op's deadline is CLUSTER_DEADLINE ticks away. */
+void cluster_start_op(struct cluster *C, int pi, int key, cas_change_fn fn, void *arg,
+		      unsigned flags);
 
 /* One event: a packet lands (or is lost), the clock ticks, or a fault. */
 void cluster_step(struct cluster *C);
 
 /* Whether every proposer is idle with no work left, and the change of
- * members (if any) is done. */
+ * members (if any) is done. (The collector is left where it is.) */
 bool cluster_done(struct cluster *C);
 
 #endif

@@ -1,9 +1,12 @@
 /* sim.c - the deterministic simulation's sweep: for each seed, a simulated
  * cluster (cluster.h) under random reads, writes and conditional writes,
  * one seed in three while its members change (cluster.h, "Membership"),
- * each client then reading every key once the change is done; every
- * history goes to the linearizability checker. With --broken, a negative
- * control: a deliberate bug the sweep must catch. */
+ * each client then reading every key once the change is done; one seed
+ * in two also deletes, and a collector purges the tombstones while the
+ * clients run more ops (cluster.h, "Deletion"). Every history goes to the
+ * linearizability checker, whose model reads a deleted key as absent.
+ * With --broken, a negative control: a deliberate bug the sweep must
+ * catch. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -17,6 +20,7 @@
 #include "rand.h"
 
 #define OPS_PER_PROP 8
+#define OPS_AFTER    8 /* in a seed with deletes, once the collector is at work */
 #define MAX_STEPS    200000
 
 /* Over all seeds run: ops, and ops that started from a cached promise. */
@@ -24,12 +28,18 @@ static unsigned long total_ops, cached_starts, queries_answered;
 /* Over the seeds that changed members: how many, by change, refusals of
  * an epoch, reconfigurer crashes. */
 static unsigned long changes_run[5], epoch_refusals, reconf_crashes;
+/* Over the seeds that deleted: how many, deletes that succeeded, the
+ * collector's write-backs, purges, acceptors that dropped a key, crashes,
+ * requests refused by a floor. */
+static unsigned long gc_seeds, deletes_ok, gc_writebacks, gc_purges, gc_drops, gc_crashes,
+	floor_refusals;
 
-enum op_kind { K_READ, K_WRITE, K_CAS };
+enum op_kind { K_READ, K_WRITE, K_CAS, K_DELETE };
 
 /* What proposer i of the cluster is asked to do, and what it saw. */
 struct client {
 	int ops_left;
+	int ops_after;	 /* once the collector is at work (deletes) */
 	int reads_after; /* reads of each key once the members changed */
 	enum op_kind kind;
 	uint64_t expected;
@@ -89,11 +99,15 @@ static bool has_work(struct cluster *C, int pi, void *arg)
 
 	if (R->client[pi].ops_left > 0)
 		return true;
+	if (C->gc.on && C->gc.released && R->client[pi].ops_after > 0)
+		return true;
 	return C->reconf.on && C->reconf.step == 5 && R->client[pi].reads_after > 0;
 }
 
 /* The workload: 30% reads, 20% writes, 50% conditional writes on the
- * version this client last saw, on a random register. */
+ * version this client last saw, on a random register; in a seed with
+ * deletes, one op in six of any kind is a delete instead, and the last of
+ * the first ops one in two. */
 static void start(struct cluster *C, int pi, void *arg)
 {
 	struct run *R = arg;
@@ -102,20 +116,33 @@ static void start(struct cluster *C, int pi, void *arg)
 	unsigned r = (unsigned)cas_rand_below(rng, 10);
 	int key = (int)cas_rand_below(rng, CLUSTER_KEYS);
 	cas_change_fn fn;
+	unsigned flags;
+	bool final_read = false;
 
-	if (P->ops_left <= 0) {
+	if (P->ops_left <= 0 && C->gc.on && C->gc.released && P->ops_after > 0) {
+		P->ops_after--;
+	} else if (P->ops_left <= 0) {
 		/* After a change of members: read every key once more. */
 		r = 0;
 		key = --P->reads_after;
+		final_read = true;
 	}
 	P->kind = r < 3 ? K_READ : r < 5 ? K_WRITE : K_CAS;
+	if (C->gc.on && !final_read && cas_rand_below(rng, 6) == 0)
+		P->kind = K_DELETE;
+	if (C->gc.on && P->ops_left == 1 && cas_rand_below(rng, 2) == 0)
+		P->kind = K_DELETE; /* so that the collector finds tombstones */
 	P->expected = P->last_version[key];
 	snprintf(P->value, sizeof(P->value), "p%d.%u.%d", pi, C->prop[pi].generation, P->ops_left);
 	total_ops++;
 	P->calls = 0;
 	P->invoke = ++R->step;
-	fn = P->kind == K_READ ? fn_read : P->kind == K_WRITE ? fn_put : fn_cas;
-	cluster_start_op(C, pi, key, fn, P, P->kind == K_READ);
+	fn = P->kind == K_READ	  ? fn_read
+	     : P->kind == K_WRITE ? fn_put
+	     : P->kind == K_CAS	  ? fn_cas
+				  : NULL;
+	flags = P->kind == K_READ ? CLUSTER_OP_READ : P->kind == K_DELETE ? CLUSTER_OP_DELETE : 0;
+	cluster_start_op(C, pi, key, fn, P, flags);
 }
 
 static void add(struct run *R, int key, const struct cas_hist_op *h)
@@ -163,11 +190,20 @@ static void done(struct cluster *C, int pi, const struct cas_op *op, const struc
 	h.label = label;
 	h.kind = P->kind == K_READ    ? CAS_HIST_READ
 		 : P->kind == K_WRITE ? CAS_HIST_WRITE
-				      : CAS_HIST_CAS;
+		 : P->kind == K_CAS   ? CAS_HIST_CAS
+				      : CAS_HIST_DELETE;
 	h.expected = P->expected;
 	h.value = P->value;
 	h.len = strlen(P->value);
-	if ((crashed || rc == CAS_EUNAVAILABLE) && P->kind != K_READ) {
+	if ((crashed || rc == CAS_EUNAVAILABLE) && P->kind == K_DELETE) {
+		/* Every proposal of a delete is the same deletion. */
+		h.status = CAS_HIST_UNKNOWN;
+		if (crashed)
+			h.complete = CAS_TIME_PENDING;
+		if (op->n_mine > 0 || op->out_is_change)
+			add(R, key, &h);
+		goto out_log;
+	} else if ((crashed || rc == CAS_EUNAVAILABLE) && P->kind != K_READ) {
 		h.status = CAS_HIST_UNKNOWN;
 		if (crashed)
 			h.complete = CAS_TIME_PENDING;
@@ -186,6 +222,8 @@ static void done(struct cluster *C, int pi, const struct cas_op *op, const struc
 		h.value = v->data;
 		h.len = v->len;
 		P->last_version[key] = v->version;
+		if (P->kind == K_DELETE)
+			deletes_ok++;
 	} else if (rc == CAS_EVERSION) {
 		h.status = CAS_HIST_MISMATCH;
 		h.version = v->version;
@@ -201,7 +239,8 @@ out_log:
 		printf("%" PRIu64 ": proposer %d %s %s -> %s v%" PRIu64 "\n", C->now, pi,
 		       P->kind == K_READ    ? "read"
 		       : P->kind == K_WRITE ? "write"
-					    : "cas",
+		       : P->kind == K_CAS   ? "cas"
+					    : "delete",
 		       cluster_keys[key], crashed ? "crashed" : cas_strerror(rc), v->version);
 	P->ops_left--;
 }
@@ -209,6 +248,14 @@ out_log:
 static void run_free(struct run *R)
 {
 	cached_starts += R->cluster.cached_starts;
+	if (R->cluster.gc.on) {
+		gc_seeds++;
+		gc_writebacks += R->cluster.gc.writebacks;
+		gc_purges += R->cluster.gc.purges;
+		gc_drops += R->cluster.gc.drops;
+		gc_crashes += R->cluster.gc.crashes;
+		floor_refusals += R->cluster.floor_refusals;
+	}
 	if (R->cluster.reconf.on) {
 		changes_run[R->cluster.reconf.change]++;
 		epoch_refusals += R->cluster.refusals;
@@ -219,9 +266,9 @@ static void run_free(struct run *R)
 }
 
 /* Runs one seed. Returns 0 when its history is linearizable, 1 when not. */
-static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool changes,
-		    bool skip_rescan, bool print_failure)
+static int run_seed(uint64_t seed, const struct cluster_options *opt, bool print_failure)
 {
+	bool verbose = opt->verbose;
 	struct run R;
 	struct cluster_hooks hooks = {
 		.has_work = has_work, .start = start, .done = done, .arg = &R};
@@ -230,13 +277,14 @@ static int run_seed(uint64_t seed, bool verbose, bool reply_before_durable, bool
 	bool ok = false;
 
 	memset(&R, 0, sizeof(R));
-	cluster_init(C, seed, verbose, reply_before_durable, changes, skip_rescan, &hooks);
+	cluster_init(C, seed, opt, &hooks);
 	if (cas_history_new(&R.hist) != CAS_OK) {
 		fprintf(stderr, "sim: out of memory\n");
 		exit(2);
 	}
 	for (int pi = 0; pi < C->n_prop; pi++) {
 		R.client[pi].ops_left = OPS_PER_PROP;
+		R.client[pi].ops_after = C->gc.on ? OPS_AFTER : 0;
 		R.client[pi].reads_after = CLUSTER_KEYS;
 	}
 
@@ -267,41 +315,58 @@ static const struct {
 	unsigned fault;
 	bool durable;
 	bool skip_rescan;
+	bool skip_grace;
 } controls[] = {
-	{"quorum-one", CAS_FAULT_QUORUM_ONE, false, false},
-	{"promise-ballot", CAS_FAULT_PROMISE_BALLOT, false, false},
-	{"counter-only", CAS_FAULT_COUNTER_ONLY, false, false},
-	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false, false},
-	{"query-one", CAS_FAULT_QUERY_ONE, false, false},
-	{"mine-by-version", CAS_FAULT_MINE_BY_VERSION, false, false},
-	{"reply-before-durable", 0, true, false},
+	{"quorum-one", CAS_FAULT_QUORUM_ONE, false, false, false},
+	{"promise-ballot", CAS_FAULT_PROMISE_BALLOT, false, false, false},
+	{"counter-only", CAS_FAULT_COUNTER_ONLY, false, false, false},
+	{"ballot-reuse", CAS_FAULT_BALLOT_REUSE, false, false, false},
+	{"query-one", CAS_FAULT_QUERY_ONE, false, false, false},
+	{"mine-by-version", CAS_FAULT_MINE_BY_VERSION, false, false, false},
+	{"reply-before-durable", 0, true, false, false},
 	/* A change of members without its rescan (PROTOCOL.md, step 3). */
-	{"skip-rescan", 0, false, true},
+	{"skip-rescan", 0, false, true, false},
+	/* Deletion (acceptor.h): a purge that leaves no floor, or one at the
+	 * tombstone's ballot that forgets a higher promise; a write-back that
+	 * a majority completes; a collector that does not wait. */
+	{"skip-floor", CAS_FAULT_SKIP_FLOOR, false, false, false},
+	{"floor-at-ballot", CAS_FAULT_FLOOR_AT_BALLOT, false, false, false},
+	{"skip-all-accept", CAS_FAULT_COLLECT_MAJORITY, false, false, false},
+	{"skip-grace", 0, false, false, true},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sim [--seeds N] [--first S] [--seed S] [--verbose] [--no-changes]\n"
+		   "           [--no-deletes]\n"
 		   "           [--broken quorum-one|promise-ballot|counter-only|ballot-reuse|\n"
 		   "                     query-one|mine-by-version|reply-before-durable|\n"
-		   "                     skip-rescan]\n"
+		   "                     skip-rescan|skip-floor|floor-at-ballot|\n"
+		   "                     skip-all-accept|skip-grace]\n"
 		   "Runs N seeds from S (default 10000 from 1), or the one seed --seed S,\n"
 		   "and checks every history for linearizability. One seed in three also\n"
 		   "changes the cluster's members while it runs (--no-changes: none\n"
-		   "does). With --broken, a deliberate bug is switched on and the run\n"
-		   "passes only if some seed catches it.\n");
+		   "does); one seed in two deletes, and a collector purges what it\n"
+		   "deleted (--no-deletes: none does). With --broken, a deliberate bug\n"
+		   "is switched on and the run passes only if some seed catches it.\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"seeds", required_argument, NULL, 'n'}, {"first", required_argument, NULL, 'f'},
-		{"seed", required_argument, NULL, 's'},	 {"broken", required_argument, NULL, 'b'},
-		{"verbose", no_argument, NULL, 'v'},	 {"no-changes", no_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+		{"seeds", required_argument, NULL, 'n'},
+		{"first", required_argument, NULL, 'f'},
+		{"seed", required_argument, NULL, 's'},
+		{"broken", required_argument, NULL, 'b'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"no-changes", no_argument, NULL, 'c'},
+		{"no-deletes", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	uint64_t first = 1, n = 10000;
-	bool verbose = false, durable_bug = false, one = false, changes = true, skip_rescan = false;
+	struct cluster_options opt = {.changes = true, .deletes = true};
+	bool one = false;
 	const char *broken = NULL;
 	int c;
 
@@ -322,10 +387,13 @@ int main(int argc, char **argv)
 			broken = optarg;
 			break;
 		case 'v':
-			verbose = true;
+			opt.verbose = true;
 			break;
 		case 'c':
-			changes = false;
+			opt.changes = false;
+			break;
+		case 'd':
+			opt.deletes = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -346,13 +414,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		cas_sim_faults = controls[i].fault;
-		durable_bug = controls[i].durable;
-		skip_rescan = controls[i].skip_rescan;
+		opt.reply_before_durable = controls[i].durable;
+		opt.skip_rescan = controls[i].skip_rescan;
+		opt.skip_grace = controls[i].skip_grace;
 	}
 
 	for (uint64_t s = first; s < first + n; s++) {
-		if (run_seed(s, verbose, durable_bug, changes, skip_rescan,
-			     broken == NULL || one) == 0)
+		if (run_seed(s, &opt, broken == NULL || one) == 0)
 			continue;
 		if (broken != NULL) {
 			printf("sim: --broken %s caught by seed %" PRIu64 " (%" PRIu64
@@ -379,5 +447,10 @@ int main(int argc, char **argv)
 		       changes_run[CHANGE_WIPED],
 	       changes_run[CHANGE_ADD], changes_run[CHANGE_REMOVE], changes_run[CHANGE_REPLACE],
 	       changes_run[CHANGE_WIPED], epoch_refusals, reconf_crashes);
+	printf("sim: deleted in %lu seeds (%lu deletes), %lu write-backs of a tombstone by "
+	       "every node, %lu purges, %lu keys dropped by an acceptor, %lu requests refused by "
+	       "a floor, %lu collector crashes\n",
+	       gc_seeds, deletes_ok, gc_writebacks, gc_purges, gc_drops, floor_refusals,
+	       gc_crashes);
 	return 0;
 }
