@@ -11,34 +11,6 @@
 #define CAS_API __attribute__((visibility("default")))
 #else
 #define CAS_API
-/* A register's value: its version (0 for a never-written key, 1 after the
- * first write, +1 per successful change) and its bytes. data is malloc'd
- * and owned by whoever holds the struct; free it with cas_value_clear. data
- * may be NULL when len is 0. */
-struct cas_value {
-	uint64_t version;
-	unsigned char *data;
-	size_t len;
-};
-
-/* Frees v->data and zeroes v. v may be NULL. */
-CAS_API void cas_value_clear(struct cas_value *v);
-
-/* A change function: given the current value cur (read-only, valid for the
- * call), decides the next one.
- * - Return CAS_OK after setting next->data (malloc'd; the library takes it,
- *   also on error) and next->len: the register becomes that, with version
- *   cur->version + 1. next->version is ignored.
- * - Return CAS_ENOCHANGE to keep the value as it is; the operation then
- *   succeeds without a new version.
- * - Return any other code to keep the value and fail the operation with
- *   that code (CAS_EVERSION for a lost precondition, say).
- * The value is written back in every case (CASPaxos' accept phase), so the
- * result is linearizable. The function may run several times in one
- * operation (after conflicts), each time on a fresh cur; it must not
- * depend on earlier calls. */
-typedef int (*cas_change_fn)(void *arg, const struct cas_value *cur, struct cas_value *next);
-
 #endif
 
 #define CAS_VERSION_STRING "0.1.0"
