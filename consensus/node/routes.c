@@ -47,6 +47,33 @@ static enum MHD_Result send_reply(const struct request *r, struct MHD_Connection
 				   r->binary ? CAS_CODEC_BIN_TYPE : "application/json", NULL);
 }
 
+/* Adds a decimal string field (PROTOCOL.md: 64-bit numbers travel so). */
+static bool add_u64(cJSON *root, const char *name, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return cJSON_AddStringToObject(root, name, buf) != NULL;
+}
+
+/* Health's usage fields: bytes and capacity of the store (capacity: the
+ * map's size, or what the disk still has room for when that is less), and
+ * the log's use. Left out, without failing, when the store cannot say. */
+static bool add_usage(struct cas_server *s, cJSON *root)
+{
+	struct cas_store_usage u;
+	uint64_t capacity;
+	char errmsg[128];
+
+	if (cas_store_usage(s->store, &u, errmsg, sizeof(errmsg)) != CAS_OK)
+		return true;
+	capacity = u.map_size;
+	if (u.disk_free != UINT64_MAX && u.disk_free < capacity - u.bytes)
+		capacity = u.bytes + u.disk_free;
+	return add_u64(root, "bytes", u.bytes) && add_u64(root, "capacity", capacity) &&
+	       add_u64(root, "log_used", u.log_used) && add_u64(root, "log_size", u.log_size);
+}
+
 enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *conn,
 				const char *method, const char *url)
 {
@@ -89,6 +116,8 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 		ok = cJSON_AddStringToObject(root, "cluster", id.cluster) &&
 		     cJSON_AddStringToObject(root, "node", id.node) &&
 		     cJSON_AddStringToObject(root, "epoch", epoch);
+	if (ok && (id.initialized || !writable))
+		ok = add_usage(s, root);
 	if (ok)
 		body = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cas/bytes.h>
@@ -190,6 +191,7 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 		err = CAS_EIO;
 		goto out_close_wal;
 	}
+	s->stats.log_used = s->wal.off;
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: cannot start the writer: %s",
@@ -282,6 +284,7 @@ static int check_key(const char *key, char *errmsg, size_t errmsg_len)
  * holding its reply sees its batch in the stats. Called with s->lock. */
 static void count_batch(struct cas_store *s, size_t n, size_t changes)
 {
+	s->stats.log_used = s->wal.off; /* the batch's writer owns wal */
 	if (!changes)
 		return;
 	s->stats.commits++;
@@ -556,5 +559,31 @@ int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t err
 	pthread_mutex_lock(&s->mem_lock);
 	*out = stat.ms_entries + s->mem.n_fresh;
 	pthread_mutex_unlock(&s->mem_lock);
+	return CAS_OK;
+}
+
+int cas_store_usage(struct cas_store *s, struct cas_store_usage *out, char *errmsg,
+		    size_t errmsg_len)
+{
+	struct statvfs sv;
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc, fd;
+
+	memset(out, 0, sizeof(*out));
+	rc = mdb_env_info(s->env, &info);
+	if (!rc)
+		rc = mdb_env_stat(s->env, &st);
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_env_info", errmsg, errmsg_len);
+	out->bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	out->map_size = info.me_mapsize;
+	out->disk_free = UINT64_MAX;
+	if (mdb_env_get_fd(s->env, &fd) == 0 && fstatvfs(fd, &sv) == 0)
+		out->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	out->log_size = s->wal.size; /* set at open, never changed */
+	pthread_mutex_lock(&s->lock);
+	out->log_used = s->stats.log_used;
+	pthread_mutex_unlock(&s->lock);
 	return CAS_OK;
 }

@@ -162,6 +162,7 @@ struct cas_store_stats {
 	uint64_t checkpoints;	/* log contents written into LMDB */
 	uint64_t replayed;	/* log entries replayed when opening */
 	bool direct_log;	/* the log is written with O_DIRECT | O_DSYNC */
+	uint64_t log_used;	/* bytes of the log written since its last checkpoint */
 };
 
 /* Opens (creating when missing) the LMDB environment and the write-ahead
@@ -273,6 +274,21 @@ bool cas_store_writable(struct cas_store *s, char *reason, size_t reason_len);
 
 /* Copies what s did so far into *out. */
 void cas_store_get_stats(struct cas_store *s, struct cas_store_stats *out);
+
+/* How much room s takes and has, for GET /v1/health (PROTOCOL.md). */
+struct cas_store_usage {
+	uint64_t bytes;	    /* LMDB's map in use: its pages up to the last one used */
+	uint64_t map_size;  /* the map's size, the most it may grow to (--map-size) */
+	uint64_t disk_free; /* free bytes of the data folder's filesystem for casd
+			     * (statvfs f_bavail); UINT64_MAX when unknown */
+	uint64_t log_used;  /* bytes of the log written since its last checkpoint */
+	uint64_t log_size;  /* the log's size (--wal-size) */
+};
+
+/* Fills *out. Errors: CAS_EIO with LMDB's reason in errmsg (*out zeroed).
+ * Any thread; never waits for the writer. */
+int cas_store_usage(struct cas_store *s, struct cas_store_usage *out, char *errmsg,
+		    size_t errmsg_len);
 
 /* Test seam: when fn is not NULL, the writer of a batch calls fn(arg, req)
  * for each request of the batch that changes the state, in order, just

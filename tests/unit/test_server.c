@@ -633,7 +633,7 @@ static void test_uninitialized(void **state)
 	       "\"http://127.0.0.1:2\"}],\"node\":\"" NODE "\"}");
 	expect(f, "/v1/health", NULL, 200,
 	       "\"status\":\"ok\",\"version\":\"" CAS_VERSION_STRING "\",\"keys\":\"0\","
-	       "\"cluster\":\"" CLUSTER "\",\"node\":\"" NODE "\",\"epoch\":\"1\"}");
+	       "\"cluster\":\"" CLUSTER "\",\"node\":\"" NODE "\",\"epoch\":\"1\",\"bytes\":\"");
 	/* Joined: the headers are required now, and enough. */
 	expect_refused(f, 400, "missing header Cas-Cluster");
 	f->cluster = CLUSTER;
