@@ -45,21 +45,44 @@ static void fs_destroy(void *userdata)
 	casfs_locks_stop(fs->locks);
 }
 
+/* Bytes a register is counted to take for the free "inodes" statfs
+ * reports (README, "Monitor"): a small record, its key and its acceptor
+ * state in an LMDB leaf, with room to spare. */
+#define REGISTER_BYTES 512
+
+/* Deadline of asking the nodes their use: df must not hang on a silent
+ * node for a whole operation's deadline. */
+#define STATFS_TIMEOUT_MS 1000
+
+/* The cluster's use and room as its members report them (the client
+ * keeps an answer for CAS_USAGE_CACHE_MS, so df costs no rounds, and at
+ * most one health request per member every so often): blocks of 4 KiB,
+ * the fullest member's bytes used out of the smallest member's capacity;
+ * inodes: the registers held, and the free bytes over REGISTER_BYTES. */
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct casfs_fs *fs = fuse_req_userdata(req);
+	struct cas_usage u;
 	struct statvfs sv;
+	uint64_t free_bytes;
+	int rc;
 
 	(void)ino;
-	/* The cluster has no fixed capacity to report: big round numbers. */
+	rc = cas_client_usage(fs->client, STATFS_TIMEOUT_MS, &u);
+	if (rc != CAS_OK) {
+		fuse_reply_err(req, -casfs_err_of(rc));
+		return;
+	}
+	free_bytes = u.capacity - u.bytes;
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
-	sv.f_blocks = 1ULL << 28;
-	sv.f_bfree = 1ULL << 28;
-	sv.f_bavail = 1ULL << 28;
-	sv.f_files = 1ULL << 32;
-	sv.f_ffree = 1ULL << 32;
-	sv.f_favail = 1ULL << 32;
+	sv.f_blocks = u.capacity / 4096;
+	sv.f_bfree = free_bytes / 4096;
+	sv.f_bavail = sv.f_bfree;
+	sv.f_ffree = free_bytes / REGISTER_BYTES;
+	sv.f_favail = sv.f_ffree;
+	sv.f_files = u.keys + sv.f_ffree;
 	sv.f_namemax = CASFS_NAME_MAX;
 	fuse_reply_statfs(req, &sv);
 }

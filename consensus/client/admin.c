@@ -1,6 +1,6 @@
 /* admin.c - one-shot requests to one node's admin endpoints (cas/admin.h):
- * GET /v1/config, POST /v1/admin/join and /v1/admin/config, GET /v1/keys,
- * each on a libcurl easy handle of its own. */
+ * GET /v1/config, POST /v1/admin/join and /v1/admin/config, GET /v1/keys
+ * and /v1/health, each on a libcurl easy handle of its own. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+
+#include <cas/os.h>
 
 #include "config.h"
 #include "errmsg.h"
@@ -344,4 +346,89 @@ out_free_keys:
 out_free:
 	cJSON_Delete(root);
 	return rc;
+}
+
+/* Copies the string field name of root into out (len bytes); false when
+ * it is there and not a string. */
+static bool health_str(const cJSON *root, const char *name, char *out, size_t len)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
+
+	if (f == NULL)
+		return true;
+	if (!cJSON_IsString(f))
+		return false;
+	cas_errmsg_set(out, len, "%s", f->valuestring);
+	return true;
+}
+
+/* The decimal string field name of root into *out; *seen says whether it
+ * was there. False when it is there and not a canonical decimal. */
+static bool health_u64(const cJSON *root, const char *name, uint64_t *out, bool *seen)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, name);
+	const char *p;
+	uint64_t v = 0;
+
+	if (f == NULL)
+		return true;
+	if (!cJSON_IsString(f) || f->valuestring[0] == '\0' ||
+	    (f->valuestring[0] == '0' && f->valuestring[1] != '\0'))
+		return false;
+	for (p = f->valuestring; *p; p++) {
+		if (*p < '0' || *p > '9' || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*out = v;
+	if (seen != NULL)
+		*seen = true;
+	return true;
+}
+
+int cas_admin_health(const char *url, unsigned timeout_ms, struct cas_node_health *out,
+		     char *errmsg, size_t errmsg_len)
+{
+	struct timespec t0, t1;
+	bool usage[4] = {false, false, false, false}, ok;
+	struct reply r;
+	cJSON *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	cas_os_monotonic(&t0);
+	rc = http_ask(url, "/v1/health", NULL, NULL, timeout_ms, &out->http_status, &r, errmsg,
+		      errmsg_len);
+	cas_os_monotonic(&t1);
+	if (rc == CAS_EUNAVAILABLE)
+		return CAS_OK;
+	if (rc != CAS_OK)
+		return rc;
+	out->answered = true;
+	out->rtt_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+		      (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+	root = cJSON_ParseWithLength(r.body ? r.body : "", r.len);
+	ok = cJSON_IsObject(root) && health_str(root, "status", out->status, sizeof(out->status)) &&
+	     health_str(root, "reason", out->reason, sizeof(out->reason)) &&
+	     health_str(root, "version", out->version, sizeof(out->version)) &&
+	     health_str(root, "cluster", out->cluster, sizeof(out->cluster)) &&
+	     health_str(root, "node", out->node, sizeof(out->node)) &&
+	     health_u64(root, "epoch", &out->epoch, NULL) &&
+	     health_u64(root, "keys", &out->keys, NULL) &&
+	     health_u64(root, "bytes", &out->bytes, &usage[0]) &&
+	     health_u64(root, "capacity", &out->capacity, &usage[1]) &&
+	     health_u64(root, "log_used", &out->log_used, &usage[2]) &&
+	     health_u64(root, "log_size", &out->log_size, &usage[3]);
+	if (!ok || out->status[0] == '\0') {
+		char why[200];
+
+		body_reason(&r, why, sizeof(why));
+		cas_errmsg_set(errmsg, errmsg_len, "%s: HTTP %ld from /v1/health: %s", url,
+			       out->http_status, why);
+	}
+	out->has_usage = ok && usage[0] && usage[1] && usage[2] && usage[3];
+	out->healthy = ok && out->http_status == 200 && strcmp(out->status, "ok") == 0;
+	cJSON_Delete(root);
+	free(r.body);
+	return CAS_OK;
 }

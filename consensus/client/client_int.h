@@ -51,6 +51,10 @@ struct cas_client {
 	struct cas_cluster_config cfg;
 	uint64_t ids[CAS_NODES_MAX]; /* node id of each transport node (0: unknown) */
 	char errmsg[256];	     /* the last failure's reason */
+	/* cas_client_usage's last answer (usage.c), under cfg_lock. */
+	bool have_usage;
+	uint64_t usage_at_ms;
+	struct cas_usage usage;
 };
 
 /* Records a one-line reason for the last failure of c (any thread). */

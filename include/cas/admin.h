@@ -99,4 +99,27 @@ CAS_API int cas_admin_keys(const char *url, const struct cas_cluster_config *cfg
 /* Frees keys[0..n) and keys. keys may be NULL. */
 CAS_API void cas_keys_free(char **keys, size_t n);
 
+/* What GET /v1/health said about one node (PROTOCOL.md). Fields the node
+ * left out are 0 or "". */
+struct cas_node_health {
+	bool answered; /* an HTTP answer came (else errmsg says why) */
+	bool healthy;  /* 200 with "status": "ok" */
+	long http_status;
+	uint64_t rtt_us; /* the request's time, connecting included */
+	char status[16]; /* "ok", "degraded", "uninitialized" */
+	char reason[256];
+	char version[32];
+	char cluster[CAS_CLUSTER_HEX + 1];
+	char node[CAS_NODE_HEX + 1];
+	uint64_t epoch, keys;
+	bool has_usage; /* bytes to log_size came */
+	uint64_t bytes, capacity, log_used, log_size;
+};
+
+/* GET url/v1/health within timeout_ms into *out (zeroed first). CAS_OK
+ * whenever the question was asked, answered or not (out->answered; errmsg
+ * says why not, or what was malformed); CAS_ENOMEM, CAS_EIO otherwise. */
+CAS_API int cas_admin_health(const char *url, unsigned timeout_ms, struct cas_node_health *out,
+			     char *errmsg, size_t errmsg_len);
+
 #endif

@@ -143,4 +143,26 @@ CAS_API int cas_client_keys(struct cas_client *c, const char *after, unsigned li
 			    unsigned timeout_ms, char ***keys, size_t *n, bool *more, char *errmsg,
 			    size_t errmsg_len);
 
+/* The cluster's use of room, as its members report it (GET /v1/health,
+ * PROTOCOL.md). Every member holds every register, so the cluster holds
+ * what its fullest member holds and has the room of its smallest. */
+struct cas_usage {
+	uint64_t keys;	   /* the most registers a member holds */
+	uint64_t bytes;	   /* the most bytes a member's store takes (its map in
+			    * use, and its log's records, bound for the map) */
+	uint64_t capacity; /* the least capacity of a member (>= bytes) */
+	size_t answered;   /* members that reported their use */
+	size_t members;	   /* members asked */
+};
+
+/* Asks every member of c's configuration for its health, at once, within
+ * timeout_ms (0: the client's default), and sums up their use into *out
+ * (zeroed on error). An answer younger than CAS_USAGE_CACHE_MS is given
+ * again without asking, so that frequent callers (statfs) cost no
+ * requests. CAS_EUNAVAILABLE when no member reported its use; errors of
+ * learning the configuration as cas_client_connect's. A reason is in
+ * cas_client_errmsg. */
+#define CAS_USAGE_CACHE_MS 2000
+CAS_API int cas_client_usage(struct cas_client *c, unsigned timeout_ms, struct cas_usage *out);
+
 #endif
