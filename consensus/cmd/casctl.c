@@ -1,8 +1,9 @@
-/* casctl.c - command-line register client: get, put, cas, version, status;
- * init and member are in casctl_member.c. */
+/* casctl.c - command-line register client: get, put, cas, version; the
+ * usage and dispatch of every command (status in casctl_status.c, dump
+ * and restore in casctl_dump.c, init and member in casctl_init.c and
+ * casctl_member.c). */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,16 @@ static void usage(FILE *f)
 		"  cas KEY VERSION [FILE]   write only if the version is still VERSION\n"
 		"                           (0: never written); prints the new version\n"
 		"  version KEY              print the key's version (0 for a new key)\n"
-		"  status                   one line per node: URL reachable|unreachable,\n"
-		"                           and its cluster, node id and epoch;\n"
-		"                           exit 4 when no majority is reachable\n"
+		"  status [--json]          one line per node (seeds and members): URL,\n"
+		"                           reachable|unreachable, cluster, node id, epoch,\n"
+		"                           ok|degraded|uninitialized, version, keys, bytes,\n"
+		"                           capacity, log use, round-trip time; exit 4\n"
+		"                           unless a majority of the members is healthy\n"
+		"  dump FILE                write every register (key, version, value) to\n"
+		"                           FILE (new; - for stdout), each read\n"
+		"                           linearizably; progress on stderr\n"
+		"  restore FILE             load a dump into a new, empty cluster (only\n"
+		"                           the root casctl init wrote), same versions\n"
 		"  init                     make the --nodes (all empty) one new cluster\n"
 		"                           and its filesystem root; prints the cluster id\n"
 		"  member list              the configuration: URL, node id, role, epoch\n"
@@ -234,70 +242,6 @@ static int cmd_write(struct cas_client *c, const char *cmd, const char *key, boo
 	return 0;
 }
 
-struct ping {
-	struct cas_client *c;
-	size_t node;
-	unsigned timeout_ms;
-	pthread_t thread;
-	bool started;
-	int rc;
-	enum cas_node_state state;
-	struct cas_cluster_config cfg;
-	uint64_t id;
-};
-
-static void *ping_main(void *arg)
-{
-	struct ping *p = arg;
-
-	p->rc = cas_client_ping(p->c, p->node, p->timeout_ms);
-	if (cas_admin_get_config(cas_client_node_url(p->c, p->node), p->timeout_ms, &p->state,
-				 &p->cfg, &p->id, NULL, 0) != CAS_OK)
-		p->state = CAS_NODE_DOWN;
-	return NULL;
-}
-
-static int cmd_status(struct cas_client *c, unsigned timeout_ms)
-{
-	size_t n = cas_client_nodes(c), up = 0;
-	struct ping *pings;
-
-	pings = calloc(n, sizeof(*pings));
-	if (pings == NULL) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		return EXIT_OTHER;
-	}
-	/* In parallel: dead nodes cost one timeout, not one each. */
-	for (size_t i = 0; i < n; i++) {
-		pings[i] = (struct ping){.c = c, .node = i, .timeout_ms = timeout_ms};
-		pings[i].started =
-			pthread_create(&pings[i].thread, NULL, ping_main, &pings[i]) == 0;
-		if (!pings[i].started)
-			ping_main(&pings[i]);
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (pings[i].started)
-			pthread_join(pings[i].thread, NULL);
-		if (pings[i].rc == CAS_OK)
-			up++;
-		printf("%s %s", cas_client_node_url(c, i),
-		       pings[i].rc == CAS_OK ? "reachable" : "unreachable");
-		if (pings[i].state == CAS_NODE_READY)
-			printf(" cluster %s node %016llx epoch %llu", pings[i].cfg.cluster,
-			       (unsigned long long)pings[i].id,
-			       (unsigned long long)pings[i].cfg.epoch);
-		else if (pings[i].state == CAS_NODE_UNINITIALIZED)
-			printf(" uninitialized");
-		printf("\n");
-		cas_cluster_config_clear(&pings[i].cfg);
-	}
-	free(pings);
-	if (up >= n / 2 + 1)
-		return 0;
-	fprintf(stderr, "%s: status: no majority reachable (%zu of %zu nodes)\n", prog, up, n);
-	return EXIT_UNAVAILABLE;
-}
-
 /* Checks that cmd got between min and max arguments. */
 static bool nargs(const char *cmd, int have, int min, int max)
 {
@@ -371,8 +315,19 @@ int main(int argc, char **argv)
 				prog, argv[optind + 2]);
 			return EXIT_USAGE;
 		}
-	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "init") == 0) {
+	} else if (strcmp(cmd, "status") == 0) {
+		if (!nargs(cmd, nargs_left, 0, 1))
+			return EXIT_USAGE;
+		if (nargs_left == 1 && strcmp(key, "--json") != 0) {
+			fprintf(stderr, "%s: status: unknown option \"%s\" (see --help)\n", prog,
+				key);
+			return EXIT_USAGE;
+		}
+	} else if (strcmp(cmd, "init") == 0) {
 		if (!nargs(cmd, nargs_left, 0, 0))
+			return EXIT_USAGE;
+	} else if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "restore") == 0) {
+		if (!nargs(cmd, nargs_left, 1, 1))
 			return EXIT_USAGE;
 	} else if (strcmp(cmd, "member") == 0) {
 		if (!nargs(cmd, nargs_left, 1, 3))
@@ -383,6 +338,7 @@ int main(int argc, char **argv)
 	}
 	/* Before any I/O, and before reading stdin for put. */
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "member") != 0 &&
+	    strcmp(cmd, "dump") != 0 && strcmp(cmd, "restore") != 0 &&
 	    !cas_key_valid(key, strlen(key))) {
 		fprintf(stderr, "%s: %s: bad key \"%s\": want 1 to %d of A-Z a-z 0-9 . _ : / @ -\n",
 			prog, cmd, key, CAS_KEY_MAX);
@@ -397,6 +353,10 @@ int main(int argc, char **argv)
 		return casctl_init(nodes, timeout_ms);
 	if (strcmp(cmd, "member") == 0)
 		return casctl_member(nodes, timeout_ms, nargs_left, argv + optind + 1);
+	if (strcmp(cmd, "dump") == 0)
+		return casctl_dump(nodes, timeout_ms, key);
+	if (strcmp(cmd, "restore") == 0)
+		return casctl_restore(nodes, timeout_ms, key);
 
 	cfg.timeout_ms = timeout_ms;
 	rc = cas_client_open(nodes, &cfg, &c, errmsg, sizeof(errmsg));
@@ -416,7 +376,7 @@ int main(int argc, char **argv)
 		rc = cmd_write(c, cmd, key, true, expected,
 			       nargs_left > 2 ? argv[optind + 3] : NULL, timeout_ms);
 	else
-		rc = cmd_status(c, timeout_ms);
+		rc = casctl_status(c, timeout_ms, nargs_left == 1);
 
 	cas_client_close(c);
 	return rc;

@@ -21,6 +21,17 @@ int casctl_init(const char *nodes, unsigned timeout_ms);
  * argv[0] is SUB. Returns the exit status. */
 int casctl_member(const char *nodes, unsigned timeout_ms, int argc, char **argv);
 
+/* casctl status [--json] on c's seeds and the members they name
+ * (casctl_status.c). Returns the exit status: 0 when a majority of the
+ * members is healthy, EXIT_UNAVAILABLE otherwise. */
+struct cas_client;
+int casctl_status(struct cas_client *c, unsigned timeout_ms, bool json);
+
+/* casctl dump FILE ("-": stdout) and casctl restore FILE
+ * (casctl_dump.c). Return the exit status. */
+int casctl_dump(const char *nodes, unsigned timeout_ms, const char *path);
+int casctl_restore(const char *nodes, unsigned timeout_ms, const char *path);
+
 /* What one node says of itself (GET /v1/config). */
 struct casctl_probe {
 	enum cas_node_state state;

@@ -119,7 +119,7 @@ cmp -s "$T/max" "$T/got" || fail "1 MiB value came back different"
 expect_exit 0 casctl status
 [ "$(grep -c ' reachable cluster ' "$T/out")" -eq 3 ] || fail "status: $(cat "$T/out")"
 for i in 0 1 2; do
-	grep -q "^$(cas_url $i) reachable cluster $CAS_CLUSTER node [0-9a-f]\{16\} epoch 1$" \
+	grep -q "^$(cas_url $i) reachable cluster $CAS_CLUSTER node [0-9a-f]\{16\} epoch 1 ok " \
 		"$T/out" || fail "status lacks node $i: $(cat "$T/out")"
 done
 
