@@ -3,23 +3,16 @@
  * carries the identity headers, GET /v1/config, POST /v1/admin/join, POST
  * /v1/admin/config and GET /v1/keys. */
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
 #include "config.h"
 #include "http_impl.h"
-
-/* At most one warn line per kind of refusal per this many ms; the next
- * one says how many were not logged. */
-#define REFUSAL_LOG_MS 1000
 
 /* GET /v1/keys: the default and largest page. */
 #define KEYS_DEFAULT 1000
@@ -36,63 +29,20 @@ static const char *const admit_names[] = {
 	[CAS_ADMIT_BEHIND] = "node is behind",
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* The peer's address and port, numeric, into buf. */
-static void peer_of(struct MHD_Connection *conn, char *buf, size_t len)
-{
-	const union MHD_ConnectionInfo *info;
-	char host[NI_MAXHOST], port[NI_MAXSERV];
-	socklen_t alen;
-
-	snprintf(buf, len, "?");
-	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	if (!info || !info->client_addr)
-		return;
-	alen = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-							: sizeof(struct sockaddr_in);
-	if (getnameinfo(info->client_addr, alen, host, sizeof(host), port, sizeof(port),
-			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		snprintf(buf, len, "%s:%s", host, port);
-}
-
-/* Logs a refusal at warn level, at most one line per kind per
- * REFUSAL_LOG_MS: a peer that keeps sending the wrong cluster must not
- * flood the log. */
+/* Logs a refusal at warn level with the peer, rate-limited by kind: a
+ * peer that keeps sending the wrong cluster must not flood the log. */
 static void log_refusal(struct cas_server *s, struct MHD_Connection *conn, const char *method,
 			const char *url, enum cas_admit verdict, unsigned status,
 			const char *reason)
 {
-	unsigned long suppressed;
-	uint64_t now = now_ms();
-	char peer[NI_MAXHOST + NI_MAXSERV + 2], more[64] = "";
-	bool log;
+	char peer[CAS_PEER_LEN];
 
 	if (s->log_level < CAS_SERVER_LOG_WARN)
 		return;
-	pthread_mutex_lock(&s->refusals_lock);
-	log = !s->refusals[verdict].last_ms || now - s->refusals[verdict].last_ms >= REFUSAL_LOG_MS;
-	suppressed = s->refusals[verdict].suppressed;
-	if (log) {
-		s->refusals[verdict].last_ms = now;
-		s->refusals[verdict].suppressed = 0;
-	} else {
-		s->refusals[verdict].suppressed++;
-	}
-	pthread_mutex_unlock(&s->refusals_lock);
-	if (!log)
-		return;
-	peer_of(conn, peer, sizeof(peer));
-	if (suppressed)
-		snprintf(more, sizeof(more), " (and %lu more since, not logged)", suppressed);
-	cas_http_log(s, CAS_SERVER_LOG_WARN, "%s %.64s from %s %u (%s): %s%s", method, url, peer,
-		     status, admit_names[verdict], reason, more);
+	cas_http_peer(conn, peer, sizeof(peer));
+	cas_http_log_limited(s, (enum cas_log_kind)(CAS_LOG_ADMIT + verdict), CAS_SERVER_LOG_WARN,
+			     "%s %.64s from %s %u (%s): %s", method, url, peer, status,
+			     admit_names[verdict], reason);
 }
 
 /* Counts the identity headers, to refuse one sent twice. */
@@ -234,8 +184,15 @@ static enum MHD_Result send_config(struct cas_server *s, struct MHD_Connection *
 	body = config_view(s, error, &initialized);
 	if (!initialized)
 		return send_uninitialized(s, conn, method, url);
-	cas_http_log(s, error ? CAS_SERVER_LOG_WARN : CAS_SERVER_LOG_DEBUG, "%s %s %u%s%s", method,
-		     url, status, error ? ": " : "", error ? error : "");
+	if (error) {
+		char peer[CAS_PEER_LEN];
+
+		cas_http_peer(conn, peer, sizeof(peer));
+		cas_http_log_limited(s, CAS_LOG_OTHER, CAS_SERVER_LOG_WARN, "%s %s from %s %u: %s",
+				     method, url, peer, status, error);
+	} else {
+		cas_http_log(s, CAS_SERVER_LOG_DEBUG, "%s %s %u", method, url, status);
+	}
 	return send_body(s, conn, method, url, status, body);
 }
 

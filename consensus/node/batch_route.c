@@ -232,7 +232,7 @@ enum MHD_Result cas_http_batch(struct cas_server *s, struct MHD_Connection *conn
 	if (b->changing == 1 && cas_store_run_if_idle(s->store, &only->op))
 		return cas_http_answer_batch(s, conn, method, url, r);
 
-	if (!cas_http_begin_wait(s)) {
+	if (!cas_http_begin_wait(s, conn)) {
 		for (i = 0; i < n; i++)
 			if (items[i].changing)
 				items[i].op.err = cas_store_handle(

@@ -1,6 +1,8 @@
 /* http.c - casd's HTTP front on libmicrohttpd (PROTOCOL.md): starting and
- * stopping, routing, reading bodies, admitting requests by identity
- * (admin.c decides), sending answers (http.h). */
+ * stopping, routing, reading bodies, authenticating requests (auth.c and
+ * tls.c decide) and admitting them by identity (admin.c decides), sending
+ * answers (http.h). Connections are limited in conns.c. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -16,11 +18,14 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "auth.h"
 #include "codec_bin.h"
+#include "conns.h"
 #include "http_impl.h"
+#include "tls.h"
 
-/* Seconds an idle kept-alive connection stays open. */
-#define IDLE_TIMEOUT_S 120
+/* At most one warn line per kind per this many ms (cas_http_log_limited). */
+#define RATELOG_MS 1000
 
 /* A request whose body overflows without a Content-Length is drained to
  * its end to answer 413; past this many times the limit it is cut off. */
@@ -43,19 +48,94 @@ void cas_http_log(const struct cas_server *s, enum cas_server_log_level level, c
 	s->log(s->log_arg, level, line);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether a line of kind may be logged now; *suppressed: how many were not
+ * since the last one. */
+static bool ratelog_take(struct cas_server *s, enum cas_log_kind kind, unsigned long *suppressed)
+{
+	uint64_t now = now_ms();
+	bool take;
+
+	pthread_mutex_lock(&s->ratelog_lock);
+	take = !s->ratelog[kind].last_ms || now - s->ratelog[kind].last_ms >= RATELOG_MS;
+	*suppressed = s->ratelog[kind].suppressed;
+	if (take) {
+		s->ratelog[kind].last_ms = now;
+		s->ratelog[kind].suppressed = 0;
+	} else {
+		s->ratelog[kind].suppressed++;
+	}
+	pthread_mutex_unlock(&s->ratelog_lock);
+	return take;
+}
+
+/* Logs line, with the count of lines not logged before it. */
+static void log_taken(struct cas_server *s, enum cas_server_log_level level, const char *line,
+		      unsigned long suppressed)
+{
+	if (suppressed)
+		cas_http_log(s, level, "%s (and %lu more since, not logged)", line, suppressed);
+	else
+		cas_http_log(s, level, "%s", line);
+}
+
+void cas_http_log_limited(struct cas_server *s, enum cas_log_kind kind,
+			  enum cas_server_log_level level, const char *fmt, ...)
+{
+	unsigned long suppressed;
+	char line[512];
+	va_list ap;
+
+	if (!s->log || level > s->log_level || !ratelog_take(s, kind, &suppressed))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_taken(s, level, line, suppressed);
+}
+
+void cas_http_peer(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *info;
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	socklen_t alen;
+
+	snprintf(buf, len, "?");
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!info || !info->client_addr)
+		return;
+	alen = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							: sizeof(struct sockaddr_in);
+	if (getnameinfo(info->client_addr, alen, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(buf, len, info->client_addr->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+			 host, port);
+}
+
+/* libmicrohttpd's own lines: mostly about what clients did (a closed
+ * connection, a failed TLS handshake), rate-limited as refusals are. */
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct cas_server *s = cls;
+	unsigned long suppressed;
 	char line[512];
 	size_t n;
 
-	if (!s->log)
+	if (!s->log || s->log_level < CAS_SERVER_LOG_WARN ||
+	    !ratelog_take(s, CAS_LOG_LIBRARY, &suppressed))
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	s->log(s->log_arg, CAS_SERVER_LOG_ERROR, line);
+	log_taken(s, CAS_SERVER_LOG_WARN, line, suppressed);
 }
 
 enum MHD_Result cas_http_send_typed(struct MHD_Connection *conn, unsigned status, char *body,
@@ -74,6 +154,12 @@ enum MHD_Result cas_http_send_typed(struct MHD_Connection *conn, unsigned status
 		return MHD_NO;
 	}
 	if (allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	if (status == MHD_HTTP_UNAUTHORIZED &&
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+				    "Bearer realm=\"casd\"") != MHD_YES) {
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
@@ -120,11 +206,38 @@ enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection 
 {
 	static const char fallback[] = "{\"error\":\"out of memory\"}";
 	const char *allow = NULL;
+	char peer[CAS_PEER_LEN];
+	enum cas_log_kind kind;
 	cJSON *root;
 	char *body = NULL;
 
-	cas_http_log(s, status >= 500 ? CAS_SERVER_LOG_ERROR : CAS_SERVER_LOG_WARN,
-		     "%s %.64s %u: %s", method, url, status, reason);
+	cas_http_peer(conn, peer, sizeof(peer));
+	if (status >= 500) {
+		cas_http_log(s, CAS_SERVER_LOG_ERROR, "%s %.64s from %s %u: %s", method, url, peer,
+			     status, reason);
+	} else {
+		switch (status) {
+		case MHD_HTTP_BAD_REQUEST:
+			kind = CAS_LOG_BAD_REQUEST;
+			break;
+		case MHD_HTTP_UNAUTHORIZED:
+			kind = CAS_LOG_TOKEN;
+			break;
+		case MHD_HTTP_NOT_FOUND:
+		case MHD_HTTP_METHOD_NOT_ALLOWED:
+			kind = CAS_LOG_NOT_FOUND;
+			break;
+		case MHD_HTTP_CONTENT_TOO_LARGE:
+		case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
+			kind = CAS_LOG_TOO_LARGE;
+			break;
+		default:
+			kind = CAS_LOG_OTHER;
+			break;
+		}
+		cas_http_log_limited(s, kind, CAS_SERVER_LOG_WARN, "%s %.64s from %s %u: %s",
+				     method, url, peer, status, reason);
+	}
 	root = cJSON_CreateObject();
 	if (root && cJSON_AddStringToObject(root, "error", reason))
 		body = cJSON_PrintUnformatted(root);
@@ -139,7 +252,7 @@ enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection 
 	return cas_http_send_json(conn, status, body, strlen(body), allow);
 }
 
-bool cas_http_begin_wait(struct cas_server *s)
+bool cas_http_begin_wait(struct cas_server *s, struct MHD_Connection *conn)
 {
 	bool stopping;
 
@@ -148,11 +261,14 @@ bool cas_http_begin_wait(struct cas_server *s)
 	if (!stopping)
 		s->suspended++;
 	pthread_mutex_unlock(&s->lock);
+	if (!stopping)
+		cas_conns_set_state(conn, CAS_CONN_WAITING);
 	return !stopping;
 }
 
 void cas_http_end_wait(struct cas_server *s, struct MHD_Connection *conn)
 {
+	cas_conns_set_state(conn, CAS_CONN_BODY);
 	MHD_resume_connection(conn);
 	pthread_mutex_lock(&s->lock);
 	if (--s->suspended == 0)
@@ -315,6 +431,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		enum route route = route_of(url, method, &status, &reason);
 		size_t limit = limit_of(s, route);
 
+		unsigned auth_status;
+		const char *auth_reason;
+
+		cas_conns_set_state(conn, CAS_CONN_BODY);
+		/* Before anything else of the request: who sends it. */
+		if (!cas_http_authorize(s, conn, route, &auth_status, &auth_reason)) {
+			if (!auth_status)
+				return MHD_NO; /* a certificate refused: logged */
+			route = ROUTE_ERROR;
+			status = auth_status;
+			reason = auth_reason;
+		}
 		/* Answered at once, closing the connection: reading the
 		 * body would be a waste. */
 		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && route != ROUTE_CONFIG &&
@@ -370,8 +498,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct request *r = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	cas_conns_set_state(conn, CAS_CONN_IDLE);
 	if (!r)
 		return;
 	/* A request answered or never stored holds no values; one cut off
@@ -423,12 +551,14 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *add
 int cas_server_start(struct cas_store *store, const struct cas_server_config *cfg,
 		     struct cas_server **out, char *errmsg, size_t errmsg_len)
 {
+	struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+	struct cas_server_limits lim;
 	struct sockaddr_storage addr;
 	const union MHD_DaemonInfo *info;
 	struct cas_server *s;
 	socklen_t addr_len;
-	unsigned threads, flags;
-	size_t b64;
+	unsigned threads, flags, backstop_s;
+	size_t b64, n = 0;
 	int err;
 
 	*out = NULL;
@@ -441,7 +571,7 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 		snprintf(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
-	if (pthread_mutex_init(&s->refusals_lock, NULL)) {
+	if (pthread_mutex_init(&s->ratelog_lock, NULL)) {
 		snprintf(errmsg, errmsg_len, "cannot make a mutex");
 		err = CAS_ENOMEM;
 		goto out_free_server;
@@ -449,7 +579,7 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	if (pthread_mutex_init(&s->lock, NULL)) {
 		snprintf(errmsg, errmsg_len, "cannot make a mutex");
 		err = CAS_ENOMEM;
-		goto out_destroy_refusals;
+		goto out_destroy_ratelog;
 	}
 	if (pthread_cond_init(&s->idle, NULL)) {
 		snprintf(errmsg, errmsg_len, "cannot make a condition variable");
@@ -474,22 +604,43 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	err = resolve(cfg->host, cfg->port, &addr, &addr_len, errmsg, errmsg_len);
 	if (err)
 		goto out_destroy_cond;
+	err = cas_http_take_security(s, cfg, &addr, errmsg, errmsg_len);
+	if (err)
+		goto out_free_security;
+	cas_conns_resolve(&cfg->limits, &lim);
+	err = cas_conns_start(s, &lim, &s->conns, errmsg, errmsg_len);
+	if (err)
+		goto out_free_security;
 	flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 		MHD_ALLOW_SUSPEND_RESUME;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (s->tls) {
+		flags |= MHD_USE_TLS;
+		tls_opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+		tls_opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+		if (s->tls_ca)
+			tls_opts[n++] =
+				(struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca};
+	}
+	/* libmicrohttpd's own idle timeout only backs up conns.c's. */
+	backstop_s = lim.idle_ms > lim.body_ms ? lim.idle_ms : lim.body_ms;
+	backstop_s = (backstop_s > lim.header_ms ? backstop_s : lim.header_ms) / 1000 + 2;
 	errno = 0;
 	s->daemon = MHD_start_daemon(
-		flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-		s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-		threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+		flags, cfg->port, cas_conns_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+		cas_conns_mhd_limit(&lim, threads), MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+		cas_conns_notify, s, MHD_OPTION_URI_LOG_CALLBACK, cas_conns_request_line, s,
+		MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (!s->daemon) {
 		snprintf(errmsg, errmsg_len, "cannot listen on %s:%u: %s",
 			 cfg->host ? cfg->host : "*", (unsigned)cfg->port,
 			 errno ? strerror(errno) : "libmicrohttpd refused");
 		err = CAS_EIO;
-		goto out_destroy_cond;
+		goto out_stop_conns;
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	if (!info || !info->port) {
@@ -499,19 +650,30 @@ int cas_server_start(struct cas_store *store, const struct cas_server_config *cf
 	}
 	s->port = info->port;
 	cas_http_log(s, CAS_SERVER_LOG_INFO,
-		     "listening on port %u, %u threads, body limit %zu bytes", (unsigned)s->port,
+		     "listening on port %u (%s%s%s), %u threads, body limit %zu bytes",
+		     (unsigned)s->port, s->tls ? "HTTPS" : "HTTP",
+		     s->client_certs ? ", client certificates" : "", s->token ? ", token" : "",
 		     threads, s->body_limit);
+	cas_http_log(s, CAS_SERVER_LOG_INFO,
+		     "at most %u connections, %u per client address; deadlines: headers %u ms, "
+		     "request %u ms, idle %u ms",
+		     lim.max_connections, lim.max_per_address, lim.header_ms, lim.body_ms,
+		     lim.idle_ms);
 	*out = s;
 	return CAS_OK;
 
 out_stop_daemon:
 	MHD_stop_daemon(s->daemon);
+out_stop_conns:
+	cas_conns_stop(s->conns);
+out_free_security:
+	cas_http_free_security(s);
 out_destroy_cond:
 	pthread_cond_destroy(&s->idle);
 out_destroy_lock:
 	pthread_mutex_destroy(&s->lock);
-out_destroy_refusals:
-	pthread_mutex_destroy(&s->refusals_lock);
+out_destroy_ratelog:
+	pthread_mutex_destroy(&s->ratelog_lock);
 out_free_server:
 	free(s);
 	return err;
@@ -540,8 +702,10 @@ void cas_server_stop(struct cas_server *s)
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	MHD_stop_daemon(s->daemon);
+	cas_conns_stop(s->conns);
+	cas_http_free_security(s);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->refusals_lock);
+	pthread_mutex_destroy(&s->ratelog_lock);
 	free(s);
 }

@@ -10,6 +10,8 @@
 #include "identity.h"
 #include "store.h"
 
+struct cas_token; /* auth.h */
+
 /* Extra bytes a request body may have beyond the base64 of its value:
  * key, ballot, version, recent changes (16 at most, about 100 bytes
  * each), field names and some whitespace. */
@@ -24,6 +26,26 @@
  * connection is suspended meanwhile. Threads bound how many requests are
  * parsed and answered at once, so batches fill up while one commits. */
 #define CAS_SERVER_DEFAULT_THREADS 16
+
+/* Connection limits and deadlines (PROTOCOL.md, "Limits"). */
+#define CAS_SERVER_DEFAULT_MAX_CONNECTIONS 1024
+#define CAS_SERVER_DEFAULT_MAX_PER_ADDRESS 128
+#define CAS_SERVER_DEFAULT_HEADER_MS	   10000
+#define CAS_SERVER_DEFAULT_BODY_MS	   60000
+#define CAS_SERVER_DEFAULT_IDLE_MS	   120000
+
+/* Each 0 means its default. */
+struct cas_server_limits {
+	unsigned max_connections; /* open at once, in all */
+	unsigned max_per_address; /* open at once from one client address */
+	unsigned header_ms;	  /* a request's headers, from its request line
+				   * (a connection's first: from its accept, TLS
+				   * handshake included) */
+	unsigned body_ms;	  /* the rest of a request, from its headers to
+				   * its answer sent, less the time it waits for
+				   * the store */
+	unsigned idle_ms;	  /* a kept-alive connection between requests */
+};
 
 enum cas_server_log_level {
 	CAS_SERVER_LOG_ERROR, /* the store or the HTTP library failed */
@@ -61,16 +83,34 @@ struct cas_server_config {
 	 * uninitialized node refuses them all with 503). A joined node
 	 * enforces the headers either way. */
 	bool admit_unidentified;
+	/* TLS (PEM text, copied): the node's certificate (its chain may
+	 * follow) and key, both or neither (plain HTTP). */
+	const char *tls_cert;
+	const char *tls_key;
+	/* PEM of the authority whose certificates clients must present: the
+	 * TLS handshake fails without one (tls.h). Needs tls_cert. NULL:
+	 * clients present none. */
+	const char *tls_ca;
+	/* The shared token (auth.h), copied: every request but GET
+	 * /v1/health must carry it (401 otherwise). NULL: none. */
+	const struct cas_token *token;
+	/* Listen beyond loopback with neither client certificates nor a
+	 * token; without it cas_server_start refuses to. */
+	bool insecure;
+	struct cas_server_limits limits;
 };
 
 /* A running server. Opaque. */
 struct cas_server;
 
 /* Starts serving store (borrowed: it must outlive the server) as cfg says
- * (cfg->identity must not be NULL: CAS_EINVAL).
+ * (cfg->identity must not be NULL: CAS_EINVAL). An address that is not
+ * loopback (127.0.0.0/8, ::1) is refused, before anything listens, unless
+ * clients must present certificates (tls_ca) or a token, or cfg->insecure.
  * On success *out runs in its own threads until cas_server_stop. On error
- * (CAS_EINVAL: bad host or option; CAS_EIO: cannot listen, the reason in
- * errmsg; CAS_ENOMEM) *out is NULL. */
+ * (CAS_EINVAL: bad host, option or certificate, or the refusal above;
+ * CAS_EIO: cannot listen, the reason in errmsg; CAS_ENOMEM) *out is
+ * NULL. */
 int cas_server_start(struct cas_store *store, const struct cas_server_config *cfg,
 		     struct cas_server **out, char *errmsg, size_t errmsg_len);
 

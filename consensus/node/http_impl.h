@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 
@@ -15,6 +16,29 @@
 #include "identity.h"
 #include "msg.h"
 #include "store.h"
+
+/* Kinds of warn lines rate-limited apart (cas_http_log_limited): at most
+ * one line per kind per second; the next one says how many were not
+ * logged. A peer that keeps sending bad requests must not flood the log. */
+enum cas_log_kind {
+	CAS_LOG_ADMIT, /* + enum cas_admit: identity refusals */
+	CAS_LOG_TOKEN = CAS_LOG_ADMIT + CAS_ADMIT_BEHIND + 1, /* 401 */
+	CAS_LOG_CERT,		/* a client certificate refused in the handshake */
+	CAS_LOG_BAD_REQUEST,	/* 400: a bad body, a bad header */
+	CAS_LOG_NOT_FOUND,	/* 404, 405 */
+	CAS_LOG_TOO_LARGE,	/* 413, 415 */
+	CAS_LOG_OTHER,		/* other 4xx */
+	CAS_LOG_PER_ADDRESS,	/* a connection refused: its address has too many */
+	CAS_LOG_TOTAL,		/* a connection refused: too many in all */
+	CAS_LOG_EVICTED,	/* an idle connection closed to make room */
+	CAS_LOG_HEADER_TIMEOUT, /* headers not received in time */
+	CAS_LOG_BODY_TIMEOUT,	/* a request not done in time */
+	CAS_LOG_LIBRARY,	/* libmicrohttpd's own lines */
+	CAS_LOG_KINDS
+};
+
+struct cas_conns; /* conns.h */
+struct cas_token; /* auth.h */
 
 struct cas_server {
 	struct MHD_Daemon *daemon;
@@ -26,16 +50,22 @@ struct cas_server {
 	void *log_arg;
 	enum cas_server_log_level log_level;
 	struct cas_identity *identity;
-	bool unidentified;	       /* cas_server_config.admit_unidentified */
-	pthread_mutex_t refusals_lock; /* guards refusals */
+	bool unidentified;	      /* cas_server_config.admit_unidentified */
+	struct cas_token *token;      /* malloc'd; NULL: no token asked for */
+	bool tls;		      /* serving HTTPS */
+	bool client_certs;	      /* clients must present a certificate */
+	char *tls_cert, *tls_key;     /* PEM, malloc'd; the key wiped when freed */
+	char *tls_ca;		      /* PEM, malloc'd */
+	struct cas_conns *conns;      /* connections: limits, deadlines */
+	pthread_mutex_t ratelog_lock; /* guards ratelog */
 	struct {
 		uint64_t last_ms;	  /* when one was last logged */
 		unsigned long suppressed; /* not logged since */
-	} refusals[CAS_ADMIT_BEHIND + 1]; /* by enum cas_admit */
-	pthread_mutex_t lock;		  /* guards the fields below */
-	pthread_cond_t idle;		  /* suspended went down to 0 */
-	size_t suspended;		  /* connections waiting for the store */
-	bool stopping;			  /* cas_server_stop: no more suspending */
+	} ratelog[CAS_LOG_KINDS];
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t idle;  /* suspended went down to 0 */
+	size_t suspended;     /* connections waiting for the store */
+	bool stopping;	      /* cas_server_stop: no more suspending */
 };
 
 enum route {
@@ -82,6 +112,19 @@ struct request {
 void cas_http_log(const struct cas_server *s, enum cas_server_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* cas_http_log, at most one line of kind per second (enum cas_log_kind);
+ * the next line logged says how many were not. */
+void cas_http_log_limited(struct cas_server *s, enum cas_log_kind kind,
+			  enum cas_server_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The peer of conn, numeric address and port ("[::1]:4242" for IPv6),
+ * into buf; "?" when unknown. */
+void cas_http_peer(struct MHD_Connection *conn, char *buf, size_t len);
+
+/* Room for what cas_http_peer writes. */
+#define CAS_PEER_LEN 64
+
 /* Queues a response of the given Content-Type taking ownership of body
  * (malloc'd, freed even on failure); allow, when not NULL, is the Allow
  * header of a 405. */
@@ -92,19 +135,43 @@ enum MHD_Result cas_http_send_typed(struct MHD_Connection *conn, unsigned status
 enum MHD_Result cas_http_send_json(struct MHD_Connection *conn, unsigned status, char *body,
 				   size_t len, const char *allow);
 
-/* Answers {"error": reason} (reason is copied), and logs it. Without
- * memory for it, a fixed body. */
+/* Answers {"error": reason} (reason is copied), and logs it with the
+ * peer: a refusal (4xx) at warn level, rate-limited by kind, a failure
+ * (5xx) at error level. A 401 carries WWW-Authenticate. Without memory
+ * for it, a fixed body. */
 enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection *conn,
 				    const char *method, const char *url, unsigned status,
 				    const char *reason);
 
-/* Counts one more connection waiting, suspended, for the store; false
- * once stopping (the caller then waits on its own thread instead). */
-bool cas_http_begin_wait(struct cas_server *s);
+/* Counts one more connection waiting, suspended, for the store (no
+ * deadline runs meanwhile: conns.h); false once stopping (the caller
+ * then waits on its own thread instead). */
+bool cas_http_begin_wait(struct cas_server *s, struct MHD_Connection *conn);
 
 /* The store is done with a suspended connection: libmicrohttpd may call
  * on_request for it again, which answers (and may free its request). */
 void cas_http_end_wait(struct cas_server *s, struct MHD_Connection *conn);
+
+/* auth.c */
+
+/* The authentication of a request whose headers are in, before anything
+ * else of it (its route aside): its TLS client certificate, checked again
+ * (the handshake refused any other: tls.c), and the token when s has one
+ * (every route but GET /v1/health). True when it may go on. Otherwise
+ * *status is the answer (401, reason static, logged when sent), or 0:
+ * drop the connection (logged here). */
+bool cas_http_authorize(struct cas_server *s, struct MHD_Connection *conn, enum route route,
+			unsigned *status, const char **reason);
+
+/* Takes cfg's TLS files and token into s, after checking them, and
+ * refuses an address beyond loopback that nothing protects (http.h);
+ * errors as cas_server_start's. Whatever it took is freed by
+ * cas_http_free_security, even on error. */
+int cas_http_take_security(struct cas_server *s, const struct cas_server_config *cfg,
+			   const struct sockaddr_storage *addr, char *errmsg, size_t errmsg_len);
+
+/* Frees what cas_http_take_security took, wiping the key and token. */
+void cas_http_free_security(struct cas_server *s);
 
 /* admin.c: identity and membership (PROTOCOL.md, "Cluster identity and
  * membership"). */

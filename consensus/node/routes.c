@@ -246,7 +246,7 @@ enum MHD_Result cas_http_request(struct cas_server *s, struct MHD_Connection *co
 	 * and back, which is most of the cost of a lone request. */
 	if (cas_store_run_if_idle(s->store, &r->op))
 		return cas_http_answer_stored(s, conn, method, url, r);
-	if (!cas_http_begin_wait(s)) {
+	if (!cas_http_begin_wait(s, conn)) {
 		r->op.err = cas_store_handle(s->store, &r->req, &r->op.reply, r->op.errmsg,
 					     sizeof(r->op.errmsg));
 		return cas_http_answer_stored(s, conn, method, url, r);
