@@ -11,13 +11,16 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "http.h"
 #include "identity.h"
 #include "store.h"
+#include "tls.h"
 
 #define EXIT_USAGE 2
 
@@ -39,6 +42,10 @@ struct options {
 	const char *port_file;
 	const char *log_file; /* NULL: the log goes to stderr */
 	enum cas_server_log_level log_level;
+	const char *tls_cert, *tls_key, *tls_ca; /* files; NULL: none */
+	const char *token_file;			 /* NULL: no token */
+	bool insecure;
+	struct cas_server_limits limits;
 };
 
 static const char usage_text[] =
@@ -59,6 +66,27 @@ static const char usage_text[] =
 	"  --log-level LEVEL       error, warn, info (default) or debug\n"
 	"  --log-file FILE         append the log (all of stderr) to FILE; SIGHUP\n"
 	"                          reopens it, for log rotation\n"
+	"\n"
+	"Security (see README, \"Security\"):\n"
+	"  --tls-cert FILE         serve HTTPS with this certificate (PEM; its chain\n"
+	"                          may follow); needs --tls-key\n"
+	"  --tls-key FILE          the certificate's private key (PEM, unencrypted)\n"
+	"  --tls-ca FILE           clients must present a certificate signed by\n"
+	"                          this authority (PEM), or the TLS handshake fails\n"
+	"  --token-file FILE       requests but GET /v1/health must carry the token\n"
+	"                          in FILE (Authorization: Bearer TOKEN), else 401;\n"
+	"                          FILE must not be readable by others\n"
+	"  --insecure              listen beyond loopback with neither --tls-ca nor\n"
+	"                          --token-file (refused without it)\n"
+	"  --max-connections N     connections open at once (default 1024)\n"
+	"  --max-per-address N     connections open at once from one client address\n"
+	"                          (default 128)\n"
+	"  --header-timeout-ms MS  close a connection whose request headers take\n"
+	"                          longer than MS (default 10000)\n"
+	"  --body-timeout-ms MS    close a connection whose request is not done MS\n"
+	"                          after its headers (default 60000)\n"
+	"  --idle-timeout-ms MS    close a kept-alive connection idle for MS\n"
+	"                          (default 120000)\n"
 	"  --help                  show this help\n"
 	"  --version               show the version\n";
 
@@ -141,6 +169,14 @@ static void parse_listen(const char *s, struct options *o)
 	}
 }
 
+/* A file name given to opt: not empty. */
+static const char *file_arg(const char *opt, const char *s)
+{
+	if (!*s)
+		usage_error("%s: empty file name", opt);
+	return s;
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
@@ -153,6 +189,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_PORT_FILE,
 		OPT_LOG_LEVEL,
 		OPT_LOG_FILE,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_TLS_CA,
+		OPT_TOKEN_FILE,
+		OPT_INSECURE,
+		OPT_MAX_CONNECTIONS,
+		OPT_MAX_PER_ADDRESS,
+		OPT_HEADER_TIMEOUT,
+		OPT_BODY_TIMEOUT,
+		OPT_IDLE_TIMEOUT,
 		OPT_HELP,
 		OPT_VERSION
 	};
@@ -166,6 +212,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{"port-file", required_argument, NULL, OPT_PORT_FILE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+		{"insecure", no_argument, NULL, OPT_INSECURE},
+		{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+		{"max-per-address", required_argument, NULL, OPT_MAX_PER_ADDRESS},
+		{"header-timeout-ms", required_argument, NULL, OPT_HEADER_TIMEOUT},
+		{"body-timeout-ms", required_argument, NULL, OPT_BODY_TIMEOUT},
+		{"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{NULL, 0, NULL, 0},
@@ -221,6 +277,41 @@ static void parse_options(int argc, char **argv, struct options *o)
 				usage_error("--log-file: empty file name");
 			o->log_file = optarg;
 			break;
+		case OPT_TLS_CERT:
+			o->tls_cert = file_arg("--tls-cert", optarg);
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = file_arg("--tls-key", optarg);
+			break;
+		case OPT_TLS_CA:
+			o->tls_ca = file_arg("--tls-ca", optarg);
+			break;
+		case OPT_TOKEN_FILE:
+			o->token_file = file_arg("--token-file", optarg);
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			o->limits.max_connections =
+				(unsigned)parse_number("--max-connections", optarg, 1, 1u << 20);
+			break;
+		case OPT_MAX_PER_ADDRESS:
+			o->limits.max_per_address =
+				(unsigned)parse_number("--max-per-address", optarg, 1, 1u << 20);
+			break;
+		case OPT_HEADER_TIMEOUT:
+			o->limits.header_ms =
+				(unsigned)parse_number("--header-timeout-ms", optarg, 10, 3600000);
+			break;
+		case OPT_BODY_TIMEOUT:
+			o->limits.body_ms =
+				(unsigned)parse_number("--body-timeout-ms", optarg, 10, 3600000);
+			break;
+		case OPT_IDLE_TIMEOUT:
+			o->limits.idle_ms =
+				(unsigned)parse_number("--idle-timeout-ms", optarg, 10, 86400000);
+			break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -240,6 +331,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage_error("--listen HOST:PORT is required");
 	if (!o->data)
 		usage_error("--data DIR is required");
+	if (!o->tls_cert != !o->tls_key)
+		usage_error("--tls-cert and --tls-key go together");
+	if (o->tls_ca && !o->tls_cert)
+		usage_error("--tls-ca needs --tls-cert and --tls-key");
 }
 
 /* Opens path for appending (created 0640 when missing) as stderr, where
@@ -396,6 +491,84 @@ static void log_identity(struct options *o, struct cas_identity *identity)
 	log_line(o, CAS_SERVER_LOG_INFO, line);
 }
 
+/* What casd reads at start for TLS and the token (tls.h, auth.h). */
+struct secrets {
+	char *cert, *key, *ca; /* PEM, malloc'd; NULL: not given */
+	struct cas_token token;
+	bool has_token;
+};
+
+/* Reads the files o names into sec, each once, at start: false (a one-line
+ * error on stderr) when one cannot be read or is not what it should be.
+ * What was read stays in sec for free_secrets, even on error. */
+static bool read_secrets(struct options *o, struct secrets *sec)
+{
+	char errmsg[PATH_MAX + 256], warn[PATH_MAX + 256];
+
+	if ((o->tls_cert &&
+	     cas_tls_read_pem(o->tls_cert, "--tls-cert", &sec->cert, errmsg, sizeof(errmsg))) ||
+	    (o->tls_key &&
+	     cas_tls_read_pem(o->tls_key, "--tls-key", &sec->key, errmsg, sizeof(errmsg))) ||
+	    (o->tls_ca &&
+	     cas_tls_read_pem(o->tls_ca, "--tls-ca", &sec->ca, errmsg, sizeof(errmsg)))) {
+		fprintf(stderr, "casd: %s\n", errmsg);
+		return false;
+	}
+	if (sec->cert && cas_tls_check(sec->cert, sec->key, sec->ca, warn, sizeof(warn), errmsg,
+				       sizeof(errmsg))) {
+		fprintf(stderr, "casd: %s\n", errmsg);
+		return false;
+	}
+	if (o->token_file) {
+		if (cas_token_read(o->token_file, &sec->token, warn, sizeof(warn), errmsg,
+				   sizeof(errmsg))) {
+			fprintf(stderr, "casd: %s\n", errmsg);
+			return false;
+		}
+		if (*warn)
+			log_line(o, CAS_SERVER_LOG_WARN, warn);
+		sec->has_token = true;
+	}
+	return true;
+}
+
+static void free_secrets(struct secrets *sec)
+{
+	cas_tls_free_pem(sec->cert);
+	cas_tls_free_pem(sec->key);
+	cas_tls_free_pem(sec->ca);
+	explicit_bzero(&sec->token, sizeof(sec->token));
+}
+
+/* Raises the open-file limit to what the connection limit may take, when
+ * the hard limit lets it; a warning when it stays below. */
+static void raise_file_limit(struct options *o)
+{
+	struct cas_server_limits lim = o->limits;
+	struct rlimit rl;
+	rlim_t need, least;
+	char line[256];
+
+	if (!lim.max_connections)
+		lim.max_connections = CAS_SERVER_DEFAULT_MAX_CONNECTIONS;
+	/* libmicrohttpd's limit (twice ours, connections being closed
+	 * included), the store's and the log's files, some spare. */
+	need = (rlim_t)2 * lim.max_connections + 4 * o->threads + 64;
+	least = (rlim_t)lim.max_connections + 64;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < least) {
+		snprintf(line, sizeof(line),
+			 "open-file limit %llu is below the %llu that %u connections need: "
+			 "connections past it fail (raise LimitNOFILE or ulimit -n)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)least,
+			 lim.max_connections);
+		log_line(o, CAS_SERVER_LOG_WARN, line);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -404,6 +577,7 @@ int main(int argc, char **argv)
 		.log_level = CAS_SERVER_LOG_INFO,
 	};
 	struct cas_store_config store_cfg = {0};
+	struct secrets sec = {0};
 	struct cas_server_config cfg;
 	struct cas_identity *identity;
 	struct cas_server *server;
@@ -417,6 +591,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "casd: cannot open %s: %s\n", o.log_file, strerror(errno));
 		goto out_free_host;
 	}
+	if (!read_secrets(&o, &sec))
+		goto out_free_secrets;
+	raise_file_limit(&o);
 
 	/* Blocked before any thread starts, so only sigwait below sees them. */
 	sigemptyset(&stop);
@@ -428,13 +605,13 @@ int main(int argc, char **argv)
 
 	if (make_dirs(o.data)) {
 		fprintf(stderr, "casd: cannot create %s: %s\n", o.data, strerror(errno));
-		goto out_free_host;
+		goto out_free_secrets;
 	}
 	lock_fd = lock_data_dir(o.data);
 	if (lock_fd < 0) {
 		fprintf(stderr, "casd: cannot lock %s: %s\n", o.data,
 			errno == EWOULDBLOCK ? "in use by another casd" : strerror(errno));
-		goto out_free_host;
+		goto out_free_secrets;
 	}
 	store_cfg.map_size = o.map_size;
 	store_cfg.wal_size = o.wal_size;
@@ -460,6 +637,12 @@ int main(int argc, char **argv)
 	cfg.log_level = o.log_level;
 	cfg.identity = identity;
 	cfg.admit_unidentified = ADMIT_UNIDENTIFIED;
+	cfg.tls_cert = sec.cert;
+	cfg.tls_key = sec.key;
+	cfg.tls_ca = sec.ca;
+	cfg.token = sec.has_token ? &sec.token : NULL;
+	cfg.insecure = o.insecure;
+	cfg.limits = o.limits;
 	if (cas_server_start(store, &cfg, &server, errmsg, sizeof(errmsg))) {
 		fprintf(stderr, "casd: %s\n", errmsg);
 		goto out_close_identity;
@@ -486,6 +669,8 @@ out_close_store:
 		log_line(&o, CAS_SERVER_LOG_INFO, "stopped");
 out_unlock_dir:
 	close(lock_fd);
+out_free_secrets:
+	free_secrets(&sec);
 out_free_host:
 	free(o.host);
 	return rc;
