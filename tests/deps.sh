@@ -7,6 +7,7 @@ packages=(
 	build-essential cmake pkg-config curl
 	libfuse3-dev fuse3 attr
 	libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev liblmdb-dev
+	libgnutls28-dev openssl
 	libcmocka-dev
 	clang libclang-rt-14-dev clang-format valgrind
 )
