@@ -62,7 +62,8 @@ static void record_accept(struct mini *m, const struct cas_msg *msg)
 
 	assert_true(m->n_sent < 64);
 	m->sent_ballot[m->n_sent] = msg->ballot;
-	memcpy(m->sent_value[m->n_sent], msg->value.data, n);
+	if (n) /* a tombstone has no bytes, and data may be NULL */
+		memcpy(m->sent_value[m->n_sent], msg->value.data, n);
 	m->sent_value[m->n_sent][n] = 0;
 	m->n_sent++;
 }
