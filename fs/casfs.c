@@ -71,11 +71,22 @@ static void log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap
 	syslog((int)level, "%s", p);
 }
 
+/* The TLS and token files of o, for cas_client_config. */
+static struct cas_auth_config auth_config(const struct casfs_options *o)
+{
+	return (struct cas_auth_config){.tls_ca = o->tls_ca,
+					.tls_cert = o->tls_cert,
+					.tls_key = o->tls_key,
+					.token_file = o->token_file};
+}
+
 /* Checks that a majority of the cluster answers and that it holds a casfs
  * root (creating one on a fresh cluster). 0, or 1 after printing why. */
 static int check_cluster(const struct casfs_options *o)
 {
 	struct cas_client_config cfg = {.timeout_ms = o->timeout_ms, .max_value_size = o->max_size};
+
+	cfg.auth = auth_config(o);
 	struct cas_client *c;
 	char err[512];
 	int rc;
@@ -85,13 +96,16 @@ static int check_cluster(const struct casfs_options *o)
 		fprintf(stderr, "casfs: bad nodes=%s: %s\n", o->nodes, err);
 		return 1;
 	}
+	err[0] = '\0';
 	rc = casfs_fs_check_root(c, o->timeout_ms, o->max_size, (unsigned)getuid(),
 				 (unsigned)getgid(), err, sizeof(err));
 	cas_client_close(c);
 	if (rc == CAS_EUNAVAILABLE) {
+		/* err says why, e.g. a node that refused the token. */
 		fprintf(stderr,
-			"casfs: cluster unreachable: no majority of %s answered within %.3g s\n",
-			o->nodes, o->timeout_ms / 1000.0);
+			"casfs: cluster unreachable: no majority of %s answered within %.3g "
+			"s%s%s\n",
+			o->nodes, o->timeout_ms / 1000.0, err[0] ? ": " : "", err);
 		return 1;
 	}
 	if (rc) {
@@ -109,6 +123,7 @@ int main(int argc, char *argv[])
 	struct casfs_options o = {0};
 	struct cas_client_config cfg;
 	struct fuse_session *se;
+	struct cas_auth *auth;
 	struct cas_client *c;
 	struct casfs_fs *fs;
 	char err[512];
@@ -154,6 +169,13 @@ int main(int argc, char *argv[])
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout_ms = o.timeout_ms;
 	cfg.max_value_size = o.max_size;
+	cfg.auth = auth_config(&o);
+	/* A missing or unreadable TLS or token file: one line, exit 1. */
+	if (cas_auth_load(&cfg.auth, &auth, err, sizeof(err))) {
+		fprintf(stderr, "casfs: %s\n", err);
+		goto out_free_cmd;
+	}
+	cas_auth_free(auth);
 	if (cas_client_open(o.nodes, &cfg, &c, err, sizeof(err))) {
 		fprintf(stderr, "casfs: bad nodes=%s: %s\n", o.nodes, err);
 		goto out_free_cmd;

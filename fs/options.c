@@ -20,6 +20,7 @@ struct raw {
 	char *timeout;
 	char *max_size;
 	char *lease;
+	char *tls_ca, *tls_cert, *tls_key, *token_file;
 	int cache;
 	int allow_other;
 };
@@ -30,6 +31,10 @@ static const struct fuse_opt specs[] = {{"nodes=%s", offsetof(struct raw, nodes)
 					{"timeout=%s", offsetof(struct raw, timeout), 0},
 					{"max_size=%s", offsetof(struct raw, max_size), 0},
 					{"lease=%s", offsetof(struct raw, lease), 0},
+					{"tls_ca=%s", offsetof(struct raw, tls_ca), 0},
+					{"tls_cert=%s", offsetof(struct raw, tls_cert), 0},
+					{"tls_key=%s", offsetof(struct raw, tls_key), 0},
+					{"token_file=%s", offsetof(struct raw, token_file), 0},
 					{"cache", offsetof(struct raw, cache), 1},
 					{"nocache", offsetof(struct raw, cache), 0},
 					FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -218,6 +223,12 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct ca
 	}
 	o->nodes = raw.nodes;
 	raw.nodes = NULL;
+	/* Names only: the files are read when the client opens. */
+	o->tls_ca = raw.tls_ca;
+	o->tls_cert = raw.tls_cert;
+	o->tls_key = raw.tls_key;
+	o->token_file = raw.token_file;
+	raw.tls_ca = raw.tls_cert = raw.tls_key = raw.token_file = NULL;
 	rc = CAS_OK;
 
 out_free_raw:
@@ -225,12 +236,20 @@ out_free_raw:
 	free(raw.timeout);
 	free(raw.max_size);
 	free(raw.lease);
+	free(raw.tls_ca);
+	free(raw.tls_cert);
+	free(raw.tls_key);
+	free(raw.token_file);
 	return rc;
 }
 
 void casfs_options_clear(struct casfs_options *o)
 {
 	free(o->nodes);
+	free(o->tls_ca);
+	free(o->tls_cert);
+	free(o->tls_key);
+	free(o->token_file);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -246,7 +265,14 @@ void casfs_options_help(FILE *f)
 		"                           and file pages between opens: faster, but\n"
 		"                           NOT linearizable across mounts\n"
 		"    -o lease=SECONDS       lease of this mount's flock and fcntl locks:\n"
-		"                           a mount silent that long loses them (default %g)\n",
+		"                           a mount silent that long loses them (default %g)\n"
+		"    -o tls_ca=FILE         CA certificates (PEM) the nodes' certificates\n"
+		"                           must chain to; node URLs are then https://\n"
+		"    -o tls_cert=FILE       this mount's client certificate (PEM)\n"
+		"    -o tls_key=FILE        its unencrypted private key (PEM)\n"
+		"    -o token_file=FILE     the cluster's shared token: the file, less a\n"
+		"                           newline (read at start; others must not read\n"
+		"                           it; never give the token on the command line)\n",
 		CASFS_DEFAULT_TIMEOUT_MS / 1000.0, (unsigned)CAS_DEFAULT_MAX_VALUE,
 		CASFS_LEASE_DEFAULT_MS / 1000.0);
 }

@@ -1,5 +1,5 @@
 /* options.h - casfs's own mount options (-o nodes=, timeout=, cache, max_size=,
- * lease=). */
+ * lease=, tls_ca=, tls_cert=, tls_key=, token_file=). */
 #ifndef CASFS_OPTIONS_H
 #define CASFS_OPTIONS_H
 
@@ -20,6 +20,9 @@ struct casfs_options {
 	size_t max_size;     /* largest register value, in bytes */
 	bool allow_other;    /* -o allow_other was given (and left for libfuse) */
 	unsigned lease_ms;   /* lease of the mount's lock session */
+	/* TLS and token files (cas/admin.h, struct cas_auth_config),
+	 * malloc'd, NULL when not given. */
+	char *tls_ca, *tls_cert, *tls_key, *token_file;
 };
 
 /* Copies argc/argv into out (cleared first; free with fuse_opt_free_args,

@@ -11,6 +11,7 @@
 
 #include <cas/os.h>
 
+#include "auth.h"
 #include "config.h"
 #include "errmsg.h"
 #include "transport.h"
@@ -52,12 +53,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* Asks base + path (post: the JSON body of a POST, or NULL for a GET),
- * with the identity of cfg when it is not NULL. CAS_OK when an HTTP answer
+ * with auth's TLS settings and token, and the identity of cfg when it is
+ * not NULL. CAS_OK when an HTTP answer
  * came: *status and *r (r->body malloc'd, NUL-terminated, may be NULL when
  * empty; the caller frees it). CAS_EUNAVAILABLE without one. */
-static int http_ask(const char *base, const char *path, const char *post,
-		    const struct cas_cluster_config *cfg, unsigned timeout_ms, long *status,
-		    struct reply *r, char *errmsg, size_t errmsg_len)
+static int http_ask(const char *base, const struct cas_auth *auth, const char *path,
+		    const char *post, const struct cas_cluster_config *cfg, unsigned timeout_ms,
+		    long *status, struct reply *r, char *errmsg, size_t errmsg_len)
 {
 	char errbuf[CURL_ERROR_SIZE] = "", *url, hdr[64];
 	struct curl_slist *h = NULL, *h2;
@@ -82,6 +84,10 @@ static int http_ask(const char *base, const char *path, const char *post,
 	h = curl_slist_append(NULL, "Expect:");
 	if (h != NULL && post != NULL) {
 		h2 = curl_slist_append(h, "Content-Type: application/json");
+		h = h2 ? h2 : (curl_slist_free_all(h), NULL);
+	}
+	if (h != NULL && cas_auth_header(auth) != NULL) {
+		h2 = curl_slist_append(h, cas_auth_header(auth));
 		h = h2 ? h2 : (curl_slist_free_all(h), NULL);
 	}
 	if (h != NULL && cfg != NULL) {
@@ -111,13 +117,20 @@ static int http_ask(const char *base, const char *path, const char *post,
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	cas_auth_apply(auth, easy);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 1));
 	cc = curl_easy_perform(easy);
 	if (cc != CURLE_OK) {
-		cas_errmsg_set(errmsg, errmsg_len, "%s: %s", base,
+		/* libcurl's first word wins its error buffer: a connection the
+		 * node closed at once (a refused handshake) may leave only
+		 * "getpeername() failed" there; the code says more. */
+		if (strncmp(errbuf, "getpeername", 11) == 0)
+			errbuf[0] = '\0';
+		cas_errmsg_set(errmsg, errmsg_len, "%s: %s%s", base,
 			       r->overflow ? "answer too large"
-					   : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
+					   : (errbuf[0] ? errbuf : curl_easy_strerror(cc)),
+			       r->overflow ? "" : cas_auth_hint(auth, base, cc));
 		rc = r->overflow ? CAS_EPROTO : CAS_EUNAVAILABLE;
 		free(r->body);
 		memset(r, 0, sizeof(*r));
@@ -144,9 +157,9 @@ static void body_reason(const struct reply *r, char *out, size_t len)
 	cJSON_Delete(root);
 }
 
-int cas_admin_get_config(const char *url, unsigned timeout_ms, enum cas_node_state *state,
-			 struct cas_cluster_config *cfg, uint64_t *node_id, char *errmsg,
-			 size_t errmsg_len)
+int cas_admin_get_config(const char *url, const struct cas_auth *auth, unsigned timeout_ms,
+			 enum cas_node_state *state, struct cas_cluster_config *cfg,
+			 uint64_t *node_id, char *errmsg, size_t errmsg_len)
 {
 	char why[200];
 	struct reply r;
@@ -157,7 +170,8 @@ int cas_admin_get_config(const char *url, unsigned timeout_ms, enum cas_node_sta
 	if (node_id != NULL)
 		*node_id = 0;
 	*state = CAS_NODE_DOWN;
-	rc = http_ask(url, "/v1/config", NULL, NULL, timeout_ms, &status, &r, errmsg, errmsg_len);
+	rc = http_ask(url, auth, "/v1/config", NULL, NULL, timeout_ms, &status, &r, errmsg,
+		      errmsg_len);
 	if (rc == CAS_EUNAVAILABLE)
 		return CAS_OK;
 	if (rc != CAS_OK)
@@ -189,15 +203,15 @@ out_free:
 }
 
 /* The outcome of an admin POST: 200 is CAS_OK, 409 CAS_EVERSION. */
-static int admin_post(const char *url, const char *path, const char *body, unsigned timeout_ms,
-		      char *errmsg, size_t errmsg_len)
+static int admin_post(const char *url, const struct cas_auth *auth, const char *path,
+		      const char *body, unsigned timeout_ms, char *errmsg, size_t errmsg_len)
 {
 	char why[200];
 	struct reply r;
 	long status;
 	int rc;
 
-	rc = http_ask(url, path, body, NULL, timeout_ms, &status, &r, errmsg, errmsg_len);
+	rc = http_ask(url, auth, path, body, NULL, timeout_ms, &status, &r, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		return rc;
 	if (status != 200) {
@@ -235,8 +249,9 @@ static int admin_body(uint64_t node_id, const struct cas_cluster_config *cfg, ch
 	return CAS_OK;
 }
 
-int cas_admin_join(const char *url, uint64_t node_id, const struct cas_cluster_config *cfg,
-		   unsigned timeout_ms, char *errmsg, size_t errmsg_len)
+int cas_admin_join(const char *url, const struct cas_auth *auth, uint64_t node_id,
+		   const struct cas_cluster_config *cfg, unsigned timeout_ms, char *errmsg,
+		   size_t errmsg_len)
 {
 	char *body;
 	int rc;
@@ -248,13 +263,14 @@ int cas_admin_join(const char *url, uint64_t node_id, const struct cas_cluster_c
 	rc = admin_body(node_id, cfg, &body);
 	if (rc != CAS_OK)
 		return rc;
-	rc = admin_post(url, "/v1/admin/join", body, timeout_ms, errmsg, errmsg_len);
+	rc = admin_post(url, auth, "/v1/admin/join", body, timeout_ms, errmsg, errmsg_len);
 	free(body);
 	return rc;
 }
 
-int cas_admin_set_config(const char *url, const struct cas_cluster_config *cfg, unsigned timeout_ms,
-			 char *errmsg, size_t errmsg_len)
+int cas_admin_set_config(const char *url, const struct cas_auth *auth,
+			 const struct cas_cluster_config *cfg, unsigned timeout_ms, char *errmsg,
+			 size_t errmsg_len)
 {
 	char *body;
 	int rc;
@@ -262,7 +278,7 @@ int cas_admin_set_config(const char *url, const struct cas_cluster_config *cfg, 
 	rc = admin_body(0, cfg, &body);
 	if (rc != CAS_OK)
 		return rc;
-	rc = admin_post(url, "/v1/admin/config", body, timeout_ms, errmsg, errmsg_len);
+	rc = admin_post(url, auth, "/v1/admin/config", body, timeout_ms, errmsg, errmsg_len);
 	free(body);
 	return rc;
 }
@@ -276,9 +292,10 @@ void cas_keys_free(char **keys, size_t n)
 	free(keys);
 }
 
-int cas_admin_keys(const char *url, const struct cas_cluster_config *cfg, const char *after,
-		   unsigned limit, unsigned timeout_ms, char ***keys, size_t *n, bool *more,
-		   char *errmsg, size_t errmsg_len)
+int cas_admin_keys(const char *url, const struct cas_auth *auth,
+		   const struct cas_cluster_config *cfg, const char *after, unsigned limit,
+		   unsigned timeout_ms, char ***keys, size_t *n, bool *more, char *errmsg,
+		   size_t errmsg_len)
 {
 	char path[64 + CAS_KEY_MAX], why[200];
 	const cJSON *arr, *m, *k;
@@ -298,7 +315,7 @@ int cas_admin_keys(const char *url, const struct cas_cluster_config *cfg, const 
 	/* Key characters need no escaping in a query. */
 	snprintf(path, sizeof(path), "/v1/keys?limit=%u%s%s", limit, after ? "&after=" : "",
 		 after ? after : "");
-	rc = http_ask(url, path, NULL, cfg, timeout_ms, &status, &r, errmsg, errmsg_len);
+	rc = http_ask(url, auth, path, NULL, cfg, timeout_ms, &status, &r, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		return rc;
 	if (status != 200) {
@@ -386,8 +403,8 @@ static bool health_u64(const cJSON *root, const char *name, uint64_t *out, bool 
 	return true;
 }
 
-int cas_admin_health(const char *url, unsigned timeout_ms, struct cas_node_health *out,
-		     char *errmsg, size_t errmsg_len)
+int cas_admin_health(const char *url, const struct cas_auth *auth, unsigned timeout_ms,
+		     struct cas_node_health *out, char *errmsg, size_t errmsg_len)
 {
 	struct timespec t0, t1;
 	bool usage[4] = {false, false, false, false}, ok;
@@ -397,8 +414,8 @@ int cas_admin_health(const char *url, unsigned timeout_ms, struct cas_node_healt
 
 	memset(out, 0, sizeof(*out));
 	cas_os_monotonic(&t0);
-	rc = http_ask(url, "/v1/health", NULL, NULL, timeout_ms, &out->http_status, &r, errmsg,
-		      errmsg_len);
+	rc = http_ask(url, auth, "/v1/health", NULL, NULL, timeout_ms, &out->http_status, &r,
+		      errmsg, errmsg_len);
 	cas_os_monotonic(&t1);
 	if (rc == CAS_EUNAVAILABLE)
 		return CAS_OK;

@@ -178,14 +178,19 @@ int cas_client_open(const char *nodes, const struct cas_client_config *cfg, stru
 			goto out_destroy_busy;
 		}
 	}
-	rc = cas_transport_open((const char *const *)urls, c->n_seeds, c->max_value, &c->transport,
-				errmsg, errmsg_len);
+	rc = cas_auth_load(cfg ? &cfg->auth : NULL, &c->auth, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		goto out_free_cache;
+	rc = cas_transport_open((const char *const *)urls, c->n_seeds, c->max_value, c->auth,
+				&c->transport, errmsg, errmsg_len);
+	if (rc != CAS_OK)
+		goto out_free_auth;
 	cas_nodes_free(urls, c->n_seeds);
 	*out = c;
 	return CAS_OK;
 
+out_free_auth:
+	cas_auth_free(c->auth);
 out_free_cache:
 	cas_pcache_free(c->cache);
 out_destroy_busy:
@@ -208,6 +213,7 @@ void cas_client_close(struct cas_client *c)
 	if (c == NULL)
 		return;
 	cas_transport_close(c->transport);
+	cas_auth_free(c->auth);
 	cas_pcache_free(c->cache);
 	pthread_cond_destroy(&c->busy_cond);
 	pthread_mutex_destroy(&c->busy_lock);
@@ -217,6 +223,11 @@ void cas_client_close(struct cas_client *c)
 	pthread_mutex_destroy(&c->cfg_lock);
 	cas_cluster_config_clear(&c->cfg);
 	free(c);
+}
+
+const struct cas_auth *cas_client_auth(const struct cas_client *c)
+{
+	return c->auth;
 }
 
 size_t cas_client_nodes(const struct cas_client *c)

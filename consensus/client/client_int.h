@@ -34,7 +34,8 @@ struct cas_client {
 	size_t max_value;
 	pthread_mutex_t lock; /* guards proposer */
 	struct cas_proposer proposer;
-	uint64_t ops; /* operations started, atomic: each op's id */
+	uint64_t ops;	       /* operations started, atomic: each op's id */
+	struct cas_auth *auth; /* TLS and token of every request */
 	struct cas_transport *transport;
 	struct cas_pcache *cache; /* NULL: the fast path is off */
 	/* Keys with an operation running: a proposer runs one operation at a

@@ -20,6 +20,7 @@
 
 struct fetch {
 	const char *url;
+	const struct cas_auth *auth;
 	unsigned timeout_ms;
 	pthread_t thread;
 	bool started, asked;
@@ -47,8 +48,8 @@ static void *fetch_main(void *arg)
 {
 	struct fetch *f = arg;
 
-	f->rc = cas_admin_get_config(f->url, f->timeout_ms, &f->state, &f->cfg, &f->id, f->errmsg,
-				     sizeof(f->errmsg));
+	f->rc = cas_admin_get_config(f->url, f->auth, f->timeout_ms, &f->state, &f->cfg, &f->id,
+				     f->errmsg, sizeof(f->errmsg));
 	f->asked = true;
 	return NULL;
 }
@@ -65,6 +66,7 @@ static void fetch_range(struct cas_client *c, struct fetch *fs, size_t from, siz
 		ms = FETCH_MS_MAX;
 	for (size_t i = from; i < to; i++) {
 		fs[i].url = cas_transport_url(c->transport, i);
+		fs[i].auth = c->auth;
 		fs[i].timeout_ms = ms;
 		fs[i].started = pthread_create(&fs[i].thread, NULL, fetch_main, &fs[i]) == 0;
 		if (!fs[i].started)

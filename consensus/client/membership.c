@@ -90,7 +90,7 @@ int cas_client_keys(struct cas_client *c, const char *after, unsigned limit, uns
 	if (rc != CAS_OK)
 		return rc;
 	for (size_t i = 0; i < cfg.n_members; i++) {
-		rc = cas_admin_keys(cfg.members[i].url, &cfg, after, limit,
+		rc = cas_admin_keys(cfg.members[i].url, c->auth, &cfg, after, limit,
 				    timeout_ms ? timeout_ms : c->timeout_ms, &got, &n_got, &m,
 				    errmsg, errmsg_len);
 		if (rc == CAS_ENOMEM)

@@ -13,6 +13,7 @@
 
 #include <cas/os.h>
 
+#include "auth.h"
 #include "codec_bin.h"
 #include "errmsg.h"
 #include "nodes.h"
@@ -71,7 +72,8 @@ static char **make_urls(const char *const *bases, size_t n, const char *path)
 }
 
 int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
-		       struct cas_transport **out, char *errmsg, size_t errmsg_len)
+		       const struct cas_auth *auth, struct cas_transport **out, char *errmsg,
+		       size_t errmsg_len)
 {
 	struct cas_transport *t;
 	struct curl_slist *h;
@@ -98,6 +100,7 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 		t->pipes[i].tail = &t->pipes[i].head;
 	t->n = n;
 	t->max_value = max_value;
+	t->auth = auth;
 	t->max_reply = max_value / 3 * 4 + 4 + REPLY_SLACK;
 	t->urls = make_urls(urls, n, "");
 	t->prepare_urls = make_urls(urls, n, "/v1/prepare");
@@ -118,6 +121,12 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	if (h == NULL)
 		goto out_free_headers;
 	t->headers = h;
+	if (cas_auth_header(auth) != NULL) {
+		h = curl_slist_append(t->headers, cas_auth_header(auth));
+		if (h == NULL)
+			goto out_free_headers;
+		t->headers = h;
+	}
 	*out = t;
 	return CAS_OK;
 
@@ -529,6 +538,8 @@ int cas_transport_ping(struct cas_transport *t, size_t node, unsigned timeout_ms
 	}
 	curl_easy_setopt(easy, CURLOPT_URL, t->health_urls[node]);
 	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+	cas_auth_apply(t->auth, easy);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cas/admin.h>
+
 #include "msg.h"
 
 /* A transport: the acceptors' base URLs and a pool of channels. Checking
@@ -23,10 +25,13 @@ struct cas_channel;
 
 /* Opens a transport on n (0..CAS_NODES_MAX) base URLs ("http://host:port",
  * no trailing slash), copied; node i is urls[i]. Replies larger than
- * max_value decoded bytes are refused. Contacts no node. On error *out is
- * untouched and errmsg holds a one-line reason. */
+ * max_value decoded bytes are refused. Every request has auth's TLS
+ * settings and token (auth may be NULL; borrowed: it must outlive t).
+ * Contacts no node. On error *out is untouched and errmsg holds a
+ * one-line reason. */
 int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
-		       struct cas_transport **out, char *errmsg, size_t errmsg_len);
+		       const struct cas_auth *auth, struct cas_transport **out, char *errmsg,
+		       size_t errmsg_len);
 
 /* Adds the node url (copied) as node cas_transport_nodes(t), and returns
  * its index in *index. Thread-safe; nodes are never removed nor changed.

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "codec_bin.h"
 #include "errmsg.h"
@@ -91,6 +92,7 @@ static struct xfer *xfer_new(struct cas_channel *ch, size_t node)
 	curl_easy_setopt(x->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	/* Acceptors are reached directly, whatever http_proxy says. */
 	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+	cas_auth_apply(ch->t->auth, x->easy);
 	ch->xfers[ch->n_xfers++] = x;
 	return x;
 }

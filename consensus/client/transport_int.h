@@ -132,8 +132,9 @@ struct cas_transport {
 	char **health_urls;
 	size_t max_value;
 	size_t max_reply;
-	struct curl_slist *headers;
-	struct ident_hdrs *idents; /* (t->lock) */
+	const struct cas_auth *auth; /* TLS and token of every handle */
+	struct curl_slist *headers;  /* of every request, with the token */
+	struct ident_hdrs *idents;   /* (t->lock) */
 	struct cas_channel *free_list;
 	char **batch_urls;
 	/* Batching: while more than one channel is checked out, requests go

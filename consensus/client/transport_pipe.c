@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "batch.h"
 #include "codec_bin.h"
 #include "errmsg.h"
@@ -256,6 +257,7 @@ static bool pipe_easy(struct cas_transport *t, size_t node)
 	curl_easy_setopt(p->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(p->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
+	cas_auth_apply(t->auth, p->easy);
 	return true;
 }
 

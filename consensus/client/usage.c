@@ -10,6 +10,7 @@
 
 struct ask {
 	const char *url;
+	const struct cas_auth *auth;
 	unsigned timeout_ms;
 	pthread_t thread;
 	bool started;
@@ -22,7 +23,7 @@ static void *ask_main(void *arg)
 {
 	struct ask *a = arg;
 
-	a->rc = cas_admin_health(a->url, a->timeout_ms, &a->h, a->why, sizeof(a->why));
+	a->rc = cas_admin_health(a->url, a->auth, a->timeout_ms, &a->h, a->why, sizeof(a->why));
 	return NULL;
 }
 
@@ -41,6 +42,7 @@ static int ask_members(struct cas_client *c, const struct cas_cluster_config *cf
 	/* At once: a silent member costs one timeout, not one each. */
 	for (size_t i = 0; i < n; i++) {
 		asks[i].url = cfg->members[i].url;
+		asks[i].auth = c->auth;
 		asks[i].timeout_ms = timeout_ms;
 		asks[i].started = pthread_create(&asks[i].thread, NULL, ask_main, &asks[i]) == 0;
 		if (!asks[i].started)

@@ -15,10 +15,14 @@
 
 static const char *prog = "casctl";
 
+struct cas_auth_config casctl_auth_cfg;
+const struct cas_auth *casctl_auth;
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--nodes URL,URL,...] [--timeout SECONDS] COMMAND\n"
+		"usage: %s [--nodes URL,URL,...] [--timeout SECONDS] [--tls-ca FILE\n"
+		"       --tls-cert FILE --tls-key FILE] [--token-file FILE] COMMAND\n"
 		"\n"
 		"commands:\n"
 		"  get KEY                  print the value's bytes (nothing for a new key)\n"
@@ -50,10 +54,18 @@ static void usage(FILE *f)
 		"options:\n"
 		"  --nodes URLS      comma-separated acceptor URLs (default: $CAS_NODES)\n"
 		"  --timeout SECONDS deadline of the operation, fractions allowed (default 5)\n"
+		"  --tls-ca FILE     CA certificates (PEM) the nodes' certificates must chain\n"
+		"                    to; node URLs are then https:// (default: $CAS_TLS_CA)\n"
+		"  --tls-cert FILE   this client's certificate (PEM), for nodes that check\n"
+		"                    client certificates (default: $CAS_TLS_CERT)\n"
+		"  --tls-key FILE    its unencrypted private key (PEM) (default: $CAS_TLS_KEY)\n"
+		"  --token-file FILE the cluster's shared token: the file, less a newline;\n"
+		"                    others must not read it (default: $CAS_TOKEN_FILE)\n"
 		"  --help, --version\n"
 		"\n"
 		"exit status: 0 success, 1 other error, 2 bad usage or input (bad key,\n"
-		"unreadable file, value too large, bad number), 3 version mismatch (the\n"
+		"unreadable file, value too large, bad number, a missing or unreadable\n"
+		"TLS or token file), 3 version mismatch (the\n"
 		"current version is printed on stderr), 4 no majority before the deadline\n",
 		prog);
 }
@@ -257,11 +269,17 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"nodes", required_argument, NULL, 'n'},
 		{"timeout", required_argument, NULL, 't'},
+		{"tls-ca", required_argument, NULL, 'A'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"token-file", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cas_client_config cfg = {0};
+	struct cas_auth_config *ac = &casctl_auth_cfg;
+	struct cas_auth *auth;
 	struct cas_client *c;
 	const char *nodes = getenv("CAS_NODES");
 	const char *cmd, *key;
@@ -270,10 +288,26 @@ int main(int argc, char **argv)
 	uint64_t expected = 0;
 	int opt, rc, nargs_left;
 
+	ac->tls_ca = getenv("CAS_TLS_CA");
+	ac->tls_cert = getenv("CAS_TLS_CERT");
+	ac->tls_key = getenv("CAS_TLS_KEY");
+	ac->token_file = getenv("CAS_TOKEN_FILE");
 	while ((opt = getopt_long(argc, argv, "+n:t:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
 			nodes = optarg;
+			break;
+		case 'A':
+			ac->tls_ca = optarg;
+			break;
+		case 'C':
+			ac->tls_cert = optarg;
+			break;
+		case 'K':
+			ac->tls_key = optarg;
+			break;
+		case 'T':
+			ac->token_file = optarg;
 			break;
 		case 't':
 			if (!parse_timeout(optarg, &timeout_ms)) {
@@ -349,20 +383,35 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	if (strcmp(cmd, "init") == 0)
-		return casctl_init(nodes, timeout_ms);
-	if (strcmp(cmd, "member") == 0)
-		return casctl_member(nodes, timeout_ms, nargs_left, argv + optind + 1);
-	if (strcmp(cmd, "dump") == 0)
-		return casctl_dump(nodes, timeout_ms, key);
-	if (strcmp(cmd, "restore") == 0)
-		return casctl_restore(nodes, timeout_ms, key);
-
-	cfg.timeout_ms = timeout_ms;
-	rc = cas_client_open(nodes, &cfg, &c, errmsg, sizeof(errmsg));
+	/* The files are read once here: a missing one fails before any
+	 * request, whatever the command. */
+	rc = cas_auth_load(ac, &auth, errmsg, sizeof(errmsg));
 	if (rc != CAS_OK) {
 		fprintf(stderr, "%s: %s\n", prog, errmsg);
 		return casctl_exit_code(rc);
+	}
+	casctl_auth = auth;
+	if (strcmp(cmd, "init") == 0) {
+		rc = casctl_init(nodes, timeout_ms);
+		goto out_free_auth;
+	}
+	if (strcmp(cmd, "member") == 0) {
+		rc = casctl_member(nodes, timeout_ms, nargs_left, argv + optind + 1);
+		goto out_free_auth;
+	}
+	if (strcmp(cmd, "dump") == 0 || strcmp(cmd, "restore") == 0) {
+		rc = cmd[0] == 'd' ? casctl_dump(nodes, timeout_ms, key)
+				   : casctl_restore(nodes, timeout_ms, key);
+		goto out_free_auth;
+	}
+
+	cfg.timeout_ms = timeout_ms;
+	cfg.auth = *ac;
+	rc = cas_client_open(nodes, &cfg, &c, errmsg, sizeof(errmsg));
+	if (rc != CAS_OK) {
+		fprintf(stderr, "%s: %s\n", prog, errmsg);
+		rc = casctl_exit_code(rc);
+		goto out_free_auth;
 	}
 
 	if (strcmp(cmd, "get") == 0)
@@ -379,5 +428,7 @@ int main(int argc, char **argv)
 		rc = casctl_status(c, timeout_ms, nargs_left == 1);
 
 	cas_client_close(c);
+out_free_auth:
+	cas_auth_free(auth);
 	return rc;
 }

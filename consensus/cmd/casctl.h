@@ -14,6 +14,13 @@
 #define EXIT_VERSION	 3
 #define EXIT_UNAVAILABLE 4
 
+/* The TLS files and token file of --tls-ca, --tls-cert, --tls-key,
+ * --token-file (or CAS_TLS_CA, ...), for every client casctl opens, and
+ * those settings loaded, for its one-shot admin calls. Set once by main
+ * before any command runs. */
+extern struct cas_auth_config casctl_auth_cfg;
+extern const struct cas_auth *casctl_auth;
+
 /* casctl init: nodes is the --nodes list. Returns the exit status. */
 int casctl_init(const char *nodes, unsigned timeout_ms);
 

@@ -63,7 +63,8 @@ static bool is_txn_record(const char *key)
 
 static struct cas_client *open_client(const char *nodes, unsigned timeout_ms, size_t max_value)
 {
-	struct cas_client_config cfg = {.timeout_ms = timeout_ms, .max_value_size = max_value};
+	struct cas_client_config cfg = {
+		.timeout_ms = timeout_ms, .max_value_size = max_value, .auth = casctl_auth_cfg};
 	struct cas_client *c;
 	char errmsg[256];
 	int rc;

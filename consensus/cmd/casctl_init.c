@@ -18,7 +18,7 @@ static const char *prog = "casctl";
 void casctl_probe(const char *url, unsigned timeout_ms, struct casctl_probe *p)
 {
 	memset(p, 0, sizeof(*p));
-	if (cas_admin_get_config(url, timeout_ms, &p->state, &p->cfg, &p->id, p->why,
+	if (cas_admin_get_config(url, casctl_auth, timeout_ms, &p->state, &p->cfg, &p->id, p->why,
 				 sizeof(p->why)) != CAS_OK) {
 		p->state = CAS_NODE_DOWN;
 		snprintf(p->why, sizeof(p->why), "%s: out of memory", url);
@@ -95,7 +95,7 @@ int casctl_random_id(uint64_t *id)
 static int make_root(const char *nodes, unsigned timeout_ms)
 {
 	static const unsigned char root_id[CASFS_ID_LEN];
-	struct cas_client_config ccfg = {.timeout_ms = timeout_ms};
+	struct cas_client_config ccfg = {.timeout_ms = timeout_ms, .auth = casctl_auth_cfg};
 	struct casfs_record rec;
 	struct cas_client *c;
 	char key[CASFS_KEY_LEN], why[256];
@@ -142,7 +142,7 @@ static bool any_empty(const struct casctl_probe *ps, size_t n)
 static bool root_made(const char *nodes, unsigned timeout_ms)
 {
 	static const unsigned char root_id[CASFS_ID_LEN];
-	struct cas_client_config ccfg = {.timeout_ms = timeout_ms};
+	struct cas_client_config ccfg = {.timeout_ms = timeout_ms, .auth = casctl_auth_cfg};
 	struct cas_client *c;
 	struct cas_value v;
 	char key[CASFS_KEY_LEN];
@@ -270,7 +270,8 @@ int casctl_init(const char *nodes, unsigned timeout_ms)
 
 		if (ps[i].state != CAS_NODE_UNINITIALIZED)
 			continue;
-		rc = cas_admin_join(urls[i], cfg.members[m].id, &cfg, timeout_ms, why, sizeof(why));
+		rc = cas_admin_join(urls[i], casctl_auth, cfg.members[m].id, &cfg, timeout_ms, why,
+				    sizeof(why));
 		if (rc != CAS_OK) {
 			fprintf(stderr,
 				"%s: init: joining %s: %s (run the same init again to finish)\n",

@@ -137,7 +137,8 @@ static bool install(const struct cas_cluster_config *cfg, const struct cas_clust
 			sent |= strcmp(url, j < n_o ? o[j].url : nn[j - n_o].url) == 0;
 		if (sent)
 			continue;
-		if (cas_admin_set_config(url, cfg, timeout_ms, why, sizeof(why)) != CAS_OK)
+		if (cas_admin_set_config(url, casctl_auth, cfg, timeout_ms, why, sizeof(why)) !=
+		    CAS_OK)
 			fprintf(stderr, "%s: member: %s\n", prog, why);
 	}
 	*o_ok = count_at(o, n_o, cfg, cfg->epoch, timeout_ms);
@@ -171,8 +172,8 @@ static int rescan(struct change *c)
 		free(after);
 		after = NULL;
 		do {
-			rc = cas_admin_keys(j->members[i].url, j, after, KEYS_PAGE, c->timeout_ms,
-					    &got, &n_got, &more, why, sizeof(why));
+			rc = cas_admin_keys(j->members[i].url, casctl_auth, j, after, KEYS_PAGE,
+					    c->timeout_ms, &got, &n_got, &more, why, sizeof(why));
 			if (rc != CAS_OK) {
 				ok = false;
 				break;
@@ -277,8 +278,8 @@ static int join_new(struct change *c)
 			continue;
 		casctl_probe(j->joining[i].url, c->timeout_ms, &p);
 		if (p.state == CAS_NODE_UNINITIALIZED) {
-			if (cas_admin_join(j->joining[i].url, j->joining[i].id, j, c->timeout_ms,
-					   why, sizeof(why)) != CAS_OK) {
+			if (cas_admin_join(j->joining[i].url, casctl_auth, j->joining[i].id, j,
+					   c->timeout_ms, why, sizeof(why)) != CAS_OK) {
 				fprintf(stderr, "%s: member: joining %s: %s\n", prog,
 					j->joining[i].url, why);
 				st = EXIT_UNAVAILABLE;
@@ -466,7 +467,7 @@ static int member_list(struct cas_client *client, unsigned timeout_ms)
 
 int casctl_member(const char *nodes, unsigned timeout_ms, int argc, char **argv)
 {
-	struct cas_client_config ccfg = {.timeout_ms = timeout_ms};
+	struct cas_client_config ccfg = {.timeout_ms = timeout_ms, .auth = casctl_auth_cfg};
 	struct change c = {.timeout_ms = timeout_ms};
 	char *a = NULL, *b = NULL, why[256];
 	const char *sub = argv[0];

@@ -37,7 +37,8 @@ static void *ask_main(void *arg)
 {
 	struct node *n = arg;
 
-	if (cas_admin_health(n->url, n->timeout_ms, &n->h, n->why, sizeof(n->why)) != CAS_OK)
+	if (cas_admin_health(n->url, casctl_auth, n->timeout_ms, &n->h, n->why, sizeof(n->why)) !=
+	    CAS_OK)
 		snprintf(n->why, sizeof(n->why), "out of memory");
 	casctl_probe(n->url, n->timeout_ms, &n->probe);
 	return NULL;

@@ -21,6 +21,9 @@ struct cas_client_config {
 	/* Turns off the one-round-trip optimization (each operation then
 	 * runs a prepare and an accept); for measurements. */
 	bool no_fast_path;
+	/* TLS and the token (cas/admin.h): read and checked by
+	 * cas_client_open; the strings need not outlive it. */
+	struct cas_auth_config auth;
 };
 
 /* Opens a client on nodes, a comma-separated list of acceptor base URLs
@@ -39,10 +42,16 @@ struct cas_client_config {
  * (the low part of its ballots) is drawn from the kernel's random source
  * at every open and cannot be chosen: an id used again after a restart
  * would reuse ballots. Without random bytes the open fails (CAS_EIO).
+ * The files of cfg->auth are read here: one missing, unreadable or bad is
+ * CAS_EINVAL (errmsg names it; see cas_auth_load).
  * On success *out is a client to close with cas_client_close. On error *out is untouched and errmsg
  * (when not NULL) holds a one-line reason. */
 CAS_API int cas_client_open(const char *nodes, const struct cas_client_config *cfg,
 			    struct cas_client **out, char *errmsg, size_t errmsg_len);
+
+/* The settings c was opened with (cfg->auth), for the one-shot admin
+ * calls of cas/admin.h; valid until cas_client_close. */
+CAS_API const struct cas_auth *cas_client_auth(const struct cas_client *c);
 
 /* Closes c and frees everything it holds. No call may be running on c. */
 CAS_API void cas_client_close(struct cas_client *c);

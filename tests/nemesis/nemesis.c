@@ -75,8 +75,18 @@ struct mount {
 	char dir[PATH_MAX];
 };
 
+/* The TLS files of --tls DIR (README, Security), as tests/lib.sh's TLS
+ * mode makes them. */
+enum tls_file { T_CA, T_NODE_CRT, T_NODE_KEY, T_CLIENT_CRT, T_CLIENT_KEY, T_TOKEN, T_FILES };
+static const char *const tls_names[T_FILES] = {"ca.crt",     "node.crt",   "node.key",
+					       "client.crt", "client.key", "token"};
+
 static struct {
 	const char *bin;
+	const char *scheme;	      /* "http", or "https" with --tls */
+	char tls[T_FILES][PATH_MAX];  /* empty without --tls */
+	struct cas_auth_config auth;  /* the client's share of tls */
+	struct cas_auth *auth_loaded; /* for the one-shot admin calls */
 	char tmp[TMP_MAX_LEN];
 	char log[PATH_MAX]; /* casfs and fusermount3 */
 	struct node nodes[NODES];
@@ -94,7 +104,9 @@ static struct {
 	pthread_cond_t done_cond;
 	bool done;
 	unsigned limit_s;
-} g = {.cleanup_lock = PTHREAD_MUTEX_INITIALIZER, .done_lock = PTHREAD_MUTEX_INITIALIZER};
+} g = {.scheme = "http",
+       .cleanup_lock = PTHREAD_MUTEX_INITIALIZER,
+       .done_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -269,10 +281,26 @@ static int node_spawn(unsigned i)
 	struct node *n = &g.nodes[i];
 	char casd[PATH_MAX], listen[32];
 	unsigned long long end = nem_now_ms() + START_MS;
-	char *argv[] = {casd,	"--listen",    listen,	     "--data",
-			n->dir, "--port-file", n->port_file, NULL};
+	char *argv[] = {casd,
+			"--listen",
+			listen,
+			"--data",
+			n->dir,
+			"--port-file",
+			n->port_file,
+			"--tls-cert",
+			g.tls[T_NODE_CRT],
+			"--tls-key",
+			g.tls[T_NODE_KEY],
+			"--tls-ca",
+			g.tls[T_CA],
+			"--token-file",
+			g.tls[T_TOKEN],
+			NULL};
 	unsigned port;
 
+	if (!g.tls[T_CA][0])
+		argv[7] = NULL; /* no --tls */
 	snprintf(casd, sizeof(casd), "%s/casd", g.bin);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", n->port);
 	while (nem_now_ms() < end && !g.interrupted) {
@@ -315,8 +343,8 @@ static bool node_answers(unsigned i)
 	enum cas_node_state st;
 	char url[64];
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u", g.nodes[i].port);
-	if (cas_admin_get_config(url, 1000, &st, &cfg, NULL, NULL, 0) != CAS_OK)
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%u", g.scheme, g.nodes[i].port);
+	if (cas_admin_get_config(url, g.auth_loaded, 1000, &st, &cfg, NULL, NULL, 0) != CAS_OK)
 		return false;
 	cas_cluster_config_clear(&cfg);
 	return st == CAS_NODE_READY || st == CAS_NODE_UNINITIALIZED;
@@ -369,10 +397,27 @@ static void node_pause(unsigned i, bool on)
 static int start_cluster(uint64_t *rng)
 {
 	char urls[256] = "", *p = urls, casctl[PATH_MAX];
-	char *init[] = {casctl, "--nodes", urls, "init", NULL};
+	char *init[] = {casctl,
+			"--nodes",
+			urls,
+			"--tls-ca",
+			g.tls[T_CA],
+			"--tls-cert",
+			g.tls[T_CLIENT_CRT],
+			"--tls-key",
+			g.tls[T_CLIENT_KEY],
+			"--token-file",
+			g.tls[T_TOKEN],
+			"init",
+			NULL};
+	struct cas_client_config cfg = {.auth = g.auth};
 	unsigned i, tries;
 	char err[256];
 
+	if (!g.tls[T_CA][0]) {
+		init[3] = "init"; /* no --tls */
+		init[4] = NULL;
+	}
 	for (i = 0; i < NODES; i++) {
 		struct node *n = &g.nodes[i];
 
@@ -387,9 +432,9 @@ static int start_cluster(uint64_t *rng)
 		}
 		if (!n->port)
 			return -1;
-		p += sprintf(p, "%shttp://127.0.0.1:%u", i ? "," : "", n->port);
+		p += sprintf(p, "%s%s://127.0.0.1:%u", i ? "," : "", g.scheme, n->port);
 	}
-	if (cas_client_open(urls, NULL, &g.direct, err, sizeof(err))) {
+	if (cas_client_open(urls, &cfg, &g.direct, err, sizeof(err))) {
 		fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
 		return -1;
 	}
@@ -421,14 +466,15 @@ static void proxy_urls(char *buf, size_t len, unsigned only)
 	buf[0] = '\0';
 	for (i = 0; i < NODES; i++)
 		if (only >= NODES || i == only)
-			used += (size_t)snprintf(buf + used, len - used, "%shttp://127.0.0.1:%u",
-						 used ? "," : "", nem_proxy_port(g.nodes[i].proxy));
+			used += (size_t)snprintf(buf + used, len - used, "%s%s://127.0.0.1:%u",
+						 used ? "," : "", g.scheme,
+						 nem_proxy_port(g.nodes[i].proxy));
 }
 
 static int mount_one(unsigned m, const char *urls)
 {
 	struct mount *mt = &g.mounts[m];
-	char casfs[PATH_MAX], opts[512];
+	char casfs[PATH_MAX], opts[512 + 4 * PATH_MAX + 64];
 	char *argv[] = {casfs, "-f", "-o", opts, mt->dir, NULL};
 	unsigned long long end = nem_now_ms() + START_MS;
 
@@ -439,6 +485,10 @@ static int mount_one(unsigned m, const char *urls)
 	}
 	snprintf(casfs, sizeof(casfs), "%s/casfs", g.bin);
 	snprintf(opts, sizeof(opts), "nodes=%s,timeout=%u", urls, MOUNT_TIMEOUT_S);
+	if (g.tls[T_CA][0])
+		snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts),
+			 ",tls_ca=%s,tls_cert=%s,tls_key=%s,token_file=%s", g.tls[T_CA],
+			 g.tls[T_CLIENT_CRT], g.tls[T_CLIENT_KEY], g.tls[T_TOKEN]);
 	/* SIGTERM when we die: casfs then unmounts itself. */
 	mt->pid = nem_spawn(argv, g.log, SIGTERM);
 	if (mt->pid < 0) {
@@ -726,6 +776,7 @@ static void print_counts(const struct nem_work *w)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nemesis [--seconds N] [--seed S] [--out DIR] [--keep] [--broken WHAT]\n"
+		   "               [--tls DIR]\n"
 		   "\n"
 		   "Runs three casd (from $CAS_BIN) behind fault-injecting proxies, two casfs\n"
 		   "mounts and library clients for N seconds (default 20, at least 12) under a\n"
@@ -734,19 +785,20 @@ static void usage(FILE *f)
 		   "  --keep          keep the temporary folder (logs, data)\n"
 		   "  --broken WHAT   a negative control that must fail: stale-read (a made-up\n"
 		   "                  stale read in each history) or one-node-mount (mount 1\n"
-		   "                  talks to node 2 alone: a quorum of one)\n");
+		   "                  talks to node 2 alone: a quorum of one)\n"
+		   "  --tls DIR       TLS with client certificates and a token (the proxies\n"
+		   "                  pass TLS through): DIR holds ca.crt, node.crt, node.key,\n"
+		   "                  client.crt, client.key and token (tests/lib.sh's\n"
+		   "                  cas_tls_on makes them)\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"seconds", required_argument, NULL, 'n'},
-		{"seed", required_argument, NULL, 's'},
-		{"out", required_argument, NULL, 'o'},
-		{"keep", no_argument, NULL, 'k'},
-		{"broken", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"seconds", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 's'},
+		{"out", required_argument, NULL, 'o'},	   {"keep", no_argument, NULL, 'k'},
+		{"broken", required_argument, NULL, 'b'},  {"tls", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
 	};
 	struct cas_client_config cfg = {.timeout_ms = LIB_TIMEOUT_MS};
 	struct nem_work w = {0};
@@ -788,6 +840,19 @@ int main(int argc, char **argv)
 			broken = optarg;
 			if (strcmp(broken, "stale-read") && strcmp(broken, "one-node-mount")) {
 				usage(stderr);
+				return 2;
+			}
+			break;
+		case 't':
+			for (i = 0; i < T_FILES; i++)
+				snprintf(g.tls[i], sizeof(g.tls[i]), "%s/%s", optarg, tls_names[i]);
+			g.scheme = "https";
+			g.auth = (struct cas_auth_config){.tls_ca = g.tls[T_CA],
+							  .tls_cert = g.tls[T_CLIENT_CRT],
+							  .tls_key = g.tls[T_CLIENT_KEY],
+							  .token_file = g.tls[T_TOKEN]};
+			if (cas_auth_load(&g.auth, &g.auth_loaded, err, sizeof(err))) {
+				fprintf(stderr, "nemesis: --tls: %s\n", err);
 				return 2;
 			}
 			break;
@@ -847,8 +912,9 @@ int main(int argc, char **argv)
 #ifdef HAVE_DEATH_CALLBACK
 	__sanitizer_set_death_callback(cleanup);
 #endif
-	say("seed %" PRIu64 ", %u s, folder %s%s%s", seed, seconds, g.tmp,
-	    broken ? ", broken: " : "", broken ? broken : "");
+	say("seed %" PRIu64 ", %u s, folder %s%s%s%s", seed, seconds, g.tmp,
+	    broken ? ", broken: " : "", broken ? broken : "",
+	    g.tls[T_CA][0] ? ", TLS with client certificates and a token" : "");
 
 	if (start_cluster(&rng))
 		goto out_cleanup;
@@ -856,6 +922,7 @@ int main(int argc, char **argv)
 	proxy_urls(urls1, sizeof(urls1), broken && !strcmp(broken, "one-node-mount") ? 2 : NODES);
 	if (mount_one(0, urls) || mount_one(1, urls1))
 		goto out_cleanup;
+	cfg.auth = g.auth;
 	if (cas_client_open(urls, &cfg, &client, err, sizeof(err))) {
 		fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
 		goto out_cleanup;
