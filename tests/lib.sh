@@ -8,6 +8,8 @@
 # CAS_VALGRIND=1 (a build without sanitizers) runs casd and the casctl
 # function under valgrind: an error or a definite leak in any of them, or
 # a casd that does not exit 0 on SIGTERM, fails the test.
+# CAS_TLS=1 (or cas_tls_on before the first node starts) runs the test
+# over TLS with client certificates and a token: see cas_tls_on.
 
 set -u
 CAS_BIN=${CAS_BIN:?CAS_BIN must name the folder with casd, casctl and casfs}
@@ -109,13 +111,55 @@ cas_wait_gone() {
 	done
 }
 
-cas_url() { echo "http://127.0.0.1:${CAS_PORTS[$1]}"; }
+cas_url() { echo "$CAS_SCHEME://127.0.0.1:${CAS_PORTS[$1]}"; }
+
+# TLS mode (README, Security). cas_tls_on makes a certificate authority,
+# a node certificate for 127.0.0.1 and a client certificate with
+# tests/certs.sh, and a random token, all in $CAS_CERTS (ca.crt, node.crt,
+# node.key, client.crt, client.key, token: what nemesis --tls takes).
+# From then on cas_start_node starts casd with them (TLS, client
+# certificates checked, the token required), cas_url is https://, casctl
+# (every one the test runs: CAS_TLS_CA, CAS_TLS_CERT, CAS_TLS_KEY and
+# CAS_TOKEN_FILE are exported) and cas_mount use the client certificate
+# and the token, and so does curl with "${CAS_CURL_TLS[@]}" (the token
+# from a header file, never in argv). The holdproxies read HTTP: tests
+# that use them cannot run in TLS mode.
+CAS_TLS=${CAS_TLS:-0}
+CAS_SCHEME=http
+CAS_CASD_TLS=()
+CAS_CURL_TLS=()
+cas_tls_on() {
+	local c
+	# shellcheck source=tests/certs.sh
+	. "$(dirname "${BASH_SOURCE[0]}")/certs.sh"
+	c=$CAS_CERTS
+	cas_ca ca && cas_cert ca node node && cas_cert ca client client ||
+		fail "cas_tls_on: cannot make certificates"
+	(umask 077 && cas_random_hex 32 >"$c/token" &&
+		printf 'Authorization: Bearer %s\n' "$(cat "$c/token")" >"$c/token.hdr") ||
+		fail "cas_tls_on: cannot write the token"
+	export CAS_TLS_CA=$c/ca.crt CAS_TLS_CERT=$c/client.crt CAS_TLS_KEY=$c/client.key
+	export CAS_TOKEN_FILE=$c/token
+	CAS_TLS=1
+	CAS_SCHEME=https
+	CAS_CASD_TLS=(--tls-cert "$c/node.crt" --tls-key "$c/node.key" --tls-ca "$c/ca.crt"
+		--token-file "$CAS_TOKEN_FILE")
+	CAS_CURL_TLS=(--cacert "$c/ca.crt" --cert "$c/client.crt" --key "$c/client.key"
+		-H "@$c/token.hdr")
+}
+
+# cas_tls_mount_opts: the casfs -o options of TLS mode ("" without it).
+cas_tls_mount_opts() {
+	[ "$CAS_TLS" = 1 ] || return 0
+	echo "tls_ca=$CAS_TLS_CA,tls_cert=$CAS_TLS_CERT,tls_key=$CAS_TLS_KEY,token_file=$CAS_TOKEN_FILE"
+}
 
 # cas_node_up I: whether node I answers /v1/health: 200, or 503 because it
 # is not initialized yet (nobody ran casctl init or member on it).
 cas_node_up() {
 	local out code
-	out=$(curl -s -w '\n%{http_code}' "$(cas_url "$1")/v1/health") || return 1
+	out=$(curl -s "${CAS_CURL_TLS[@]}" -w '\n%{http_code}' "$(cas_url "$1")/v1/health") ||
+		return 1
 	code=${out##*$'\n'}
 	[ "$code" = 200 ] || { [ "$code" = 503 ] && [[ $out == *'"uninitialized"'* ]]; }
 }
@@ -128,7 +172,7 @@ cas_start_node() {
 	mkdir -p "$CAS_TMP/n$i"
 	rm -f "$CAS_TMP/n$i.port"
 	"${CAS_VG[@]}" "$CAS_BIN/casd" --listen "127.0.0.1:$port" --data "$CAS_TMP/n$i" \
-		--port-file "$CAS_TMP/n$i.port" ${CAS_CASD_ARGS:-} \
+		--port-file "$CAS_TMP/n$i.port" "${CAS_CASD_TLS[@]}" ${CAS_CASD_ARGS:-} \
 		>>"$CAS_TMP/n$i.log" 2>&1 &
 	CAS_PIDS[$i]=$!
 	cas_wait_until $((100 * CAS_SLOW)) test -s "$CAS_TMP/n$i.port" ||
@@ -200,7 +244,7 @@ cas_join_nodes() {
 	done
 	CAS_CONFIG="{\"cluster\":\"$CAS_CLUSTER\",\"epoch\":\"$CAS_EPOCH\",\"members\":[$members]}"
 	for i in "${nodes[@]}"; do
-		out=$(curl -s -w '\n%{http_code}' --max-time $((10 * CAS_SLOW)) \
+		out=$(curl -s "${CAS_CURL_TLS[@]}" -w '\n%{http_code}' --max-time $((10 * CAS_SLOW)) \
 			--data-binary "{\"node\":\"${CAS_NODE_IDS[$i]}\",\"config\":$CAS_CONFIG}" \
 			"$(cas_url "$i")/v1/admin/join") || fail "join node $i: curl failed"
 		[ "${out##*$'\n'}" = 200 ] || fail "join node $i: ${out//$'\n'/ }"
@@ -235,7 +279,9 @@ cas_mount() { cas_mount_nodes "$(cas_nodes)" "$@"; }
 # cas_mount_nodes URLS DIR [OPTIONS]: cas_mount through the nodes URLS
 # (comma-separated).
 cas_mount_nodes() {
-	local nodes=$1 dir=$2 opts=${3:-}
+	local nodes=$1 dir=$2 opts=${3:-} tls
+	tls=$(cas_tls_mount_opts)
+	opts=$tls${tls:+${opts:+,}}$opts
 	mkdir -p "$dir"
 	"$CAS_BIN/casfs" -f -o "nodes=$nodes${opts:+,$opts}" "$dir" \
 		>>"$CAS_TMP/casfs.log" 2>&1 &
@@ -302,3 +348,7 @@ cas_switch() {
 
 # cas_held NAME: how many requests the set NAME has held so far.
 cas_held() { grep -c '^held ' "$CAS_TMP/$1.log" 2>/dev/null || true; }
+
+# CAS_TLS=1 from the environment (ctest's TLS runs): TLS mode from the
+# start.
+if [ "$CAS_TLS" = 1 ]; then cas_tls_on; fi
