@@ -68,9 +68,9 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	(void)ino;
-	rc = cas_client_usage(fs->client, STATFS_TIMEOUT_MS, &u);
-	if (rc != CAS_OK) {
-		fuse_reply_err(req, -casfs_err_of(rc));
+	rc = casfs_usage(fs, STATFS_TIMEOUT_MS, &u);
+	if (rc) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	free_bytes = u.capacity - u.bytes;

@@ -362,3 +362,8 @@ out_msg:
 			 key, cas_strerror(rc), why[0] ? ": " : "", why);
 	return rc;
 }
+
+int casfs_usage(struct casfs_fs *fs, unsigned timeout_ms, struct cas_usage *out)
+{
+	return casfs_err_of(cas_client_usage(fs->client, timeout_ms, out));
+}

@@ -10,6 +10,8 @@
 
 #include <fuse_lowlevel.h>
 
+#include <cas/client.h>
+
 #include "record.h"
 
 struct casfs_fs;
@@ -59,5 +61,9 @@ int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *a
  * is absent (txn.h). 0 or -errno; -EIO when
  * the register already exists (an id in use is logged). */
 int casfs_store_new(struct op *op, const unsigned char *id, const struct casfs_record *rec);
+
+/* The cluster's use as its members report it (cas_client_usage), within
+ * timeout_ms. 0 or -errno. */
+int casfs_usage(struct casfs_fs *fs, unsigned timeout_ms, struct cas_usage *out);
 
 #endif
