@@ -15,8 +15,8 @@ struct casfs_conn {
 
 static int casfs_conn_open(struct backend *be, int idx, void **conn, char *err, size_t err_len)
 {
-	struct cas_client_config cfg = {.timeout_ms = OP_TIMEOUT_MS};
 	struct casfs *cf = be->priv;
+	struct cas_client_config cfg = {.timeout_ms = OP_TIMEOUT_MS, .auth = cf->auth};
 	struct casfs_conn *cc = calloc(1, sizeof(*cc));
 
 	(void)idx;

@@ -78,6 +78,12 @@ static int etcd_conn_open(struct backend *be, int idx, void **conn, char *err, s
 	curl_easy_setopt(ec->easy, CURLOPT_TIMEOUT_MS, (long)OP_TIMEOUT_MS);
 	curl_easy_setopt(ec->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(ec->easy, CURLOPT_NOSIGNAL, 1L);
+	if (e->tls_ca != NULL)
+		curl_easy_setopt(ec->easy, CURLOPT_CAINFO, e->tls_ca);
+	if (e->tls_cert != NULL && e->tls_key != NULL) {
+		curl_easy_setopt(ec->easy, CURLOPT_SSLCERT, e->tls_cert);
+		curl_easy_setopt(ec->easy, CURLOPT_SSLKEY, e->tls_key);
+	}
 	*conn = ec;
 	return 0;
 

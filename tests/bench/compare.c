@@ -222,6 +222,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(b.value, 'x', b.value_size);
+	/* TLS (compare.sh --tls): the same files for both clusters. */
+	cf.auth.tls_ca = e.tls_ca = getenv("CAS_TLS_CA");
+	cf.auth.tls_cert = e.tls_cert = getenv("CAS_TLS_CERT");
+	cf.auth.tls_key = e.tls_key = getenv("CAS_TLS_KEY");
+	cf.auth.token_file = getenv("CAS_TOKEN_FILE");
+	cfg.auth = cf.auth;
 	if (cas_client_open(casd, &cfg, &client, err, sizeof(err)) != CAS_OK) {
 		fprintf(stderr, "compare: casd: %s\n", err);
 		goto out_free_value;

@@ -60,7 +60,8 @@ extern const struct backend casfs_backend;
 struct casfs {
 	struct cas_client *shared;
 	const char *nodes;
-	bool per_thread; /* a client (a proposer) per thread instead */
+	bool per_thread;	     /* a client (a proposer) per thread instead */
+	struct cas_auth_config auth; /* TLS and token: CAS_TLS_* */
 };
 
 /* The etcd backend: the v3 JSON gateway over libcurl, one kept-alive easy
@@ -71,6 +72,9 @@ struct etcd {
 	char **urls; /* client URLs */
 	size_t n;
 	size_t leader; /* index in urls, or n when spreading threads */
+	/* With https:// URLs: the CA, client certificate and key (the
+	 * casd cluster's, CAS_TLS_*), or NULL. */
+	const char *tls_ca, *tls_cert, *tls_key;
 };
 
 /* Finds the leader among e->urls (its maintenance status names it). */

@@ -3,7 +3,11 @@
 # and a three-node etcd cluster on loopback, the same workloads on both, and
 # file operations through a casfs mount; prints one table. Not a ctest test.
 #
-# Usage: tests/bench/compare.sh [compare options, e.g. --runs 3 --seconds 3]
+# Usage: tests/bench/compare.sh [--tls] [compare options, e.g. --runs 3 --seconds 3]
+# --tls: both clusters over TLS with client certificates (README, Security):
+# casd with --tls-cert/--tls-key/--tls-ca and a token, the library and the
+# mount over https (tests/lib.sh's TLS mode); etcd with --cert-file,
+# --key-file, --trusted-ca-file and --client-cert-auth, its peers alike.
 # CAS_BIN names a Release (or RelWithDebInfo) build folder without
 # sanitizers; by default ./build-release, configured and built when missing.
 # Installs etcd-server from Debian when there is no etcd. Node data of both
@@ -11,6 +15,12 @@
 # both pay the same fsync. Everything started is stopped and removed at exit.
 set -u
 [ -z "${CAS_BIN:-}" ] || CAS_BIN=$(realpath -- "$CAS_BIN")
+CAS_TLS=0
+if [ "${1:-}" = --tls ]; then
+	CAS_TLS=1
+	shift
+fi
+export CAS_TLS
 cd "$(dirname "$0")/../.." || exit 1
 
 die() {
@@ -77,7 +87,21 @@ free_port() {
 	done
 }
 
-etcd_healthy() { curl -sf "$1/health" | grep -q '"health":"true"'; }
+# The etcd cluster's TLS (--tls): the node certificate of lib.sh's TLS
+# mode for members and peers, the client certificate for curl and compare.
+ETCD_SCHEME=http
+ETCD_TLS=()
+ETCD_CURL_TLS=()
+if [ "$CAS_TLS" = 1 ]; then
+	ETCD_SCHEME=https
+	ETCD_TLS=(--cert-file "$CAS_CERTS/node.crt" --key-file "$CAS_CERTS/node.key"
+		--trusted-ca-file "$CAS_TLS_CA" --client-cert-auth
+		--peer-cert-file "$CAS_CERTS/node.crt" --peer-key-file "$CAS_CERTS/node.key"
+		--peer-trusted-ca-file "$CAS_TLS_CA" --peer-client-cert-auth)
+	ETCD_CURL_TLS=(--cacert "$CAS_TLS_CA" --cert "$CAS_TLS_CERT" --key "$CAS_TLS_KEY")
+fi
+
+etcd_healthy() { curl -sf "${ETCD_CURL_TLS[@]}" "$1/health" | grep -q '"health":"true"'; }
 
 # start_etcd: three members on loopback, data under $CAS_TMP, default
 # (fsynced) durability; sets ETCD_URLS.
@@ -87,16 +111,17 @@ start_etcd() {
 	for i in 0 1 2; do
 		cports[i]=$(free_port)
 		pports[i]=$(free_port)
-		cluster+="${cluster:+,}e$i=http://127.0.0.1:${pports[i]}"
+		cluster+="${cluster:+,}e$i=$ETCD_SCHEME://127.0.0.1:${pports[i]}"
 	done
 	for i in 0 1 2; do
-		client=http://127.0.0.1:${cports[i]}
-		peer=http://127.0.0.1:${pports[i]}
+		client=$ETCD_SCHEME://127.0.0.1:${cports[i]}
+		peer=$ETCD_SCHEME://127.0.0.1:${pports[i]}
 		etcd --name "e$i" --data-dir "$CAS_TMP/etcd$i" \
 			--listen-client-urls "$client" --advertise-client-urls "$client" \
 			--listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
 			--initial-cluster "$cluster" --initial-cluster-state new \
-			--initial-cluster-token "compare-$$" >"$CAS_TMP/etcd$i.log" 2>&1 &
+			--initial-cluster-token "compare-$$" "${ETCD_TLS[@]}" \
+			>"$CAS_TMP/etcd$i.log" 2>&1 &
 		ETCD_PIDS+=($!)
 		urls+=("$client")
 	done
@@ -120,5 +145,11 @@ echo "compare.sh: casfs source $(git describe --always --dirty 2>/dev/null || ec
 echo "compare.sh: node data of both clusters in $CAS_TMP ($fstype), one filesystem: both fsync" \
 	"there (casd always, etcd by default)"
 echo "compare.sh: casfs mount with default options (linearizable, no kernel caching)"
+if [ "$CAS_TLS" = 1 ]; then
+	echo "compare.sh: TLS on both: casd with client certificates and a token, etcd with" \
+		"--client-cert-auth (peers too); ECDSA P-256 keys"
+else
+	echo "compare.sh: no TLS (plain HTTP on loopback; --tls for TLS on both)"
+fi
 echo "compare.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 "$CAS_BIN/tests/compare" --casd "$(cas_nodes)" --etcd "$ETCD_URLS" --mount "$CAS_TMP/mnt" "$@"
