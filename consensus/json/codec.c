@@ -156,8 +156,7 @@ struct dctx {
 	int bad;
 };
 
-/* Parses a canonical decimal u64: "0" or [1-9][0-9]*, no overflow. */
-static bool parse_u64(const char *s, uint64_t *out)
+bool cas_codec_u64_parse(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t i, n = strlen(s);
@@ -235,7 +234,7 @@ static int take_u64(struct dctx *c, const cJSON *item, const char *what, uint64_
 		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: must be a decimal string", what);
 		return c->bad;
 	}
-	if (!parse_u64(item->valuestring, out)) {
+	if (!cas_codec_u64_parse(item->valuestring, out)) {
 		cas_errmsg_set(c->errmsg, c->errmsg_len, "%s: not a canonical 64-bit decimal",
 			       what);
 		return c->bad;

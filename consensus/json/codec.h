@@ -3,7 +3,9 @@
 #ifndef CAS_CODEC_H
 #define CAS_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "msg.h"
 
@@ -33,6 +35,11 @@ int cas_codec_decode_reply(const char *body, size_t len, size_t max_value, struc
 /* Base64 (RFC 4648, with padding). encode: *out malloc'd, NUL-terminated.
  * decode: rejects bad characters and padding; *out malloc'd (may be NULL
  * for empty input). */
+/* Parses a canonical decimal u64, as 64-bit numbers travel in JSON ("0"
+ * or [1-9][0-9]*, no sign, no overflow) into *out; false, *out untouched,
+ * otherwise. */
+bool cas_codec_u64_parse(const char *s, uint64_t *out);
+
 int cas_base64_encode(const unsigned char *in, size_t len, char **out, size_t *out_len);
 int cas_base64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
 

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "http_impl.h"
 
@@ -379,7 +380,7 @@ enum MHD_Result cas_http_keys(struct cas_server *s, struct MHD_Connection *conn,
 			 "query argument \"%.32s\": only after=KEY and limit=N, each once", a.bad);
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
 	}
-	if (a.limit && (!cas_decimal_parse(a.limit, &limit) || limit < 1 || limit > KEYS_MAX)) {
+	if (a.limit && (!cas_codec_u64_parse(a.limit, &limit) || limit < 1 || limit > KEYS_MAX)) {
 		snprintf(errmsg, sizeof(errmsg), "limit: not a decimal from 1 to %d", KEYS_MAX);
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_BAD_REQUEST, errmsg);
 	}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cas/cas.h"
+#include "codec.h"
 #include "config.h"
 #include "errmsg.h"
 
@@ -15,27 +16,6 @@ bool cas_hex_valid(const char *s, size_t n)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return s[n] == '\0';
-}
-
-bool cas_decimal_parse(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 20 || (s[0] == '0' && n > 1))
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
 }
 
 int cas_json_parse_object(const char *body, size_t len, cJSON **out, char *errmsg,
@@ -236,7 +216,7 @@ int cas_config_from_json(const cJSON *obj, struct cas_config *out, char *errmsg,
 		return CAS_EINVAL;
 	}
 	strcpy(out->cluster, items[0]->valuestring);
-	if (!cJSON_IsString(items[1]) || !cas_decimal_parse(items[1]->valuestring, &out->epoch) ||
+	if (!cJSON_IsString(items[1]) || !cas_codec_u64_parse(items[1]->valuestring, &out->epoch) ||
 	    out->epoch == 0) {
 		cas_errmsg_set(errmsg, errmsg_len,
 			       "config.epoch: not a canonical decimal string of at least 1");

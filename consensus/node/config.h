@@ -35,10 +35,6 @@ struct cas_config {
 /* Whether s is exactly n lowercase hex digits and nothing more. */
 bool cas_hex_valid(const char *s, size_t n);
 
-/* Parses a canonical decimal u64 ("0" or [1-9][0-9]*, no sign, no
- * overflow) into *out; false, *out untouched, otherwise. */
-bool cas_decimal_parse(const char *s, uint64_t *out);
-
 /* Parses body[0..len) as one JSON object and nothing else (no NUL, no
  * trailing bytes). On CAS_OK *out is the caller's (cJSON_Delete); on
  * CAS_EINVAL errmsg says why and *out is NULL. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cas/cas.h"
+#include "codec.h"
 #include "errmsg.h"
 #include "identity.h"
 
@@ -392,7 +393,7 @@ enum cas_admit cas_identity_enter(struct cas_identity *id, const char *cluster, 
 		cas_errmsg_set(errmsg, errmsg_len, "Cas-Cluster: not %d lowercase hex digits",
 			       CAS_CLUSTER_HEX);
 		verdict = CAS_ADMIT_BAD_HEADERS;
-	} else if (!cas_decimal_parse(epoch, &e) || e == 0) {
+	} else if (!cas_codec_u64_parse(epoch, &e) || e == 0) {
 		cas_errmsg_set(errmsg, errmsg_len,
 			       "Cas-Epoch: not a canonical decimal of at least 1");
 		verdict = CAS_ADMIT_BAD_HEADERS;
