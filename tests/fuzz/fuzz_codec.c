@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	round_trip(body, size, CAS_MSG_PREPARE);
 	round_trip(body, size, CAS_MSG_ACCEPT);
+	round_trip(body, size, CAS_MSG_PURGE);
 	round_trip(body, size, CAS_MSG_NONE);
 	base64_round_trip(data, size);
 	return 0;

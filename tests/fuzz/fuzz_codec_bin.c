@@ -72,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	round_trip(data, size, CAS_MSG_PREPARE);
 	round_trip(data, size, CAS_MSG_ACCEPT);
 	round_trip(data, size, CAS_MSG_QUERY);
+	round_trip(data, size, CAS_MSG_PURGE);
 	round_trip(data, size, CAS_MSG_NONE);
 	return 0;
 }

@@ -53,7 +53,8 @@ static void check_decoded(int err, const struct cas_msg *out, const char *errmsg
 	}
 	if (kind == CAS_MSG_NONE) {
 		CHECK(out->type == CAS_MSG_PROMISE || out->type == CAS_MSG_ACCEPTED ||
-		      out->type == CAS_MSG_REJECT || out->type == CAS_MSG_CURRENT);
+		      out->type == CAS_MSG_REJECT || out->type == CAS_MSG_CURRENT ||
+		      out->type == CAS_MSG_PURGED);
 		CHECK(out->key[0] == '\0');
 	} else {
 		CHECK(out->type == kind);
