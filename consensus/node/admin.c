@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "config.h"
 #include "http_impl.h"
+#include "metrics.h"
 
 /* GET /v1/keys: the default and largest page. */
 #define KEYS_DEFAULT 1000
@@ -38,6 +39,7 @@ static void log_refusal(struct cas_server *s, struct MHD_Connection *conn, const
 {
 	char peer[CAS_PEER_LEN];
 
+	cas_metrics_refused(CAS_METRICS_IDENTITY);
 	if (s->log_level < CAS_SERVER_LOG_WARN)
 		return;
 	cas_http_peer(conn, peer, sizeof(peer));

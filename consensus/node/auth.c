@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "cas/cas.h"
 #include "http_impl.h"
+#include "metrics.h"
 #include "conns.h"
 #include "tls.h"
 
@@ -193,6 +194,7 @@ bool cas_http_authorize(struct cas_server *s, struct MHD_Connection *conn, enum 
 			if (!cas_tls_peer_verified(conn, why, sizeof(why))) {
 				char peer[CAS_PEER_LEN];
 
+				cas_metrics_refused(CAS_METRICS_CERTIFICATE);
 				cas_http_peer(conn, peer, sizeof(peer));
 				cas_http_log_limited(s, CAS_LOG_CERT, CAS_SERVER_LOG_WARN,
 						     "request from %s dropped: %s", peer, why);
@@ -203,6 +205,7 @@ bool cas_http_authorize(struct cas_server *s, struct MHD_Connection *conn, enum 
 		}
 	}
 	if (s->token && route != ROUTE_HEALTH && !has_token(s, conn, reason)) {
+		cas_metrics_refused(CAS_METRICS_TOKEN);
 		*status = MHD_HTTP_UNAUTHORIZED;
 		return false;
 	}

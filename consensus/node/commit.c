@@ -10,6 +10,7 @@
 #include <cas/bytes.h>
 
 #include "errmsg.h"
+#include "metrics.h"
 #include "node.h"
 #include "store_impl.h"
 
@@ -175,11 +176,13 @@ int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size
 	struct mem_entry *e;
 	MDB_val k, v;
 	MDB_txn *txn;
+	uint64_t start;
 	size_t i;
 	int rc;
 
 	if (!s->mem.n && !s->wal.off && !new_epoch)
 		return CAS_OK;
+	start = cas_metrics_now_ns();
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc)
 		return cas_store_lmdb_err(rc, "checkpoint: mdb_txn_begin", errmsg, errmsg_len);
@@ -216,6 +219,7 @@ int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size
 	s->stats.checkpoints++;
 	s->full = false;
 	pthread_mutex_unlock(&s->lock);
+	cas_metrics_checkpoint(start);
 	return CAS_OK;
 
 out_abort:
@@ -278,6 +282,7 @@ static void stop_writes(struct cas_store *s, int err)
  * LMDB when it is too large for the log. On failure it stays staged. */
 static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 {
+	uint64_t start;
 	int err;
 
 	if (cas_wal_batch_too_large(&s->wal))
@@ -288,14 +293,17 @@ static int write_staged(struct cas_store *s, char *errmsg, size_t errmsg_len)
 			return err;
 	}
 	/* Paper, section 2.2: persist before answering. */
-	if (cas_wal_commit(&s->wal)) {
-		if (errno == ENOMEM) {
+	start = cas_metrics_now_ns();
+	err = cas_wal_commit(&s->wal) ? errno : 0;
+	cas_metrics_log_sync(start);
+	if (err) {
+		if (err == ENOMEM) {
 			/* Nothing written: the next batch may try again. */
 			cas_errmsg_set(errmsg, errmsg_len, "store: write-ahead log: %s",
-				       strerror(errno));
+				       strerror(err));
 			return CAS_ENOMEM;
 		}
-		stop_writes(s, errno);
+		stop_writes(s, err);
 		cas_errmsg_set(errmsg, errmsg_len, "%s", s->unwritable);
 		return CAS_EIO;
 	}
@@ -366,5 +374,6 @@ size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch)
 			(void)cas_store_checkpoint(s, true, errmsg, sizeof(errmsg));
 		return 0;
 	}
+	cas_metrics_batch(changes);
 	return changes;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "http_impl.h"
+#include "metrics.h"
 #include "conns.h"
 #include "tls.h"
 
@@ -223,6 +224,7 @@ enum MHD_Result cas_conns_accept(void *cls, const struct sockaddr *addr, socklen
 	if (key_of(addr, addr_len, &family, bytes))
 		a = find_addr(l, family, bytes);
 	if (a && a->live >= l->cfg.max_per_address && !evict(l, a, now)) {
+		cas_metrics_conn_refused(CAS_METRICS_PER_ADDRESS);
 		addr_text(addr, text, sizeof(text));
 		cas_http_log_limited(s, CAS_LOG_PER_ADDRESS, CAS_SERVER_LOG_WARN,
 				     "refused a connection from %s: it has %u open, the most "
@@ -230,6 +232,7 @@ enum MHD_Result cas_conns_accept(void *cls, const struct sockaddr *addr, socklen
 				     text, a->live);
 		ok = false;
 	} else if (l->live >= l->cfg.max_connections && !evict(l, NULL, now)) {
+		cas_metrics_conn_refused(CAS_METRICS_TOTAL);
 		addr_text(addr, text, sizeof(text));
 		cas_http_log_limited(s, CAS_LOG_TOTAL, CAS_SERVER_LOG_WARN,
 				     "refused a connection from %s: %u connections open, the "
@@ -283,6 +286,7 @@ static struct cas_conn *track(struct cas_server *s, struct MHD_Connection *conn)
 		c->addr->live++;
 	}
 	l->live++;
+	cas_metrics_conn_open();
 	c->prev = l->tail;
 	if (l->tail)
 		l->tail->next = c;
@@ -295,6 +299,7 @@ static struct cas_conn *track(struct cas_server *s, struct MHD_Connection *conn)
 
 static void untrack(struct cas_conns *l, struct cas_conn *c)
 {
+	cas_metrics_conn_close();
 	pthread_mutex_lock(&l->lock);
 	if (!c->closing) {
 		l->live--;
@@ -386,6 +391,7 @@ static void enforce(struct cas_conns *l, uint64_t now)
 			if (age < l->cfg.header_ms)
 				continue;
 			close_conn(l, c);
+			cas_metrics_refused(CAS_METRICS_LIMITS);
 			cas_http_log_limited(l->s, CAS_LOG_HEADER_TIMEOUT, CAS_SERVER_LOG_WARN,
 					     "closed connection from %s: no complete request "
 					     "headers within %u ms",
@@ -395,6 +401,7 @@ static void enforce(struct cas_conns *l, uint64_t now)
 			if (age < l->cfg.body_ms)
 				continue;
 			close_conn(l, c);
+			cas_metrics_refused(CAS_METRICS_LIMITS);
 			cas_http_log_limited(l->s, CAS_LOG_BODY_TIMEOUT, CAS_SERVER_LOG_WARN,
 					     "closed connection from %s: request not done "
 					     "within %u ms of its headers",

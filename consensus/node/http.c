@@ -22,6 +22,7 @@
 #include "codec_bin.h"
 #include "conns.h"
 #include "http_impl.h"
+#include "metrics.h"
 #include "tls.h"
 
 /* At most one warn line per kind per this many ms (cas_http_log_limited). */
@@ -195,7 +196,8 @@ static const char *allow_of(const char *url)
 {
 	if (strcmp(url, "/v1/health") == 0)
 		return "GET, HEAD";
-	if (strcmp(url, "/v1/config") == 0 || strcmp(url, "/v1/keys") == 0)
+	if (strcmp(url, "/v1/config") == 0 || strcmp(url, "/v1/keys") == 0 ||
+	    strcmp(url, "/metrics") == 0)
 		return "GET";
 	return "POST";
 }
@@ -228,6 +230,9 @@ enum MHD_Result cas_http_send_error(struct cas_server *s, struct MHD_Connection 
 			kind = CAS_LOG_NOT_FOUND;
 			break;
 		case MHD_HTTP_CONTENT_TOO_LARGE:
+			cas_metrics_refused(CAS_METRICS_LIMITS);
+			kind = CAS_LOG_TOO_LARGE;
+			break;
 		case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
 			kind = CAS_LOG_TOO_LARGE;
 			break;
@@ -283,7 +288,7 @@ static bool append_body(struct cas_server *s, struct request *r, const char *dat
 	char *p;
 
 	if (r->route == ROUTE_ERROR || r->route == ROUTE_HEALTH || r->route == ROUTE_CONFIG ||
-	    r->route == ROUTE_KEYS) {
+	    r->route == ROUTE_KEYS || r->route == ROUTE_METRICS) {
 		r->dropped += n; /* a body nobody reads */
 		return r->dropped / DRAIN_FACTOR <= s->body_limit;
 	}
@@ -345,7 +350,34 @@ static const struct {
 	{"/v1/config", MHD_HTTP_METHOD_GET, ROUTE_CONFIG},
 	{"/v1/admin/join", MHD_HTTP_METHOD_POST, ROUTE_JOIN},
 	{"/v1/admin/config", MHD_HTTP_METHOD_POST, ROUTE_ADMIN_CONFIG},
+	{"/metrics", MHD_HTTP_METHOD_GET, ROUTE_METRICS},
 };
+
+/* The kind a route's requests are counted under (metrics.h). */
+static enum cas_metrics_kind kind_of(enum route route)
+{
+	switch (route) {
+	case ROUTE_PREPARE:
+		return CAS_METRICS_PREPARE;
+	case ROUTE_ACCEPT:
+		return CAS_METRICS_ACCEPT;
+	case ROUTE_QUERY:
+		return CAS_METRICS_QUERY;
+	case ROUTE_BATCH:
+		return CAS_METRICS_BATCH;
+	case ROUTE_KEYS:
+	case ROUTE_CONFIG:
+	case ROUTE_JOIN:
+	case ROUTE_ADMIN_CONFIG:
+		return CAS_METRICS_ADMIN;
+	case ROUTE_HEALTH:
+		return CAS_METRICS_HEALTH;
+	case ROUTE_METRICS:
+		return CAS_METRICS_METRICS;
+	default:
+		return CAS_METRICS_OTHER;
+	}
+}
 
 /* The route of a request, from its path and method. */
 static enum route route_of(const char *url, const char *method, unsigned *status,
@@ -430,6 +462,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const char *reason = NULL;
 		enum route route = route_of(url, method, &status, &reason);
 		size_t limit = limit_of(s, route);
+		enum route asked = route;
 
 		unsigned auth_status;
 		const char *auth_reason;
@@ -446,14 +479,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Answered at once, closing the connection: reading the
 		 * body would be a waste. */
 		if (route != ROUTE_ERROR && route != ROUTE_HEALTH && route != ROUTE_CONFIG &&
-		    route != ROUTE_KEYS && declared_too_big(conn, limit))
+		    route != ROUTE_KEYS && route != ROUTE_METRICS &&
+		    declared_too_big(conn, limit)) {
+			cas_metrics_request(kind_of(route), MHD_HTTP_CONTENT_TOO_LARGE);
 			return cas_http_send_error(s, conn, method, url, MHD_HTTP_CONTENT_TOO_LARGE,
 						   "request body too large");
+		}
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return cas_http_send_error(s, conn, method, url,
 						   MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		r->route = route;
+		r->asked = asked;
 		r->binary = is_binary(conn);
 		r->status = status;
 		r->reason = reason;
@@ -479,6 +516,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	switch (r->route) {
 	case ROUTE_HEALTH:
 		return cas_http_health(s, conn, method, url);
+	case ROUTE_METRICS:
+		return cas_http_metrics(s, conn, method, url);
 	case ROUTE_ERROR:
 		return cas_http_send_error(s, conn, method, url, r->status, r->reason);
 	case ROUTE_CONFIG:
@@ -496,12 +535,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct request *r = *con_cls;
+	const union MHD_ConnectionInfo *info;
 
 	(void)cls;
 	(void)toe;
 	cas_conns_set_state(conn, CAS_CONN_IDLE);
 	if (!r)
 		return;
+	/* Counted once answered: a request cut off before has no status. */
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+	if (info && info->http_status)
+		cas_metrics_request(kind_of(r->asked), info->http_status);
 	/* A request answered or never stored holds no values; one cut off
 	 * after its answer was made has had them cleared. */
 	cas_msg_clear(&r->req);

@@ -78,6 +78,7 @@ enum route {
 	ROUTE_CONFIG,	    /* GET /v1/config */
 	ROUTE_JOIN,	    /* POST /v1/admin/join */
 	ROUTE_ADMIN_CONFIG, /* POST /v1/admin/config */
+	ROUTE_METRICS,	    /* GET /metrics */
 	ROUTE_ERROR,	    /* refused from its headers; answered once read */
 };
 
@@ -91,8 +92,9 @@ struct request {
 	struct cas_server *server;
 	struct MHD_Connection *conn;
 	enum route route;
-	bool binary; /* body and answer in the binary form, not JSON */
-	bool stored; /* op is in the store, or done: answer from op */
+	enum route asked; /* the route asked for, before any refusal: metrics */
+	bool binary;	  /* body and answer in the binary form, not JSON */
+	bool stored;	  /* op is in the store, or done: answer from op */
 	struct cas_msg req;
 	struct cas_store_op op;
 	struct batch *batch; /* ROUTE_BATCH, once split: answer from it */
@@ -204,6 +206,10 @@ enum MHD_Result cas_http_keys(struct cas_server *s, struct MHD_Connection *conn,
 /* GET /v1/health. */
 enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *conn,
 				const char *method, const char *url);
+
+/* GET /metrics (metrics.h). */
+enum MHD_Result cas_http_metrics(struct cas_server *s, struct MHD_Connection *conn,
+				 const char *method, const char *url);
 
 /* POST /v1/query, from committed state. */
 enum MHD_Result cas_http_query(struct cas_server *s, struct MHD_Connection *conn,

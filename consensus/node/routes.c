@@ -1,5 +1,5 @@
 /* routes.c - casd's single-request routes: POST /v1/prepare, /v1/accept
- * and /v1/query, and GET /v1/health (PROTOCOL.md). */
+ * and /v1/query, GET /v1/health (PROTOCOL.md), and GET /metrics. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "codec_bin.h"
 #include "http_impl.h"
+#include "metrics.h"
 #include "node.h"
 
 /* Decodes r's body in the form its Content-Type names. */
@@ -127,6 +128,28 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 	cas_http_log(s, writable ? CAS_SERVER_LOG_DEBUG : CAS_SERVER_LOG_WARN, "%s %s %u %s%s%s",
 		     method, url, status, state, writable ? "" : ": ", writable ? "" : reason);
 	return cas_http_send_json(conn, status, body, strlen(body), NULL);
+}
+
+enum MHD_Result cas_http_metrics(struct cas_server *s, struct MHD_Connection *conn,
+				 const char *method, const char *url)
+{
+	struct cas_metrics_gauges g = {.version = CAS_VERSION_STRING};
+	struct cas_store_usage usage;
+	char errmsg[256], *body;
+	size_t len;
+
+	if (cas_store_count(s->store, &g.keys, errmsg, sizeof(errmsg)) ||
+	    cas_store_usage(s->store, &usage, errmsg, sizeof(errmsg)))
+		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					   errmsg);
+	g.bytes = usage.bytes;
+	g.log_used = usage.log_used;
+	if (cas_metrics_write(&g, &body, &len))
+		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					   "out of memory");
+	cas_http_log(s, CAS_SERVER_LOG_DEBUG, "%s %s 200", method, url);
+	return cas_http_send_typed(conn, MHD_HTTP_OK, body, len,
+				   "text/plain; version=0.0.4; charset=utf-8", NULL);
 }
 
 /* Answers a request the store ran: its reply, or a 500 saying what failed

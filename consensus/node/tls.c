@@ -14,6 +14,7 @@
 
 #include "cas/cas.h"
 #include "http_impl.h"
+#include "metrics.h"
 #include "conns.h"
 #include "tls.h"
 
@@ -192,6 +193,7 @@ static int verify_client(gnutls_session_t session)
 
 	if (verified(session, why, sizeof(why)))
 		return 0;
+	cas_metrics_refused(CAS_METRICS_CERTIFICATE);
 	if (c)
 		cas_http_log_limited(c->s, CAS_LOG_CERT, CAS_SERVER_LOG_WARN,
 				     "TLS handshake from %s refused: %s", c->peer, why);
