@@ -292,6 +292,42 @@ void cas_keys_free(char **keys, size_t n)
 	free(keys);
 }
 
+int cas_keys_append(char ***all, size_t *n_all, char **got, size_t n_got)
+{
+	char **p = realloc(*all, (*n_all + n_got + 1) * sizeof(**all));
+
+	if (p == NULL) {
+		cas_keys_free(got, n_got);
+		return CAS_ENOMEM;
+	}
+	*all = p;
+	if (n_got > 0)
+		memcpy(p + *n_all, got, n_got * sizeof(*got));
+	*n_all += n_got;
+	free(got);
+	return CAS_OK;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t cas_keys_sort_unique(char **keys, size_t n)
+{
+	size_t kept = 0;
+
+	if (n > 0)
+		qsort(keys, n, sizeof(*keys), cmp_keys);
+	for (size_t i = 0; i < n; i++) {
+		if (kept > 0 && strcmp(keys[kept - 1], keys[i]) == 0)
+			free(keys[i]);
+		else
+			keys[kept++] = keys[i];
+	}
+	return kept;
+}
+
 int cas_admin_keys(const char *url, const struct cas_auth *auth,
 		   const struct cas_cluster_config *cfg, const char *after, unsigned limit,
 		   unsigned timeout_ms, char ***keys, size_t *n, bool *more, char *errmsg,

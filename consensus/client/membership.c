@@ -65,16 +65,11 @@ void cas_client_errmsg(struct cas_client *c, char *buf, size_t len)
 	pthread_mutex_unlock(&c->cfg_lock);
 }
 
-static int cmp_keys(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int cas_client_keys(struct cas_client *c, const char *after, unsigned limit, unsigned timeout_ms,
 		    char ***keys, size_t *n, bool *more, char *errmsg, size_t errmsg_len)
 {
 	struct cas_cluster_config cfg;
-	char **all = NULL, **got, **p;
+	char **all = NULL, **got;
 	size_t n_all = 0, n_got, kept = 0;
 	bool any = false, m;
 	int rc;
@@ -99,34 +94,20 @@ int cas_client_keys(struct cas_client *c, const char *after, unsigned limit, uns
 			continue;
 		any = true;
 		*more |= m;
-		p = realloc(all, (n_all + n_got + 1) * sizeof(*all));
-		if (p == NULL) {
-			cas_keys_free(got, n_got);
-			rc = CAS_ENOMEM;
+		rc = cas_keys_append(&all, &n_all, got, n_got);
+		if (rc != CAS_OK)
 			goto out_free;
-		}
-		all = p;
-		memcpy(all + n_all, got, n_got * sizeof(*got));
-		n_all += n_got;
-		free(got);
 	}
 	if (!any) {
 		rc = CAS_EUNAVAILABLE;
 		goto out_free;
 	}
-	if (n_all > 0)
-		qsort(all, n_all, sizeof(*all), cmp_keys);
-	for (size_t i = 0; i < n_all; i++) {
-		if (kept > 0 && strcmp(all[kept - 1], all[i]) == 0) {
+	kept = cas_keys_sort_unique(all, n_all);
+	if (kept > limit) {
+		*more = true;
+		for (size_t i = limit; i < kept; i++)
 			free(all[i]);
-			continue;
-		}
-		if (kept == limit) {
-			*more = true;
-			free(all[i]);
-			continue;
-		}
-		all[kept++] = all[i];
+		kept = limit;
 	}
 	*keys = all;
 	*n = kept;

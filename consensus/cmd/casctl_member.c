@@ -146,17 +146,12 @@ static bool install(const struct cas_cluster_config *cfg, const struct cas_clust
 	return *o_ok >= n_o / 2 + 1 && (n_n == 0 || *n_ok >= n_n / 2 + 1);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Step 3: every key that a majority of O's nodes hold, each written back
  * with a full round in the joint configuration. */
 static int rescan(struct change *c)
 {
 	const struct cas_cluster_config *j = &c->joint;
-	char **all = NULL, **got, **p, why[256], *after = NULL;
+	char **all = NULL, **got, why[256], *after = NULL;
 	size_t n_all = 0, n_got, listed = 0, touched = 0;
 	bool more;
 	int rc;
@@ -178,22 +173,16 @@ static int rescan(struct change *c)
 				ok = false;
 				break;
 			}
-			p = realloc(all, (n_all + n_got + 1) * sizeof(*all));
-			if (p == NULL) {
+			free(after);
+			after = n_got > 0 ? strdup(got[n_got - 1]) : NULL;
+			if (n_got > 0 && after == NULL) {
 				cas_keys_free(got, n_got);
 				rc = CAS_ENOMEM;
 				goto out_free;
 			}
-			all = p;
-			memcpy(all + n_all, got, n_got * sizeof(*got));
-			n_all += n_got;
-			free(after);
-			after = n_got > 0 ? strdup(got[n_got - 1]) : NULL;
-			free(got);
-			if (n_got > 0 && after == NULL) {
-				rc = CAS_ENOMEM;
+			rc = cas_keys_append(&all, &n_all, got, n_got);
+			if (rc != CAS_OK)
 				goto out_free;
-			}
 		} while (more && after != NULL);
 		if (ok)
 			listed++;
@@ -206,11 +195,8 @@ static int rescan(struct change *c)
 		rc = CAS_EUNAVAILABLE;
 		goto out_free;
 	}
-	if (n_all > 0)
-		qsort(all, n_all, sizeof(*all), cmp_str);
+	n_all = cas_keys_sort_unique(all, n_all);
 	for (size_t i = 0; i < n_all; i++) {
-		if (i > 0 && strcmp(all[i], all[i - 1]) == 0)
-			continue;
 		rc = cas_touch(c->client, all[i], c->timeout_ms, NULL);
 		if (rc != CAS_OK) {
 			cas_client_errmsg(c->client, why, sizeof(why));

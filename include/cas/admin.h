@@ -147,6 +147,16 @@ CAS_API int cas_admin_keys(const char *url, const struct cas_auth *auth,
 /* Frees keys[0..n) and keys. keys may be NULL. */
 CAS_API void cas_keys_free(char **keys, size_t n);
 
+/* Moves the n_got keys of got (an array from cas_admin_keys) to the end
+ * of *all (n_all keys, growing). got is taken in every case: freed, its
+ * keys now in *all on CAS_OK, all of them freed on CAS_ENOMEM (*all and
+ * *n_all then unchanged). */
+CAS_API int cas_keys_append(char ***all, size_t *n_all, char **got, size_t n_got);
+
+/* Sorts keys[0..n) bytewise and frees the duplicates; returns how many
+ * distinct keys stay at the front. */
+CAS_API size_t cas_keys_sort_unique(char **keys, size_t n);
+
 /* What GET /v1/health said about one node (PROTOCOL.md). Fields the node
  * left out are 0 or "". */
 struct cas_node_health {
