@@ -294,8 +294,15 @@ static size_t lowest(uint64_t mask)
 	return (size_t)__builtin_ctzll(mask);
 }
 
+/* What run_op does besides applying fn. */
+enum run_kind {
+	RUN_CHANGE, /* fn's change (a read when fn is identity) */
+	RUN_TOUCH,  /* a full round of the value as it is */
+	RUN_DELETE, /* a tombstone when fn (may be NULL) says CAS_OK */
+};
+
 static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
-		  unsigned timeout_ms, bool touch, struct cas_value *out)
+		  unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
 {
 	struct cas_op_config cfg = {0};
 	struct cas_transport_answer a;
@@ -341,9 +348,10 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	/* A read starts with a query, which leaves a cached promise valid;
 	 * a touch is a full round; anything else starts from the promise
 	 * when there is one. */
-	cfg.read_only = fn == identity && !touch;
+	cfg.read_only = fn == identity && kind == RUN_CHANGE;
+	cfg.del = kind == RUN_DELETE;
 	cache_key(ckey, sizeof(ckey), v.epoch, key);
-	if (!cfg.read_only && !touch && c->cache != NULL &&
+	if (!cfg.read_only && kind != RUN_TOUCH && c->cache != NULL &&
 	    cas_pcache_take(c->cache, ckey, &cfg.cached_ballot, &cached)) {
 		cfg.cached_value = &cached;
 		cfg.cached_epoch = v.epoch;
@@ -457,7 +465,7 @@ int cas_change(struct cas_client *c, const char *key, cas_change_fn fn, void *ar
 		return CAS_EKEY;
 	if (c == NULL || fn == NULL)
 		return CAS_EINVAL;
-	return run_op(c, key, fn, arg, timeout_ms, false, out);
+	return run_op(c, key, fn, arg, timeout_ms, RUN_CHANGE, out);
 }
 
 int cas_touch(struct cas_client *c, const char *key, unsigned timeout_ms, uint64_t *version)
@@ -471,7 +479,7 @@ int cas_touch(struct cas_client *c, const char *key, unsigned timeout_ms, uint64
 		return CAS_EKEY;
 	if (c == NULL)
 		return CAS_EINVAL;
-	rc = run_op(c, key, identity, NULL, timeout_ms, true, &v);
+	rc = run_op(c, key, identity, NULL, timeout_ms, RUN_TOUCH, &v);
 	if (rc == CAS_OK && version != NULL)
 		*version = v.version;
 	cas_value_clear(&v);
@@ -531,7 +539,7 @@ static int write_op(struct cas_client *c, const char *key, struct write_arg *w, 
 		return CAS_EINVAL;
 	if (w->len > c->max_value)
 		return CAS_ETOOBIG;
-	rc = run_op(c, key, write_fn, w, timeout_ms, false, &v);
+	rc = run_op(c, key, write_fn, w, timeout_ms, RUN_CHANGE, &v);
 	if (version != NULL && (rc == CAS_OK || rc == CAS_EVERSION))
 		*version = v.version;
 	cas_value_clear(&v);
@@ -552,4 +560,38 @@ int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void
 	struct write_arg w = {.data = data, .len = len, .conditional = true, .expected = expected};
 
 	return write_op(c, key, &w, timeout_ms, version);
+}
+
+int cas_delete(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+	       unsigned timeout_ms, struct cas_value *out)
+{
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (!key_ok(key))
+		return CAS_EKEY;
+	if (c == NULL)
+		return CAS_EINVAL;
+	return run_op(c, key, fn, arg, timeout_ms, RUN_DELETE, out);
+}
+
+/* The condition of cas_delete_version. */
+static int version_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	const uint64_t *expected = arg;
+
+	(void)next;
+	return cur->version == *expected ? CAS_OK : CAS_EVERSION;
+}
+
+int cas_delete_version(struct cas_client *c, const char *key, uint64_t expected,
+		       unsigned timeout_ms, uint64_t *version)
+{
+	struct cas_value v = {0};
+	int rc;
+
+	rc = cas_delete(c, key, version_fn, &expected, timeout_ms, &v);
+	if (version != NULL)
+		*version = rc == CAS_OK || rc == CAS_EVERSION ? v.version : 0;
+	cas_value_clear(&v);
+	return rc;
 }

@@ -108,6 +108,22 @@ CAS_API int cas_put(struct cas_client *c, const char *key, const void *data, siz
 CAS_API int cas_cas(struct cas_client *c, const char *key, uint64_t expected, const void *data,
 		    size_t len, unsigned timeout_ms, uint64_t *version);
 
+/* Deletes key (PROTOCOL.md, "Deletion"): when fn (NULL: always) returns
+ * CAS_OK on the register's value, the register becomes a tombstone, which
+ * reads as absent (version 0, no bytes) until a later write starts a new
+ * life at version 1; the bytes fn may put in next are ignored. fn may
+ * refuse with a code of its own (CAS_EVERSION...), returned as is.
+ * Deleting an absent key succeeds and changes nothing. out and errors as
+ * for cas_change; the space is freed later, by the collector (casctl gc). */
+CAS_API int cas_delete(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+		       unsigned timeout_ms, struct cas_value *out);
+
+/* Deletes key only if its version is still expected: CAS_EVERSION when
+ * it moved (nothing is deleted, *version, may be NULL, is the current
+ * version). On success *version is 0. */
+CAS_API int cas_delete_version(struct cas_client *c, const char *key, uint64_t expected,
+			       unsigned timeout_ms, uint64_t *version);
+
 /* Learns c's configuration now, when it has none yet (the first operation
  * would otherwise), within timeout_ms (0: the client's default). CAS_OK
  * when c has one. Errors, with a one-line reason in errmsg:

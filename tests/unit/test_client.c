@@ -810,6 +810,22 @@ static void test_fake_round_trip(void **state)
 	assert_int_equal(v.len, 0);
 	cas_value_clear(&v);
 
+	/* Deletes: a conditional one on a moved version changes nothing;
+	 * the tombstone reads as absent and the next write is version 1. */
+	assert_int_equal(cas_delete_version(c, "rt", 2, 0, &version), CAS_EVERSION);
+	assert_int_equal(version, 3);
+	assert_int_equal(cas_delete_version(c, "rt", 3, 0, &version), CAS_OK);
+	assert_int_equal(version, 0);
+	assert_int_equal(cas_read(c, "rt", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 0);
+	assert_int_equal(v.len, 0);
+	cas_value_clear(&v);
+	assert_int_equal(cas_delete(c, "rt", NULL, NULL, 0, &v), CAS_OK);
+	assert_int_equal(v.version, 0);
+	cas_value_clear(&v);
+	assert_int_equal(cas_cas(c, "rt", 0, "new", 3, 0, &version), CAS_OK);
+	assert_int_equal(version, 1);
+
 	for (size_t i = 0; i < cas_client_nodes(c); i++)
 		assert_int_equal(cas_client_ping(c, i, 1000), CAS_OK);
 	cas_client_close(c);
