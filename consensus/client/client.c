@@ -301,8 +301,8 @@ enum run_kind {
 	RUN_DELETE, /* a tombstone when fn (may be NULL) says CAS_OK */
 };
 
-static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
-		  unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
+static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+		      unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
 {
 	struct cas_op_config cfg = {0};
 	struct cas_transport_answer a;
@@ -402,6 +402,8 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 			}
 			if (a.code != CAS_OK)
 				note_failure(c, &a, &v);
+			else if (a.msg.type == CAS_MSG_REJECT)
+				cas_stats_reject(&c->stats);
 			if (a.refusal == CAS_REFUSAL_STALE && stale_epoch == 0)
 				stale_epoch = op.cfg.epoch;
 			if (a.code == CAS_ETOOBIG || a.code == CAS_ENOMEM) {
@@ -417,6 +419,7 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 			cas_transport_answer_clear(&a);
 			break;
 		case CAS_EFFECT_SLEEP:
+			cas_stats_retry(&c->stats);
 			if (stale_epoch != 0) {
 				/* A newer configuration: the next attempt runs
 				 * in it (the op keeps its own proposals). */
@@ -453,6 +456,21 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 	cas_op_clear(&op);
 	cas_transport_checkin(c->transport, ch);
 	key_release(c, key);
+	return rc;
+}
+
+/* run_rounds, counted in c's stats. */
+static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
+		  unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
+{
+	int rc = run_rounds(c, key, fn, arg, timeout_ms, kind, out);
+
+	cas_stats_round(&c->stats,
+			kind == RUN_DELETE  ? CAS_ROUND_DELETE
+			: kind == RUN_TOUCH ? CAS_ROUND_TOUCH
+			: fn == identity    ? CAS_ROUND_READ
+					    : CAS_ROUND_CHANGE,
+			rc);
 	return rc;
 }
 

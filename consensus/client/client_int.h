@@ -14,6 +14,7 @@
 
 #include "pcache.h"
 #include "proposer.h"
+#include "stats.h"
 #include "transport.h"
 
 /* What one attempt of an operation addresses: the configuration's epoch
@@ -56,6 +57,8 @@ struct cas_client {
 	bool have_usage;
 	uint64_t usage_at_ms;
 	struct cas_usage usage;
+	/* What its operations did (stats.c), atomic: cas_client_stats. */
+	struct cas_client_stats stats;
 };
 
 /* Records a one-line reason for the last failure of c (any thread). */

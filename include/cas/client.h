@@ -190,4 +190,37 @@ struct cas_usage {
 #define CAS_USAGE_CACHE_MS 2000
 CAS_API int cas_client_usage(struct cas_client *c, unsigned timeout_ms, struct cas_usage *out);
 
+/* What register operations (cas_read, cas_change, cas_put, cas_cas,
+ * cas_touch, cas_delete...) did, for monitoring (casfs's metrics, README
+ * "Monitor"). */
+enum cas_round_kind {
+	CAS_ROUND_READ,	  /* cas_read */
+	CAS_ROUND_CHANGE, /* cas_change, cas_put, cas_cas */
+	CAS_ROUND_DELETE, /* cas_delete, cas_delete_version */
+	CAS_ROUND_TOUCH,  /* cas_touch */
+	CAS_ROUND_KINDS
+};
+enum cas_round_result {
+	CAS_ROUND_OK,	       /* CAS_OK (or CAS_ENOCHANGE) */
+	CAS_ROUND_VERSION,     /* CAS_EVERSION: the version moved */
+	CAS_ROUND_UNAVAILABLE, /* CAS_EUNAVAILABLE: no majority in time */
+	CAS_ROUND_ERROR,       /* any other code */
+	CAS_ROUND_RESULTS
+};
+struct cas_client_stats {
+	/* Operations ended, by kind and result. */
+	uint64_t rounds[CAS_ROUND_KINDS][CAS_ROUND_RESULTS];
+	/* Refusals of a prepare or an accept because a node had promised a
+	 * higher ballot (another proposer's, PROTOCOL.md): one per answer. */
+	uint64_t rejects;
+	/* Attempts that failed (rejected, or a majority out of reach) and
+	 * were tried again with a new ballot after a random backoff. */
+	uint64_t retries;
+};
+
+/* Copies c's counters since cas_client_open into *out. Cheap (atomic
+ * loads, no lock) and safe while operations run: each counter is exact,
+ * the set need not be one instant's. */
+CAS_API void cas_client_stats(struct cas_client *c, struct cas_client_stats *out);
+
 #endif
