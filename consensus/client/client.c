@@ -296,13 +296,18 @@ static size_t lowest(uint64_t mask)
 
 /* What run_op does besides applying fn. */
 enum run_kind {
-	RUN_CHANGE, /* fn's change (a read when fn is identity) */
-	RUN_TOUCH,  /* a full round of the value as it is */
-	RUN_DELETE, /* a tombstone when fn (may be NULL) says CAS_OK */
+	RUN_CHANGE,  /* fn's change (a read when fn is identity) */
+	RUN_TOUCH,   /* a full round of the value as it is */
+	RUN_DELETE,  /* a tombstone when fn (may be NULL) says CAS_OK */
+	RUN_COLLECT, /* the collector's write-back of col->tomb (proposer.h) */
 };
 
+/* col (NULL but for the collector's rounds, client_int.h): RUN_TOUCH
+ * fills its absent and last, RUN_COLLECT takes its tomb and fills its
+ * ballot and view. */
 static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
-		      unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
+		      unsigned timeout_ms, enum run_kind kind, struct cas_value *out,
+		      struct cas_collect_round *col)
 {
 	struct cas_op_config cfg = {0};
 	struct cas_transport_answer a;
@@ -350,8 +355,11 @@ static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, v
 	 * when there is one. */
 	cfg.read_only = fn == identity && kind == RUN_CHANGE;
 	cfg.del = kind == RUN_DELETE;
+	cfg.collect = kind == RUN_COLLECT;
+	if (cfg.collect)
+		cfg.tomb = col->tomb;
 	cache_key(ckey, sizeof(ckey), v.epoch, key);
-	if (!cfg.read_only && kind != RUN_TOUCH && c->cache != NULL &&
+	if (!cfg.read_only && kind != RUN_TOUCH && kind != RUN_COLLECT && c->cache != NULL &&
 	    cas_pcache_take(c->cache, ckey, &cfg.cached_ballot, &cached)) {
 		cfg.cached_value = &cached;
 		cfg.cached_epoch = v.epoch;
@@ -442,6 +450,22 @@ static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, v
 	}
 
 	rc = op.result;
+	if (col != NULL && rc == CAS_OK && op.have_value) {
+		/* What the round wrote back: the note's tombstone, or the
+		 * write-back's ballot B and the configuration every node of
+		 * which accepted it (proposer.h, collect). */
+		const struct cas_reg *r = op.answer_set ? &op.mine[op.answer] : &op.out.value;
+
+		col->absent = cas_reg_absent(r) && r->len == 0;
+		memset(&col->last, 0, sizeof(col->last));
+		if (r->n_recent > 0)
+			col->last = r->recent[0];
+		col->ballot = op.ballot;
+		col->view = op.cfg.epoch == next.epoch ? next : v;
+		col->view.n_nodes = op.cfg.n_nodes;
+		col->view.old_set = op.set_o;
+		col->view.new_set = op.set_n;
+	}
 	if (c->cache != NULL) {
 		struct cas_ballot nb;
 		struct cas_reg value;
@@ -463,7 +487,7 @@ static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, v
 static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		  unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
 {
-	int rc = run_rounds(c, key, fn, arg, timeout_ms, kind, out);
+	int rc = run_rounds(c, key, fn, arg, timeout_ms, kind, out, NULL);
 
 	cas_stats_round(&c->stats,
 			kind == RUN_DELETE  ? CAS_ROUND_DELETE
@@ -471,6 +495,25 @@ static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void 
 			: fn == identity    ? CAS_ROUND_READ
 					    : CAS_ROUND_CHANGE,
 			rc);
+	return rc;
+}
+
+/* The collector's rounds (client_int.h), counted as touches. */
+int cas_client_note_round(struct cas_client *c, const char *key, unsigned timeout_ms,
+			  struct cas_collect_round *col)
+{
+	int rc = run_rounds(c, key, identity, NULL, timeout_ms, RUN_TOUCH, NULL, col);
+
+	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc);
+	return rc;
+}
+
+int cas_client_write_back(struct cas_client *c, const char *key, unsigned timeout_ms,
+			  struct cas_collect_round *col)
+{
+	int rc = run_rounds(c, key, NULL, NULL, timeout_ms, RUN_COLLECT, NULL, col);
+
+	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc);
 	return rc;
 }
 

@@ -61,6 +61,36 @@ struct cas_client {
 	struct cas_client_stats stats;
 };
 
+/* The collector's rounds (collect.c; PROTOCOL.md, "Deletion"), which
+ * client.c runs. */
+struct cas_collect_round {
+	/* cas_client_note_round's answer: whether key reads as absent, and
+	 * its last change (recent[0]; all zeroes: none). */
+	bool absent;
+	struct cas_recent last;
+	/* cas_client_write_back's question: the noted last change ... */
+	struct cas_recent tomb;
+	/* ... and its answer on CAS_OK: the ballot B every node of view's O
+	 * and N accepted the tombstone at, and that configuration (old_set
+	 * never 0). */
+	struct cas_ballot ballot;
+	struct cas_view view;
+};
+
+/* Step 0: a full round of key's value as it is (cas_touch), which fills
+ * col->absent and col->last on CAS_OK. Errors as cas_touch's. */
+int cas_client_note_round(struct cas_client *c, const char *key, unsigned timeout_ms,
+			  struct cas_collect_round *col);
+
+/* Step 1: the write-back of the tombstone col->tomb (cas_op_config.collect)
+ * within timeout_ms (0: c's default), which fills col->ballot and
+ * col->view on CAS_OK: every node of the configuration accepted it.
+ * CAS_EVERSION: key is not that tombstone any more (nothing written).
+ * CAS_EUNAVAILABLE: some node refused or did not answer by the deadline
+ * (a reason in c's errmsg). */
+int cas_client_write_back(struct cas_client *c, const char *key, unsigned timeout_ms,
+			  struct cas_collect_round *col);
+
 /* Records a one-line reason for the last failure of c (any thread). */
 void cas_client_set_error(struct cas_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

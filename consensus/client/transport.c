@@ -106,10 +106,12 @@ int cas_transport_open(const char *const *urls, size_t n, size_t max_value,
 	t->prepare_urls = make_urls(urls, n, "/v1/prepare");
 	t->accept_urls = make_urls(urls, n, "/v1/accept");
 	t->query_urls = make_urls(urls, n, "/v1/query");
+	t->purge_urls = make_urls(urls, n, "/v1/purge");
 	t->health_urls = make_urls(urls, n, "/v1/health");
 	t->batch_urls = make_urls(urls, n, "/v1/batch");
 	if (t->urls == NULL || t->prepare_urls == NULL || t->accept_urls == NULL ||
-	    t->query_urls == NULL || t->health_urls == NULL || t->batch_urls == NULL)
+	    t->query_urls == NULL || t->purge_urls == NULL || t->health_urls == NULL ||
+	    t->batch_urls == NULL)
 		goto out_free_urls;
 	/* Requests go in the binary form; no "Expect: 100-continue" round
 	 * trip before large bodies. */
@@ -137,6 +139,7 @@ out_free_urls:
 	cas_nodes_free(t->prepare_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->accept_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->query_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->purge_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->health_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->batch_urls, CAS_NODES_MAX);
 	pthread_mutex_destroy(&t->block);
@@ -150,10 +153,10 @@ out_oom:
 
 int cas_transport_add(struct cas_transport *t, const char *url, size_t *index)
 {
-	static const char *const paths[] = {"",		 "/v1/prepare", "/v1/accept",
-					    "/v1/query", "/v1/health",	"/v1/batch"};
-	char **arrays[] = {t->urls,	  t->prepare_urls, t->accept_urls,
-			   t->query_urls, t->health_urls,  t->batch_urls};
+	static const char *const paths[] = {"",		 "/v1/prepare", "/v1/accept", "/v1/query",
+					    "/v1/purge", "/v1/health",	"/v1/batch"};
+	char **arrays[] = {t->urls,	  t->prepare_urls, t->accept_urls, t->query_urls,
+			   t->purge_urls, t->health_urls,  t->batch_urls};
 	size_t n;
 	int rc = CAS_OK;
 
@@ -307,6 +310,7 @@ void cas_transport_close(struct cas_transport *t)
 	cas_nodes_free(t->prepare_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->accept_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->query_urls, CAS_NODES_MAX);
+	cas_nodes_free(t->purge_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->health_urls, CAS_NODES_MAX);
 	cas_nodes_free(t->batch_urls, CAS_NODES_MAX);
 	pthread_mutex_destroy(&t->block);
@@ -386,6 +390,8 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, const st
 		urls = t->accept_urls;
 	} else if (m->type == CAS_MSG_QUERY) {
 		urls = t->query_urls;
+	} else if (m->type == CAS_MSG_PURGE) {
+		urls = t->purge_urls;
 	} else {
 		cas_errmsg_set(errmsg, errmsg_len, "message type %d is no request", (int)m->type);
 		return CAS_EINVAL;
@@ -419,7 +425,16 @@ int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, const st
 	/* While other channels are busy too, the request goes to each node
 	 * in that node's next batch; otherwise (and to nodes that take no
 	 * batches) on a transfer of its own. */
-	cas_pipe_send(ch, (const unsigned char *)b->data, b->len, hdrs, mask, deadline_ms, direct);
+	if (m->type == CAS_MSG_PURGE) {
+		/* Not an item of /v1/batch (PROTOCOL.md, "POST /v1/purge"). */
+		size_t n = cas_transport_nodes(t);
+
+		for (size_t i = 0; i < CAS_NODES_MAX; i++)
+			direct[i] = i < n && (mask >> i & 1);
+	} else {
+		cas_pipe_send(ch, (const unsigned char *)b->data, b->len, hdrs, mask, deadline_ms,
+			      direct);
+	}
 	rc = cas_direct_send(ch, urls, hdrs, b, direct, deadline_ms, errmsg, errmsg_len);
 	if (rc != CAS_OK)
 		cas_pipe_new_send(ch); /* the batched requests are dropped too */

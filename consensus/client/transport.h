@@ -65,11 +65,11 @@ int cas_transport_checkout(struct cas_transport *t, struct cas_channel **out, ch
 void cas_transport_checkin(struct cas_transport *t, struct cas_channel *ch);
 
 /* Sends m (PREPARE to /v1/prepare, ACCEPT to /v1/accept, QUERY to
- * /v1/query) with identity id to every node i with bit i of mask set.
- * From now on cas_transport_next reports the answers to this send only;
- * answers to earlier sends are dropped. Each request gives up at
- * deadline_ms (absolute, CLOCK_MONOTONIC). m is encoded at once and may
- * change after the call. On error nothing was sent. */
+ * /v1/query, PURGE to /v1/purge, never in a batch) with identity id to
+ * every node i with bit i of mask set. From now on cas_transport_next reports the answers to this
+ * send only; answers to earlier sends are dropped. Each request gives up at deadline_ms (absolute,
+ * CLOCK_MONOTONIC). m is encoded at once and may change after the call. On error nothing was sent.
+ */
 int cas_transport_send(struct cas_channel *ch, const struct cas_msg *m, const struct cas_ident *id,
 		       uint64_t mask, uint64_t deadline_ms, char *errmsg, size_t errmsg_len);
 

@@ -129,6 +129,7 @@ struct cas_transport {
 	char **prepare_urls;
 	char **accept_urls;
 	char **query_urls;
+	char **purge_urls;
 	char **health_urls;
 	size_t max_value;
 	size_t max_reply;

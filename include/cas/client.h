@@ -124,6 +124,80 @@ CAS_API int cas_delete(struct cas_client *c, const char *key, cas_change_fn fn, 
 CAS_API int cas_delete_version(struct cas_client *c, const char *key, uint64_t expected,
 			       unsigned timeout_ms, uint64_t *version);
 
+/* The collector (PROTOCOL.md, "Deletion", "The purge"): the calls that
+ * free the nodes' storage of deleted registers, for casctl gc. A purge
+ * is safe only in these steps, per key:
+ *
+ *   0. cas_collect_note: the key reads as absent; note its last change;
+ *      then wait the grace period (CAS_COLLECT_GRACE_MS, or longer than
+ *      the longest deadline any client gives an operation), on the
+ *      collector's own clock;
+ *   1. and 2. cas_collect_purge: the tombstone written back at a fresh
+ *      ballot B by EVERY node of the configuration, then dropped by each
+ *      of them.
+ *
+ * The grace keeps an operation that began before the delete from
+ * finding the key gone and applying its change a second time; the
+ * write-back by all and the nodes' floors keep every deleted value from
+ * coming back. A collector keeps nothing between runs: after a crash it
+ * starts again at step 0. */
+
+/* The grace period casctl gc waits by default: more than the longest
+ * default deadline of an operation (5 s, of this library, casctl
+ * --timeout and casfs -o timeout). Clients that run with a longer
+ * deadline need a longer grace. */
+#define CAS_COLLECT_GRACE_MS 10000u
+
+/* A tombstone as cas_collect_note saw it. */
+struct cas_tombstone {
+	/* Its last change (the register's recent[0], PROTOCOL.md
+	 * "Conventions": which proposer's which proposal made change
+	 * number change); all zeroes for a register that has none (never
+	 * written, or dropped by the nodes that answered). */
+	uint64_t proposer, op, change;
+	/* When it was noted, on CLOCK_MONOTONIC in ms (cas_os_monotonic_ms). */
+	uint64_t noted_ms;
+};
+
+/* Step 0: reads key with a full round (prepare and accept of the value as
+ * it is, as cas_touch), within timeout_ms (0: c's default). On CAS_OK
+ * *absent says whether the key reads as absent (never written, or
+ * deleted) and, when it does, *tomb is its tombstone (zeroed otherwise).
+ * Errors as for cas_touch; *absent false and *tomb zeroed then. */
+CAS_API int cas_collect_note(struct cas_client *c, const char *key, unsigned timeout_ms,
+			     bool *absent, struct cas_tombstone *tomb);
+
+/* What step 2 of a purge found. */
+struct cas_purge_result {
+	uint64_t epoch; /* the configuration the tombstone was written back in */
+	size_t nodes;	/* its nodes (O, and N when joint): each answered */
+	size_t dropped; /* of them, those that hold nothing of key now */
+	size_t kept;	/* those that hold a later value of key, written
+			   after the write-back, which the purge left */
+};
+
+/* Steps 1 and 2 for key, noted as *tomb by cas_collect_note at least
+ * grace_ms ago (CAS_EINVAL, nothing sent, when less): writes the
+ * tombstone back at a fresh ballot B, accepted by every node of c's
+ * configuration (O and N when joint), then asks every node to drop key
+ * (POST /v1/purge with B) until each has answered. When a node refuses
+ * the configuration's epoch (it changed), c learns the new one and starts
+ * again at step 1 there. All within timeout_ms (0: c's default). *out
+ * (may be NULL) is zeroed first.
+ *
+ * CAS_OK: every node answered the purge (*out says how many dropped key).
+ * CAS_EVERSION: key is not that tombstone any more (written since, or
+ *   deleted again): nothing was written; note it again for a later run.
+ * CAS_EUNAVAILABLE: a node refused or did not answer in time, at step 1
+ *   (nothing was dropped) or step 2 (some nodes may have dropped key:
+ *   harmless, run again once the node is back). cas_client_errmsg says
+ *   which node and why.
+ * CAS_EKEY, CAS_EINVAL (c or tomb NULL; grace not over), CAS_ENOMEM, and
+ * the errors of learning the configuration (cas_client_connect). */
+CAS_API int cas_collect_purge(struct cas_client *c, const char *key,
+			      const struct cas_tombstone *tomb, unsigned grace_ms,
+			      unsigned timeout_ms, struct cas_purge_result *out);
+
 /* Learns c's configuration now, when it has none yet (the first operation
  * would otherwise), within timeout_ms (0: the client's default). CAS_OK
  * when c has one. Errors, with a one-line reason in errmsg:

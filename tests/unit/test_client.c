@@ -412,7 +412,7 @@ struct fake_node {
 	int port;
 	/* Faults: a status for every request of a kind instead of the
 	 * acceptor's answer; garbage (a 200 that is no JSON); silence. */
-	unsigned prepare_status, accept_status;
+	unsigned prepare_status, accept_status, purge_status;
 	bool garbage, silent;
 	/* Wire forms: a node older than the binary form reads every body as
 	 * JSON; json_replies answers a binary request in JSON. Otherwise a
@@ -426,6 +426,7 @@ struct fake_node {
 	pthread_mutex_t lock;
 	struct fake_entry entries[64];
 	size_t n_entries;
+	uint64_t floor; /* the acceptor's floor (acceptor.h, "Deletion") */
 	unsigned connections, requests;
 	unsigned batches, batch_items; /* batches answered, and their items */
 	/* GET /v1/config's answer (the cluster's configuration and this
@@ -461,8 +462,8 @@ static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const
 	struct cas_msg req, reply = {0};
 	struct fake_entry *e;
 	unsigned char *old;
+	enum cas_acceptor_change change;
 	char err[128];
-	bool changed;
 	int rc;
 
 	if (*binary)
@@ -483,13 +484,17 @@ static unsigned fake_acceptor(struct fake_node *f, enum cas_msg_type type, const
 	e = fake_entry(f, req.key);
 	assert_non_null(e);
 	old = e->st.value.data;
-	changed = cas_acceptor_handle(&e->st, &req, &reply);
+	change = cas_acceptor_step(&e->st, &f->floor, &req, &reply);
 	if (*binary)
 		assert_int_equal(cas_codec_bin_encode(&reply, (unsigned char **)body, body_len),
 				 CAS_OK);
 	else
 		assert_int_equal(cas_codec_encode(&reply, body, body_len), CAS_OK);
-	if (changed && e->st.value.data != old) {
+	if (change == CAS_ACCEPTOR_DROP) {
+		/* A key without a row is all zeroes. */
+		free(e->st.value.data);
+		memset(&e->st, 0, sizeof(e->st));
+	} else if (change == CAS_ACCEPTOR_STORE && e->st.value.data != old) {
 		/* The state borrows the request's bytes: keep a copy. */
 		struct cas_reg copy;
 
@@ -562,6 +567,7 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	size_t body_len = 0;
 	unsigned status, fault;
 	bool prepare = strcmp(url, "/v1/prepare") == 0;
+	bool purge = strcmp(url, "/v1/purge") == 0;
 	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
 	bool binary = !f->old && ct != NULL && strcmp(ct, CAS_CODEC_BIN_TYPE) == 0;
 
@@ -622,7 +628,7 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 			usleep(10000);
 		return MHD_NO;
 	}
-	fault = prepare ? f->prepare_status : f->accept_status;
+	fault = prepare ? f->prepare_status : purge ? f->purge_status : f->accept_status;
 	if (strcmp(url, "/v1/health") == 0) {
 		status = 200;
 		body = strdup("{\"status\":\"ok\"}");
@@ -638,9 +644,9 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	} else if (prepare || strcmp(url, "/v1/accept") == 0) {
 		status = fake_acceptor(f, prepare ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT,
 				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
-	} else if (strcmp(url, "/v1/query") == 0) {
-		status = fake_acceptor(f, CAS_MSG_QUERY, r->buf ? r->buf : "", r->len, &binary,
-				       &body, &body_len);
+	} else if (strcmp(url, "/v1/query") == 0 || purge) {
+		status = fake_acceptor(f, purge ? CAS_MSG_PURGE : CAS_MSG_QUERY,
+				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
 	} else if (strcmp(url, "/v1/batch") == 0 && binary && !f->no_batch) {
 		status = fake_batch(f, r->buf ? r->buf : "", r->len, &body, &body_len);
 	} else {
@@ -1264,6 +1270,168 @@ static void test_fake_uninitialized_seeds(void **state)
 		assert_true(fc->nodes[i].requests > 0);
 }
 
+/* Whether fake f keeps a row for key: an accepted value or a promise. */
+static bool fake_holds(struct fake_node *f, const char *key)
+{
+	bool held = false;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < f->n_entries; i++)
+		if (strcmp(f->entries[i].key, key) == 0)
+			held = !cas_ballot_is_zero(f->entries[i].st.promise) ||
+			       !cas_ballot_is_zero(f->entries[i].st.accepted);
+	pthread_mutex_unlock(&f->lock);
+	return held;
+}
+
+static unsigned fake_holders(struct fake_cluster *fc, const char *key)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < FAKES; i++)
+		n += fake_holds(&fc->nodes[i], key);
+	return n;
+}
+
+/* Writes key, deletes it and notes its tombstone. */
+static void deleted_and_noted(struct cas_client *c, const char *key, struct cas_tombstone *tomb)
+{
+	uint64_t version = 9;
+	bool absent = false;
+
+	assert_int_equal(cas_put(c, key, "x", 1, 0, NULL), CAS_OK);
+	assert_int_equal(cas_delete_version(c, key, 1, 0, &version), CAS_OK);
+	assert_int_equal(version, 0);
+	assert_int_equal(cas_collect_note(c, key, 0, &absent, tomb), CAS_OK);
+	assert_true(absent);
+	assert_int_not_equal(tomb->proposer, 0);
+	assert_int_equal(tomb->change, 2); /* the write, then the delete */
+}
+
+/* The collector's steps (PROTOCOL.md, "The purge") against acceptors with
+ * the real rules and floors: the write-back needs every node, a node that
+ * refuses it stops the purge before anything is dropped, a write after
+ * the note stops it too, and a purge step that misses a node is finished
+ * by a later run. */
+static void test_fake_collect(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client_config cfg = {.timeout_ms = 2000};
+	struct cas_purge_result res;
+	struct cas_tombstone tomb, live;
+	struct cas_client *c;
+	struct cas_value v;
+	char why[256];
+	uint64_t version = 0;
+	bool absent = true;
+
+	assert_int_equal(cas_client_open(fc->list, &cfg, &c, NULL, 0), CAS_OK);
+
+	/* A live key is no candidate; a bad key is refused before any I/O. */
+	assert_int_equal(cas_put(c, "live", "y", 1, 0, NULL), CAS_OK);
+	assert_int_equal(cas_collect_note(c, "live", 0, &absent, &live), CAS_OK);
+	assert_false(absent);
+	assert_int_equal(live.proposer, 0);
+	assert_int_equal(cas_collect_note(c, "a b", 0, &absent, &live), CAS_EKEY);
+	assert_int_equal(cas_collect_purge(c, "a b", &live, 0, 0, &res), CAS_EKEY);
+
+	/* Within the grace nothing is sent. */
+	deleted_and_noted(c, "gc1", &tomb);
+	assert_int_equal(fake_holders(fc, "gc1"), 3);
+	assert_int_equal(cas_collect_purge(c, "gc1", &tomb, 60000, 0, &res), CAS_EINVAL);
+	assert_int_equal(res.nodes, 0);
+
+	/* One node refuses the write-back: the step fails, nothing is dropped. */
+	fc->nodes[2].accept_status = 503;
+	assert_int_equal(cas_collect_purge(c, "gc1", &tomb, 0, 400, &res), CAS_EUNAVAILABLE);
+	assert_int_equal(res.dropped, 0);
+	assert_int_equal(fake_holders(fc, "gc1"), 3);
+	cas_client_errmsg(c, why, sizeof(why));
+	assert_true(why[0] != '\0');
+	fc->nodes[2].accept_status = 0;
+
+	/* Every node accepts: every node drops the key and raises its floor. */
+	assert_int_equal(cas_collect_purge(c, "gc1", &tomb, 0, 0, &res), CAS_OK);
+	assert_int_equal(res.epoch, 1);
+	assert_int_equal(res.nodes, 3);
+	assert_int_equal(res.dropped, 3);
+	assert_int_equal(res.kept, 0);
+	assert_int_equal(fake_holders(fc, "gc1"), 0);
+	for (int i = 0; i < FAKES; i++)
+		assert_true(fc->nodes[i].floor > 0);
+	/* Purged: absent, and the next write starts a new life above the
+	 * floors. */
+	assert_int_equal(cas_read(c, "gc1", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 0);
+	cas_value_clear(&v);
+	assert_int_equal(cas_put(c, "gc1", "z", 1, 0, &version), CAS_OK);
+	assert_int_equal(version, 1);
+	assert_int_equal(cas_read(c, "gc1", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 1);
+	assert_memory_equal(v.data, "z", 1);
+	cas_value_clear(&v);
+
+	/* Written again after the note: not that tombstone, nothing written. */
+	deleted_and_noted(c, "gc2", &tomb);
+	assert_int_equal(cas_put(c, "gc2", "again", 5, 0, NULL), CAS_OK);
+	assert_int_equal(cas_collect_purge(c, "gc2", &tomb, 0, 0, &res), CAS_EVERSION);
+	assert_int_equal(fake_holders(fc, "gc2"), 3);
+	assert_int_equal(cas_read(c, "gc2", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 1);
+	assert_memory_equal(v.data, "again", 5);
+	cas_value_clear(&v);
+	/* Deleted again after the note: another tombstone, also left. */
+	deleted_and_noted(c, "gc4", &tomb);
+	assert_int_equal(cas_delete(c, "gc4", NULL, NULL, 0, NULL), CAS_OK);
+	assert_int_equal(cas_put(c, "gc4", "x", 1, 0, NULL), CAS_OK);
+	assert_int_equal(cas_delete(c, "gc4", NULL, NULL, 0, NULL), CAS_OK);
+	assert_int_equal(cas_collect_purge(c, "gc4", &tomb, 0, 0, &res), CAS_EVERSION);
+	assert_int_equal(fake_holders(fc, "gc4"), 3);
+
+	/* A node misses the purge: the others drop the key, the call fails;
+	 * a later run (noted again) finishes it. */
+	deleted_and_noted(c, "gc3", &tomb);
+	fc->nodes[0].purge_status = 500;
+	assert_int_equal(cas_collect_purge(c, "gc3", &tomb, 0, 400, &res), CAS_EUNAVAILABLE);
+	assert_true(fake_holds(&fc->nodes[0], "gc3"));
+	assert_false(fake_holds(&fc->nodes[1], "gc3"));
+	assert_false(fake_holds(&fc->nodes[2], "gc3"));
+	fc->nodes[0].purge_status = 0;
+	assert_int_equal(cas_collect_note(c, "gc3", 0, &absent, &tomb), CAS_OK);
+	assert_true(absent);
+	assert_int_equal(cas_collect_purge(c, "gc3", &tomb, 0, 0, &res), CAS_OK);
+	assert_int_equal(res.dropped, 3);
+	assert_int_equal(fake_holders(fc, "gc3"), 0);
+
+	/* The live key was never touched by any of it. */
+	assert_int_equal(cas_read(c, "live", 0, &v), CAS_OK);
+	assert_int_equal(v.version, 1);
+	cas_value_clear(&v);
+	cas_client_close(c);
+}
+
+/* A silent node: the write-back cannot complete, so nothing is purged. */
+static void test_fake_collect_node_down(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client_config cfg = {.timeout_ms = 2000};
+	struct cas_purge_result res;
+	struct cas_tombstone tomb;
+	struct cas_client *c;
+	uint64_t t0;
+
+	assert_int_equal(cas_client_open(fc->list, &cfg, &c, NULL, 0), CAS_OK);
+	deleted_and_noted(c, "down", &tomb);
+	fc->nodes[1].silent = true;
+	t0 = now_ms();
+	assert_int_equal(cas_collect_purge(c, "down", &tomb, 0, 500, &res), CAS_EUNAVAILABLE);
+	assert_true(now_ms() - t0 < 500 + 600);
+	assert_int_equal(res.dropped, 0);
+	assert_int_equal(fake_holders(fc, "down"), 3);
+	fc->nodes[1].silent = false;
+	cas_client_close(c);
+}
+
 static void test_value_clear(void **state)
 {
 	struct cas_value v = {.version = 3, .data = malloc(4), .len = 4};
@@ -1290,6 +1458,9 @@ int main(void)
 		cmocka_unit_test(test_silent_cluster_deadline),
 		cmocka_unit_test(test_value_clear),
 		cmocka_unit_test_setup_teardown(test_fake_round_trip, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_collect, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_collect_node_down, fakes_setup,
+						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_two_clusters, fakes_setup,
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_uninitialized_seeds, fakes_setup,
