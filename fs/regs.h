@@ -26,6 +26,15 @@ struct casfs_regs_ops {
 	 * applied. */
 	int (*change)(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 		      struct cas_value *out);
+	/* One delete round on key, with cas_delete's contract (client.h):
+	 * when fn (run as for change, several times perhaps) returns CAS_OK
+	 * the register becomes a tombstone, which reads as absent (version 0,
+	 * no bytes) and whose next write is version 1; CAS_ENOCHANGE leaves
+	 * it as it is; another code is returned. out (may be NULL) receives
+	 * the value after the round. CAS_EUNAVAILABLE: may or may not have
+	 * been applied. */
+	int (*del)(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		   struct cas_value *out);
 	/* Milliseconds left before the current request's deadline; 0 once
 	 * it has passed. */
 	unsigned (*left_ms)(void *arg);

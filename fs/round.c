@@ -79,6 +79,14 @@ static int client_change(struct cas_client *c, unsigned left, const char *key, c
 	return left ? cas_change(c, key, fn, fn_arg, left, out) : CAS_EUNAVAILABLE;
 }
 
+static int client_del(struct cas_client *c, unsigned left, const char *key, cas_change_fn fn,
+		      void *fn_arg, struct cas_value *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	return left ? cas_delete(c, key, fn, fn_arg, left, out) : CAS_EUNAVAILABLE;
+}
+
 static int op_read(void *arg, const char *key, struct cas_value *out)
 {
 	struct op *op = arg;
@@ -107,6 +115,20 @@ static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 	return rc;
 }
 
+static int op_del(void *arg, const char *key, cas_change_fn fn, void *fn_arg, struct cas_value *out)
+{
+	struct op *op = arg;
+	int rc;
+
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (pthread_mutex_clocklock(key_lock(op->fs, key), CLOCK_MONOTONIC, &op->end))
+		return CAS_EUNAVAILABLE;
+	rc = client_del(op->fs->client, op_left(op), key, fn, fn_arg, out);
+	pthread_mutex_unlock(key_lock(op->fs, key));
+	return rc;
+}
+
 static int plain_read(void *arg, const char *key, struct cas_value *out)
 {
 	struct plain *p = arg;
@@ -120,6 +142,14 @@ static int plain_change(void *arg, const char *key, cas_change_fn fn, void *fn_a
 	struct plain *p = arg;
 
 	return client_change(p->client, plain_left_ms(p), key, fn, fn_arg, out);
+}
+
+static int plain_del(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		     struct cas_value *out)
+{
+	struct plain *p = arg;
+
+	return client_del(p->client, plain_left_ms(p), key, fn, fn_arg, out);
 }
 
 static void op_sleep_ms(void *arg, unsigned ms)
@@ -142,10 +172,10 @@ static int os_random(void *arg, void *buf, size_t len)
 	return cas_os_random(buf, len);
 }
 
-static const struct casfs_regs_ops op_ops = {op_read, op_change, op_left_ms, op_sleep_ms,
-					     os_random};
-static const struct casfs_regs_ops plain_ops = {plain_read, plain_change, plain_left_ms,
-						plain_sleep_ms, os_random};
+static const struct casfs_regs_ops op_ops = {op_read,	 op_change,   op_del,
+					     op_left_ms, op_sleep_ms, os_random};
+static const struct casfs_regs_ops plain_ops = {plain_read,    plain_change,   plain_del,
+						plain_left_ms, plain_sleep_ms, os_random};
 
 void casfs_op_regs(struct op *op, struct casfs_regs *out)
 {

@@ -58,6 +58,23 @@
  *    round of the owner is idempotent and tried again: creating the
  *    record finds it there, placing an intent finds its own (same id),
  *    committing finds COMMITTED, settling finds no intent of its id.
+ * 9. Records are deleted (FORMAT.md, "Deletion"): by the owner once every
+ *    intent of a final try is settled, or by the collector once a final
+ *    record's keys hold none of its intents. Settled intents never come
+ *    back and no intent is placed after the commit, so a committed
+ *    record is never absent while one of its intents is left: an intent
+ *    whose record is absent is one of a try that never committed (or
+ *    was aborted before its record went), and means its old value. A
+ *    reader that met the intent before the record went cannot know
+ *    which case it is in, so it trusts only the settle round, which
+ *    looks at the register again: either it replaces the intent (never
+ *    committed: the old value is the committed one then) or it finds
+ *    the register settled since, and answers what it holds then.
+ *    An absent record never comes back: committing it fails, aborting
+ *    it changes nothing, and only its owner creates it, before its
+ *    first intent. A settle to an absent value is a delete round, so
+ *    that a register made by an undone creation, or emptied by a
+ *    transaction, leaves a tombstone that casctl gc purges.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +94,7 @@ unsigned casfs_txn_fault;
  * CAS_* codes that part functions return). */
 #define TXN_EINTENT  1001 /* the register holds another transaction's intent */
 #define TXN_EABORTED 1002 /* our record was aborted by someone else */
+#define TXN_EEMPTY   1003 /* a settle leaves the register absent: a delete round */
 
 /* Tries of one idempotent round, or intents resolved on one register,
  * before giving up as unavailable (also bounded by the deadline). */
@@ -234,8 +252,10 @@ static int record_state_of(const struct cas_value *v, int *state)
 	return CAS_OK;
 }
 
-/* Reads the state of transaction id's record. */
-static int record_state(const struct casfs_regs *r, const unsigned char *id, int *state)
+/* Reads the state of transaction id's record; *absent (may be NULL)
+ * says whether the record was absent (read as aborted). */
+static int record_state(const struct casfs_regs *r, const unsigned char *id, int *state,
+			bool *absent)
 {
 	struct cas_value v = {0};
 	char key[RECORD_KEY_LEN];
@@ -245,23 +265,32 @@ static int record_state(const struct casfs_regs *r, const unsigned char *id, int
 	rc = r->ops->read(r->arg, key, &v);
 	if (rc == CAS_OK)
 		rc = record_state_of(&v, state);
+	if (absent)
+		*absent = v.len == 0;
 	cas_value_clear(&v);
 	return rc;
 }
 
-/* One idempotent change round on key, tried again while it reports
- * CAS_EUNAVAILABLE (8) and time is left. */
-static int change_again(const struct casfs_regs *r, const char *key, cas_change_fn fn, void *arg,
-			struct cas_value *out)
+/* One idempotent change round on key (a delete round when del), tried
+ * again while it reports CAS_EUNAVAILABLE (8) and time is left. */
+static int round_again(const struct casfs_regs *r, const char *key, cas_change_fn fn, void *arg,
+		       struct cas_value *out, bool del)
 {
 	int rc;
 
 	for (unsigned i = 1;; i++) {
-		rc = r->ops->change(r->arg, key, fn, arg, out);
+		rc = del ? r->ops->del(r->arg, key, fn, arg, out)
+			 : r->ops->change(r->arg, key, fn, arg, out);
 		if (rc != CAS_EUNAVAILABLE || i == ROUNDS_MAX || r->ops->left_ms(r->arg) == 0)
 			return rc;
 		cas_value_clear(out);
 	}
+}
+
+static int change_again(const struct casfs_regs *r, const char *key, cas_change_fn fn, void *arg,
+			struct cas_value *out)
+{
+	return round_again(r, key, fn, arg, out, false);
 }
 
 /* Moving a record out of PENDING (1). */
@@ -311,12 +340,14 @@ static int flip_record(const struct casfs_regs *r, const unsigned char *id, int 
 struct settle {
 	const unsigned char *id;
 	bool forward; /* the new value (committed), else the old one */
+	bool del;     /* a delete round: what the intent stands for is absent */
 };
 
 static int settle_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
 {
 	const struct settle *s = arg;
 	struct intent in;
+	size_t len;
 	int rc;
 
 	if (!is_intent(cur))
@@ -326,6 +357,14 @@ static int settle_fn(void *arg, const struct cas_value *cur, struct cas_value *n
 		return rc;
 	if (memcmp(in.id, s->id, ID_LEN) != 0)
 		return CAS_ENOCHANGE; /* settled already, and taken since */
+	len = s->forward ? in.new_len : in.old_len;
+	/* An absent value is left as a tombstone, not as an empty value:
+	 * the register is then deleted (FORMAT.md, "Deletion"). An intent's
+	 * bytes never change, so the delete round finds it absent too. */
+	if (len == 0)
+		return s->del ? CAS_OK : TXN_EEMPTY;
+	if (s->del)
+		return CAS_EIO;
 	if (s->forward)
 		return copy_bytes(in.new_, in.new_len, next);
 	return copy_bytes(in.old, in.old_len, next);
@@ -336,9 +375,37 @@ static int settle_fn(void *arg, const struct cas_value *cur, struct cas_value *n
 static int settle(const struct casfs_regs *r, const char *key, const unsigned char *id,
 		  bool forward, struct cas_value *out)
 {
-	struct settle s = {id, forward};
+	struct settle s = {id, forward, false};
+	int rc;
 
-	return change_again(r, key, settle_fn, &s, out);
+	rc = change_again(r, key, settle_fn, &s, out);
+	if (rc == TXN_EEMPTY) {
+		cas_value_clear(out);
+		s.del = true;
+		rc = round_again(r, key, settle_fn, &s, out, true);
+	}
+	return rc;
+}
+
+/* Deleting a record once final (FORMAT.md, "Deletion"): a pending one is
+ * kept (CAS_EVERSION), an absent one left as it is. */
+static int final_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	int rc, state;
+
+	(void)arg;
+	(void)next;
+	if (cur->len == 0)
+		return CAS_ENOCHANGE;
+	rc = record_state_of(cur, &state);
+	if (rc)
+		return rc;
+	return state == ST_PENDING ? CAS_EVERSION : CAS_OK;
+}
+
+int casfs_txn_drop_record(const struct casfs_regs *r, const char *key)
+{
+	return round_again(r, key, final_fn, NULL, NULL, true);
 }
 
 /* The pause before the n-th look at a pending record: 1, 2, 4 ... 32 ms. */
@@ -356,7 +423,7 @@ static int resolve(const struct casfs_regs *r, const char *key, const unsigned c
 	int rc, state;
 
 	for (;;) {
-		rc = record_state(r, id, &state);
+		rc = record_state(r, id, &state, NULL);
 		if (rc)
 			return rc;
 		if (state != ST_PENDING)
@@ -378,10 +445,12 @@ int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value
 {
 	struct cas_value v = {0}, after = {0};
 	struct intent in;
-	bool forward;
-	int rc, state;
+	bool forward, absent;
+	int rc, src, state;
+	unsigned tries = 0;
 
 	memset(out, 0, sizeof(*out));
+again:
 	rc = r->ops->read(r->arg, key, &v);
 	if (rc) {
 		cas_value_clear(&v);
@@ -395,7 +464,7 @@ int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value
 	/* The record is read after the register: 5. */
 	rc = intent_decode(&v, &in);
 	if (rc == CAS_OK)
-		rc = record_state(r, in.id, &state);
+		rc = record_state(r, in.id, &state, &absent);
 	if (rc)
 		goto out_clear;
 	forward = state == ST_COMMITTED;
@@ -403,13 +472,24 @@ int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value
 		forward = true;
 	/* A final outcome: settle it for the next reader (best effort). What
 	 * the settle round leaves is a committed value too, read later. */
-	if (state != ST_PENDING && settle(r, key, in.id, forward, &after) == CAS_OK &&
-	    !is_intent(&after)) {
+	src = state != ST_PENDING ? settle(r, key, in.id, forward, &after) : CAS_OK;
+	if (state != ST_PENDING && src == CAS_OK && !is_intent(&after)) {
 		own_plain(&after);
 		*out = after;
 		goto out_clear;
 	}
 	cas_value_clear(&after);
+	if (absent) {
+		/* A record deleted since the register was read (9): the
+		 * intent's old value is its meaning only while the register
+		 * still holds it, which the settle round did not see. */
+		cas_value_clear(&v);
+		if (src != CAS_OK)
+			return src;
+		if (++tries == ROUNDS_MAX)
+			return CAS_EUNAVAILABLE;
+		goto again;
+	}
 	if (forward)
 		rc = copy_bytes(in.new_, in.new_len, out);
 	else
@@ -420,7 +500,7 @@ out_clear:
 	return rc;
 }
 
-/* A single-register change on a register without intent (6). */
+/* A single-register change or delete on a register without intent (6). */
 struct apply {
 	casfs_txn_fn fn;
 	void *arg;
@@ -445,8 +525,8 @@ static int apply_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 	return a->fn(a->arg, &committed, next);
 }
 
-int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
-		     struct cas_value *out)
+static int change_or_delete(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
+			    struct cas_value *out, bool del)
 {
 	struct apply a = {fn, arg, {0}};
 	struct cas_value v = {0};
@@ -455,7 +535,8 @@ int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn f
 	for (unsigned i = 1;; i++) {
 		/* Not tried again on CAS_EUNAVAILABLE: fn need not be
 		 * idempotent (an append is not). */
-		rc = r->ops->change(r->arg, key, apply_fn, &a, &v);
+		rc = del ? r->ops->del(r->arg, key, apply_fn, &a, &v)
+			 : r->ops->change(r->arg, key, apply_fn, &a, &v);
 		if (rc != TXN_EINTENT)
 			break;
 		cas_value_clear(&v);
@@ -473,6 +554,18 @@ int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn f
 	if (out)
 		*out = v;
 	return rc;
+}
+
+int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
+		     struct cas_value *out)
+{
+	return change_or_delete(r, key, fn, arg, out, false);
+}
+
+int casfs_txn_delete(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
+		     struct cas_value *out)
+{
+	return change_or_delete(r, key, fn, arg, out, true);
 }
 
 /* One register of a transaction, in the order intents are placed. */
@@ -630,12 +723,16 @@ static int create_record(struct txn *t)
  * an intent left over finds the record aborted, or pending and aborts it. */
 static void abandon(struct txn *t)
 {
+	bool clean;
 	int state;
 
-	(void)flip_record(t->r, t->id, ST_ABORTED, &state);
+	clean = flip_record(t->r, t->id, ST_ABORTED, &state) == CAS_OK;
 	for (size_t i = t->n; i-- > 0;)
-		if (t->slot[i].touched)
-			(void)settle(t->r, t->slot[i].key, t->id, false, NULL);
+		if (t->slot[i].touched && settle(t->r, t->slot[i].key, t->id, false, NULL))
+			clean = false;
+	/* No intent of this try is left, nor will be: the record goes (9). */
+	if (clean)
+		(void)casfs_txn_drop_record(t->r, t->key);
 }
 
 /* One try of t: CAS_OK, a part's or check's code, TXN_EABORTED (aborted
@@ -643,6 +740,7 @@ static void abandon(struct txn *t)
 static int attempt(struct txn *t, int (*check)(void *arg), void *check_arg)
 {
 	const struct casfs_regs *r = t->r;
+	bool clean = true;
 	int rc, state;
 
 	for (size_t i = 0; i < t->n; i++) {
@@ -676,7 +774,12 @@ static int attempt(struct txn *t, int (*check)(void *arg), void *check_arg)
 	if (rc)
 		return rc; /* the outcome is unknown: left to whoever meets it */
 	for (size_t i = 0; i < t->n; i++)
-		(void)settle(r, t->slot[i].key, t->id, true, NULL);
+		if (settle(r, t->slot[i].key, t->id, true, NULL))
+			clean = false;
+	/* Every intent settled, and none is placed after the commit: the
+	 * record goes (9). Otherwise whoever settles the rest reads it. */
+	if (clean)
+		(void)casfs_txn_drop_record(r, t->key);
 	return CAS_OK;
 }
 

@@ -71,6 +71,21 @@ int casfs_txn_read(const struct casfs_regs *r, const char *key, struct cas_value
 int casfs_txn_change(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
 		     struct cas_value *out);
 
+/* Deletes key (regs.h's del: a tombstone, absent) when fn, run on its
+ * committed value after an intent the register holds is resolved,
+ * returns CAS_OK; CAS_ENOCHANGE keeps it; another code is returned and
+ * nothing is deleted. out (may be NULL) as for casfs_txn_change: absent
+ * after a delete. The register's next write starts at version 1. */
+int casfs_txn_delete(const struct casfs_regs *r, const char *key, casfs_txn_fn fn, void *arg,
+		     struct cas_value *out);
+
+/* Deletes the transaction record key ("t/" and the id) when it is final
+ * (committed or aborted); a pending record is kept (CAS_EVERSION), an
+ * absent one left so. Only when no register holds an intent of it, nor
+ * will (fs/FORMAT.md, "Deletion"): the owner after settling every
+ * intent, the collector after checking every key the record names. */
+int casfs_txn_drop_record(const struct casfs_regs *r, const char *key);
+
 /* Applies every part (1..CASFS_TXN_MAX_PARTS, distinct keys) as one
  * change: all or nothing, linearizable with every other change. The parts'
  * functions see the committed values. Returns CAS_OK (out[i], when out is

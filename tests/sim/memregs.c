@@ -51,7 +51,8 @@ struct memregs {
 	uint64_t rng;
 	uint64_t now;
 	uint64_t changes;
-	bool changed; /* a register changed in this step */
+	uint64_t deletes; /* delete rounds that left a tombstone */
+	bool changed;	  /* a register changed in this step */
 	bool every_step;
 	ucontext_t main;
 	struct client *running;
@@ -223,8 +224,10 @@ static int op_read(void *arg, const char *key, struct cas_value *out)
 	return partitioned(c) ? CAS_EUNAVAILABLE : rc;
 }
 
-static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
-		     struct cas_value *out)
+/* A change round, or a delete round (del): fn's CAS_OK then leaves a
+ * tombstone, version 0 and no bytes. */
+static int round_of(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		    struct cas_value *out, bool del)
 {
 	struct client *c = arg;
 	struct cas_value cur, next = {0};
@@ -241,9 +244,15 @@ static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 	if (rc)
 		return rc;
 	rc = fn(fn_arg, &cur, &next);
-	if (rc == CAS_OK)
+	if (rc == CAS_OK && del) {
+		free(next.data);
+		next = (struct cas_value){0};
+		rc = store(c, key, &next, 0);
+		if (!rc && !c->scratch)
+			c->m->deletes++;
+	} else if (rc == CAS_OK) {
 		rc = store(c, key, &next, cur.version + 1);
-	else
+	} else
 		free(next.data);
 	if (rc == CAS_ENOCHANGE)
 		rc = CAS_OK;
@@ -255,6 +264,17 @@ static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
 	if (partitioned(c) || (c->scheduled && chance(&c->rng, c->f.fail_after)))
 		return CAS_EUNAVAILABLE;
 	return out ? copy_value(lookup(c, key), out) : CAS_OK;
+}
+
+static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		     struct cas_value *out)
+{
+	return round_of(arg, key, fn, fn_arg, out, false);
+}
+
+static int op_del(void *arg, const char *key, cas_change_fn fn, void *fn_arg, struct cas_value *out)
+{
+	return round_of(arg, key, fn, fn_arg, out, true);
 }
 
 static unsigned op_left_ms(void *arg)
@@ -289,7 +309,8 @@ static int op_random(void *arg, void *buf, size_t len)
 	return CAS_OK;
 }
 
-static const struct casfs_regs_ops ops = {op_read, op_change, op_left_ms, op_sleep_ms, op_random};
+static const struct casfs_regs_ops ops = {op_read,    op_change,   op_del,
+					  op_left_ms, op_sleep_ms, op_random};
 
 int memregs_multi(const struct casfs_regs *r, size_t n, const char *const *keys,
 		  const uint64_t *versions, struct cas_value *vals)
@@ -468,6 +489,22 @@ bool memregs_crashed(const struct casfs_regs *r)
 uint64_t memregs_changes(const struct memregs *m)
 {
 	return m->changes;
+}
+
+uint64_t memregs_deletes(const struct memregs *m)
+{
+	return m->deletes;
+}
+
+void memregs_each(struct memregs *m,
+		  void (*fn)(void *arg, const char *key, const struct cas_value *v), void *arg)
+{
+	for (size_t i = 0; i < m->regs.nused; i++) {
+		const struct slot *s = &m->regs.s[m->regs.used[i]];
+
+		if (s->v.version || s->v.len)
+			fn(arg, s->key, &s->v);
+	}
 }
 
 void memregs_every_step(struct memregs *m, bool on)

@@ -81,6 +81,14 @@ void memregs_partition(const struct casfs_regs *r, uint64_t from_ms, uint64_t un
 /* Registers changed so far (a statistic). */
 uint64_t memregs_changes(const struct memregs *m);
 
+/* Delete rounds that left a tombstone so far (a statistic). */
+uint64_t memregs_deletes(const struct memregs *m);
+
+/* Calls fn for every register that is not absent (neither never written
+ * nor a tombstone), outside the scheduler; v is valid for the call. */
+void memregs_each(struct memregs *m,
+		  void (*fn)(void *arg, const char *key, const struct cas_value *v), void *arg);
+
 /* One multi-register compare-and-set as a single step (setting up a run,
  * or a stand-in transaction layer): when every keys[i] still has version
  * versions[i],

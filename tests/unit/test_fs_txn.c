@@ -23,7 +23,8 @@ struct reg {
 struct store {
 	struct reg regs[MAX_REGS];
 	size_t n;
-	unsigned ids; /* transaction ids handed out */
+	unsigned ids;	  /* transaction ids handed out */
+	unsigned deletes; /* delete rounds that made a tombstone */
 };
 
 /* One proposer's regs.h over a store. Rounds are numbered from 1. */
@@ -113,8 +114,8 @@ static int mem_read(void *arg, const char *key, struct cas_value *out)
 }
 
 /* One change round: fn runs once, on the current value. */
-static int mem_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
-		      struct cas_value *out)
+static int mem_round(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		     struct cas_value *out, bool del)
 {
 	struct view *v = arg;
 	struct cas_value cur = {0}, next = {0};
@@ -135,6 +136,12 @@ static int mem_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg
 		r->v.data = next.data;
 		r->v.len = next.len;
 		r->v.version++;
+		if (del) {
+			/* A tombstone: absent, the next write is version 1. */
+			free(r->v.data);
+			r->v = (struct cas_value){0};
+			v->st->deletes++;
+		}
 	} else {
 		free(next.data);
 		if (rc == CAS_ENOCHANGE)
@@ -145,6 +152,18 @@ static int mem_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg
 	if (out)
 		copy_value(&r->v, out);
 	return rc;
+}
+
+static int mem_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		      struct cas_value *out)
+{
+	return mem_round(arg, key, fn, fn_arg, out, false);
+}
+
+static int mem_del(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
+		   struct cas_value *out)
+{
+	return mem_round(arg, key, fn, fn_arg, out, true);
 }
 
 static unsigned mem_left_ms(void *arg)
@@ -172,8 +191,8 @@ static int mem_random(void *arg, void *buf, size_t len)
 	return CAS_OK;
 }
 
-static const struct casfs_regs_ops mem_ops = {mem_read, mem_change, mem_left_ms, mem_sleep_ms,
-					      mem_random};
+static const struct casfs_regs_ops mem_ops = {mem_read,	   mem_change,	 mem_del,
+					      mem_left_ms, mem_sleep_ms, mem_random};
 
 static struct casfs_regs regs_of(struct view *v)
 {
@@ -368,7 +387,9 @@ static void test_commit(void **state)
 	setup_abc(&st);
 	owner.st = &st;
 	assert_int_equal(run_abc(&owner, pa, out), CAS_OK);
-	assert_int_equal(owner.calls, ABC_ROUNDS);
+	/* And one more: the record is deleted once every intent settled. */
+	assert_int_equal(owner.calls, ABC_ROUNDS + 1);
+	assert_int_equal(st.deletes, 1);
 	/* out in the parts' order, versions past the intents. */
 	assert_int_equal(out[0].len, 1);
 	assert_memory_equal(out[0].data, "1", 1);
@@ -378,7 +399,7 @@ static void test_commit(void **state)
 	assert_true(raw_equals(&st, "i/a", "a01"));
 	assert_true(raw_equals(&st, "i/b", "b01"));
 	assert_true(raw_equals(&st, "i/c", "1"));
-	assert_int_equal(records(&st, 2), 1);
+	assert_int_equal(records(&st, 0), 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(pa[i].runs, 1);
 		cas_value_clear(&out[i]);
@@ -413,8 +434,7 @@ static void test_failed_rounds_retried(void **state)
 				owner.fail_before = k;
 			assert_int_equal(run_abc(&owner, pa, NULL), CAS_OK);
 			assert_int_equal(owner.sleeps, 0);
-			assert_int_equal(records(&st, 0), 1);
-			assert_int_equal(records(&st, 2), 1);
+			assert_int_equal(records(&st, 0), 0);
 			for (int i = 0; i < 3; i++)
 				assert_int_equal(pa[i].runs, 1);
 			assert_true(raw_equals(&st, "i/a", "a01"));
@@ -440,7 +460,7 @@ static void test_function_fails(void **state)
 	assert_true(raw_equals(&st, "i/a", "a0"));
 	assert_true(raw_equals(&st, "i/b", "b0"));
 	assert_null(find(&st, "i/c", false));
-	assert_int_equal(records(&st, 3), 1);
+	assert_int_equal(records(&st, 0), 0); /* aborted, rolled back, deleted */
 	assert_string_equal(read_str(&other, "i/a", buf, sizeof(buf)), "a0");
 	store_clear(&st);
 
@@ -478,7 +498,8 @@ static void test_pending_create_undone(void **state)
 	assert_int_equal(other.sleeps, 0); /* readers never wait */
 	assert_int_equal(casfs_txn_change(&r, "i/c", append_fn, &fresh, &out), CAS_OK);
 	assert_int_equal(out.len, 3);
-	assert_int_equal(out.version, 3); /* intent, roll back, create */
+	/* Rolled back to absent is a tombstone: the create is a new life. */
+	assert_int_equal(out.version, 1);
 	cas_value_clear(&out);
 	assert_int_equal(other.sleeps, CASFS_TXN_WAIT_SLEEPS);
 	assert_int_equal(records(&st, 3), 1);
@@ -547,8 +568,7 @@ static void test_change_aborts_pending(void **state)
 	meddle_read = NULL;
 	assert_int_equal(run_abc(&owner, pa, NULL), CAS_OK);
 	assert_int_equal(other.sleeps, CASFS_TXN_WAIT_SLEEPS);
-	assert_int_equal(records(&st, 3), 1);
-	assert_int_equal(records(&st, 2), 1);
+	assert_int_equal(records(&st, 0), 0); /* both tries' records deleted */
 	assert_true(raw_equals(&st, "i/a", "a0x1"));
 	assert_true(raw_equals(&st, "i/b", "b01"));
 	assert_true(raw_equals(&st, "i/c", "1"));
@@ -571,7 +591,7 @@ static void test_read_pending_old(void **state)
 	assert_int_equal(run_abc(&owner, pa, NULL), CAS_OK);
 	assert_int_equal(other.sleeps, 0);
 	assert_int_equal(other.calls, 2); /* the register, the record */
-	assert_int_equal(records(&st, 0), 1);
+	assert_int_equal(records(&st, 0), 0);
 	assert_int_equal(outcome(&st), ALL_NEW);
 	store_clear(&st);
 }
@@ -688,6 +708,51 @@ static void test_absent_record(void **state)
 	store_clear(&st);
 }
 
+/* Between a reader's read of i/a (T's intent, committed) and its read of
+ * T's record: everything is settled, T's record deleted, and a second
+ * transaction, left pending, places its intent on i/a. */
+static struct store *race_st;
+
+static void settle_drop_and_take(struct view *reader)
+{
+	struct view third = {.st = race_st}, owner2 = {.st = race_st, .crash_at = 3};
+	struct casfs_regs r = regs_of(&third), r2 = regs_of(&owner2);
+	struct part_arg x = {"x", 0, 0};
+	struct casfs_txn_part part = {"i/a", append_fn, &x};
+	char buf[16];
+
+	(void)reader;
+	assert_string_equal(read_str(&third, "i/a", buf, sizeof(buf)), "a01");
+	assert_string_equal(read_str(&third, "i/b", buf, sizeof(buf)), "b01");
+	assert_string_equal(read_str(&third, "i/c", buf, sizeof(buf)), "1");
+	for (size_t i = 0; i < race_st->n; i++)
+		if (strncmp(race_st->regs[i].key, "t/", 2) == 0 && race_st->regs[i].v.len)
+			assert_int_equal(casfs_txn_drop_record(&r, race_st->regs[i].key), CAS_OK);
+	assert_int_equal(records(race_st, 0), 0);
+	assert_int_equal(casfs_txn_run(&r2, &part, 1, false, NULL, NULL, NULL), CAS_EUNAVAILABLE);
+	assert_true(raw_is_intent(race_st, "i/a"));
+}
+
+/* A record deleted while a reader resolves one of its intents: the reader
+ * must not take the absent record for an abort of the intent it met
+ * (T committed), and answers what the register means when it looks again. */
+static void test_record_deleted_while_read(void **state)
+{
+	struct part_arg pa[3] = {{"1", 0, 0}, {"1", 0, 0}, {"1", 0, 0}};
+	struct view owner = {.crash_at = 6}, reader = {.hook = settle_drop_and_take, .hook_at = 2};
+	struct store st;
+	char buf[16];
+
+	(void)state;
+	setup_abc(&st);
+	owner.st = reader.st = &st;
+	race_st = &st;
+	assert_int_equal(run_abc(&owner, pa, NULL), CAS_OK);
+	assert_true(raw_is_intent(&st, "i/a"));
+	assert_string_equal(read_str(&reader, "i/a", buf, sizeof(buf)), "a01");
+	store_clear(&st);
+}
+
 /* The directory-move register holds our intent while check runs, and no
  * other part does yet. */
 static int check_ok(void *arg)
@@ -781,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_txn_meets_txn),
 		cmocka_unit_test(test_late_settle),
 		cmocka_unit_test(test_absent_record),
+		cmocka_unit_test(test_record_deleted_while_read),
 		cmocka_unit_test(test_dirmove),
 		cmocka_unit_test(test_bad_parts),
 		cmocka_unit_test(test_broken_variants_caught),
