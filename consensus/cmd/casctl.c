@@ -1,7 +1,7 @@
-/* casctl.c - command-line register client: get, put, cas, version; the
- * usage and dispatch of every command (status in casctl_status.c, dump
- * and restore in casctl_dump.c, init and member in casctl_init.c and
- * casctl_member.c). */
+/* casctl.c - command-line register client: get, put, cas, delete,
+ * version; the usage and dispatch of every command (status in
+ * casctl_status.c, dump and restore in casctl_dump.c, gc in casctl_gc.c,
+ * init and member in casctl_init.c and casctl_member.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"                           prints the new version\n"
 		"  cas KEY VERSION [FILE]   write only if the version is still VERSION\n"
 		"                           (0: never written); prints the new version\n"
+		"  delete KEY [VERSION]     delete the key (only if its version is still\n"
+		"                           VERSION); it reads as absent, version 0, and\n"
+		"                           the next write makes version 1\n"
 		"  version KEY              print the key's version (0 for a new key)\n"
 		"  status [--json]          one line per node (seeds and members): URL,\n"
 		"                           reachable|unreachable, cluster, node id, epoch,\n"
@@ -39,6 +42,15 @@ static void usage(FILE *f)
 		"  dump FILE                write every register (key, version, value) to\n"
 		"                           FILE (new; - for stdout), each read\n"
 		"                           linearizably; progress on stderr\n"
+		"  gc [--grace SECONDS] [--dry-run]\n"
+		"                           purge deleted keys from every node: note each\n"
+		"                           absent key, wait the grace (default 10, more\n"
+		"                           than any client's --timeout or -o timeout),\n"
+		"                           then write back and purge; prints each key\n"
+		"                           purged or left and each node's keys and bytes\n"
+		"                           before and after; exit 4 when a node did not\n"
+		"                           answer, 1 when keys were left otherwise;\n"
+		"                           --dry-run lists the candidates only\n"
 		"  restore FILE             load a dump into a new, empty cluster (only\n"
 		"                           the root casctl init wrote), same versions\n"
 		"  init                     make the --nodes (all empty) one new cluster\n"
@@ -66,7 +78,8 @@ static void usage(FILE *f)
 		"exit status: 0 success, 1 other error, 2 bad usage or input (bad key,\n"
 		"unreadable file, value too large, bad number, a missing or unreadable\n"
 		"TLS or token file), 3 version mismatch (the\n"
-		"current version is printed on stderr), 4 no majority before the deadline\n",
+		"current version is printed on stderr), 4 no majority before the deadline\n"
+		"(gc: a node did not answer)\n",
 		prog);
 }
 
@@ -227,6 +240,26 @@ static int cmd_version(struct cas_client *c, const char *key, unsigned timeout_m
 	return 0;
 }
 
+static int cmd_delete(struct cas_client *c, const char *key, bool conditional, uint64_t expected,
+		      unsigned timeout_ms)
+{
+	uint64_t version = 0;
+	int rc;
+
+	if (conditional)
+		rc = cas_delete_version(c, key, expected, timeout_ms, &version);
+	else
+		rc = cas_delete(c, key, NULL, NULL, timeout_ms, NULL);
+	if (rc == CAS_EVERSION) {
+		fprintf(stderr, "%s: delete %s: version is %llu, not %llu\n", prog, key,
+			(unsigned long long)version, (unsigned long long)expected);
+		return EXIT_VERSION;
+	}
+	if (rc != CAS_OK)
+		return fail(c, "delete", key, rc);
+	return 0;
+}
+
 static int cmd_write(struct cas_client *c, const char *cmd, const char *key, bool conditional,
 		     uint64_t expected, const char *path, unsigned timeout_ms)
 {
@@ -349,6 +382,17 @@ int main(int argc, char **argv)
 				prog, argv[optind + 2]);
 			return EXIT_USAGE;
 		}
+	} else if (strcmp(cmd, "delete") == 0) {
+		if (!nargs(cmd, nargs_left, 1, 2))
+			return EXIT_USAGE;
+		if (nargs_left == 2 && !parse_u64(argv[optind + 2], &expected)) {
+			fprintf(stderr, "%s: delete: bad version \"%s\": want a decimal number\n",
+				prog, argv[optind + 2]);
+			return EXIT_USAGE;
+		}
+	} else if (strcmp(cmd, "gc") == 0) {
+		if (!nargs(cmd, nargs_left, 0, 3))
+			return EXIT_USAGE;
 	} else if (strcmp(cmd, "status") == 0) {
 		if (!nargs(cmd, nargs_left, 0, 1))
 			return EXIT_USAGE;
@@ -372,7 +416,7 @@ int main(int argc, char **argv)
 	}
 	/* Before any I/O, and before reading stdin for put. */
 	if (strcmp(cmd, "status") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "member") != 0 &&
-	    strcmp(cmd, "dump") != 0 && strcmp(cmd, "restore") != 0 &&
+	    strcmp(cmd, "dump") != 0 && strcmp(cmd, "restore") != 0 && strcmp(cmd, "gc") != 0 &&
 	    !cas_key_valid(key, strlen(key))) {
 		fprintf(stderr, "%s: %s: bad key \"%s\": want 1 to %d of A-Z a-z 0-9 . _ : / @ -\n",
 			prog, cmd, key, CAS_KEY_MAX);
@@ -424,6 +468,10 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "cas") == 0)
 		rc = cmd_write(c, cmd, key, true, expected,
 			       nargs_left > 2 ? argv[optind + 3] : NULL, timeout_ms);
+	else if (strcmp(cmd, "delete") == 0)
+		rc = cmd_delete(c, key, nargs_left == 2, expected, timeout_ms);
+	else if (strcmp(cmd, "gc") == 0)
+		rc = casctl_gc(c, timeout_ms, nargs_left, argv + optind + 1);
 	else
 		rc = casctl_status(c, timeout_ms, nargs_left == 1);
 

@@ -1,0 +1,447 @@
+/* casctl_gc.c - casctl gc: the collector (PROTOCOL.md, "Deletion", "The
+ * purge") over every key the members list, with the grace waited once
+ * for the whole run, and the sources of garbage applications plug in
+ * (casctl.h, struct casctl_gc_source). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cas/admin.h>
+#include <cas/client.h>
+#include <cas/os.h>
+
+#include "casctl.h"
+
+static const char *prog = "casctl";
+
+/* Keys asked of the members at a time. */
+#define PAGE 1000u
+
+/* Longest grace --grace takes: a week. */
+#define GRACE_MAX_S (7.0 * 86400.0)
+
+/* The sources of garbage casctl gc asks; none yet. To plug one in, add
+ * its address before the NULL (casctl.h). */
+const struct casctl_gc_source *const casctl_gc_sources[] = {
+	NULL,
+};
+
+/* One key of the run. */
+struct candidate {
+	char *key;
+	struct cas_tombstone tomb;
+};
+
+/* What one node said of itself before and after. */
+struct node_use {
+	const char *url; /* borrowed from the configuration */
+	bool before_ok, after_ok;
+	struct cas_node_health before, after;
+};
+
+struct gc {
+	struct cas_client *c;
+	unsigned timeout_ms;
+	unsigned grace_ms;
+	bool dry_run;
+	struct cas_cluster_config cfg;
+	struct node_use *nodes;
+	size_t n_nodes;
+	struct candidate *cands;
+	size_t n_cands, cap_cands;
+	/* Counts for the summary and the exit status. */
+	size_t listed, live, spared, purged, written, left, left_unavailable;
+	size_t deleted; /* by the sources */
+};
+
+/* Parses SECONDS (>= 0, fractions allowed) into ms, rounded up. */
+static bool parse_grace(const char *s, unsigned *ms)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(d >= 0) || d > GRACE_MAX_S)
+		return false;
+	*ms = (unsigned)(d * 1000.0);
+	if ((double)*ms < d * 1000.0)
+		(*ms)++;
+	return true;
+}
+
+/* Asks every node of the configuration (members and joining) for its
+ * use; after: into the after fields. */
+static void ask_nodes(struct gc *g, bool after)
+{
+	for (size_t i = 0; i < g->n_nodes; i++) {
+		struct node_use *u = &g->nodes[i];
+		struct cas_node_health *h = after ? &u->after : &u->before;
+		char why[256] = "";
+		bool ok;
+
+		ok = cas_admin_health(u->url, casctl_auth, g->timeout_ms, h, why, sizeof(why)) ==
+			     CAS_OK &&
+		     h->answered && h->http_status == 200;
+		if (after)
+			u->after_ok = ok;
+		else
+			u->before_ok = ok;
+	}
+}
+
+/* The first node of the configuration that does not answer now, or NULL. */
+static const char *node_down(struct gc *g)
+{
+	for (size_t i = 0; i < g->n_nodes; i++) {
+		struct cas_node_health h;
+		char why[256];
+
+		if (cas_admin_health(g->nodes[i].url, casctl_auth, g->timeout_ms, &h, why,
+				     sizeof(why)) != CAS_OK ||
+		    !h.answered || h.http_status != 200)
+			return g->nodes[i].url;
+	}
+	return NULL;
+}
+
+static int load_nodes(struct gc *g)
+{
+	char why[256];
+	size_t n;
+	int rc;
+
+	rc = cas_client_config(g->c, &g->cfg, why, sizeof(why));
+	if (rc != CAS_OK) {
+		fprintf(stderr, "%s: gc: %s: %s\n", prog, cas_strerror(rc), why);
+		return rc;
+	}
+	n = g->cfg.n_members + g->cfg.n_joining;
+	g->nodes = calloc(n ? n : 1, sizeof(*g->nodes));
+	if (g->nodes == NULL)
+		return CAS_ENOMEM;
+	for (size_t i = 0; i < g->cfg.n_members; i++)
+		g->nodes[g->n_nodes++].url = g->cfg.members[i].url;
+	for (size_t i = 0; i < g->cfg.n_joining; i++)
+		g->nodes[g->n_nodes++].url = g->cfg.joining[i].url;
+	return CAS_OK;
+}
+
+/* Reports rc for key (a failure of c's, in step what) as a key left. */
+static void report_left(struct gc *g, const char *key, int rc, const char *what)
+{
+	char why[256] = "";
+
+	cas_client_errmsg(g->c, why, sizeof(why));
+	/* A purge needs every node, not a majority. */
+	printf("left %s: %s: %s%s%s\n", key, what,
+	       rc == CAS_EUNAVAILABLE && strcmp(what, "purging") == 0
+		       ? "a node did not answer in time"
+		       : cas_strerror(rc),
+	       why[0] ? ": " : "", why);
+	g->left++;
+	if (rc == CAS_EUNAVAILABLE)
+		g->left_unavailable++;
+}
+
+/* The sources' garbage: deleted (or, dry, listed) before the keys are
+ * noted, so that they are purged in this run. */
+static int run_sources(struct gc *g)
+{
+	for (size_t s = 0; casctl_gc_sources[s] != NULL; s++) {
+		const struct casctl_gc_source *src = casctl_gc_sources[s];
+		char why[256] = "", **keys = NULL;
+		size_t n = 0;
+		int rc;
+
+		if (src->list == NULL)
+			continue;
+		rc = src->list(src->arg, g->c, g->timeout_ms, &keys, &n, why, sizeof(why));
+		if (rc != CAS_OK) {
+			fprintf(stderr, "%s: gc: %s: listing garbage: %s: %s\n", prog, src->name,
+				cas_strerror(rc), why);
+			return rc;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (g->dry_run) {
+				printf("garbage %s (%s)\n", keys[i], src->name);
+				continue;
+			}
+			rc = cas_delete(g->c, keys[i], src->still_garbage, src->arg, g->timeout_ms,
+					NULL);
+			if (rc == CAS_OK) {
+				printf("deleted %s (%s)\n", keys[i], src->name);
+				g->deleted++;
+			} else if (rc == CAS_EVERSION) {
+				printf("kept %s (%s): in use again\n", keys[i], src->name);
+			} else {
+				report_left(g, keys[i], rc, "deleting");
+			}
+		}
+		cas_keys_free(keys, n);
+	}
+	return CAS_OK;
+}
+
+/* Every key a member lists, sorted, each once. */
+static int list_keys(struct gc *g, char ***all, size_t *n_all)
+{
+	char why[256], *after = NULL, **keys;
+	size_t n;
+	bool more = true;
+	int rc = CAS_OK;
+
+	*all = NULL;
+	*n_all = 0;
+	while (more) {
+		rc = cas_client_keys(g->c, after, PAGE, g->timeout_ms, &keys, &n, &more, why,
+				     sizeof(why));
+		if (rc != CAS_OK) {
+			fprintf(stderr, "%s: gc: listing keys: %s: %s\n", prog, cas_strerror(rc),
+				why);
+			break;
+		}
+		if (n == 0) {
+			free(keys);
+			break;
+		}
+		free(after);
+		after = strdup(keys[n - 1]);
+		rc = after == NULL ? CAS_ENOMEM : cas_keys_append(all, n_all, keys, n);
+		if (rc != CAS_OK) {
+			if (after == NULL)
+				cas_keys_free(keys, n);
+			break;
+		}
+	}
+	free(after);
+	if (rc != CAS_OK) {
+		cas_keys_free(*all, *n_all);
+		*all = NULL;
+		*n_all = 0;
+		return rc;
+	}
+	*n_all = cas_keys_sort_unique(*all, *n_all);
+	return CAS_OK;
+}
+
+/* Whether a source asks to leave key alone in this run. */
+static const char *spared_by(const char *key)
+{
+	for (size_t s = 0; casctl_gc_sources[s] != NULL; s++) {
+		const struct casctl_gc_source *src = casctl_gc_sources[s];
+
+		if (src->spare != NULL && src->spare(src->arg, key))
+			return src->name;
+	}
+	return NULL;
+}
+
+/* Step 0 for key (taken: kept as a candidate or freed). Dry, a read,
+ * which changes nothing, stands for the note. */
+static int note(struct gc *g, char *key)
+{
+	struct cas_tombstone tomb;
+	const char *by;
+	bool absent = false;
+	int rc;
+
+	by = spared_by(key);
+	if (by != NULL) {
+		printf("spared %s (%s)\n", key, by);
+		g->spared++;
+		goto out_free;
+	}
+	if (g->dry_run) {
+		struct cas_value v;
+
+		rc = cas_read(g->c, key, g->timeout_ms, &v);
+		absent = rc == CAS_OK && v.version == 0;
+		cas_value_clear(&v);
+		memset(&tomb, 0, sizeof(tomb));
+	} else {
+		rc = cas_collect_note(g->c, key, g->timeout_ms, &absent, &tomb);
+	}
+	if (rc != CAS_OK) {
+		report_left(g, key, rc, "reading");
+		goto out_free;
+	}
+	if (!absent) {
+		g->live++;
+		goto out_free;
+	}
+	if (g->n_cands == g->cap_cands) {
+		size_t cap = g->cap_cands ? 2 * g->cap_cands : 64;
+		struct candidate *p = realloc(g->cands, cap * sizeof(*p));
+
+		if (p == NULL) {
+			fprintf(stderr, "%s: gc: out of memory\n", prog);
+			free(key);
+			return CAS_ENOMEM;
+		}
+		g->cands = p;
+		g->cap_cands = cap;
+	}
+	g->cands[g->n_cands].key = key;
+	g->cands[g->n_cands].tomb = tomb;
+	g->n_cands++;
+	if (g->dry_run)
+		printf("candidate %s\n", key);
+	return CAS_OK;
+out_free:
+	free(key);
+	return CAS_OK;
+}
+
+/* Steps 1 and 2 for candidate k. *down: the node that stopped the run
+ * (then k is left without a try). */
+static void purge(struct gc *g, const struct candidate *k, const char **down)
+{
+	struct cas_purge_result res;
+	struct cas_value v;
+	int rc;
+
+	if (*down != NULL) {
+		printf("left %s: node %s does not answer\n", k->key, *down);
+		g->left++;
+		g->left_unavailable++;
+		return;
+	}
+	rc = cas_collect_purge(g->c, k->key, &k->tomb, g->grace_ms, g->timeout_ms, &res);
+	if (rc == CAS_OK) {
+		if (res.kept > 0)
+			printf("purged %s (%zu of %zu nodes hold a later write)\n", k->key,
+			       res.kept, res.nodes);
+		else
+			printf("purged %s\n", k->key);
+		g->purged++;
+		return;
+	}
+	if (rc == CAS_EVERSION) {
+		/* Written since the note (nothing to purge: it lives), or
+		 * deleted again (a later run purges the new tombstone). */
+		rc = cas_read(g->c, k->key, g->timeout_ms, &v);
+		if (rc == CAS_OK && v.version > 0) {
+			printf("live %s: written since it was noted\n", k->key);
+			g->written++;
+		} else {
+			printf("left %s: deleted again since it was noted; the next run "
+			       "purges it\n",
+			       k->key);
+			g->left++;
+		}
+		cas_value_clear(&v);
+		return;
+	}
+	report_left(g, k->key, rc, "purging");
+	if (rc == CAS_EUNAVAILABLE)
+		*down = node_down(g); /* NULL: the key alone (contention) */
+}
+
+static void print_use(const struct gc *g)
+{
+	for (size_t i = 0; i < g->n_nodes; i++) {
+		const struct node_use *u = &g->nodes[i];
+
+		if (!u->before_ok || !u->after_ok) {
+			printf("node %s: %s\n", u->url,
+			       !u->before_ok ? "did not answer before" : "did not answer after");
+			continue;
+		}
+		printf("node %s: keys %" PRIu64 " -> %" PRIu64 ", bytes %" PRIu64 " -> %" PRIu64
+		       "\n",
+		       u->url, u->before.keys, u->after.keys, u->before.bytes + u->before.log_used,
+		       u->after.bytes + u->after.log_used);
+	}
+}
+
+int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
+{
+	struct gc g = {.c = c, .timeout_ms = timeout_ms, .grace_ms = CAS_COLLECT_GRACE_MS};
+	const char *down = NULL;
+	char **keys = NULL;
+	size_t n_keys = 0, i;
+	uint64_t until;
+	int rc, status;
+
+	for (int a = 0; a < argc; a++) {
+		if (strcmp(argv[a], "--dry-run") == 0) {
+			g.dry_run = true;
+		} else if (strcmp(argv[a], "--grace") == 0 && a + 1 < argc) {
+			if (!parse_grace(argv[++a], &g.grace_ms)) {
+				fprintf(stderr,
+					"%s: gc: bad --grace \"%s\": want seconds >= 0, at most "
+					"a week\n",
+					prog, argv[a]);
+				return EXIT_USAGE;
+			}
+		} else {
+			fprintf(stderr, "%s: gc: unknown argument \"%s\" (see --help)\n", prog,
+				argv[a]);
+			return EXIT_USAGE;
+		}
+	}
+
+	rc = load_nodes(&g);
+	if (rc != CAS_OK) {
+		status = casctl_exit_code(rc);
+		goto out_free;
+	}
+	ask_nodes(&g, false);
+	rc = run_sources(&g);
+	if (rc != CAS_OK) {
+		status = casctl_exit_code(rc);
+		goto out_free;
+	}
+	rc = list_keys(&g, &keys, &n_keys);
+	if (rc != CAS_OK) {
+		status = casctl_exit_code(rc);
+		goto out_free;
+	}
+	g.listed = n_keys;
+	for (i = 0; i < n_keys && rc == CAS_OK; i++)
+		rc = note(&g, keys[i]);
+	for (; i < n_keys; i++)
+		free(keys[i]);
+	free(keys);
+	if (rc != CAS_OK) {
+		status = casctl_exit_code(rc);
+		goto out_free;
+	}
+
+	if (!g.dry_run && g.n_cands > 0) {
+		/* Once for the run: every candidate was noted before now. */
+		until = cas_os_monotonic_ms() + g.grace_ms;
+		if (g.grace_ms > 0)
+			fprintf(stderr, "%s: gc: %zu candidates; waiting %.3f s (the grace)\n",
+				prog, g.n_cands, g.grace_ms / 1000.0);
+		for (uint64_t now = cas_os_monotonic_ms(); now < until; now = cas_os_monotonic_ms())
+			cas_os_sleep_ms((unsigned)(until - now));
+		down = node_down(&g);
+		for (i = 0; i < g.n_cands; i++)
+			purge(&g, &g.cands[i], &down);
+	}
+	ask_nodes(&g, true);
+	print_use(&g);
+	printf("gc: %zu keys listed, %zu live, %zu %s, %zu purged, %zu written since, %zu "
+	       "left\n",
+	       g.listed, g.live, g.n_cands, g.dry_run ? "candidates (dry run)" : "candidates",
+	       g.purged, g.written, g.left);
+	if (g.deleted > 0 || g.spared > 0)
+		printf("gc: %zu deleted by the sources, %zu spared\n", g.deleted, g.spared);
+	status = g.left == 0 ? 0 : g.left_unavailable > 0 ? EXIT_UNAVAILABLE : EXIT_OTHER;
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "%s: gc: writing stdout: %s\n", prog, strerror(errno));
+		status = EXIT_OTHER;
+	}
+
+out_free:
+	for (i = 0; i < g.n_cands; i++)
+		free(g.cands[i].key);
+	free(g.cands);
+	free(g.nodes);
+	cas_cluster_config_clear(&g.cfg);
+	return status;
+}
