@@ -12,6 +12,7 @@
 #include "txn.h"
 
 bool casfs_ns_broken_two_round_rename;
+unsigned casfs_ns_broken_delete;
 
 static const unsigned char root_id[CASFS_ID_LEN];
 
@@ -295,6 +296,22 @@ static int store_fn(void *varg, const struct cas_value *cur, struct cas_value *n
 	return CAS_OK;
 }
 
+/* A fresh inode's register, still at its first version, deleted. */
+static int fresh_fn(void *varg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)varg;
+	(void)next;
+	return cur->version == 1 ? CAS_OK : CAS_ENOCHANGE;
+}
+
+static int delete_fresh(struct casfs_ns *ns, const unsigned char *id)
+{
+	char key[CASFS_KEY_LEN];
+
+	casfs_record_key(id, key);
+	return ns_err_of(casfs_txn_delete(ns->regs, key, fresh_fn, NULL, NULL));
+}
+
 int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *name,
 		    struct casfs_record *rec, unsigned char *id, uint8_t *found_type,
 		    unsigned char *found_id)
@@ -325,8 +342,15 @@ int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *n
 	 * that does not exist. So a create costs two rounds, and a new file
 	 * is at version 1 as before transactions. */
 	rc = ns_apply(ns, &p[1], 1, false, NULL, NULL);
-	if (!rc)
+	if (!rc) {
 		rc = ns_apply(ns, &p[0], 1, false, NULL, NULL);
+		/* No entry was added (the name is taken, the directory
+		 * went...): nothing names the new inode, nor ever will, as no
+		 * one else learned its id. Delete it; after an unknown
+		 * outcome it may be named, and is left to casctl gc. */
+		if (rc && rc != -cas_errno(CAS_EUNAVAILABLE))
+			(void)delete_fresh(ns, id);
+	}
 	free(buf);
 	if (rc == -cas_errno(CAS_EVERSION)) {
 		casfs_record_key(id, key);
@@ -457,6 +481,86 @@ int ns_reparent_fn(void *varg, struct casfs_record *rec)
 	return 0;
 }
 
+/* Deleting an inode's register (casfs_ns_delete). */
+struct del_arg {
+	struct casfs_ns *ns;
+	const char *key;
+	bool any; /* test only: whatever its nlink */
+	int err;
+};
+
+static int del_fn(void *varg, const struct cas_value *cur, struct cas_value *next)
+{
+	struct del_arg *a = varg;
+	struct casfs_record rec;
+	int rc;
+
+	(void)next;
+	a->err = 0;
+	if (a->any)
+		return CAS_OK;
+	rc = ns_decode(a->ns, a->key, cur, &rec);
+	if (rc == -ENOENT)
+		return CAS_ENOCHANGE;
+	if (!rc && rec.nlink)
+		rc = -EEXIST;
+	casfs_record_clear(&rec);
+	if (rc) {
+		a->err = rc;
+		return CAS_EINVAL;
+	}
+	return CAS_OK;
+}
+
+static int delete_inode(struct casfs_ns *ns, const unsigned char *id, bool any)
+{
+	char key[CASFS_KEY_LEN];
+	struct del_arg a = {ns, key, any, 0};
+	int rc;
+
+	casfs_record_key(id, key);
+	rc = casfs_txn_delete(ns->regs, key, del_fn, &a, NULL);
+	if (rc == CAS_EINVAL && a.err)
+		return a.err;
+	return ns_err_of(rc);
+}
+
+int casfs_ns_delete(struct casfs_ns *ns, const unsigned char *id)
+{
+	if (ns_id_eq(id, root_id))
+		return -EEXIST;
+	return delete_inode(ns, id, false);
+}
+
+void ns_broken_delete(struct casfs_ns *ns, const unsigned char *id)
+{
+	(void)delete_inode(ns, id, true);
+}
+
+void ns_reap(struct casfs_ns *ns, const unsigned char *id, const struct cas_value *after)
+{
+	struct casfs_record rec;
+	char key[CASFS_KEY_LEN];
+	bool gone;
+
+	if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_ANY_NLINK) {
+		ns_broken_delete(ns, id);
+		return;
+	}
+	if (after->version == 0)
+		return; /* absent: deleted already */
+	casfs_record_key(id, key);
+	if (ns_decode(ns, key, after, &rec))
+		return;
+	gone = rec.nlink == 0;
+	casfs_record_clear(&rec);
+	/* Deleted after its last name went (the transaction committed), so
+	 * no entry names an absent register; the delete checks nlink 0
+	 * again, on the register's committed value (FORMAT.md, "Deletion"). */
+	if (gone && !(ns->held && ns->held(ns->held_arg, id)))
+		(void)casfs_ns_delete(ns, id);
+}
+
 /* unlink (want_dir false) and rmdir. */
 static int remove_name(struct casfs_ns *ns, const unsigned char *dir, const char *name,
 		       bool want_dir)
@@ -464,6 +568,7 @@ static int remove_name(struct casfs_ns *ns, const unsigned char *dir, const char
 	struct inode_arg ia = {ns, NULL};
 	struct entry_arg ea = {ns, name, NULL, NULL, NULL, NULL, NULL, false};
 	static const struct ent gone;
+	struct cas_value out[2] = {{0}};
 	struct part p[2];
 	struct ent e;
 	int rc, i;
@@ -481,7 +586,13 @@ static int remove_name(struct casfs_ns *ns, const unsigned char *dir, const char
 			return -EISDIR;
 		p[0] = (struct part){dir, ns_entry_fn, &ea, NULL};
 		p[1] = (struct part){e.id, want_dir ? ns_kill_fn : ns_unref_fn, &ia, NULL};
-		rc = ns_apply(ns, p, 2, false, NULL, NULL);
+		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
+			ns_broken_delete(ns, e.id);
+		rc = ns_apply(ns, p, 2, false, NULL, out);
+		if (!rc)
+			ns_reap(ns, e.id, &out[1]);
+		cas_value_clear(&out[0]);
+		cas_value_clear(&out[1]);
 		if (rc == -ENOTEMPTY)
 			rc = ns_confirm(ns, rc, p, 2, false, NULL);
 		if (rc != -EAGAIN)

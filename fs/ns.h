@@ -40,7 +40,24 @@ struct casfs_ns {
 	/* Inside ns.c: the change being run only confirms an error (its
 	 * functions check what they would, and change nothing). */
 	bool verify;
+	/* Asked after an unlink, rmdir or rename over took the last name of
+	 * inode id (nlink 0): true keeps its register, which the caller
+	 * deletes later (casfs_ns_delete; a mount: at the last close of a
+	 * file still open, fs/FORMAT.md "Deletion"). NULL: delete it now. */
+	bool (*held)(void *arg, const unsigned char *id);
+	void *held_arg;
 };
+
+/* Test only: deliberately broken deletes for the checker's negative
+ * controls; 0 in every real use. */
+enum {
+	/* unlink, rmdir, rename over delete the inode before the
+	 * transaction that removes its name. */
+	CASFS_NS_BROKEN_DELETE_FIRST = 1,
+	/* ... delete it after, whatever its nlink (hard links). */
+	CASFS_NS_BROKEN_DELETE_ANY_NLINK = 2,
+};
+extern unsigned casfs_ns_broken_delete;
 
 /* Test only: cross-directory renames the old, broken way (two changes, no
  * transaction, no cycle check), for the checker's negative control. */
@@ -61,20 +78,31 @@ int casfs_ns_lookup(struct casfs_ns *ns, const unsigned char *dir, const char *n
  * receives the new inode's id as soon as it is chosen, before any register
  * is written, so that a caller that got an unknown outcome knows which
  * inode it may have made. -EEXIST when the name is taken: *found_type and
- * found_id (may be NULL) then say what it names. One transaction writes
- * the new register (which must be absent) and the entry: a failure leaves
- * neither. */
+ * found_id (may be NULL) then say what it names. Two changes: the new
+ * register (which must be absent), then the entry; when adding the entry
+ * fails the new register is deleted again, so a failure leaves neither,
+ * except after an unknown outcome (garbage for casctl gc). */
 int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *name,
 		    struct casfs_record *rec, unsigned char *id, uint8_t *found_type,
 		    unsigned char *found_id);
 
 /* Removes the entry name (not a directory: -EISDIR) from dir and takes one
- * from its inode's nlink; one transaction. */
+ * from its inode's nlink; one transaction. When that was the last name,
+ * the inode's register is deleted next (unless ns->held keeps it); a
+ * failure to delete is not the unlink's (the register is garbage, which
+ * casctl gc collects). The same goes for rmdir and a rename over an
+ * inode. */
 int casfs_ns_unlink(struct casfs_ns *ns, const unsigned char *dir, const char *name);
 
 /* Removes the empty directory name (-ENOTDIR, -ENOTEMPTY) from dir and
  * sets its nlink to 0, so that it takes no new entries; one transaction. */
 int casfs_ns_rmdir(struct casfs_ns *ns, const unsigned char *dir, const char *name);
+
+/* Deletes the register of inode id when nothing names it: its nlink is 0
+ * (a file whose last name went while it was open: at its last close).
+ * An intent the register holds is resolved first. 0 when deleted or
+ * absent already; -EEXIST when it has names (nothing deleted). */
+int casfs_ns_delete(struct casfs_ns *ns, const unsigned char *id);
 
 /* Adds the entry newname in newdir for the inode id (not a directory) and
  * adds one to its nlink; one transaction. after (may be NULL) receives the

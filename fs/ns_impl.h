@@ -122,4 +122,12 @@ int ns_reparent_fn(void *varg, struct casfs_record *rec);
 
 int ns_err_of(int rc);
 
+/* After a change that took a name from inode id, whose committed value it
+ * left as after: deletes the register when after has nlink 0 and
+ * ns->held does not keep it. Best effort (garbage otherwise). */
+void ns_reap(struct casfs_ns *ns, const unsigned char *id, const struct cas_value *after);
+
+/* Test only (casfs_ns_broken_delete): deletes id at once. */
+void ns_broken_delete(struct casfs_ns *ns, const unsigned char *id);
+
 #endif

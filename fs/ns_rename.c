@@ -122,6 +122,7 @@ static int rename_local(struct rn *r)
 	struct entry_arg ea = {r->ns,	   r->name, &r->src, exchange ? &r->dst : &gone,
 			       r->newname, &r->dst, &r->src, false};
 	struct part p[2] = {{r->dir, ns_entry_fn, &ea, NULL}, {r->dst.id, NULL, &ia, NULL}};
+	struct cas_value out[2] = {{0}};
 	size_t n = 1;
 
 	int rc;
@@ -129,8 +130,14 @@ static int rename_local(struct rn *r)
 	if (r->dst.found && !exchange) {
 		p[1].fn = r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn;
 		n = 2;
+		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
+			ns_broken_delete(r->ns, r->dst.id);
 	}
-	rc = ns_apply(r->ns, p, n, false, NULL, NULL);
+	rc = ns_apply(r->ns, p, n, false, NULL, out);
+	if (!rc && n == 2)
+		ns_reap(r->ns, r->dst.id, &out[1]);
+	cas_value_clear(&out[0]);
+	cas_value_clear(&out[1]);
 	if (rc == -ENOTEMPTY)
 		rc = ns_confirm(r->ns, rc, p, n, false, NULL);
 	return rc;
@@ -176,9 +183,10 @@ static int rename_cross(struct rn *r)
 				 NULL,	NULL,	 NULL,	  false};
 	struct entry_arg to = {r->ns, r->newname, &r->dst, &r->src, NULL, NULL, NULL, true};
 	struct check chk = {cycle_check, r, &r->err};
+	struct cas_value out[4] = {{0}};
 	struct part p[4];
 	bool dirmove = r->src.type == CASFS_DIR;
-	size_t n = 2;
+	size_t n = 2, victim = 0, i;
 	int rc;
 
 	if (casfs_ns_broken_two_round_rename && !exchange)
@@ -191,11 +199,18 @@ static int rename_cross(struct rn *r)
 		p[n++] = (struct part){r->dst.id, ns_reparent_fn, &dst_ia, NULL};
 		dirmove = true;
 	} else if (r->dst.found && !exchange) {
+		victim = n;
 		p[n++] = (struct part){r->dst.id,
 				       r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn, &dst_ia,
 				       NULL};
+		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
+			ns_broken_delete(r->ns, r->dst.id);
 	}
-	rc = ns_apply(r->ns, p, n, dirmove, dirmove ? &chk : NULL, NULL);
+	rc = ns_apply(r->ns, p, n, dirmove, dirmove ? &chk : NULL, out);
+	if (!rc && victim)
+		ns_reap(r->ns, r->dst.id, &out[victim]);
+	for (i = 0; i < n; i++)
+		cas_value_clear(&out[i]);
 	if (rc == -ENOTEMPTY || (rc == -EINVAL && dirmove))
 		rc = ns_confirm(r->ns, rc, p, n, dirmove, dirmove ? &chk : NULL);
 	return rc;

@@ -5,11 +5,20 @@
  * step that changed a register the logical tree (registers read through
  * casfs_txn_read, on a scratch layer) must hold: nlink exact, parent ids
  * agree with the entries, no directory its own ancestor, nothing reachable
- * lost, nothing deleted back. At the end the history of results must be
- * linearizable against a sequential filesystem model (Wing & Gong search,
- * memoized; operations of unknown outcome may or may not take effect).
+ * lost, nothing deleted back, no entry naming a deleted register. Each
+ * proposer holds one file open (ns->held keeps its register when its last
+ * name goes) and deletes it at the end, as a mount does at the last close.
+ * At the end the history of results must be linearizable against a
+ * sequential filesystem model (Wing & Gong search, memoized; operations of
+ * unknown outcome may or may not take effect), and a run without faults
+ * must leave no garbage: no inode register that no entry names, no
+ * transaction record.
  *
- *   nscheck [--seeds N] [--seed S] [--broken two-round-rename] [-v]
+ *   nscheck [--seeds N] [--seed S] [--broken CONTROL] [-v]
+ *
+ * Controls: two-round-rename (renames across directories as two changes),
+ * delete-first (an inode deleted before the transaction that removes its
+ * name), delete-any-nlink (deleted after it whatever its nlink).
  *
  * Exit 0 when every seed passes; with --broken, 0 when some seed fails
  * (the control is caught) and 1 when none does. */
@@ -63,6 +72,10 @@ struct prop {
 	int idx;
 	uint64_t rng;
 	struct hop *cur;
+	/* The file this proposer holds open, and whether ns->held kept
+	 * its register when its last name went. */
+	unsigned char hold[CASFS_ID_LEN];
+	bool kept;
 };
 
 struct id16 {
@@ -304,6 +317,32 @@ static bool check_tree(void *arg)
 	return !r->why[0];
 }
 
+/* ---- garbage left at the end ---- */
+
+static int unhex(char c)
+{
+	return c >= 'a' ? c - 'a' + 10 : c - '0';
+}
+
+static void garbage_of(void *arg, const char *key, const struct cas_value *v)
+{
+	struct run *r = arg;
+	unsigned char id[CASFS_ID_LEN];
+	int i;
+
+	(void)v;
+	if (!strncmp(key, "t/", 2)) {
+		fail(r, "transaction record %s left", key);
+		return;
+	}
+	if (strncmp(key, "i/", 2) || strlen(key) != 2 + 2 * CASFS_ID_LEN)
+		return;
+	for (i = 0; i < CASFS_ID_LEN; i++)
+		id[i] = (unsigned char)(unhex(key[2 + 2 * i]) << 4 | unhex(key[3 + 2 * i]));
+	if (find16(r->reach, r->nreach, id) < 0)
+		fail(r, "inode %s is named by no entry, and not deleted", hex(id));
+}
+
 /* ---- the proposers ---- */
 
 static void pick(uint64_t *s, const struct id16 *a, int n, unsigned char *out)
@@ -379,11 +418,23 @@ static int exec(struct casfs_ns *ns, struct hop *o)
 	return -EINVAL;
 }
 
+/* ns->held: this proposer holds one file open. */
+static bool held(void *arg, const unsigned char *id)
+{
+	struct prop *p = arg;
+
+	if (!id_eq(id, p->hold))
+		return false;
+	p->kept = true;
+	return true;
+}
+
 static void proposer(void *arg, const struct casfs_regs *regs)
 {
 	struct prop *p = arg;
 	struct run *r = p->run;
 	static const unsigned char zero[CASFS_ID_LEN];
+	struct casfs_record rec;
 	struct casfs_ns ns;
 	struct hop *o;
 	int i;
@@ -398,6 +449,8 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		ns.regs = regs;
 		ns.max_size = MAX_SIZE;
 		ns.now.tv_sec = (time_t)(1700000000 + o->invoke / 1000);
+		ns.held = held;
+		ns.held_arg = p;
 		memregs_deadline(regs, DEADLINE_MS);
 		o->result = exec(&ns, o);
 		o->complete = memregs_now(r->m);
@@ -415,6 +468,22 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 			if (o->kind == OP_CREATE && r->nfiles < MAX_KNOWN)
 				memcpy(r->files[r->nfiles++].b, o->rid, CASFS_ID_LEN);
 		}
+	}
+	/* The last close of the file held open: its register goes if its
+	 * last name went meanwhile. */
+	if (p->kept && !memregs_crashed(regs)) {
+		memset(&ns, 0, sizeof(ns));
+		ns.regs = regs;
+		ns.max_size = MAX_SIZE;
+		memregs_deadline(regs, DEADLINE_MS);
+		/* Kept by this proposer's own removal: still readable here. */
+		i = casfs_ns_load(&ns, p->hold, &rec, NULL);
+		casfs_record_clear(&rec);
+		if (i == -ENOENT)
+			fail(r, "p%d: %s, held open, was deleted", p->idx, hex(p->hold));
+		i = casfs_ns_delete(&ns, p->hold);
+		if (i && i != -cas_errno(CAS_EUNAVAILABLE))
+			fail(r, "p%d: the last close of %s: %d", p->idx, hex(p->hold), i);
 	}
 }
 
@@ -622,6 +691,8 @@ static bool m_matches(const struct model *m, const struct hop *o, unsigned errs,
 		return true;
 	if (errs)
 		return o->result < 0 && (errs & ebit(-o->result));
+	if (o->kind == OP_NLINK && o->result == -ENOENT && nlink == 0)
+		return true; /* no name left: deleted, or not yet */
 	if (o->result)
 		return false;
 	if (o->kind == OP_LOOKUP)
@@ -837,7 +908,8 @@ static bool run_seed(uint64_t seed, char *why, size_t why_len, uint64_t *checks)
 		f.crash = mode == 2 ? 30 : 0;
 	}
 	for (i = 0; i < NPROP; i++) {
-		r.props[i] = (struct prop){&r, i, rnd(&rng), NULL};
+		r.props[i] = (struct prop){&r, i, rnd(&rng), NULL, {0}, false};
+		pick(&rng, r.files, r.nfiles, r.props[i].hold);
 		if (memregs_spawn(r.m, &f, proposer, &r.props[i])) {
 			snprintf(why, why_len, "out of memory");
 			goto out_free;
@@ -847,6 +919,16 @@ static bool run_seed(uint64_t seed, char *why, size_t why_len, uint64_t *checks)
 	memregs_run(r.m, check_tree, &r);
 	if (!r.why[0])
 		check_tree(&r);
+	/* Without faults nothing is left over: every operation knew its
+	 * outcome and finished its deletes. */
+	if (!mode && !r.why[0]) {
+		bool clean = true;
+
+		for (i = 0; i < r.nhist; i++)
+			clean = clean && !r.hist[i].unknown;
+		if (clean)
+			memregs_each(r.m, garbage_of, &r);
+	}
 	for (i = 0; !r.why[0] && i < r.nhist; i++)
 		if (!r.hist[i].unknown && r.hist[i].result &&
 		    !(ebit(-r.hist[i].result) & ~(1u << 31)) && r.hist[i].result != -EBUSY)
@@ -885,8 +967,12 @@ out_free:
 
 int main(int argc, char **argv)
 {
+	static const char *const controls[] = {"two-round-rename", "delete-first",
+					       "delete-any-nlink"};
 	uint64_t seeds = 1000, first = 1, checks = 0, s;
+	const char *control = NULL;
 	bool broken = false;
+	int c;
 	char why[512];
 	int i, failed = 0;
 
@@ -896,19 +982,28 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			first = strtoull(argv[++i], NULL, 10);
 			seeds = 1;
-		} else if (!strcmp(argv[i], "--broken") && i + 1 < argc &&
-			   !strcmp(argv[i + 1], "two-round-rename")) {
+		} else if (!strcmp(argv[i], "--broken") && i + 1 < argc) {
+			for (c = 0; c < 3 && strcmp(argv[i + 1], controls[c]); c++)
+				;
+			if (c == 3) {
+				fprintf(stderr, "nscheck: unknown control %s\n", argv[i + 1]);
+				return 2;
+			}
+			control = controls[c];
 			broken = true;
+			casfs_ns_broken_two_round_rename = c == 0;
+			casfs_ns_broken_delete = c == 1	  ? CASFS_NS_BROKEN_DELETE_FIRST
+						 : c == 2 ? CASFS_NS_BROKEN_DELETE_ANY_NLINK
+							  : 0;
 			i++;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = true;
 		} else {
-			fprintf(stderr, "usage: nscheck [--seeds N] [--seed S] "
-					"[--broken two-round-rename] [-v]\n");
+			fprintf(stderr, "usage: nscheck [--seeds N] [--seed S] [--broken "
+					"two-round-rename|delete-first|delete-any-nlink] [-v]\n");
 			return 2;
 		}
 	}
-	casfs_ns_broken_two_round_rename = broken;
 	for (s = first; s < first + seeds; s++) {
 		if (run_seed(s, why, sizeof(why), &checks))
 			continue;
@@ -919,10 +1014,10 @@ int main(int argc, char **argv)
 	}
 	if (broken) {
 		if (failed)
-			printf("nscheck: control two-round-rename caught by seed %llu\n",
+			printf("nscheck: control %s caught by seed %llu\n", control,
 			       (unsigned long long)s);
 		else
-			printf("nscheck: control two-round-rename NOT caught in %llu seeds\n",
+			printf("nscheck: control %s NOT caught in %llu seeds\n", control,
 			       (unsigned long long)seeds);
 		return failed ? 0 : 1;
 	}
