@@ -1,5 +1,6 @@
 /* casfs.c - mount a casd cluster as a FUSE filesystem. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,38 @@ static void drop_source(struct fuse_args *args)
 	memmove(&args->argv[first], &args->argv[first + 1],
 		(size_t)(args->argc - first) * sizeof(args->argv[0]));
 	args->argc--;
+}
+
+/* fuse_opt callback of threads_given: notes -o max_threads= (every other
+ * option and argument comes here too, with libfuse's own keys), keeps
+ * all. */
+#define THREADS_KEY 1
+static int note_option(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)arg;
+	(void)outargs;
+	if (key == THREADS_KEY)
+		*(bool *)data = true;
+	return 1;
+}
+
+/* Whether -o max_threads= is among args (left unchanged):
+ * fuse_parse_cmdline reports libfuse's default of 10 when it is not, the
+ * same as an explicit 10. */
+static bool threads_given(const struct fuse_args *args)
+{
+	static const struct fuse_opt spec[] = {FUSE_OPT_KEY("max_threads=", THREADS_KEY),
+					       FUSE_OPT_END};
+	struct fuse_args copy = FUSE_ARGS_INIT(args->argc, args->argv);
+	bool given = false;
+
+	/* Parses a copy (fuse_opt_parse allocates its own argv for it); on
+	 * out of memory, taken as not given. */
+	if (fuse_opt_parse(&copy, &given, spec, note_option))
+		given = false;
+	if (copy.allocated)
+		fuse_opt_free_args(&copy);
+	return given;
 }
 
 /* libfuse's and casfs's messages once daemonized, when stderr is
@@ -127,6 +160,7 @@ int main(int argc, char *argv[])
 	struct cas_client *c;
 	struct casfs_fs *fs;
 	char err[512];
+	bool own_threads;
 	int ret = 1;
 
 	if (casfs_options_join_nodes(argc, argv, &args)) {
@@ -134,6 +168,7 @@ int main(int argc, char *argv[])
 		goto out_free_opts;
 	}
 	drop_source(&args);
+	own_threads = !threads_given(&args);
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "casfs: bad command line; see casfs -h\n");
 		goto out_free_opts;
@@ -216,7 +251,8 @@ int main(int argc, char *argv[])
 			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		/* Every request may wait for the network: more threads than
 		 * libfuse's default of 10, unless -o max_threads= says. */
-		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads && cmd.max_threads <= 100000
+		fuse_loop_cfg_set_max_threads(loop, !own_threads && cmd.max_threads &&
+								    cmd.max_threads <= 100000
 							    ? cmd.max_threads
 							    : MAX_THREADS);
 		ret = fuse_session_loop_mt(se, loop);
