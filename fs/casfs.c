@@ -11,6 +11,7 @@
 
 #include <cas/client.h>
 
+#include "metrics.h"
 #include "ops.h"
 #include "options.h"
 
@@ -159,6 +160,8 @@ int main(int argc, char *argv[])
 	struct cas_auth *auth;
 	struct cas_client *c;
 	struct casfs_fs *fs;
+	struct casfs_metrics_server *metrics = NULL;
+	int metrics_fd = -1;
 	char err[512];
 	bool own_threads;
 	int ret = 1;
@@ -201,6 +204,13 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "casfs: out of memory\n");
 		goto out_free_cmd;
 	}
+	/* The metrics address is taken now: a bad or busy one fails the
+	 * mount, on stderr, before anything else is done. */
+	if (o.metrics_host &&
+	    casfs_metrics_listen(o.metrics_host, o.metrics_port, &metrics_fd, err, sizeof(err))) {
+		fprintf(stderr, "casfs: %s\n", err);
+		goto out_free_cmd;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout_ms = o.timeout_ms;
 	cfg.max_value_size = o.max_size;
@@ -238,6 +248,17 @@ int main(int argc, char *argv[])
 		fuse_set_log_func(log_to_syslog);
 		fuse_log(FUSE_LOG_INFO, "mounted %s (nodes=%s)\n", cmd.mountpoint, o.nodes);
 	}
+	/* Its threads start after fuse_daemonize, which they would not
+	 * survive; the socket does. */
+	if (metrics_fd >= 0) {
+		int rc = casfs_metrics_start(metrics_fd, c, &metrics, err, sizeof(err));
+
+		metrics_fd = -1;
+		if (rc) {
+			fuse_log(FUSE_LOG_ERR, "casfs: %s\n", err);
+			goto out_unmount;
+		}
+	}
 	if (cmd.singlethread) {
 		ret = fuse_session_loop(se);
 	} else {
@@ -264,6 +285,7 @@ int main(int argc, char *argv[])
 		fuse_log(ret ? FUSE_LOG_ERR : FUSE_LOG_INFO, "%s: %s\n", cmd.mountpoint,
 			 ret ? "stopped on an error" : "stopped");
 out_unmount:
+	casfs_metrics_stop(metrics);
 	fuse_session_unmount(se);
 out_remove_handlers:
 	fuse_remove_signal_handlers(se);
@@ -274,6 +296,8 @@ out_free_fs:
 out_close_client:
 	cas_client_close(c);
 out_free_cmd:
+	if (metrics_fd >= 0)
+		close(metrics_fd);
 	free(cmd.mountpoint);
 out_free_opts:
 	fuse_opt_free_args(&args);

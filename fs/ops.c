@@ -10,6 +10,7 @@
 #include "fs.h"
 #include "lease.h"
 #include "lock.h"
+#include "metrics.h"
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -87,43 +88,134 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* Every request of the table passes through one of these: they time it,
+ * from the handler's call to its return (metrics.h; a lock request that
+ * waits is timed until it is queued, lock.c). */
+#define TIMED(NAME, label, fn, params, args)                                                       \
+	static void timed_##label params                                                           \
+	{                                                                                          \
+		uint64_t t0 = casfs_metrics_begin(CASFS_OP_##NAME);                                \
+                                                                                                   \
+		fn args;                                                                           \
+		casfs_metrics_end(CASFS_OP_##NAME, t0);                                            \
+	}
+
+TIMED(LOOKUP, lookup, casfs_fs_lookup, (fuse_req_t req, fuse_ino_t parent, const char *name),
+      (req, parent, name))
+TIMED(FORGET, forget, casfs_fs_forget, (fuse_req_t req, fuse_ino_t ino, uint64_t nlookup),
+      (req, ino, nlookup))
+TIMED(FORGET_MULTI, forget_multi, casfs_fs_forget_multi,
+      (fuse_req_t req, size_t count, struct fuse_forget_data *forgets), (req, count, forgets))
+TIMED(GETATTR, getattr, casfs_fs_getattr,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi), (req, ino, fi))
+TIMED(SETATTR, setattr, casfs_fs_setattr,
+      (fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi),
+      (req, ino, attr, to_set, fi))
+TIMED(READLINK, readlink, casfs_fs_readlink, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+TIMED(MKNOD, mknod, casfs_fs_mknod,
+      (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev),
+      (req, parent, name, mode, rdev))
+TIMED(MKDIR, mkdir, casfs_fs_mkdir,
+      (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode), (req, parent, name, mode))
+TIMED(UNLINK, unlink, casfs_fs_unlink, (fuse_req_t req, fuse_ino_t parent, const char *name),
+      (req, parent, name))
+TIMED(RMDIR, rmdir, casfs_fs_rmdir, (fuse_req_t req, fuse_ino_t parent, const char *name),
+      (req, parent, name))
+TIMED(SYMLINK, symlink, casfs_fs_symlink,
+      (fuse_req_t req, const char *link, fuse_ino_t parent, const char *name),
+      (req, link, parent, name))
+TIMED(RENAME, rename, casfs_fs_rename,
+      (fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+       const char *newname, unsigned int flags),
+      (req, parent, name, newparent, newname, flags))
+TIMED(LINK, link, casfs_fs_link,
+      (fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname),
+      (req, ino, newparent, newname))
+TIMED(OPEN, open, casfs_fs_open, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+      (req, ino, fi))
+TIMED(READ, read, casfs_fs_read,
+      (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi),
+      (req, ino, size, off, fi))
+/* Locks wrap write, flush and release: ENOLCK for a write under a lost
+ * lock, locks given back at close. */
+TIMED(WRITE, write, casfs_fs_lk_write,
+      (fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+       struct fuse_file_info *fi),
+      (req, ino, buf, size, off, fi))
+TIMED(FLUSH, flush, casfs_fs_lk_flush, (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+      (req, ino, fi))
+TIMED(RELEASE, release, casfs_fs_lk_release,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi), (req, ino, fi))
+TIMED(FSYNC, fsync, casfs_fs_fsync,
+      (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi),
+      (req, ino, datasync, fi))
+TIMED(OPENDIR, opendir, casfs_fs_opendir,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi), (req, ino, fi))
+TIMED(READDIR, readdir, casfs_fs_readdir,
+      (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi),
+      (req, ino, size, off, fi))
+TIMED(RELEASEDIR, releasedir, casfs_fs_releasedir,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi), (req, ino, fi))
+TIMED(FSYNCDIR, fsyncdir, casfs_fs_fsyncdir,
+      (fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi),
+      (req, ino, datasync, fi))
+TIMED(STATFS, statfs, fs_statfs, (fuse_req_t req, fuse_ino_t ino), (req, ino))
+TIMED(SETXATTR, setxattr, casfs_fs_setxattr,
+      (fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags),
+      (req, ino, name, value, size, flags))
+TIMED(GETXATTR, getxattr, casfs_fs_getxattr,
+      (fuse_req_t req, fuse_ino_t ino, const char *name, size_t size), (req, ino, name, size))
+TIMED(LISTXATTR, listxattr, casfs_fs_listxattr, (fuse_req_t req, fuse_ino_t ino, size_t size),
+      (req, ino, size))
+TIMED(REMOVEXATTR, removexattr, casfs_fs_removexattr,
+      (fuse_req_t req, fuse_ino_t ino, const char *name), (req, ino, name))
+TIMED(CREATE, create, casfs_fs_create,
+      (fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi),
+      (req, parent, name, mode, fi))
+TIMED(GETLK, getlk, casfs_fs_getlk,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock),
+      (req, ino, fi, lock))
+TIMED(SETLK, setlk, casfs_fs_setlk,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock, int sleep),
+      (req, ino, fi, lock, sleep))
+TIMED(FLOCK, flock, casfs_fs_flock,
+      (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op), (req, ino, fi, op))
+
 const struct fuse_lowlevel_ops casfs_ops = {
 	.init = fs_init,
 	.destroy = fs_destroy,
-	.lookup = casfs_fs_lookup,
-	.forget = casfs_fs_forget,
-	.forget_multi = casfs_fs_forget_multi,
-	.getattr = casfs_fs_getattr,
-	.setattr = casfs_fs_setattr,
-	.readlink = casfs_fs_readlink,
-	.mknod = casfs_fs_mknod,
-	.mkdir = casfs_fs_mkdir,
-	.unlink = casfs_fs_unlink,
-	.rmdir = casfs_fs_rmdir,
-	.symlink = casfs_fs_symlink,
-	.rename = casfs_fs_rename,
-	.link = casfs_fs_link,
-	.open = casfs_fs_open,
-	.read = casfs_fs_read,
-	/* Locks wrap these: ENOLCK for a write under a lost lock, locks given
-	 * back at close. */
-	.write = casfs_fs_lk_write,
-	.flush = casfs_fs_lk_flush,
-	.release = casfs_fs_lk_release,
-	.fsync = casfs_fs_fsync,
-	.opendir = casfs_fs_opendir,
-	.readdir = casfs_fs_readdir,
-	.releasedir = casfs_fs_releasedir,
-	.fsyncdir = casfs_fs_fsyncdir,
-	.statfs = fs_statfs,
-	.setxattr = casfs_fs_setxattr,
-	.getxattr = casfs_fs_getxattr,
-	.listxattr = casfs_fs_listxattr,
-	.removexattr = casfs_fs_removexattr,
-	.create = casfs_fs_create,
-	.getlk = casfs_fs_getlk,
-	.setlk = casfs_fs_setlk,
-	.flock = casfs_fs_flock,
+	.lookup = timed_lookup,
+	.forget = timed_forget,
+	.forget_multi = timed_forget_multi,
+	.getattr = timed_getattr,
+	.setattr = timed_setattr,
+	.readlink = timed_readlink,
+	.mknod = timed_mknod,
+	.mkdir = timed_mkdir,
+	.unlink = timed_unlink,
+	.rmdir = timed_rmdir,
+	.symlink = timed_symlink,
+	.rename = timed_rename,
+	.link = timed_link,
+	.open = timed_open,
+	.read = timed_read,
+	.write = timed_write,
+	.flush = timed_flush,
+	.release = timed_release,
+	.fsync = timed_fsync,
+	.opendir = timed_opendir,
+	.readdir = timed_readdir,
+	.releasedir = timed_releasedir,
+	.fsyncdir = timed_fsyncdir,
+	.statfs = timed_statfs,
+	.setxattr = timed_setxattr,
+	.getxattr = timed_getxattr,
+	.listxattr = timed_listxattr,
+	.removexattr = timed_removexattr,
+	.create = timed_create,
+	.getlk = timed_getlk,
+	.setlk = timed_setlk,
+	.flock = timed_flock,
 };
 
 int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct casfs_fs **out)

@@ -1,5 +1,6 @@
 /* options.c - casfs's own mount options, parsed with libfuse's fuse_opt. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@ struct raw {
 	char *max_size;
 	char *lease;
 	char *tls_ca, *tls_cert, *tls_key, *token_file;
+	char *metrics;
 	int cache;
 	int allow_other;
 };
@@ -35,6 +37,7 @@ static const struct fuse_opt specs[] = {{"nodes=%s", offsetof(struct raw, nodes)
 					{"tls_cert=%s", offsetof(struct raw, tls_cert), 0},
 					{"tls_key=%s", offsetof(struct raw, tls_key), 0},
 					{"token_file=%s", offsetof(struct raw, token_file), 0},
+					{"metrics=%s", offsetof(struct raw, metrics), 0},
 					{"cache", offsetof(struct raw, cache), 1},
 					{"nocache", offsetof(struct raw, cache), 0},
 					FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -90,6 +93,55 @@ static bool parse_size(const char *s, size_t *out)
 	if (*end || v < MIN_MAX_SIZE || v > MAX_MAX_SIZE)
 		return false;
 	*out = (size_t)v;
+	return true;
+}
+
+/* ADDRESS:PORT, ADDRESS an IPv4 literal or a bracketed IPv6 one, PORT
+ * 1 to 65535 in decimal: *host (malloc'd, without brackets) and *port.
+ * False, *host NULL, when s is not one, or out of memory (*port 0). */
+static bool parse_address(const char *s, char **host, unsigned *port)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	const char *colon, *p;
+	unsigned long v = 0;
+	int family = AF_INET;
+	size_t len;
+
+	*host = NULL;
+	*port = 0;
+	if (*s == '[') {
+		colon = strchr(s, ']');
+		if (!colon || colon[1] != ':')
+			return false;
+		family = AF_INET6;
+		s++;
+		len = (size_t)(colon - s);
+		colon++;
+	} else {
+		colon = strchr(s, ':');
+		if (!colon || strchr(colon + 1, ':'))
+			return false;
+		len = (size_t)(colon - s);
+	}
+	p = colon + 1;
+	if (!*p || strlen(p) > 5)
+		return false;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	*host = strndup(s, len);
+	if (!*host)
+		return false;
+	if (inet_pton(family, *host, buf) != 1) {
+		free(*host);
+		*host = NULL;
+		return false;
+	}
+	*port = (unsigned)v;
 	return true;
 }
 
@@ -202,6 +254,13 @@ int casfs_options_parse(struct fuse_args *args, const char *env_nodes, struct ca
 			 CASFS_LEASE_MIN_MS / 1000.0, CASFS_LEASE_MAX_MS / 1000.0);
 		goto out_free_raw;
 	}
+	if (raw.metrics && !parse_address(raw.metrics, &o->metrics_host, &o->metrics_port)) {
+		snprintf(errmsg, errmsg_len,
+			 "bad metrics=%s: want ADDRESS:PORT, ADDRESS an IPv4 address or an IPv6 "
+			 "one in brackets, PORT 1 to 65535 (127.0.0.1:9101, [::1]:9101)",
+			 raw.metrics);
+		goto out_free_raw;
+	}
 	o->cache = raw.cache;
 	o->allow_other = raw.allow_other;
 	if (!raw.nodes && env_nodes && *env_nodes) {
@@ -240,6 +299,7 @@ out_free_raw:
 	free(raw.tls_cert);
 	free(raw.tls_key);
 	free(raw.token_file);
+	free(raw.metrics);
 	return rc;
 }
 
@@ -250,6 +310,7 @@ void casfs_options_clear(struct casfs_options *o)
 	free(o->tls_cert);
 	free(o->tls_key);
 	free(o->token_file);
+	free(o->metrics_host);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -272,7 +333,10 @@ void casfs_options_help(FILE *f)
 		"    -o tls_key=FILE        its unencrypted private key (PEM)\n"
 		"    -o token_file=FILE     the cluster's shared token: the file, less a\n"
 		"                           newline (read at start; others must not read\n"
-		"                           it; never give the token on the command line)\n",
+		"                           it; never give the token on the command line)\n"
+		"    -o metrics=ADDR:PORT   serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+		"                           (ADDR an IPv4 address or [IPv6]; no token: use\n"
+		"                           loopback or a firewall)\n",
 		CASFS_DEFAULT_TIMEOUT_MS / 1000.0, (unsigned)CAS_DEFAULT_MAX_VALUE,
 		CASFS_LEASE_DEFAULT_MS / 1000.0);
 }

@@ -1,5 +1,5 @@
 /* options.h - casfs's own mount options (-o nodes=, timeout=, cache, max_size=,
- * lease=, tls_ca=, tls_cert=, tls_key=, token_file=). */
+ * lease=, tls_ca=, tls_cert=, tls_key=, token_file=, metrics=). */
 #ifndef CASFS_OPTIONS_H
 #define CASFS_OPTIONS_H
 
@@ -23,6 +23,11 @@ struct casfs_options {
 	/* TLS and token files (cas/admin.h, struct cas_auth_config),
 	 * malloc'd, NULL when not given. */
 	char *tls_ca, *tls_cert, *tls_key, *token_file;
+	/* -o metrics=ADDRESS:PORT: the address (an IPv4 or IPv6 literal,
+	 * without brackets; malloc'd, NULL when not given) and port (1 to
+	 * 65535) the Prometheus metrics are served on (metrics.h). */
+	char *metrics_host;
+	unsigned metrics_port;
 };
 
 /* Copies argc/argv into out (cleared first; free with fuse_opt_free_args,

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -123,6 +124,83 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* -o metrics=ADDRESS:PORT: address literals only, a port from 1 to 65535. */
+static void test_metrics_address(void **state)
+{
+	static const struct {
+		const char *opt, *host;
+		unsigned port;
+	} good[] = {
+		{"metrics=127.0.0.1:9101", "127.0.0.1", 9101},
+		{"metrics=0.0.0.0:1", "0.0.0.0", 1},
+		{"metrics=[::1]:65535", "::1", 65535},
+		{"metrics=[fe80::1:2]:80", "fe80::1:2", 80},
+	};
+	static const char *const bad[] = {
+		"metrics=",
+		"metrics=:9101",
+		"metrics=127.0.0.1",
+		"metrics=127.0.0.1:",
+		"metrics=127.0.0.1:0",
+		"metrics=127.0.0.1:65536",
+		"metrics=127.0.0.1:009101",
+		"metrics=127.0.0.1:91a",
+		"metrics=127.0.0.1:+80",
+		"metrics=127.0.0.1:-80",
+		"metrics=127.0.0.1: 80",
+		"metrics=localhost:9101",
+		"metrics=256.0.0.1:9101",
+		"metrics=::1:9101",
+		"metrics=[::1]9101",
+		"metrics=[::1]:",
+		"metrics=[::1",
+		"metrics=[127.0.0.1]:9101",
+		"metrics=[]:9101",
+	};
+	struct casfs_options o;
+	struct fuse_args rest;
+	char err[512], opt[128];
+	size_t i;
+
+	(void)state;
+	{
+		char *argv[] = {"casfs", "-o", "nodes=http://a:1", "/m", NULL};
+
+		assert_int_equal(parse(argv, NULL, &o, &rest, err, sizeof(err)), CAS_OK);
+		assert_null(o.metrics_host);
+		assert_int_equal(o.metrics_port, 0);
+		casfs_options_clear(&o);
+		fuse_opt_free_args(&rest);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *argv[] = {"casfs", "-o", opt, "/m", NULL};
+
+		snprintf(opt, sizeof(opt), "nodes=http://a:1,http://b:2,%s,cache", good[i].opt);
+		assert_int_equal(parse(argv, NULL, &o, &rest, err, sizeof(err)), CAS_OK);
+		assert_string_equal(o.metrics_host, good[i].host);
+		assert_int_equal(o.metrics_port, good[i].port);
+		assert_string_equal(o.nodes, "http://a:1,http://b:2");
+		assert_true(o.cache);
+		/* Nothing of it is left for libfuse. */
+		assert_int_equal(rest.argc, 2);
+		casfs_options_clear(&o);
+		fuse_opt_free_args(&rest);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = {"casfs", "-o", opt, "/m", NULL};
+
+		snprintf(opt, sizeof(opt), "nodes=http://a:1,%s", bad[i]);
+		err[0] = '\0';
+		assert_int_equal(parse(argv, NULL, &o, &rest, err, sizeof(err)), CAS_EINVAL);
+		/* One line that names the option and the value. */
+		assert_non_null(strstr(err, bad[i]));
+		assert_null(strchr(err, '\n'));
+		assert_null(o.metrics_host);
+		casfs_options_clear(&o);
+		fuse_opt_free_args(&rest);
+	}
+}
+
 static void test_join_keeps_other_commas(void **state)
 {
 	char *argv[] = {"casfs",
@@ -146,9 +224,12 @@ static void test_join_keeps_other_commas(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_and_env),	cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_fractional_timeout),	cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_defaults_and_env),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_fractional_timeout),
+		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_join_keeps_other_commas),
+		cmocka_unit_test(test_metrics_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# fs_metrics.sh - casfs -o metrics=ADDRESS:PORT (README "Monitor"): the
+# exposition parses, the FUSE request histograms and the round counters
+# move with an `echo x > f; cat f`, the server answers on the address
+# given and nowhere else, and a bad or busy address fails the mount with
+# one line, before daemonizing.
+. "$CAS_SRC/tests/lib.sh"
+
+casfs=$CAS_BIN/casfs
+T=$CAS_TMP
+
+# free_port ADDRESS: a TCP port free on ADDRESS now.
+free_port() {
+	python3 -c 'import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+
+# scrape URL FILE: GET URL into FILE; the content type is Prometheus's.
+scrape() {
+	curl -sf -o "$2" -D "$2.hdr" "$1" || fail "GET $1 failed"
+	grep -qi '^content-type: text/plain; version=0.0.4' "$2.hdr" ||
+		fail "GET $1: $(cat "$2.hdr")"
+}
+
+# check FILE: the exposition parses (every sample has a # TYPE, every
+# value is a number, histograms are cumulative and end with their count);
+# prints name{labels}=value lines.
+check() {
+	python3 - "$1" <<'PY' || fail "GET /metrics does not parse: $(head -c 2000 "$1")"
+import re, sys
+types, samples = {}, {}
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# TYPE "):
+        _, _, name, kind = line.split(" ", 3)
+        assert kind in ("counter", "gauge", "histogram"), line
+        assert name not in types, "two # TYPE lines for " + name
+        types[name] = kind
+        continue
+    if line.startswith("# HELP ") or not line:
+        continue
+    m = sample.match(line)
+    assert m, "not a sample: " + line
+    name, labels, value = m.groups()
+    base = re.sub(r'_(bucket|sum|count)$', '', name)
+    assert name in types or (base in types and types[base] == "histogram"), \
+        "no # TYPE for " + line
+    assert name.startswith("casfs_"), line
+    samples[name + (labels or "")] = float(value)
+    print("%s%s=%s" % (name, labels or "", value))
+for name in ("casfs_build_info", "casfs_rounds_total", "casfs_conflicts_total",
+             "casfs_retries_total", "casfs_timeouts_total", "casfs_fuse_requests_in_flight",
+             "casfs_fuse_request_seconds"):
+    assert name in types, "missing " + name
+# Every operation's histogram: buckets never fall, +Inf is the count.
+ops = set(re.findall(r'op="([a-z_]+)"', " ".join(samples)))
+for op in ("lookup", "getattr", "setattr", "open", "read", "write", "create", "unlink",
+           "rename", "flush", "release", "fsync", "mkdir", "rmdir", "readdir", "opendir",
+           "releasedir", "setxattr", "getxattr", "listxattr", "removexattr", "statfs",
+           "symlink", "readlink", "link", "mknod", "forget", "flock", "setlk", "getlk"):
+    assert op in ops, "no histogram for op " + op
+for op in ops:
+    prev = 0
+    for k, v in samples.items():
+        if k.startswith('casfs_fuse_request_seconds_bucket{op="%s",' % op):
+            assert v >= prev, "buckets fall: " + k
+            prev = v
+    inf = samples['casfs_fuse_request_seconds_bucket{op="%s",le="+Inf"}' % op]
+    assert inf == samples['casfs_fuse_request_seconds_count{op="%s"}' % op], op
+PY
+}
+
+# value FILE SAMPLE: the value of SAMPLE (name{labels}) in check's output.
+value() { grep -F "$2=" "$1" | head -n 1 | sed 's/.*=//'; }
+
+# refuse TEXT ARGS...: casfs ARGS exits non-zero within 20 s with one
+# line holding TEXT and mounts nothing.
+dir=$T/m
+mkdir -p "$dir"
+refuse() {
+	local pattern=$1 out rc
+	shift
+	out=$(timeout 20 "$casfs" "$@" 2>&1)
+	rc=$?
+	[ $rc != 0 ] || fail "casfs $* exited 0"
+	[ $rc != 124 ] || fail "casfs $* hung"
+	echo "$out" | grep -qF "$pattern" || fail "casfs $* said: $out"
+	[ "$(echo "$out" | wc -l)" = 1 ] || fail "casfs $* said more than one line: $out"
+	! mountpoint -q "$dir" || fail "casfs $* mounted"
+}
+
+cas_start_cluster 3
+nodes=$(cas_nodes)
+tls=$(cas_tls_mount_opts)
+
+# A malformed address, in the foreground and not.
+for bad in localhost:9101 127.0.0.1 127.0.0.1:0 127.0.0.1:65536 '::1:9101' '[::1]'; do
+	refuse "bad metrics=$bad: want ADDRESS:PORT" -f -o "nodes=$nodes,metrics=$bad${tls:+,$tls}" "$dir"
+	refuse "bad metrics=$bad" -o "nodes=$nodes,metrics=$bad${tls:+,$tls}" "$dir"
+done
+# A port in use (node 0's), and an address not of this machine: refused
+# at mount time, with or without -f (before daemonizing, on stderr).
+busy=127.0.0.1:${CAS_PORTS[0]}
+refuse "cannot serve metrics on $busy: Address already in use" -f \
+	-o "nodes=$nodes,metrics=$busy${tls:+,$tls}" "$dir"
+refuse "cannot serve metrics on $busy: Address already in use" \
+	-o "nodes=$nodes,metrics=$busy${tls:+,$tls}" "$dir"
+refuse "cannot serve metrics on 192.0.2.1:9101: Cannot assign requested address" -f \
+	-o "nodes=$nodes,metrics=192.0.2.1:9101${tls:+,$tls}" "$dir"
+# casd on the busy port still serves: the refused mount took nothing.
+cas_node_up 0 || fail "node 0 stopped answering"
+
+port=$(free_port 127.0.0.1)
+url=http://127.0.0.1:$port/metrics
+cas_mount "$dir" "metrics=127.0.0.1:$port"
+scrape "$url" "$T/m1"
+check "$T/m1" >"$T/s1"
+grep -q '^casfs_build_info{version="[0-9][^"]*"}=1$' "$T/s1" || fail "build_info: $(cat "$T/s1")"
+
+# Bound to 127.0.0.1 only: not 127.0.0.2 (also this machine's), not IPv6.
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.2:$port/metrics")
+[ "$code" = 000 ] || fail "metrics answered on 127.0.0.2: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://[::1]:$port/metrics")
+[ "$code" = 000 ] || fail "metrics answered on [::1]: $code"
+listeners=$(ss -Htln "sport = :$port" | awk '{print $4}')
+[ "$listeners" = "127.0.0.1:$port" ] || fail "listening on: $listeners"
+# Only GET /metrics.
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
+[ "$code" = 404 ] || fail "GET /: $code"
+code=$(curl -s -X POST -o /dev/null -w '%{http_code}' "$url")
+[ "$code" = 405 ] || fail "POST /metrics: $code"
+
+echo x >"$dir/f"
+[ "$(cat "$dir/f")" = x ] || fail "cat f: $(cat "$dir/f")"
+
+# moved FILE0 FILE1 SAMPLE...: every SAMPLE grew from FILE0 to FILE1.
+moved() {
+	local a b s f0=$1 f1=$2
+	shift 2
+	for s in "$@"; do
+		a=$(value "$f0" "$s")
+		b=$(value "$f1" "$s")
+		[ -n "$a" ] && [ -n "$b" ] || return 1
+		python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' \
+			"$a" "$b" || return 1
+	done
+}
+H=casfs_fuse_request_seconds
+want=("${H}_count{op=\"lookup\"}" "${H}_count{op=\"create\"}" "${H}_count{op=\"write\"}"
+	"${H}_count{op=\"flush\"}" "${H}_count{op=\"release\"}" "${H}_count{op=\"open\"}"
+	"${H}_count{op=\"read\"}" "${H}_sum{op=\"write\"}" "${H}_sum{op=\"read\"}"
+	'casfs_rounds_total{kind="change",result="ok"}'
+	'casfs_rounds_total{kind="read",result="ok"}')
+# The kernel sends the last release after close returns: scrape until
+# it is in.
+grown() {
+	scrape "$url" "$T/m2" && check "$T/m2" >"$T/s2" && moved "$T/s1" "$T/s2" "${want[@]}"
+}
+if ! cas_wait_until 50 grown; then
+	for s in "${want[@]}"; do echo "$s: $(value "$T/s1" "$s") -> $(value "$T/s2" "$s")"; done >&2
+	fail "metrics did not move after echo x > f; cat f"
+fi
+# What did not happen did not move.
+for s in "${H}_count{op=\"rmdir\"}" 'casfs_timeouts_total' \
+	'casfs_rounds_total{kind="delete",result="ok"}'; do
+	[ "$(value "$T/s1" "$s")" = "$(value "$T/s2" "$s")" ] ||
+		fail "$s moved: $(value "$T/s1" "$s") -> $(value "$T/s2" "$s")"
+done
+[ "$(value "$T/s2" casfs_fuse_requests_in_flight)" = 0 ] || fail "requests in flight at rest"
+
+# Unmounted, casfs stops serving and gives the port back.
+cas_umount "$dir"
+cas_wait_until 100 sh -c "! curl -s -o /dev/null '$url'" || fail "metrics served after unmount"
+
+# An IPv6 address, bound alone (not IPv4's 127.0.0.1).
+port6=$(free_port ::1)
+cas_mount "$dir" "metrics=[::1]:$port6"
+scrape "http://[::1]:$port6/metrics" "$T/m3"
+check "$T/m3" >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port6/metrics")
+[ "$code" = 000 ] || fail "metrics=[::1] answered on 127.0.0.1: $code"
+cas_umount "$dir"
+echo "fs_metrics: ok"
