@@ -1,4 +1,4 @@
-/* nemesis.c - real nodes, mounts and library clients under faults; the histories must linearize. */
+/* nemesis.c - real processes under faults and membership changes; the histories must linearize. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +14,8 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -35,7 +37,10 @@
 #endif
 #endif
 
-#define NODES 3
+/* Nodes 0..2 start as the members; node 3 is the spare (its data folder
+ * empty: uninitialized), which membership changes bring in. */
+#define MEMBERS 3
+#define NODES	4
 /* Longest temporary folder name: room for the files below it. */
 #define TMP_MAX_LEN 256
 /* Deadline of one library call, and of one filesystem request (-o timeout=). */
@@ -57,13 +62,38 @@
 #define EXIT_MS	 10000
 /* The watchdog ends a run this long past --seconds. */
 #define WATCHDOG_S 240
+/* No membership change starts this close to a phase without a majority;
+ * one still running then is driven to its end first. */
+#define CHANGE_ROOM_MS 3000
+/* Longest a step of a membership change may take, all its runs of
+ * casctl included; past it the run fails. */
+#define STEP_MS 60000
+/* Times casctl is killed mid-step at most, per step. */
+#define STEP_KILLS 3
+/* casctl gc's grace, in seconds: above every client's deadline (the
+ * library's 1 s, the mounts' 2 s), as PROTOCOL.md ("The purge") asks. */
+#define GC_GRACE "3"
+/* How long the end of a run waits for a casctl gc still running. */
+#define GC_END_MS 20000
 
 enum fault { F_KILL, F_PAUSE, F_CUT, F_DELAY, F_BLACKHOLE, F_KINDS };
+
+/* A step of a membership change: a casctl member command, run again
+ * until it exits 0 (it resumes from what the nodes record), or the wipe
+ * of a node that left (it becomes the spare: empty, uninitialized). */
+enum mstep_kind { MS_REPLACE, MS_ADD, MS_REMOVE, MS_WIPE };
+
+struct mstep {
+	enum mstep_kind kind;
+	unsigned a; /* replace: OLD; remove, wipe: the node */
+	unsigned b; /* replace: NEW; add: the node */
+};
 
 struct node {
 	pid_t pid; /* 0: not running */
 	unsigned port;
 	bool paused;
+	bool member; /* in the cluster's configuration, as far as the schedule knows */
 	char dir[PATH_MAX];
 	char port_file[PATH_MAX];
 	char log[PATH_MAX];
@@ -99,12 +129,37 @@ static struct {
 	unsigned long long t0;
 	unsigned faults[F_KINDS];
 	unsigned two_down;
+	int fault_node;		/* the node a single fault is on, or -1 */
+	bool changes_on;	/* membership changes in the schedule */
+	char ctl_log[PATH_MAX]; /* casctl's output */
+	struct nem_work *work;	/* for the stale clients' wake-ups */
+	/* The membership change under way. */
+	struct {
+		struct mstep steps[3];
+		unsigned nsteps, cur;
+		bool active;
+		bool calm; /* no more kills of casctl: drive it to its end */
+		pid_t pid; /* casctl, or 0 */
+		unsigned long long spawned, kill_at, retry_at, step_start;
+		unsigned kills, runs; /* of this step */
+		uint64_t rng;
+	} mc;
+	unsigned changes, ctl_runs, ctl_killed, ctl_failed, crash_mid_change;
+	/* casctl gc, run now and then when casctl has it. */
+	struct {
+		bool on;
+		pid_t pid;
+		unsigned long long next_at;
+		unsigned runs, ok, failed;
+		uint64_t rng;
+	} gc;
 	/* The watchdog. */
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_cond;
 	bool done;
 	unsigned limit_s;
 } g = {.scheme = "http",
+       .fault_node = -1,
        .cleanup_lock = PTHREAD_MUTEX_INITIALIZER,
        .done_lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -171,6 +226,12 @@ static void cleanup(void)
 	if (g.cleaned)
 		goto out_unlock;
 	g.cleaned = true;
+	if (g.mc.pid > 0)
+		nem_stop(g.mc.pid, SIGKILL, EXIT_MS);
+	g.mc.pid = 0;
+	if (g.gc.pid > 0)
+		nem_stop(g.gc.pid, SIGKILL, EXIT_MS);
+	g.gc.pid = 0;
 	for (i = 0; i < NEM_MOUNTS; i++)
 		unmount(&g.mounts[i]);
 	for (i = 0; i < NODES; i++) {
@@ -394,30 +455,58 @@ static void node_pause(unsigned i, bool on)
 	n->paused = on;
 }
 
+/* The proxies' URLs of the nodes in mask (bit i: node i), comma-separated. */
+static void proxy_urls(char *buf, size_t len, unsigned mask)
+{
+	size_t used = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < NODES; i++)
+		if (mask & (1u << i))
+			used += (size_t)snprintf(buf + used, len - used, "%s%s://127.0.0.1:%u",
+						 used ? "," : "", g.scheme,
+						 nem_proxy_port(g.nodes[i].proxy));
+}
+
+/* argv for casctl --nodes NODES [TLS options] and the n words of cmd:
+ * argv needs room for 12 + n entries, casctl_path for the program. */
+static void casctl_argv(char **argv, char *casctl_path, size_t path_len, char *nodes,
+			char *const *cmd, unsigned n)
+{
+	unsigned k = 0, i;
+
+	snprintf(casctl_path, path_len, "%s/casctl", g.bin);
+	argv[k++] = casctl_path;
+	argv[k++] = "--nodes";
+	argv[k++] = nodes;
+	if (g.tls[T_CA][0]) {
+		argv[k++] = "--tls-ca";
+		argv[k++] = g.tls[T_CA];
+		argv[k++] = "--tls-cert";
+		argv[k++] = g.tls[T_CLIENT_CRT];
+		argv[k++] = "--tls-key";
+		argv[k++] = g.tls[T_CLIENT_KEY];
+		argv[k++] = "--token-file";
+		argv[k++] = g.tls[T_TOKEN];
+	}
+	for (i = 0; i < n; i++)
+		argv[k++] = cmd[i];
+	argv[k] = NULL;
+}
+
+/* Starts the nodes (the spare too) and their proxies, and makes nodes
+ * 0..MEMBERS-1 a cluster with casctl init, through the proxies: the
+ * members' URLs are the proxies', so that every client, casctl included,
+ * reaches every member through its proxy. */
 static int start_cluster(uint64_t *rng)
 {
-	char urls[256] = "", *p = urls, casctl[PATH_MAX];
-	char *init[] = {casctl,
-			"--nodes",
-			urls,
-			"--tls-ca",
-			g.tls[T_CA],
-			"--tls-cert",
-			g.tls[T_CLIENT_CRT],
-			"--tls-key",
-			g.tls[T_CLIENT_KEY],
-			"--token-file",
-			g.tls[T_TOKEN],
-			"init",
-			NULL};
+	char urls[256] = "", *p = urls, purls[256], casctl[PATH_MAX], *argv[24];
+	char *init[] = {"init"};
 	struct cas_client_config cfg = {.auth = g.auth};
 	unsigned i, tries;
 	char err[256];
 
-	if (!g.tls[T_CA][0]) {
-		init[3] = "init"; /* no --tls */
-		init[4] = NULL;
-	}
 	for (i = 0; i < NODES; i++) {
 		struct node *n = &g.nodes[i];
 
@@ -441,12 +530,6 @@ static int start_cluster(uint64_t *rng)
 	for (i = 0; i < NODES; i++)
 		if (node_wait_healthy(i))
 			return -1;
-	/* One cluster, with its filesystem root: casctl init, as people do. */
-	snprintf(casctl, sizeof(casctl), "%s/casctl", g.bin);
-	if (nem_run(init, g.log, START_MS) != 0) {
-		fprintf(stderr, "nemesis: casctl init %s failed (see %s)\n", urls, g.log);
-		return -1;
-	}
 	for (i = 0; i < NODES; i++) {
 		if (nem_proxy_start((uint16_t)g.nodes[i].port, &g.nodes[i].proxy, err,
 				    sizeof(err))) {
@@ -454,21 +537,16 @@ static int start_cluster(uint64_t *rng)
 			return -1;
 		}
 	}
+	/* One cluster, with its filesystem root: casctl init, as people do. */
+	proxy_urls(purls, sizeof(purls), (1u << MEMBERS) - 1);
+	casctl_argv(argv, casctl, sizeof(casctl), purls, init, 1);
+	if (nem_run(argv, g.ctl_log, START_MS) != 0) {
+		fprintf(stderr, "nemesis: casctl init %s failed (see %s)\n", purls, g.ctl_log);
+		return -1;
+	}
+	for (i = 0; i < MEMBERS; i++)
+		g.nodes[i].member = true;
 	return 0;
-}
-
-/* The proxies' URLs; only node only when it is below NODES. */
-static void proxy_urls(char *buf, size_t len, unsigned only)
-{
-	size_t used = 0;
-	unsigned i;
-
-	buf[0] = '\0';
-	for (i = 0; i < NODES; i++)
-		if (only >= NODES || i == only)
-			used += (size_t)snprintf(buf + used, len - used, "%s%s://127.0.0.1:%u",
-						 used ? "," : "", g.scheme,
-						 nem_proxy_port(g.nodes[i].proxy));
 }
 
 static int mount_one(unsigned m, const char *urls)
@@ -511,6 +589,341 @@ static int mount_one(unsigned m, const char *urls)
 
 /* --- the schedule --- */
 
+/* Stops node i and empties its data folder; with keep_identity, puts its
+ * identity file back alone (the negative control: a member that lost its
+ * data but still claims its place). Then starts it again on its port. */
+static int node_wipe(unsigned i, bool keep_identity)
+{
+	struct node *n = &g.nodes[i];
+	char path[PATH_MAX + 32], *id = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (n->pid && node_kill(i))
+		return -1;
+	if (keep_identity) {
+		snprintf(path, sizeof(path), "%s/identity.json", n->dir);
+		f = fopen(path, "re");
+		if (!f) {
+			fprintf(stderr, "nemesis: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+		id = malloc(1 << 16);
+		if (id)
+			len = fread(id, 1, 1 << 16, f);
+		fclose(f);
+		if (!id || len == 0 || len == 1 << 16) {
+			fprintf(stderr, "nemesis: cannot read %s\n", path);
+			goto out_free;
+		}
+	}
+	if (nem_rmtree(n->dir)) {
+		fprintf(stderr, "nemesis: cannot empty %s\n", n->dir);
+		goto out_free;
+	}
+	if (keep_identity) {
+		if (mkdir(n->dir, 0700)) {
+			fprintf(stderr, "nemesis: mkdir %s: %s\n", n->dir, strerror(errno));
+			goto out_free;
+		}
+		f = fopen(path, "we");
+		if (!f || fwrite(id, 1, len, f) != len) {
+			fprintf(stderr, "nemesis: cannot write %s\n", path);
+			if (f)
+				fclose(f);
+			goto out_free;
+		}
+		if (fclose(f))
+			goto out_free;
+	}
+	rc = node_restart(i);
+out_free:
+	free(id);
+	return rc;
+}
+
+/* Appends a line to casctl's log, to tell its runs apart. */
+__attribute__((format(printf, 1, 2))) static void log_line(const char *fmt, ...)
+{
+	FILE *f = fopen(g.ctl_log, "ae");
+	va_list ap;
+
+	if (!f)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fclose(f);
+}
+
+static const char *const mstep_names[] = {"replace", "add", "remove", "wipe"};
+
+static void mstep_say(const struct mstep *st, char *buf, size_t len)
+{
+	switch (st->kind) {
+	case MS_REPLACE:
+		snprintf(buf, len, "member replace n%u n%u", st->a, st->b);
+		break;
+	case MS_ADD:
+		snprintf(buf, len, "member add n%u", st->b);
+		break;
+	default:
+		snprintf(buf, len, "member %s n%u", mstep_names[st->kind], st->a);
+	}
+}
+
+/* Starts casctl for the current step. Its node list is every node's
+ * proxy, the spare's too: an operator names the node a change brings in
+ * as well, so that a casctl run killed after it joined the new node, but
+ * before any member took the joint configuration, finds the change again
+ * (PROTOCOL.md, "Changing the members"). */
+static int member_spawn(void)
+{
+	struct mstep *st = &g.mc.steps[g.mc.cur];
+	char nodes[512], casctl[PATH_MAX], a[64], b[64], *argv[24], what[64];
+	char *cmd[] = {"member", (char *)mstep_names[st->kind], a, b};
+	unsigned n = 3;
+
+	proxy_urls(nodes, sizeof(nodes), (1u << NODES) - 1);
+	snprintf(a, sizeof(a), "%s://127.0.0.1:%u", g.scheme,
+		 nem_proxy_port(g.nodes[st->kind == MS_ADD ? st->b : st->a].proxy));
+	if (st->kind == MS_REPLACE) {
+		snprintf(b, sizeof(b), "%s://127.0.0.1:%u", g.scheme,
+			 nem_proxy_port(g.nodes[st->b].proxy));
+		n = 4;
+	}
+	casctl_argv(argv, casctl, sizeof(casctl), nodes, cmd, n);
+	mstep_say(st, what, sizeof(what));
+	log_line("[%7.2f] casctl %s (run %u):", (double)(nem_now_ms() - g.t0) / 1000.0, what,
+		 g.mc.runs + 1);
+	g.mc.pid = nem_spawn(argv, g.ctl_log, SIGKILL);
+	if (g.mc.pid < 0) {
+		g.mc.pid = 0;
+		fprintf(stderr, "nemesis: cannot start %s: %s\n", casctl, strerror(errno));
+		return -1;
+	}
+	g.mc.spawned = nem_now_ms();
+	g.mc.runs++;
+	g.ctl_runs++;
+	/* Kill it at a random point: always the first run of the run's first
+	 * change, half of the first runs after, a quarter of the others. */
+	g.mc.kill_at = 0;
+	if (!g.mc.calm && g.mc.kills < STEP_KILLS &&
+	    ((g.ctl_killed == 0 && g.mc.runs == 1) ||
+	     rnd(&g.mc.rng) % (g.mc.runs == 1 ? 2 : 4) == 0))
+		g.mc.kill_at = g.mc.spawned + between(&g.mc.rng, 5, 400);
+	say("casctl %s (run %u)%s", what, g.mc.runs, g.mc.kill_at ? ", to be killed mid-way" : "");
+	return 0;
+}
+
+/* A membership change: the spare replaces a member, or joins and then a
+ * member leaves; the node that left is wiped and becomes the spare. */
+static void member_start(void)
+{
+	unsigned spare = NODES, olds[NODES], n = 0, i, x;
+
+	for (i = 0; i < NODES; i++) {
+		if (!g.nodes[i].member)
+			spare = i;
+		else
+			olds[n++] = i;
+	}
+	if (spare == NODES || n == 0)
+		return;
+	x = olds[rnd(&g.mc.rng) % n];
+	if (rnd(&g.mc.rng) % 3 == 0) {
+		g.mc.steps[0] = (struct mstep){MS_ADD, 0, spare};
+		g.mc.steps[1] = (struct mstep){MS_REMOVE, x, 0};
+		g.mc.steps[2] = (struct mstep){MS_WIPE, x, 0};
+		g.mc.nsteps = 3;
+	} else {
+		g.mc.steps[0] = (struct mstep){MS_REPLACE, x, spare};
+		g.mc.steps[1] = (struct mstep){MS_WIPE, x, 0};
+		g.mc.nsteps = 2;
+	}
+	say("membership change %u: %s n%u, then wipe n%u (the next spare)", g.changes + 1,
+	    g.mc.nsteps == 3 ? "add the spare, remove" : "the spare replaces", x, x);
+	g.mc.cur = 0;
+	g.mc.active = true;
+	g.mc.calm = false;
+	g.mc.pid = 0;
+	g.mc.runs = g.mc.kills = 0;
+	g.mc.retry_at = 0;
+	g.mc.step_start = nem_now_ms();
+}
+
+/* Moves the membership change on: starts, kills, reaps and runs casctl
+ * again, wipes the node that left, wakes the stale clients at the end.
+ * Called every 20 ms from the schedule. 0, or -1 when a step took longer
+ * than STEP_MS (the run fails). */
+static int member_poll(void)
+{
+	struct mstep *st;
+	unsigned long long now = nem_now_ms();
+	char what[64];
+	int status;
+
+	if (!g.mc.active)
+		return 0;
+	st = &g.mc.steps[g.mc.cur];
+	mstep_say(st, what, sizeof(what));
+	if (now - g.mc.step_start > STEP_MS) {
+		printf("nemesis: FAIL: %s did not complete in %u s (%u runs of casctl; see %s)\n",
+		       what, STEP_MS / 1000, g.mc.runs, g.ctl_log);
+		return -1;
+	}
+	if (st->kind == MS_WIPE) {
+		if ((int)st->a == g.fault_node)
+			return 0; /* after the fault on it */
+		say("wipe n%u: it left; it comes back empty, the next spare", st->a);
+		if (node_wipe(st->a, false))
+			return -1;
+		goto out_next;
+	}
+	if (g.mc.pid == 0) {
+		if (now >= g.mc.retry_at && member_spawn())
+			return -1;
+		return 0;
+	}
+	if (nem_alive(g.mc.pid, &status)) {
+		if (g.mc.kill_at && now >= g.mc.kill_at) {
+			nem_stop(g.mc.pid, SIGKILL, EXIT_MS);
+			g.mc.pid = 0;
+			g.mc.kills++;
+			g.ctl_killed++;
+			say("casctl %s killed after %llu ms: run it again", what,
+			    now - g.mc.spawned);
+			g.mc.retry_at = now + between(&g.mc.rng, 20, 500);
+		}
+		return 0;
+	}
+	g.mc.pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		g.ctl_failed++;
+		say("casctl %s exited %d after %llu ms (see casctl.log): run it again", what,
+		    WIFEXITED(status) ? WEXITSTATUS(status) : -1, now - g.mc.spawned);
+		g.mc.retry_at = now + between(&g.mc.rng, 100, 500);
+		return 0;
+	}
+	say("casctl %s done (run %u)", what, g.mc.runs);
+	if (st->kind == MS_REPLACE || st->kind == MS_REMOVE)
+		g.nodes[st->a].member = false;
+	if (st->kind == MS_REPLACE || st->kind == MS_ADD)
+		g.nodes[st->b].member = true;
+out_next:
+	g.mc.runs = g.mc.kills = 0;
+	g.mc.retry_at = 0;
+	g.mc.step_start = nem_now_ms();
+	if (++g.mc.cur < g.mc.nsteps)
+		return 0;
+	g.mc.active = false;
+	g.changes++;
+	/* Stale client 0 slept through this change, client 1 through two. */
+	say("membership change %u done; waking stale-configuration client%s", g.changes,
+	    g.changes % 2 ? " 0" : "s 0 and 1");
+	nem_work_stale_wake(g.work, 0);
+	if (g.changes % 2 == 0)
+		nem_work_stale_wake(g.work, 1);
+	return 0;
+}
+
+/* Whether $CAS_BIN/casctl has the gc command (its --help says so). */
+static bool casctl_has_gc(void)
+{
+	char casctl[PATH_MAX], help[PATH_MAX], line[256];
+	char *argv[] = {casctl, "--help", NULL};
+	bool has = false;
+	FILE *f;
+
+	snprintf(casctl, sizeof(casctl), "%s/casctl", g.bin);
+	snprintf(help, sizeof(help), "%s/casctl-help.txt", g.tmp);
+	if (nem_run(argv, help, EXIT_MS) != 0)
+		return false;
+	f = fopen(help, "re");
+	if (!f)
+		return false;
+	while (!has && fgets(line, sizeof(line), f))
+		has = strncmp(line, "  gc ", 5) == 0;
+	fclose(f);
+	return has;
+}
+
+/* Runs casctl gc --grace GC_GRACE now and then, in the background, so
+ * that purges meet faults, membership changes and the clients' deletes;
+ * its outcome is only counted (a node that is down stops a purge: exit
+ * 4). With stop, starts no more of them; with now, one at once. */
+static void gc_poll(bool stop, bool at_once)
+{
+	char nodes[512], casctl[PATH_MAX], *argv[24];
+	char *cmd[] = {"gc", "--grace", GC_GRACE};
+	unsigned long long now = nem_now_ms();
+	int status;
+
+	if (!g.gc.on)
+		return;
+	if (g.gc.pid) {
+		if (nem_alive(g.gc.pid, &status))
+			return;
+		g.gc.pid = 0;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			g.gc.ok++;
+		} else {
+			g.gc.failed++;
+			say("casctl gc exited %d (see casctl.log)",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		g.gc.next_at = now + between(&g.gc.rng, 500, 3000);
+		return;
+	}
+	if (stop || (now < g.gc.next_at && !at_once))
+		return;
+	proxy_urls(nodes, sizeof(nodes), (1u << NODES) - 1);
+	casctl_argv(argv, casctl, sizeof(casctl), nodes, cmd, 3);
+	log_line("[%7.2f] casctl gc --grace %s:", (double)(now - g.t0) / 1000.0, GC_GRACE);
+	g.gc.pid = nem_spawn(argv, g.ctl_log, SIGKILL);
+	if (g.gc.pid < 0) {
+		g.gc.pid = 0;
+		g.gc.on = false;
+		say("cannot start casctl gc: %s", strerror(errno));
+		return;
+	}
+	g.gc.runs++;
+	say("casctl gc --grace %s (run %u)", GC_GRACE, g.gc.runs);
+}
+
+/* Naps ms, moving the membership change and the collector on meanwhile. */
+static int nap(unsigned ms)
+{
+	unsigned long long end = nem_now_ms() + ms, now;
+
+	while (!g.interrupted) {
+		gc_poll(false, false);
+		if (member_poll())
+			return -1;
+		now = nem_now_ms();
+		if (now >= end)
+			break;
+		nem_nap(end - now < 20 ? (unsigned)(end - now) : 20, &g.interrupted);
+	}
+	return 0;
+}
+
+/* Drives the membership change under way to its end, casctl no longer
+ * killed (before a phase without a majority, and at the end). */
+static int member_settle(void)
+{
+	if (!g.mc.active)
+		return 0;
+	say("let the membership change finish");
+	g.mc.calm = true;
+	while (g.mc.active && !g.interrupted)
+		if (nap(20))
+			return -1;
+	return 0;
+}
+
 /* Brings every node back: running, not paused, its proxy passing. */
 static int heal_all(void)
 {
@@ -532,50 +945,71 @@ static int heal_all(void)
 	return rc;
 }
 
-/* One fault on one node for dur ms, then its repair. */
+/* One fault on one node for dur ms, then its repair. While casctl runs,
+ * half the faults are a crash of a node the change is about. */
 static int single_fault(uint64_t *rng, unsigned dur)
 {
 	unsigned i = between(rng, 0, NODES - 1), kind = between(rng, 0, F_KINDS - 1), ms;
-	struct node *n = &g.nodes[i];
+	struct node *n;
 	unsigned long long end;
+	int rc = 0;
 
+	if (g.mc.active && g.mc.pid && g.mc.steps[g.mc.cur].kind != MS_WIPE && rnd(rng) % 2 == 0) {
+		const struct mstep *st = &g.mc.steps[g.mc.cur];
+
+		i = st->kind == MS_ADD			       ? st->b
+		    : (rnd(rng) % 2 && st->kind == MS_REPLACE) ? st->b
+							       : st->a;
+		kind = F_KILL;
+		g.crash_mid_change++;
+	}
+	n = &g.nodes[i];
 	g.faults[kind]++;
+	g.fault_node = (int)i;
 	switch (kind) {
 	case F_KILL:
 		say("kill n%u, restart after %u ms", i, dur);
 		if (node_kill(i))
 			return -1;
-		nem_nap(dur, &g.interrupted);
-		return node_restart(i);
+		rc = nap(dur);
+		if (node_restart(i))
+			rc = -1;
+		break;
 	case F_PAUSE:
 		say("pause n%u (SIGSTOP) for %u ms", i, dur);
 		node_pause(i, true);
-		nem_nap(dur, &g.interrupted);
+		rc = nap(dur);
 		node_pause(i, false);
-		return 0;
+		break;
 	case F_CUT:
 		say("cut n%u's connections every 50-400 ms for %u ms", i, dur);
 		end = nem_now_ms() + dur;
 		do {
 			if (nem_proxy_cut(n->proxy))
 				return -1;
-			nem_nap(between(rng, 50, 400), &g.interrupted);
-		} while (nem_now_ms() < end && !g.interrupted);
-		return 0;
+			rc = nap(between(rng, 50, 400));
+		} while (!rc && nem_now_ms() < end && !g.interrupted);
+		break;
 	case F_DELAY:
 		ms = between(rng, 5, 300);
 		say("delay n%u by %u ms each way for %u ms", i, ms, dur);
 		if (nem_proxy_set(n->proxy, NEM_PROXY_DELAY, ms))
 			return -1;
-		nem_nap(dur, &g.interrupted);
-		return nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0);
+		rc = nap(dur);
+		if (nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0))
+			rc = -1;
+		break;
 	default:
 		say("blackhole n%u for %u ms", i, dur);
 		if (nem_proxy_set(n->proxy, NEM_PROXY_BLACKHOLE, 0))
 			return -1;
-		nem_nap(dur, &g.interrupted);
-		return nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0);
+		rc = nap(dur);
+		if (nem_proxy_set(n->proxy, NEM_PROXY_PASS, 0))
+			rc = -1;
+		break;
 	}
+	g.fault_node = -1;
+	return rc;
 }
 
 /* A phase without a majority, in the history's clock. */
@@ -584,11 +1018,18 @@ struct window {
 	uint64_t to;
 };
 
-/* Two nodes out (one killed, one blackholed) for WINDOW_MS: no majority. */
+/* Two members out (one killed, one blackholed) for WINDOW_MS: no
+ * majority. No membership change runs meanwhile (member_settle). */
 static int two_down(uint64_t *rng, const struct nem_work *w, struct window *win)
 {
-	unsigned a = between(rng, 0, NODES - 1), b = (a + between(rng, 1, NODES - 1)) % NODES;
+	unsigned m[NODES], n = 0, i, a, b;
 
+	for (i = 0; i < NODES; i++)
+		if (g.nodes[i].member)
+			m[n++] = i;
+	a = between(rng, 0, n - 1);
+	b = m[(a + between(rng, 1, n - 1)) % n];
+	a = m[a];
 	g.two_down++;
 	say("no majority: kill n%u and blackhole n%u for %u ms", a, b, WINDOW_MS);
 	if (node_kill(a) || nem_proxy_set(g.nodes[b].proxy, NEM_PROXY_BLACKHOLE, 0))
@@ -602,6 +1043,29 @@ static int two_down(uint64_t *rng, const struct nem_work *w, struct window *win)
 	return node_restart(a);
 }
 
+/* The negative control "empty-node" (issue #12, scenario 1, with the
+ * safeguard taken away): member a misses writes; then member b loses its
+ * data but keeps its identity file, and with a (stale) forms the majority
+ * while c, which has the writes, is down. A read then returns a value
+ * older than an acknowledged write. */
+static int empty_node(uint64_t *rng)
+{
+	unsigned a = between(rng, 0, MEMBERS - 1), b = (a + 1) % MEMBERS, c = (a + 2) % MEMBERS;
+
+	say("broken: kill n%u; writes go on without it", a);
+	if (node_kill(a))
+		return -1;
+	nem_nap(1500, &g.interrupted);
+	say("broken: kill n%u and n%u; n%u comes back with its identity file alone, n%u as it "
+	    "was",
+	    c, b, b, a);
+	if (node_kill(c) || node_wipe(b, true) || node_restart(a))
+		return -1;
+	nem_nap(2500, &g.interrupted);
+	say("broken: n%u restarts", c);
+	return node_restart(c);
+}
+
 /* How many phases without a majority a run of seconds has: one in the
  * middle of each minute, or one in the middle of a short run. */
 static unsigned windows_of(unsigned seconds)
@@ -611,26 +1075,42 @@ static unsigned windows_of(unsigned seconds)
 
 /* Runs single faults until the end of the run, with windows_of(seconds)
  * phases without a majority (win[], filled) in the middles of equal
- * slices of it, then heals everything. *nwin gets the phases that ran. */
+ * slices of it, and membership changes in the gaps, then heals
+ * everything. *nwin gets the phases that ran. */
 static int run_schedule(uint64_t seed, unsigned seconds, const struct nem_work *w,
-			struct window *win, unsigned *nwin)
+			struct window *win, unsigned *nwin, bool broken_empty)
 {
 	unsigned long long start = nem_now_ms(), end = start + seconds * 1000ull, slice, next;
+	unsigned long long next_change = start + 500, gc_end;
 	unsigned n = windows_of(seconds), k = 0, dur;
 	uint64_t rng = seed;
 
+	g.mc.rng = seed * 0x2545f4914f6cdd1dull + 1;
+	g.gc.rng = seed * 0x9e3779b97f4a7c15ull + 7;
+	g.gc.next_at = start + between(&g.gc.rng, 1000, 3000);
 	slice = seconds * 1000ull / n;
 	*nwin = 0;
-	nem_nap(500, &g.interrupted);
+	if (nap(500))
+		return -1;
+	if (broken_empty && empty_node(&rng))
+		return -1;
 	while (!g.interrupted) {
 		unsigned long long now = nem_now_ms();
 
 		/* The next phase's start, or the end of the faults. */
 		next = k < n ? start + k * slice + slice / 2 - WINDOW_MS / 2 : end - 1500;
+		if (g.changes_on && !g.mc.active && now >= next_change &&
+		    now + CHANGE_ROOM_MS < next) {
+			member_start();
+			next_change = UINT64_MAX;
+		}
+		if (!g.mc.active && next_change == UINT64_MAX)
+			next_change = now + between(&rng, 1000, 4000);
 		if (k < n && now + 1000 >= next) {
-			if (two_down(&rng, w, &win[k]))
+			if (member_settle() || two_down(&rng, w, &win[k]))
 				return -1;
 			*nwin = ++k;
+			next_change = nem_now_ms() + between(&rng, 500, 2000);
 		} else if (now + 1500 >= end) {
 			break;
 		} else {
@@ -640,10 +1120,30 @@ static int run_schedule(uint64_t seed, unsigned seconds, const struct nem_work *
 			if (single_fault(&rng, dur))
 				return -1;
 		}
-		nem_nap(between(&rng, 100, 800), &g.interrupted);
+		if (nap(between(&rng, 100, 800)))
+			return -1;
 	}
 	say("heal everything");
-	return heal_all();
+	if (heal_all() || member_settle())
+		return -1;
+	/* One more run of the collector on the healed cluster, the clients
+	 * still running: with every node up, purges go through. */
+	gc_end = nem_now_ms() + GC_END_MS;
+	while (g.gc.pid && nem_now_ms() < gc_end && !g.interrupted) {
+		gc_poll(true, false);
+		nem_nap(20, &g.interrupted);
+	}
+	gc_poll(false, true);
+	while (g.gc.pid && nem_now_ms() < gc_end && !g.interrupted) {
+		gc_poll(true, false);
+		nem_nap(20, &g.interrupted);
+	}
+	if (g.gc.pid) {
+		printf("nemesis: FAIL: casctl gc still runs %u s after healing\n",
+		       GC_END_MS / 1000);
+		return -1;
+	}
+	return 0;
 }
 
 /* --- checks --- */
@@ -747,6 +1247,31 @@ static int check_history(const struct cas_history *h, const char *name, const ch
 	return -1;
 }
 
+/* The keys casctl gc said it purged, from the summaries in its log
+ * ("gc: ... N purged, ..."). */
+static unsigned gc_purged(void)
+{
+	char line[512], *p;
+	unsigned n = 0, k;
+	FILE *f = fopen(g.ctl_log, "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "gc: ", 4))
+			continue;
+		p = strstr(line, " purged");
+		if (!p)
+			continue;
+		while (p > line && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		if (sscanf(p, "%u", &k) == 1)
+			n += k;
+	}
+	fclose(f);
+	return n;
+}
+
 static void print_counts(const struct nem_work *w)
 {
 	struct nem_proxy_stats st;
@@ -760,6 +1285,9 @@ static void print_counts(const struct nem_work *w)
 		       " mismatch, %" PRIu64 " unknown, %" PRIu64 " failed (%" PRIu64 " EIO)\n",
 		       group_names[i], c->ops, c->ok, c->mismatch, c->unknown, c->failed, c->eio);
 	}
+	printf("nemesis: library: %" PRIu64 " operations by stale-configuration clients, %" PRIu64
+	       " on the cool keys; %" PRIu64 " deletes succeeded\n",
+	       w->stale_ops, w->cool_ops, w->deletes_ok);
 	for (i = 0; i < NODES; i++) {
 		nem_proxy_stats(g.nodes[i].proxy, &st);
 		resets += st.resets;
@@ -769,6 +1297,15 @@ static void print_counts(const struct nem_work *w)
 	       "no-majority; proxies: %" PRIu64 " connections, %" PRIu64 " reset\n",
 	       g.faults[F_KILL], g.faults[F_PAUSE], g.faults[F_CUT], g.faults[F_DELAY],
 	       g.faults[F_BLACKHOLE], g.two_down, accepted, resets);
+	printf("nemesis: membership: %u changes done; casctl ran %u times, %u killed mid-way, "
+	       "%u failed and ran again; %u crashes of a node the change was about\n",
+	       g.changes, g.ctl_runs, g.ctl_killed, g.ctl_failed, g.crash_mid_change);
+	if (g.gc.on)
+		printf("nemesis: collector: casctl gc ran %u times, %u done, %u stopped "
+		       "(a node out); %u keys purged\n",
+		       g.gc.runs, g.gc.ok, g.gc.failed, gc_purged());
+	else
+		printf("nemesis: collector: casctl has no gc command: not run\n");
 }
 
 /* --- main --- */
@@ -778,14 +1315,16 @@ static void usage(FILE *f)
 	fprintf(f, "usage: nemesis [--seconds N] [--seed S] [--out DIR] [--keep] [--broken WHAT]\n"
 		   "               [--tls DIR]\n"
 		   "\n"
-		   "Runs three casd (from $CAS_BIN) behind fault-injecting proxies, two casfs\n"
-		   "mounts and library clients for N seconds (default 20, at least 12) under a\n"
-		   "fault schedule seeded with S (default 1); checks that the histories are\n"
-		   "linearizable. A failing history goes to DIR (default .).\n"
+		   "Runs four casd (from $CAS_BIN; three members and a spare) behind\n"
+		   "fault-injecting proxies, two casfs mounts and library clients for N seconds\n"
+		   "(default 20, at least 12) under a fault schedule seeded with S (default 1),\n"
+		   "with membership changes (casctl member) and purges (casctl gc); checks that\n"
+		   "the histories are linearizable. A failing history goes to DIR (default .).\n"
 		   "  --keep          keep the temporary folder (logs, data)\n"
 		   "  --broken WHAT   a negative control that must fail: stale-read (a made-up\n"
-		   "                  stale read in each history) or one-node-mount (mount 1\n"
-		   "                  talks to node 2 alone: a quorum of one)\n"
+		   "                  stale read in each history) or empty-node (a member\n"
+		   "                  loses its data but keeps its identity file, and forms a\n"
+		   "                  majority with a member that missed writes)\n"
 		   "  --tls DIR       TLS with client certificates and a token (the proxies\n"
 		   "                  pass TLS through): DIR holds ca.crt, node.crt, node.key,\n"
 		   "                  client.crt, client.key and token (tests/lib.sh's\n"
@@ -809,7 +1348,8 @@ int main(int argc, char **argv)
 	struct window *win = NULL;
 	unsigned nwin = 0;
 	pthread_t sig_thread, dog_thread;
-	char urls[512], urls1[512], err[512];
+	struct cas_client *stale[NEM_STALE] = {NULL};
+	char urls[512], err[512];
 	char *end, *tmpdir;
 	sigset_t set;
 	int c, rc = 1;
@@ -838,7 +1378,7 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			broken = optarg;
-			if (strcmp(broken, "stale-read") && strcmp(broken, "one-node-mount")) {
+			if (strcmp(broken, "stale-read") && strcmp(broken, "empty-node")) {
 				usage(stderr);
 				return 2;
 			}
@@ -908,6 +1448,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(g.log, sizeof(g.log), "%s/casfs.log", g.tmp);
+	snprintf(g.ctl_log, sizeof(g.ctl_log), "%s/casctl.log", g.tmp);
 	atexit(cleanup);
 #ifdef HAVE_DEATH_CALLBACK
 	__sanitizer_set_death_callback(cleanup);
@@ -918,26 +1459,43 @@ int main(int argc, char **argv)
 
 	if (start_cluster(&rng))
 		goto out_cleanup;
-	proxy_urls(urls, sizeof(urls), NODES);
-	proxy_urls(urls1, sizeof(urls1), broken && !strcmp(broken, "one-node-mount") ? 2 : NODES);
-	if (mount_one(0, urls) || mount_one(1, urls1))
+	/* Every client is given the first members' list, and follows the
+	 * changes from there. */
+	proxy_urls(urls, sizeof(urls), (1u << MEMBERS) - 1);
+	if (mount_one(0, urls) || mount_one(1, urls))
 		goto out_cleanup;
 	cfg.auth = g.auth;
 	if (cas_client_open(urls, &cfg, &client, err, sizeof(err))) {
 		fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
 		goto out_cleanup;
 	}
-	say("3 nodes behind proxies %s; mounts %s, %s", urls, g.mounts[0].dir, g.mounts[1].dir);
+	for (i = 0; i < NEM_STALE; i++) {
+		if (cas_client_open(urls, &cfg, &stale[i], err, sizeof(err))) {
+			fprintf(stderr, "nemesis: client on %s: %s\n", urls, err);
+			goto out_close_client;
+		}
+	}
+	say("3 members and a spare behind proxies; mounts %s, %s on %s", g.mounts[0].dir,
+	    g.mounts[1].dir, urls);
 
 	w.client = client;
 	w.lib_timeout_ms = LIB_TIMEOUT_MS;
 	w.mounts[0] = g.mounts[0].dir;
 	w.mounts[1] = g.mounts[1].dir;
 	w.nkeys = 6;
+	w.ncool = 2;
 	w.nfiles = 2;
 	w.lib_threads = 8;
 	w.mount_threads = 2;
 	w.seed = seed;
+	w.deletes = true;
+	for (i = 0; i < NEM_STALE; i++)
+		w.stale[i] = stale[i];
+	w.nstale = NEM_STALE;
+	g.work = &w;
+	/* Membership changes, unless a control needs the nodes it breaks. */
+	g.changes_on = !broken || strcmp(broken, "empty-node");
+	g.gc.on = casctl_has_gc();
 	if (nem_work_init(&w)) {
 		fprintf(stderr, "nemesis: out of memory\n");
 		goto out_close_client;
@@ -958,7 +1516,7 @@ int main(int argc, char **argv)
 		nem_work_stop(&w);
 		goto out_free_work;
 	}
-	rc = run_schedule(seed, seconds, &w, win, &nwin);
+	rc = run_schedule(seed, seconds, &w, win, &nwin, broken && !strcmp(broken, "empty-node"));
 	if (rc == 0 && !g.interrupted) {
 		/* A moment of calm: every client works again. */
 		nem_nap(1000, &g.interrupted);
@@ -1006,6 +1564,12 @@ int main(int argc, char **argv)
 	}
 	if (check_records(&w, win, nwin))
 		rc = 1;
+	if (g.changes_on && (g.changes == 0 || g.ctl_killed == 0)) {
+		printf("nemesis: FAIL: %u membership changes done, %u runs of casctl killed "
+		       "mid-way: the run needs at least one of each\n",
+		       g.changes, g.ctl_killed);
+		rc = 1;
+	}
 	if (check_history(w.lib, "library", out_dir, seed))
 		rc = 1;
 	if (check_history(w.files, "files", out_dir, seed))
@@ -1016,6 +1580,8 @@ out_free_work:
 	free(win);
 	nem_work_free(&w);
 out_close_client:
+	for (i = 0; i < NEM_STALE; i++)
+		cas_client_close(stale[i]);
 	cas_client_close(client);
 out_cleanup:
 	for (i = 0; i < NEM_MOUNTS; i++)

@@ -13,6 +13,9 @@
 
 #define NEM_MAX_KEYS 8
 #define NEM_MOUNTS   2
+/* Stale-configuration clients, and the operations each makes when woken. */
+#define NEM_STALE     2
+#define NEM_STALE_OPS 4
 
 /* Who ran an operation. */
 enum nem_group { NEM_LIB, NEM_MOUNT0, NEM_MOUNT1, NEM_GROUPS };
@@ -56,10 +59,22 @@ struct nem_work {
 	unsigned lib_timeout_ms;	/* deadline of one library call */
 	const char *mounts[NEM_MOUNTS]; /* mount points, kept by the caller */
 	unsigned nkeys;			/* library keys, 1..NEM_MAX_KEYS */
-	unsigned nfiles;		/* files, 1..NEM_MAX_KEYS */
+	/* Cool keys: ncool more library keys (nkeys + ncool <= NEM_MAX_KEYS)
+	 * that one more library thread alone uses, one operation every 0.7 s
+	 * on average, many of them deletes: keys that stay absent for
+	 * seconds, which a collector (casctl gc) can purge. */
+	unsigned ncool;
+	unsigned nfiles; /* files, 1..NEM_MAX_KEYS */
 	unsigned lib_threads;
 	unsigned mount_threads; /* per mount */
 	uint64_t seed;
+	bool deletes; /* library threads also delete (cas_delete, cas_delete_version) */
+	/* Stale-configuration clients (kept by the caller; nstale of them,
+	 * at most NEM_STALE): each makes NEM_STALE_OPS library operations at
+	 * the start and then only when woken (nem_work_stale_wake), with the
+	 * view of the cluster it kept from its last ones. */
+	struct cas_client *stale[NEM_STALE];
+	unsigned nstale;
 
 	/* Filled by the calls below; read them after nem_work_stop. */
 	struct cas_history *lib;
@@ -67,7 +82,9 @@ struct nem_work {
 	struct nem_rec *recs;
 	size_t nrecs;
 	struct nem_counts counts[NEM_GROUPS];
-	uint64_t max_acked[NEM_MAX_KEYS];  /* highest version a library write got */
+	uint64_t stale_ops;		   /* library operations of the stale clients */
+	uint64_t cool_ops;		   /* library operations on the cool keys */
+	uint64_t deletes_ok;		   /* deletes the library saw succeed */
 	uint64_t slowest[NEM_GROUPS];	   /* ns of the longest call of each group */
 	char slowest_what[NEM_GROUPS][96]; /* which operation and call that was */
 	unsigned unexpected;		   /* results no correct system gives */
@@ -75,6 +92,8 @@ struct nem_work {
 
 	/* Private. */
 	pthread_mutex_t lock;
+	pthread_cond_t stale_cond;
+	uint64_t stale_wakes[NEM_STALE];
 	size_t cap;
 	uint64_t t0;
 	volatile bool stop;
@@ -103,9 +122,13 @@ int nem_work_start(struct nem_work *w, char *errmsg, size_t errmsg_len);
  * which ends within its deadline. */
 void nem_work_stop(struct nem_work *w);
 
+/* Wakes stale client s (below nstale) for NEM_STALE_OPS operations, made
+ * by its own thread; safe from any thread between nem_work_start and
+ * nem_work_stop. */
+void nem_work_stale_wake(struct nem_work *w, unsigned s);
+
 /* Reads every key with the library and every file through each mount,
- * into the histories. 0 when every read succeeded and no library key is
- * below the highest version a write of it got; -1 with a reason. */
+ * into the histories. 0 when every read succeeded; -1 with a reason. */
 int nem_work_final(struct nem_work *w, char *errmsg, size_t errmsg_len);
 
 /* Frees the histories and records. */
