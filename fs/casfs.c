@@ -114,6 +114,12 @@ static struct cas_auth_config auth_config(const struct casfs_options *o)
 					.token_file = o->token_file};
 }
 
+/* The metrics' view of the mount's client (metrics.h). */
+static void client_stats(void *arg, struct cas_client_stats *st)
+{
+	cas_client_stats(arg, st);
+}
+
 /* Checks that a majority of the cluster answers and that it holds a casfs
  * root (creating one on a fresh cluster). 0, or 1 after printing why. */
 static int check_cluster(const struct casfs_options *o)
@@ -251,7 +257,8 @@ int main(int argc, char *argv[])
 	/* Its threads start after fuse_daemonize, which they would not
 	 * survive; the socket does. */
 	if (metrics_fd >= 0) {
-		int rc = casfs_metrics_start(metrics_fd, c, &metrics, err, sizeof(err));
+		int rc = casfs_metrics_start(metrics_fd, client_stats, c, &metrics, err,
+					     sizeof(err));
 
 		metrics_fd = -1;
 		if (rc) {

@@ -49,9 +49,8 @@ static const char *const kind_names[CAS_ROUND_KINDS] = {
 	[CAS_ROUND_TOUCH] = "touch",
 };
 static const char *const result_names[CAS_ROUND_RESULTS] = {
-	[CAS_ROUND_OK] = "ok",
-	[CAS_ROUND_VERSION] = "version",
-	[CAS_ROUND_UNAVAILABLE] = "unavailable",
+	[CAS_ROUND_OK] = "ok",		 [CAS_ROUND_VERSION] = "version",
+	[CAS_ROUND_REFUSED] = "refused", [CAS_ROUND_UNAVAILABLE] = "unavailable",
 	[CAS_ROUND_ERROR] = "error",
 };
 
@@ -233,7 +232,8 @@ out_error:
 
 struct casfs_metrics_server {
 	struct MHD_Daemon *daemon;
-	struct cas_client *client;
+	casfs_metrics_stats_fn *stats;
+	void *arg;
 };
 
 /* Sends status with a short text body. */
@@ -281,7 +281,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				 NULL);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n", "GET, HEAD");
-	cas_client_stats(s->client, &st);
+	s->stats(s->arg, &st);
 	if (casfs_metrics_write(&st, &body, &len))
 		return send_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
 	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -300,8 +300,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 #define MAX_CONNECTIONS 16
 #define IDLE_S		10
 
-int casfs_metrics_start(int fd, struct cas_client *c, struct casfs_metrics_server **out,
-			char *errmsg, size_t errmsg_len)
+int casfs_metrics_start(int fd, casfs_metrics_stats_fn *stats, void *arg,
+			struct casfs_metrics_server **out, char *errmsg, size_t errmsg_len)
 {
 	struct casfs_metrics_server *s = calloc(1, sizeof(*s));
 	int mine;
@@ -312,7 +312,8 @@ int casfs_metrics_start(int fd, struct cas_client *c, struct casfs_metrics_serve
 		snprintf(errmsg, errmsg_len, "metrics: out of memory");
 		return CAS_ENOMEM;
 	}
-	s->client = c;
+	s->stats = stats;
+	s->arg = arg;
 	/* libmicrohttpd gets a copy: it closes it when it stops, and whether
 	 * it does when it fails to start is not said. */
 	mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);

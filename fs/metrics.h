@@ -80,13 +80,17 @@ int casfs_metrics_listen(const char *host, unsigned port, int *fd, char *errmsg,
 /* A running metrics server. Opaque. */
 struct casfs_metrics_server;
 
+/* Fills *st with the client's counters (cas_client_stats), at every
+ * scrape, on the server's thread. */
+typedef void casfs_metrics_stats_fn(void *arg, struct cas_client_stats *st);
+
 /* Serves GET (and HEAD) /metrics on fd (from casfs_metrics_listen; taken
  * over: closed by casfs_metrics_stop, or here on error) on a thread of
- * its own, with c's counters (cas_client_stats); c must outlive the
+ * its own, with the counters stats(arg) gives; arg must outlive the
  * server. Other paths are 404, other methods 405. CAS_OK and *out, or
  * CAS_EIO / CAS_ENOMEM with a one-line reason in errmsg. */
-int casfs_metrics_start(int fd, struct cas_client *c, struct casfs_metrics_server **out,
-			char *errmsg, size_t errmsg_len);
+int casfs_metrics_start(int fd, casfs_metrics_stats_fn *stats, void *arg,
+			struct casfs_metrics_server **out, char *errmsg, size_t errmsg_len);
 
 /* Stops s (NULL: nothing) and frees it: requests under way finish, the
  * socket closes. */

@@ -483,18 +483,40 @@ static int run_rounds(struct cas_client *c, const char *key, cas_change_fn fn, v
 	return rc;
 }
 
+/* A change function and what it last returned: whether an operation's
+ * code is its refusal or the protocol's, for c's stats. */
+struct counted_fn {
+	cas_change_fn fn;
+	void *arg;
+	int last;
+	bool ran;
+};
+
+static int counted_change(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	struct counted_fn *k = arg;
+
+	k->last = k->fn(k->arg, cur, next);
+	k->ran = true;
+	return k->last;
+}
+
 /* run_rounds, counted in c's stats. */
 static int run_op(struct cas_client *c, const char *key, cas_change_fn fn, void *arg,
 		  unsigned timeout_ms, enum run_kind kind, struct cas_value *out)
 {
-	int rc = run_rounds(c, key, fn, arg, timeout_ms, kind, out, NULL);
+	struct counted_fn k = {fn, arg, CAS_OK, false};
+	/* A read keeps fn, the identity, for run_rounds to know it. */
+	bool wrap = fn != NULL && fn != identity;
+	int rc = run_rounds(c, key, wrap ? counted_change : fn, wrap ? (void *)&k : arg, timeout_ms,
+			    kind, out, NULL);
 
 	cas_stats_round(&c->stats,
 			kind == RUN_DELETE  ? CAS_ROUND_DELETE
 			: kind == RUN_TOUCH ? CAS_ROUND_TOUCH
 			: fn == identity    ? CAS_ROUND_READ
 					    : CAS_ROUND_CHANGE,
-			rc);
+			rc, k.ran && rc == k.last);
 	return rc;
 }
 
@@ -504,7 +526,7 @@ int cas_client_note_round(struct cas_client *c, const char *key, unsigned timeou
 {
 	int rc = run_rounds(c, key, identity, NULL, timeout_ms, RUN_TOUCH, NULL, col);
 
-	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc);
+	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc, false);
 	return rc;
 }
 
@@ -513,7 +535,7 @@ int cas_client_write_back(struct cas_client *c, const char *key, unsigned timeou
 {
 	int rc = run_rounds(c, key, NULL, NULL, timeout_ms, RUN_COLLECT, NULL, col);
 
-	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc);
+	cas_stats_round(&c->stats, CAS_ROUND_TOUCH, rc, false);
 	return rc;
 }
 

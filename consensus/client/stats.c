@@ -5,7 +5,7 @@
 #include "client_int.h"
 #include "stats.h"
 
-void cas_stats_round(struct cas_client_stats *s, enum cas_round_kind kind, int rc)
+void cas_stats_round(struct cas_client_stats *s, enum cas_round_kind kind, int rc, bool by_fn)
 {
 	enum cas_round_result r;
 
@@ -15,6 +15,8 @@ void cas_stats_round(struct cas_client_stats *s, enum cas_round_kind kind, int r
 		r = CAS_ROUND_OK;
 	else if (rc == CAS_EVERSION)
 		r = CAS_ROUND_VERSION;
+	else if (by_fn)
+		r = CAS_ROUND_REFUSED;
 	else if (rc == CAS_EUNAVAILABLE)
 		r = CAS_ROUND_UNAVAILABLE;
 	else

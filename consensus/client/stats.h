@@ -3,10 +3,13 @@
 #ifndef CAS_CLIENT_STATS_H
 #define CAS_CLIENT_STATS_H
 
+#include <stdbool.h>
+
 #include <cas/client.h>
 
-/* Counts one operation of kind that ended with code rc. */
-void cas_stats_round(struct cas_client_stats *s, enum cas_round_kind kind, int rc);
+/* Counts one operation of kind that ended with code rc, which its change
+ * function returned when by_fn. */
+void cas_stats_round(struct cas_client_stats *s, enum cas_round_kind kind, int rc, bool by_fn);
 
 /* Counts one REJECT answer. */
 void cas_stats_reject(struct cas_client_stats *s);

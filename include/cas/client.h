@@ -277,6 +277,7 @@ enum cas_round_kind {
 enum cas_round_result {
 	CAS_ROUND_OK,	       /* CAS_OK (or CAS_ENOCHANGE) */
 	CAS_ROUND_VERSION,     /* CAS_EVERSION: the version moved */
+	CAS_ROUND_REFUSED,     /* another code the change function returned */
 	CAS_ROUND_UNAVAILABLE, /* CAS_EUNAVAILABLE: no majority in time */
 	CAS_ROUND_ERROR,       /* any other code */
 	CAS_ROUND_RESULTS
