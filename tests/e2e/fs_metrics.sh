@@ -186,12 +186,22 @@ moved "$T/s2" "$T/s4" "${R}\"refused\"}" "${H}_count{op=\"setxattr\"}" ||
 cas_umount "$dir"
 cas_wait_until 100 sh -c "! curl -s -o /dev/null '$url'" || fail "metrics served after unmount"
 
-# An IPv6 address, bound alone (not IPv4's 127.0.0.1).
+# Daemonized (no -f: the server's thread starts after the fork), on an
+# IPv6 address, bound alone (not IPv4's 127.0.0.1).
 port6=$(free_port ::1)
-cas_mount "$dir" "metrics=[::1]:$port6"
+CAS_MOUNTS+=("$dir")
+"$casfs" -o "nodes=$nodes,metrics=[::1]:$port6${tls:+,$tls}" "$dir" 2>"$T/daemon.err" ||
+	fail "casfs without -f: $(cat "$T/daemon.err")"
+mountpoint -q "$dir" || fail "casfs without -f did not mount"
 scrape "http://[::1]:$port6/metrics" "$T/m3"
-check "$T/m3" >/dev/null
+check "$T/m3" >"$T/s3"
+[ "$(cat "$dir/f")" = x ] || fail "cat f on the daemonized mount"
+cas_wait_until 50 sh -c "curl -s 'http://[::1]:$port6/metrics' |
+	grep -q '^casfs_fuse_request_seconds_count{op=\"read\"} [1-9]'" ||
+	fail "the daemonized mount's read count did not move"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port6/metrics")
 [ "$code" = 000 ] || fail "metrics=[::1] answered on 127.0.0.1: $code"
 cas_umount "$dir"
+cas_wait_until 100 sh -c "! curl -s -o /dev/null 'http://[::1]:$port6/metrics'" ||
+	fail "the daemonized mount served metrics after unmount"
 echo "fs_metrics: ok"
