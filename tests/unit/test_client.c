@@ -331,6 +331,7 @@ static void test_too_big_before_io(void **state)
 static void test_dead_cluster_unavailable(void **state)
 {
 	struct cas_client_config cfg = {.timeout_ms = 5000};
+	struct cas_client_stats st;
 	struct cas_client *c;
 	struct cas_value v = {.version = 5};
 	char nodes[128];
@@ -361,6 +362,12 @@ static void test_dead_cluster_unavailable(void **state)
 
 	for (size_t i = 0; i < cas_client_nodes(c); i++)
 		assert_int_not_equal(cas_client_ping(c, i, 300), CAS_OK);
+	/* Each counted as a timeout, none as a refusal or an error. */
+	cas_client_stats(c, &st);
+	assert_int_equal(st.rounds[CAS_ROUND_READ][CAS_ROUND_UNAVAILABLE], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_UNAVAILABLE], 2);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_REFUSED], 0);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_ERROR], 0);
 	cas_client_close(c);
 }
 
@@ -834,6 +841,65 @@ static void test_fake_round_trip(void **state)
 
 	for (size_t i = 0; i < cas_client_nodes(c); i++)
 		assert_int_equal(cas_client_ping(c, i, 1000), CAS_OK);
+	cas_client_close(c);
+}
+
+/* cas_client_stats counts every operation once, by kind and result, and
+ * the REJECTs and retries of a proposer that lost a race. */
+static void test_fake_stats(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_client_stats st;
+	struct cas_client *c, *c2;
+	struct cas_value v;
+	uint64_t version;
+	size_t k, r, sum = 0;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	cas_client_stats(c, &st);
+	for (k = 0; k < CAS_ROUND_KINDS; k++)
+		for (r = 0; r < CAS_ROUND_RESULTS; r++)
+			sum += st.rounds[k][r];
+	assert_int_equal(sum + st.rejects + st.retries, 0);
+
+	assert_int_equal(cas_read(c, "st", 0, &v), CAS_OK);
+	cas_value_clear(&v);
+	assert_int_equal(cas_put(c, "st", "a", 1, 0, &version), CAS_OK);
+	assert_int_equal(cas_cas(c, "st", 7, "b", 1, 0, &version), CAS_EVERSION);
+	assert_int_equal(cas_change(c, "st", fail_with_einval, NULL, 0, &v), CAS_EINVAL);
+	cas_value_clear(&v);
+	assert_int_equal(cas_touch(c, "st", 0, &version), CAS_OK);
+	assert_int_equal(cas_delete_version(c, "st", 9, 0, &version), CAS_EVERSION);
+	assert_int_equal(cas_delete(c, "st", NULL, NULL, 0, &v), CAS_OK);
+	cas_value_clear(&v);
+	/* Refused before any round: not an operation. */
+	assert_int_equal(cas_read(c, "bad key", 0, &v), CAS_EKEY);
+	cas_client_stats(c, &st);
+	assert_int_equal(st.rounds[CAS_ROUND_READ][CAS_ROUND_OK], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_OK], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_VERSION], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_REFUSED], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_TOUCH][CAS_ROUND_OK], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_DELETE][CAS_ROUND_VERSION], 1);
+	assert_int_equal(st.rounds[CAS_ROUND_DELETE][CAS_ROUND_OK], 1);
+	sum = 0;
+	for (k = 0; k < CAS_ROUND_KINDS; k++)
+		for (r = 0; r < CAS_ROUND_RESULTS; r++)
+			sum += st.rounds[k][r];
+	assert_int_equal(sum, 7);
+	assert_int_equal(st.rejects + st.retries, 0);
+
+	/* c's last accept promised its next ballot; a new proposer starts
+	 * its counter below it, so its first prepare is rejected by every
+	 * node, and it tries again above. */
+	assert_int_equal(cas_put(c, "st", "c", 1, 0, &version), CAS_OK);
+	assert_int_equal(cas_client_open(fc->list, NULL, &c2, NULL, 0), CAS_OK);
+	assert_int_equal(cas_put(c2, "st", "d", 1, 0, &version), CAS_OK);
+	cas_client_stats(c2, &st);
+	assert_true(st.rejects >= 2);
+	assert_true(st.retries >= 1);
+	assert_int_equal(st.rounds[CAS_ROUND_CHANGE][CAS_ROUND_OK], 1);
+	cas_client_close(c2);
 	cas_client_close(c);
 }
 
@@ -1458,6 +1524,7 @@ int main(void)
 		cmocka_unit_test(test_silent_cluster_deadline),
 		cmocka_unit_test(test_value_clear),
 		cmocka_unit_test_setup_teardown(test_fake_round_trip, fakes_setup, fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_stats, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_collect, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_collect_node_down, fakes_setup,
 						fakes_teardown),
