@@ -365,6 +365,20 @@ static int plan(struct change *c)
 			st = -1;
 			goto out_free;
 		}
+		if (p.state == CAS_NODE_READY && p.cfg.epoch == o->epoch + 1 &&
+		    p.cfg.n_joining > 0 && strcmp(p.cfg.cluster, o->cluster) == 0 &&
+		    is_change(c, &p.cfg) && has_id(p.cfg.joining, p.cfg.n_joining, p.id) &&
+		    !has_id(o->members, o->n_members, p.id)) {
+			/* Step 1 of an interrupted run of this change: the new
+			 * node joined with the joint configuration, which no
+			 * member took yet. Go on with that configuration (its
+			 * new node keeps the id it joined with). */
+			fprintf(stderr,
+				"%s: member: resuming the change to epoch %llu begun on %s\n", prog,
+				(unsigned long long)p.cfg.epoch, new_url);
+			st = cas_cluster_config_copy(&c->joint, &p.cfg) == CAS_OK ? 0 : EXIT_OTHER;
+			goto out_free;
+		}
 		if (p.state != CAS_NODE_UNINITIALIZED) {
 			if (p.state == CAS_NODE_READY)
 				fprintf(stderr,
