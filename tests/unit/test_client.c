@@ -440,6 +440,16 @@ struct fake_node {
 	 * node's id); protocol requests must carry its identity. */
 	char config[1024];
 	bool uninitialized; /* GET /v1/config answers 503 */
+	struct fake_shared *shared;
+};
+
+/* What the fakes of one cluster share: the configuration's epoch (a
+ * request at a lower one is refused as stale, GET /v1/config answers it),
+ * and a trigger: after this many more accepts answered, the epoch goes
+ * to 2 (0: never). */
+struct fake_shared {
+	volatile unsigned epoch;
+	unsigned bump_after_accepts;
 };
 
 /* The fakes' cluster id. */
@@ -603,11 +613,16 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		return MHD_YES;
 	}
 	if (strcmp(url, "/v1/config") == 0 && !f->silent) {
+		char *at;
+
 		body = strdup(f->uninitialized ? "{\"error\":\"node is not initialized\","
 						 "\"status\":\"uninitialized\"}"
 					       : f->config);
 		if (body == NULL)
 			return MHD_NO;
+		at = strstr(body, "\"epoch\":\"1\"");
+		if (at != NULL && f->shared != NULL && f->shared->epoch == 2)
+			at[9] = '2';
 		resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
 		if (resp == NULL) {
 			free(body);
@@ -625,7 +640,21 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 		assert_non_null(cl);
 		assert_non_null(ep);
 		assert_string_equal(cl, FAKE_CLUSTER);
-		assert_string_equal(ep, "1");
+		assert_true(strcmp(ep, "1") == 0 || strcmp(ep, "2") == 0);
+		if (f->shared != NULL && (unsigned)atoi(ep) < f->shared->epoch) {
+			body = strdup("{\"error\":\"stale configuration\",\"epoch\":\"2\"}");
+			if (body == NULL)
+				return MHD_NO;
+			resp = MHD_create_response_from_buffer(strlen(body), body,
+							       MHD_RESPMEM_MUST_FREE);
+			if (resp == NULL) {
+				free(body);
+				return MHD_NO;
+			}
+			ret = MHD_queue_response(conn, 409, resp);
+			MHD_destroy_response(resp);
+			return ret;
+		}
 	}
 	__atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < f->delay_ms && !f->stopping; i++)
@@ -651,6 +680,10 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *conn, const
 	} else if (prepare || strcmp(url, "/v1/accept") == 0) {
 		status = fake_acceptor(f, prepare ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT,
 				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
+		if (!prepare && status == 200 && f->shared != NULL &&
+		    __atomic_load_n(&f->shared->bump_after_accepts, __ATOMIC_SEQ_CST) > 0 &&
+		    __atomic_sub_fetch(&f->shared->bump_after_accepts, 1, __ATOMIC_SEQ_CST) == 0)
+			f->shared->epoch = 2;
 	} else if (strcmp(url, "/v1/query") == 0 || purge) {
 		status = fake_acceptor(f, purge ? CAS_MSG_PURGE : CAS_MSG_QUERY,
 				       r->buf ? r->buf : "", r->len, &binary, &body, &body_len);
@@ -738,6 +771,7 @@ static void fake_stop(struct fake_node *f)
 struct fake_cluster {
 	struct fake_node nodes[FAKES];
 	char list[256];
+	struct fake_shared shared;
 };
 
 static int fakes_setup(void **state)
@@ -746,8 +780,10 @@ static int fakes_setup(void **state)
 	size_t off = 0;
 
 	assert_non_null(fc);
+	fc->shared.epoch = 1;
 	for (int i = 0; i < FAKES; i++) {
 		fake_start(&fc->nodes[i]);
+		fc->nodes[i].shared = &fc->shared;
 		off += (size_t)snprintf(fc->list + off, sizeof(fc->list) - off,
 					"%shttp://127.0.0.1:%d", i ? "," : "", fc->nodes[i].port);
 	}
@@ -1476,6 +1512,29 @@ static void test_fake_collect(void **state)
 	cas_client_close(c);
 }
 
+/* The configuration changes between the write-back and the purge: every
+ * node refuses the purge's epoch, and the client writes back again in the
+ * new configuration before it purges. */
+static void test_fake_collect_new_epoch(void **state)
+{
+	struct fake_cluster *fc = *state;
+	struct cas_purge_result res;
+	struct cas_tombstone tomb;
+	struct cas_client *c;
+
+	assert_int_equal(cas_client_open(fc->list, NULL, &c, NULL, 0), CAS_OK);
+	deleted_and_noted(c, "epoch", &tomb);
+	/* The write-back's three accepts, then epoch 2. */
+	fc->shared.bump_after_accepts = 3;
+	assert_int_equal(cas_collect_purge(c, "epoch", &tomb, 0, 0, &res), CAS_OK);
+	assert_int_equal(fc->shared.epoch, 2);
+	assert_int_equal(res.epoch, 2);
+	assert_int_equal(res.nodes, 3);
+	assert_int_equal(res.dropped, 3);
+	assert_int_equal(fake_holders(fc, "epoch"), 0);
+	cas_client_close(c);
+}
+
 /* A silent node: the write-back cannot complete, so nothing is purged. */
 static void test_fake_collect_node_down(void **state)
 {
@@ -1527,6 +1586,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fake_stats, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_collect, fakes_setup, fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_collect_node_down, fakes_setup,
+						fakes_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_collect_new_epoch, fakes_setup,
 						fakes_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_two_clusters, fakes_setup,
 						fakes_teardown),
