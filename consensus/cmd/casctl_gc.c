@@ -310,6 +310,12 @@ static void purge(struct gc *g, const struct candidate *k, const char **down)
 		return;
 	}
 	rc = cas_collect_purge(g->c, k->key, &k->tomb, g->grace_ms, g->timeout_ms, &res);
+	if (rc == CAS_OK && res.dropped == 0) {
+		/* Written after the write-back, everywhere: nothing dropped. */
+		printf("live %s: written since it was noted\n", k->key);
+		g->written++;
+		return;
+	}
 	if (rc == CAS_OK) {
 		if (res.kept > 0)
 			printf("purged %s (%zu of %zu nodes hold a later write)\n", k->key,
