@@ -310,31 +310,23 @@ static void purge(struct gc *g, const struct candidate *k, const char **down)
 		return;
 	}
 	rc = cas_collect_purge(g->c, k->key, &k->tomb, g->grace_ms, g->timeout_ms, &res);
-	if (rc == CAS_OK && res.dropped == 0) {
-		/* Written after the write-back, everywhere: nothing dropped. */
-		printf("live %s: written since it was noted\n", k->key);
-		g->written++;
-		return;
-	}
-	if (rc == CAS_OK) {
-		if (res.kept > 0)
-			printf("purged %s (%zu of %zu nodes hold a later write)\n", k->key,
-			       res.kept, res.nodes);
-		else
-			printf("purged %s\n", k->key);
+	if (rc == CAS_OK && res.kept == 0) {
+		printf("purged %s\n", k->key);
 		g->purged++;
 		return;
 	}
-	if (rc == CAS_EVERSION) {
-		/* Written since the note (nothing to purge: it lives), or
-		 * deleted again (a later run purges the new tombstone). */
+	if (rc == CAS_OK || rc == CAS_EVERSION) {
+		/* Not that tombstone any more, or some nodes hold a later
+		 * ballot than the write-back's: written since the note
+		 * (nothing to purge: it lives), or deleted again or written
+		 * back by another round (a later run purges it). */
 		rc = cas_read(g->c, k->key, g->timeout_ms, &v);
 		if (rc == CAS_OK && v.version > 0) {
 			printf("live %s: written since it was noted\n", k->key);
 			g->written++;
 		} else {
-			printf("left %s: deleted again since it was noted; the next run "
-			       "purges it\n",
+			printf("left %s: changed since it was noted (deleted again, or "
+			       "written back); the next run purges it\n",
 			       k->key);
 			g->left++;
 		}
