@@ -103,6 +103,10 @@ static void batch_decode(const struct cas_server *s, struct batch_item *it,
 	case 0x03:
 		type = CAS_MSG_QUERY;
 		break;
+	case 0x04:
+		/* Sent alone, after the write-back (PROTOCOL.md, "Deletion"). */
+		snprintf(errmsg, errmsg_len, "a PURGE is not a batch item: use /v1/purge");
+		return;
 	default:
 		snprintf(errmsg, errmsg_len, "type 0x%02x is not a request", in->data[1]);
 		return;

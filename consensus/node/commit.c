@@ -61,10 +61,10 @@ static int write_err(struct cas_store *s, int rc, const char *call, size_t more,
 }
 
 /* Finds key's record as the batch being written sees it (its own earlier
- * changes, then the memtable, then LMDB): *rec (NULL when none) borrows
- * from them, for the batch. *entry is key's memtable entry (NULL when
- * none) and *in_lmdb whether LMDB has the key (set only when there is no
- * entry). */
+ * changes, then the memtable, then LMDB): *rec (NULL when none, or
+ * dropped) borrows from them, for the batch. *entry is key's memtable
+ * entry (NULL when none) and *in_lmdb whether LMDB has the key (set only
+ * when there is no entry). */
 static int batch_record(struct cas_store *s, const char *key, size_t len, uint32_t hash,
 			const unsigned char **rec, size_t *rec_len, struct mem_entry **entry,
 			bool *in_lmdb, char *errmsg, size_t errmsg_len)
@@ -80,6 +80,8 @@ static int batch_record(struct cas_store *s, const char *key, size_t len, uint32
 	if (e && (e->pending || e->rec)) {
 		*rec = e->pending ? e->pending : e->rec;
 		*rec_len = e->pending ? e->pending_len : e->rec_len;
+		if (cas_memtable_is_drop(*rec_len))
+			*rec = NULL;
 		return CAS_OK;
 	}
 	k.mv_size = len;
@@ -105,14 +107,17 @@ static void fail_op(struct cas_store_op *op, int err)
 }
 
 /* Runs the node's step (the acceptor rules, node.h) for op against the
- * record the batch sees, and stages the changed record: the memtable
- * entry's pending record and a log entry. On error op has failed alone and
+ * record the batch sees and the batch's floor, and stages the change: the
+ * memtable entry's pending record (a drop: a record of 0 bytes, and the
+ * batch's floor raised) and a log entry. On error op has failed alone and
  * nothing of it is staged. */
 static void apply_op(struct cas_store *s, struct cas_store_op *op)
 {
 	const struct cas_msg *req = op->req;
 	size_t len = strlen(req->key), old_len, rec_len;
 	uint32_t hash = cas_memtable_hash(req->key, len);
+	uint64_t floor = s->mem.pending_floor;
+	enum cas_acceptor_change change;
 	const unsigned char *old;
 	struct mem_entry *e;
 	unsigned char *rec;
@@ -123,13 +128,19 @@ static void apply_op(struct cas_store *s, struct cas_store_op *op)
 			   sizeof(op->errmsg));
 	if (err)
 		goto out_fail;
-	err = cas_node_step(old, old_len, req, &op->reply, &rec, &rec_len, op->errmsg,
-			    sizeof(op->errmsg));
+	err = cas_node_step(old, old_len, req, &floor, &op->reply, &change, &rec, &rec_len,
+			    op->errmsg, sizeof(op->errmsg));
 	if (err)
 		goto out_fail;
-	if (!rec)
-		return; /* a reject: nothing to persist */
+	if (change == CAS_ACCEPTOR_KEEP)
+		return; /* a reject, or nothing to purge: nothing to persist */
 	err = CAS_ENOMEM;
+	if (change == CAS_ACCEPTOR_DROP) {
+		rec = malloc(1); /* the drop's record: 0 bytes */
+		rec_len = 0;
+		if (!rec)
+			goto out_nomem;
+	}
 	if (!cas_memtable_reserve(&s->mem))
 		goto out_free_rec;
 	if (!e) {
@@ -139,15 +150,21 @@ static void apply_op(struct cas_store *s, struct cas_store_op *op)
 		if (!e)
 			goto out_free_rec;
 	}
-	err = cas_wal_stage(&s->wal, req->key, len, rec, rec_len);
+	if (change == CAS_ACCEPTOR_DROP)
+		/* The row's deletion and the floor, in one entry. */
+		err = cas_wal_stage_drop(&s->wal, req->key, len, floor);
+	else
+		err = cas_wal_stage(&s->wal, req->key, len, rec, rec_len);
 	if (err)
 		goto out_free_rec;
 	cas_memtable_stage(&s->mem, e, rec, rec_len);
+	s->mem.pending_floor = floor;
 	op->changed = true;
 	return;
 
 out_free_rec:
 	free(rec);
+out_nomem:
 	cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: %s", cas_strerror(err));
 out_fail:
 	fail_op(op, err);
@@ -170,6 +187,32 @@ static void promote_staged(struct cas_store *s, bool in_lmdb)
 	cas_wal_drop_batch(&s->wal);
 }
 
+/* Writes key's record rec (rec_len bytes) into txn, or deletes its row
+ * when rec is a drop (memtable.h). Returns LMDB's code. */
+static int put_record(struct cas_store *s, MDB_txn *txn, const char *key, size_t key_len,
+		      unsigned char *rec, size_t rec_len)
+{
+	MDB_val k = {key_len, (void *)key}, v = {rec_len, rec};
+	int rc;
+
+	if (!cas_memtable_is_drop(rec_len))
+		return mdb_put(txn, s->dbi, &k, &v, 0);
+	rc = mdb_del(txn, s->dbi, &k, NULL);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+/* Writes the floor into txn (none while it is 0). Returns LMDB's code. */
+static int put_floor(struct cas_store *s, MDB_txn *txn, uint64_t floor)
+{
+	unsigned char f[8];
+	MDB_val k = {CAS_STORE_FLOOR_KEY_LEN, (void *)CAS_STORE_FLOOR_KEY}, v = {sizeof(f), f};
+
+	if (!floor)
+		return MDB_SUCCESS;
+	cas_put_le64(f, floor);
+	return mdb_put(txn, s->dbi, &k, &v, 0);
+}
+
 int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size_t errmsg_len)
 {
 	unsigned char ep[8];
@@ -190,15 +233,14 @@ int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size
 		for (e = s->mem.buckets[i]; e; e = e->next) {
 			if (!e->rec)
 				continue;
-			k.mv_size = e->key_len;
-			k.mv_data = e->key;
-			v.mv_size = e->rec_len;
-			v.mv_data = e->rec;
-			rc = mdb_put(txn, s->dbi, &k, &v, 0);
+			rc = put_record(s, txn, e->key, e->key_len, e->rec, e->rec_len);
 			if (rc)
 				goto out_abort;
 		}
 	}
+	rc = put_floor(s, txn, s->mem.floor);
+	if (rc)
+		goto out_abort;
 	cas_put_le64(ep, s->wal.epoch + 1);
 	k.mv_size = CAS_STORE_EPOCH_KEY_LEN;
 	k.mv_data = (void *)CAS_STORE_EPOCH_KEY;
@@ -227,12 +269,11 @@ out_abort:
 	return write_err(s, rc, "checkpoint: mdb_put", s->wal.off, true, errmsg, errmsg_len);
 }
 
-/* A batch too large for the log: after a checkpoint, its records go
- * straight into LMDB in one synchronous transaction. */
+/* A batch too large for the log: after a checkpoint, its records (and
+ * drops, and floor) go straight into LMDB in one synchronous transaction. */
 static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
 {
 	struct mem_entry *e;
-	MDB_val k, v;
 	MDB_txn *txn;
 	size_t i;
 	int rc, err;
@@ -245,23 +286,23 @@ static int write_direct(struct cas_store *s, char *errmsg, size_t errmsg_len)
 		return cas_store_lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
 	for (i = 0; i < s->mem.n_touched; i++) {
 		e = s->mem.touched[i];
-		k.mv_size = e->key_len;
-		k.mv_data = e->key;
-		v.mv_size = e->pending_len;
-		v.mv_data = e->pending;
-		rc = mdb_put(txn, s->dbi, &k, &v, 0);
-		if (rc) {
-			mdb_txn_abort(txn);
-			return write_err(s, rc, "mdb_put", s->wal.buf_len, false, errmsg,
-					 errmsg_len);
-		}
+		rc = put_record(s, txn, e->key, e->key_len, e->pending, e->pending_len);
+		if (rc)
+			goto out_abort;
 	}
+	rc = put_floor(s, txn, s->mem.pending_floor);
+	if (rc)
+		goto out_abort;
 	rc = mdb_txn_commit(txn);
 	if (rc)
 		return write_err(s, rc, "mdb_txn_commit", s->wal.buf_len, false, errmsg,
 				 errmsg_len);
 	promote_staged(s, true);
 	return CAS_OK;
+
+out_abort:
+	mdb_txn_abort(txn);
+	return write_err(s, rc, "mdb_put", s->wal.buf_len, false, errmsg, errmsg_len);
 }
 
 /* The log's write or sync failed with err: the store takes no more

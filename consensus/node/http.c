@@ -346,6 +346,7 @@ static const struct {
 	{"/v1/accept", MHD_HTTP_METHOD_POST, ROUTE_ACCEPT},
 	{"/v1/query", MHD_HTTP_METHOD_POST, ROUTE_QUERY},
 	{"/v1/batch", MHD_HTTP_METHOD_POST, ROUTE_BATCH},
+	{"/v1/purge", MHD_HTTP_METHOD_POST, ROUTE_PURGE},
 	{"/v1/keys", MHD_HTTP_METHOD_GET, ROUTE_KEYS},
 	{"/v1/config", MHD_HTTP_METHOD_GET, ROUTE_CONFIG},
 	{"/v1/admin/join", MHD_HTTP_METHOD_POST, ROUTE_JOIN},
@@ -365,6 +366,8 @@ static enum cas_metrics_kind kind_of(enum route route)
 		return CAS_METRICS_QUERY;
 	case ROUTE_BATCH:
 		return CAS_METRICS_BATCH;
+	case ROUTE_PURGE:
+		return CAS_METRICS_PURGE;
 	case ROUTE_KEYS:
 	case ROUTE_CONFIG:
 	case ROUTE_JOIN:

@@ -73,7 +73,8 @@ enum route {
 	ROUTE_ACCEPT,
 	ROUTE_QUERY,
 	ROUTE_BATCH,
-	ROUTE_KEYS, /* GET /v1/keys: admitted as the four above */
+	ROUTE_PURGE, /* POST /v1/purge */
+	ROUTE_KEYS,  /* GET /v1/keys: admitted as the five above */
 	ROUTE_HEALTH,
 	ROUTE_CONFIG,	    /* GET /v1/config */
 	ROUTE_JOIN,	    /* POST /v1/admin/join */
@@ -215,9 +216,9 @@ enum MHD_Result cas_http_metrics(struct cas_server *s, struct MHD_Connection *co
 enum MHD_Result cas_http_query(struct cas_server *s, struct MHD_Connection *conn,
 			       const char *method, const char *url, struct request *r);
 
-/* POST /v1/prepare and /v1/accept: hands r to the store; r->stored from
- * then on. Returns with the connection suspended when r waits for its
- * batch; cas_http_answer_stored answers it once resumed. */
+/* POST /v1/prepare, /v1/accept and /v1/purge: hands r to the store;
+ * r->stored from then on. Returns with the connection suspended when r
+ * waits for its batch; cas_http_answer_stored answers it once resumed. */
 enum MHD_Result cas_http_request(struct cas_server *s, struct MHD_Connection *conn,
 				 const char *method, const char *url, struct request *r);
 

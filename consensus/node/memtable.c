@@ -1,4 +1,5 @@
 /* memtable.c - records newer than LMDB's, in memory (memtable.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,20 @@ void cas_memtable_discard_staged(struct memtable *m)
 		m->touched[i]->pending_len = 0;
 	}
 	m->n_touched = 0;
+	m->pending_floor = m->floor;
+}
+
+/* Counts e's durable record in or out (sign 1 or -1) of the keys LMDB
+ * does not say right: a record whose key LMDB lacks adds one, a drop
+ * whose key LMDB has takes one away. */
+static void count(struct memtable *m, const struct mem_entry *e, int sign)
+{
+	if (!e->rec)
+		return;
+	if (e->fresh && !cas_memtable_is_drop(e->rec_len))
+		m->n_fresh += (uint64_t)(int64_t)sign;
+	else if (!e->fresh && cas_memtable_is_drop(e->rec_len))
+		m->n_gone += (uint64_t)(int64_t)sign;
 }
 
 void cas_memtable_promote_staged(struct memtable *m, bool in_lmdb)
@@ -107,20 +122,18 @@ void cas_memtable_promote_staged(struct memtable *m, bool in_lmdb)
 
 	for (i = 0; i < m->n_touched; i++) {
 		e = m->touched[i];
-		if (in_lmdb) {
-			if (e->fresh && e->rec)
-				m->n_fresh--;
-			e->fresh = false;
-		} else if (e->fresh && !e->rec) {
-			m->n_fresh++;
-		}
+		count(m, e, -1);
 		free(e->rec);
 		e->rec = e->pending;
 		e->rec_len = e->pending_len;
 		e->pending = NULL;
 		e->pending_len = 0;
+		if (in_lmdb)
+			e->fresh = cas_memtable_is_drop(e->rec_len);
+		count(m, e, 1);
 	}
 	m->n_touched = 0;
+	m->floor = m->pending_floor;
 }
 
 void cas_memtable_drop_durable(struct memtable *m)
@@ -132,7 +145,7 @@ void cas_memtable_drop_durable(struct memtable *m)
 		pe = &m->buckets[i];
 		while ((e = *pe) != NULL) {
 			if (e->rec)
-				e->fresh = false;
+				e->fresh = cas_memtable_is_drop(e->rec_len);
 			free(e->rec);
 			e->rec = NULL;
 			e->rec_len = 0;
@@ -146,6 +159,7 @@ void cas_memtable_drop_durable(struct memtable *m)
 		}
 	}
 	m->n_fresh = 0;
+	m->n_gone = 0;
 }
 
 void cas_memtable_free(struct memtable *m)

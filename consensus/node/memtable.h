@@ -13,7 +13,9 @@
 
 #include <cas/bytes.h>
 
-/* A key's record newer than LMDB's, in memory until the next checkpoint. */
+/* A key's record newer than LMDB's, in memory until the next checkpoint.
+ * A record of 0 bytes (rec or pending not NULL, its length 0) says the
+ * key was dropped (a purge): the store holds no row of it. */
 struct mem_entry {
 	struct mem_entry *next; /* in its bucket */
 	unsigned char *rec;	/* durable record; NULL: LMDB holds the state */
@@ -31,9 +33,18 @@ struct memtable {
 	size_t n_buckets; /* a power of two, or 0 */
 	size_t n;
 	uint64_t n_fresh;	    /* entries with a durable record whose key LMDB lacks */
+	uint64_t n_gone;	    /* entries with a durable drop whose key LMDB has */
+	uint64_t floor;		    /* the durable floor (PROTOCOL.md, "Deletion") */
+	uint64_t pending_floor;	    /* the floor the batch being written makes it */
 	struct mem_entry **touched; /* entries the batch changed */
 	size_t n_touched, touched_cap;
 };
+
+/* Whether a record of rec_len bytes (rec not NULL) is a drop. */
+static inline bool cas_memtable_is_drop(size_t rec_len)
+{
+	return rec_len == 0;
+}
 
 /* The hash a key is filed under. */
 static inline uint32_t cas_memtable_hash(const char *key, size_t len)
@@ -55,20 +66,22 @@ struct mem_entry *cas_memtable_add(struct memtable *m, const char *key, size_t l
  * fail; false without memory. */
 bool cas_memtable_reserve(struct memtable *m);
 
-/* Stages rec (malloc'd, rec_len bytes; m takes it) as e's pending record,
- * replacing any pending one. Needs room from cas_memtable_reserve. */
+/* Stages rec (malloc'd, rec_len bytes, 0 for a drop; m takes it) as e's
+ * pending record, replacing any pending one. Needs room from
+ * cas_memtable_reserve. */
 void cas_memtable_stage(struct memtable *m, struct mem_entry *e, unsigned char *rec,
 			size_t rec_len);
 
-/* Drops what the batch staged. */
+/* Drops what the batch staged (its records and its floor). */
 void cas_memtable_discard_staged(struct memtable *m);
 
-/* The staged records are durable: readers see them from now on. in_lmdb:
- * they were written into LMDB, not the log. */
+/* The staged records and floor are durable: readers see them from now
+ * on. in_lmdb: they were written into LMDB, not the log. */
 void cas_memtable_promote_staged(struct memtable *m, bool in_lmdb);
 
-/* After a checkpoint: LMDB holds every durable record. Entries a batch is
- * changing stay (without their durable record), the others go. */
+/* After a checkpoint: LMDB holds every durable record (and lacks every
+ * dropped key) and the floor. Entries a batch is changing stay (without
+ * their durable record), the others go. */
 void cas_memtable_drop_durable(struct memtable *m);
 
 /* Frees every entry and zeroes m. */

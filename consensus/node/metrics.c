@@ -43,8 +43,9 @@ static struct histogram batch = {batch_bounds, N_BOUNDS(batch_bounds), 1, {0}, 0
 static const char *const kind_names[CAS_METRICS_KINDS] = {
 	[CAS_METRICS_PREPARE] = "prepare", [CAS_METRICS_ACCEPT] = "accept",
 	[CAS_METRICS_QUERY] = "query",	   [CAS_METRICS_BATCH] = "batch",
-	[CAS_METRICS_ADMIN] = "admin",	   [CAS_METRICS_HEALTH] = "health",
-	[CAS_METRICS_METRICS] = "metrics", [CAS_METRICS_OTHER] = "other",
+	[CAS_METRICS_PURGE] = "purge",	   [CAS_METRICS_ADMIN] = "admin",
+	[CAS_METRICS_HEALTH] = "health",   [CAS_METRICS_METRICS] = "metrics",
+	[CAS_METRICS_OTHER] = "other",
 };
 static const char *const result_names[4] = {"ok", "reject", "client_error", "server_error"};
 static const char *const refusal_names[CAS_METRICS_REFUSALS] = {
@@ -232,6 +233,9 @@ int cas_metrics_write(const struct cas_metrics_gauges *g, char **out, size_t *le
 	header(f, "casd_log_bytes", "gauge",
 	       "Bytes of the write-ahead log written since its last checkpoint.");
 	fprintf(f, "casd_log_bytes %llu\n", (unsigned long long)g->log_used);
+	header(f, "casd_floor", "gauge",
+	       "The node's floor: the highest ballot counter its purges passed.");
+	fprintf(f, "casd_floor %llu\n", (unsigned long long)g->floor);
 	if (ferror(f)) {
 		fclose(f);
 		free(*out);

@@ -13,6 +13,7 @@ enum cas_metrics_kind {
 	CAS_METRICS_ACCEPT,
 	CAS_METRICS_QUERY,
 	CAS_METRICS_BATCH,
+	CAS_METRICS_PURGE,
 	CAS_METRICS_ADMIN, /* /v1/keys, /v1/config, /v1/admin/... */
 	CAS_METRICS_HEALTH,
 	CAS_METRICS_METRICS, /* GET /metrics */
@@ -66,6 +67,7 @@ struct cas_metrics_gauges {
 	uint64_t keys;	   /* registers held */
 	uint64_t bytes;	   /* LMDB's map in use */
 	uint64_t log_used; /* bytes of the log since its last checkpoint */
+	uint64_t floor;	   /* the store's floor (PROTOCOL.md, "Deletion") */
 	const char *version;
 };
 

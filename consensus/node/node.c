@@ -109,25 +109,37 @@ static int read_state(const char *key, const unsigned char *rec, size_t rec_len,
 }
 
 int cas_node_step(const unsigned char *rec, size_t rec_len, const struct cas_msg *req,
-		  struct cas_msg *reply, unsigned char **new_rec, size_t *new_len, char *errmsg,
-		  size_t errmsg_len)
+		  uint64_t *floor, struct cas_msg *reply, enum cas_acceptor_change *change,
+		  unsigned char **new_rec, size_t *new_len, char *errmsg, size_t errmsg_len)
 {
 	struct cas_acceptor_state st;
 	struct cas_msg out;
+	uint64_t f = *floor;
 	int err;
 
 	memset(reply, 0, sizeof(*reply));
+	*change = CAS_ACCEPTOR_KEEP;
 	*new_rec = NULL;
 	*new_len = 0;
 	err = read_state(req->key, rec, rec_len, &st, errmsg, errmsg_len);
 	if (err)
 		return err;
-	if (!cas_acceptor_handle(&st, req, &out)) {
-		/* A reject borrows nothing and persists nothing. */
+	switch (cas_acceptor_step(&st, &f, req, &out)) {
+	case CAS_ACCEPTOR_KEEP:
+		/* A reject, or a purge that drops nothing: it borrows
+		 * nothing and persists nothing. */
 		out.value.data = NULL;
 		out.value.len = 0;
 		*reply = out;
 		return CAS_OK;
+	case CAS_ACCEPTOR_DROP:
+		/* The caller deletes the row and stores the floor, at once. */
+		*reply = out;
+		*floor = f;
+		*change = CAS_ACCEPTOR_DROP;
+		return CAS_OK;
+	case CAS_ACCEPTOR_STORE:
+		break;
 	}
 	/* out.value borrows from the state read or from req: take a copy
 	 * before the new record replaces it. */
@@ -143,6 +155,7 @@ int cas_node_step(const unsigned char *rec, size_t rec_len, const struct cas_msg
 			       cas_strerror(err));
 		goto out_clear_reply;
 	}
+	*change = CAS_ACCEPTOR_STORE;
 	return CAS_OK;
 
 out_clear_reply:
@@ -192,14 +205,19 @@ int cas_node_query(struct cas_store *s, const struct cas_msg *req, struct cas_ms
 		   char *errmsg, size_t errmsg_len)
 {
 	struct cas_acceptor_state st;
+	uint64_t floor = cas_store_floor(s);
 	int err;
 
 	memset(reply, 0, sizeof(*reply));
+	if (req->type != CAS_MSG_QUERY) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: not a query");
+		return CAS_EINVAL;
+	}
 	err = cas_store_get(s, req->key, &st, errmsg, errmsg_len);
 	if (err)
 		return err;
 	/* Changes nothing: no write, no fsync. The reply's value is st's,
 	 * whose bytes cas_store_get copied: reply owns them now. */
-	cas_acceptor_handle(&st, req, reply);
+	(void)cas_acceptor_step(&st, &floor, req, reply);
 	return CAS_OK;
 }

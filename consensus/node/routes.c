@@ -1,5 +1,6 @@
-/* routes.c - casd's single-request routes: POST /v1/prepare, /v1/accept
- * and /v1/query, GET /v1/health (PROTOCOL.md), and GET /metrics. */
+/* routes.c - casd's single-request routes: POST /v1/prepare, /v1/accept,
+ * /v1/query and /v1/purge, GET /v1/health (PROTOCOL.md), and GET
+ * /metrics. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -78,7 +79,7 @@ static bool add_usage(struct cas_server *s, cJSON *root)
 enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *conn,
 				const char *method, const char *url)
 {
-	char errmsg[256], keys[24], epoch[24], reason[256];
+	char errmsg[256], keys[24], epoch[24], floor[24], reason[256];
 	struct cas_identity_view id;
 	const char *state;
 	cJSON *root;
@@ -91,6 +92,7 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   errmsg);
 	snprintf(keys, sizeof(keys), "%" PRIu64, n);
+	snprintf(floor, sizeof(floor), "%" PRIu64, cas_store_floor(s->store));
 	cas_identity_view(s->identity, &id);
 	snprintf(epoch, sizeof(epoch), "%" PRIu64, id.epoch);
 	/* A store that takes no changes answers queries still, but the node
@@ -118,7 +120,7 @@ enum MHD_Result cas_http_health(struct cas_server *s, struct MHD_Connection *con
 		     cJSON_AddStringToObject(root, "node", id.node) &&
 		     cJSON_AddStringToObject(root, "epoch", epoch);
 	if (ok && (id.initialized || !writable))
-		ok = add_usage(s, root);
+		ok = add_usage(s, root) && cJSON_AddStringToObject(root, "floor", floor);
 	if (ok)
 		body = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
@@ -144,6 +146,7 @@ enum MHD_Result cas_http_metrics(struct cas_server *s, struct MHD_Connection *co
 					   errmsg);
 	g.bytes = usage.bytes;
 	g.log_used = usage.log_used;
+	g.floor = cas_store_floor(s->store);
 	if (cas_metrics_write(&g, &body, &len))
 		return cas_http_send_error(s, conn, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
 					   "out of memory");
@@ -243,7 +246,9 @@ enum MHD_Result cas_http_query(struct cas_server *s, struct MHD_Connection *conn
 enum MHD_Result cas_http_request(struct cas_server *s, struct MHD_Connection *conn,
 				 const char *method, const char *url, struct request *r)
 {
-	enum cas_msg_type type = r->route == ROUTE_PREPARE ? CAS_MSG_PREPARE : CAS_MSG_ACCEPT;
+	enum cas_msg_type type = r->route == ROUTE_PREPARE ? CAS_MSG_PREPARE
+				 : r->route == ROUTE_PURGE ? CAS_MSG_PURGE
+							   : CAS_MSG_ACCEPT;
 	char errmsg[256];
 	int err;
 

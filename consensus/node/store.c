@@ -46,9 +46,28 @@ static int read_epoch(struct cas_store *s, MDB_txn *txn, char *errmsg, size_t er
 	return CAS_OK;
 }
 
+/* Reads the floor from LMDB into the memtable (0 when there is none). */
+static int read_floor(struct cas_store *s, MDB_txn *txn, char *errmsg, size_t errmsg_len)
+{
+	MDB_val k = {CAS_STORE_FLOOR_KEY_LEN, (void *)CAS_STORE_FLOOR_KEY}, v;
+	int rc;
+
+	rc = mdb_get(txn, s->dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return CAS_OK;
+	if (rc)
+		return cas_store_lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
+	if (v.mv_size != 8) {
+		cas_errmsg_set(errmsg, errmsg_len, "store: corrupt floor");
+		return CAS_EIO;
+	}
+	s->mem.floor = cas_get_le64(v.mv_data);
+	return CAS_OK;
+}
+
 /* The open's checkpoint found LMDB full: the replayed records stay in the
  * memtable, and their entries in the log (store.h). Marks those whose key
- * LMDB lacks as fresh, for cas_store_count. */
+ * LMDB lacks as fresh, and counts them for cas_store_count. */
 static int keep_log(struct cas_store *s, const char *dir, char *errmsg, size_t errmsg_len)
 {
 	struct mem_entry *e;
@@ -68,7 +87,10 @@ static int keep_log(struct cas_store *s, const char *dir, char *errmsg, size_t e
 				return cas_store_lmdb_err(rc, "mdb_get", errmsg, errmsg_len);
 			}
 			e->fresh = rc == MDB_NOTFOUND;
-			s->mem.n_fresh += e->fresh && e->rec;
+			if (e->rec && cas_memtable_is_drop(e->rec_len))
+				s->mem.n_gone += !e->fresh;
+			else
+				s->mem.n_fresh += e->fresh && e->rec;
 		}
 	}
 	mdb_txn_reset(s->rtxn);
@@ -154,6 +176,8 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 		goto out_abort_txn;
 	}
 	err = read_epoch(s, txn, errmsg, errmsg_len);
+	if (!err)
+		err = read_floor(s, txn, errmsg, errmsg_len);
 	if (err)
 		goto out_abort_txn;
 	rc = mdb_txn_commit(txn);
@@ -174,6 +198,7 @@ int cas_store_open(const char *dir, const struct cas_store_config *cfg, struct c
 	err = cas_wal_open(&s->wal, dir, &s->mem, &s->stats.replayed, errmsg, errmsg_len);
 	if (err)
 		goto out_abort_rtxn;
+	s->mem.pending_floor = s->mem.floor; /* raised by what was replayed */
 	err = cas_store_checkpoint(s, true, errmsg, errmsg_len);
 	if (err && s->full)
 		/* Not fatal: the log keeps the records, reads are served,
@@ -340,7 +365,8 @@ static int prepare_op(struct cas_store_op *op)
 	op->next = NULL;
 	op->changed = false;
 	op->failed = false;
-	if (op->req->type != CAS_MSG_PREPARE && op->req->type != CAS_MSG_ACCEPT) {
+	if (op->req->type != CAS_MSG_PREPARE && op->req->type != CAS_MSG_ACCEPT &&
+	    op->req->type != CAS_MSG_PURGE) {
 		cas_errmsg_set(op->errmsg, sizeof(op->errmsg), "store: not a request");
 		op->err = CAS_EINVAL;
 		return op->err;
@@ -506,6 +532,11 @@ int cas_store_read(struct cas_store *s, const char *key,
 	len = strlen(key);
 	pthread_mutex_lock(&s->mem_lock);
 	e = cas_memtable_find(&s->mem, key, len, cas_memtable_hash(key, len));
+	if (e && e->rec && cas_memtable_is_drop(e->rec_len)) {
+		/* Dropped: no record, whatever LMDB still has. */
+		pthread_mutex_unlock(&s->mem_lock);
+		return CAS_OK;
+	}
 	if (e && e->rec) {
 		found = true;
 		rec_len = e->rec_len;
@@ -541,7 +572,8 @@ int cas_store_read(struct cas_store *s, const char *key,
 
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len)
 {
-	MDB_val k = {CAS_STORE_EPOCH_KEY_LEN, (void *)CAS_STORE_EPOCH_KEY}, v;
+	MDB_val epoch = {CAS_STORE_EPOCH_KEY_LEN, (void *)CAS_STORE_EPOCH_KEY};
+	MDB_val floor = {CAS_STORE_FLOOR_KEY_LEN, (void *)CAS_STORE_FLOOR_KEY}, v;
 	MDB_txn *txn;
 	MDB_stat stat;
 	int rc;
@@ -551,15 +583,29 @@ int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t err
 	if (rc)
 		return cas_store_lmdb_err(rc, "mdb_txn_begin", errmsg, errmsg_len);
 	rc = mdb_stat(txn, s->dbi, &stat);
-	if (!rc && mdb_get(txn, s->dbi, &k, &v) == 0 && stat.ms_entries)
-		stat.ms_entries--; /* the log's epoch is not a register */
+	/* The log's epoch and the floor are not registers. */
+	if (!rc && mdb_get(txn, s->dbi, &epoch, &v) == 0 && stat.ms_entries)
+		stat.ms_entries--;
+	if (!rc && mdb_get(txn, s->dbi, &floor, &v) == 0 && stat.ms_entries)
+		stat.ms_entries--;
 	mdb_txn_abort(txn);
 	if (rc)
 		return cas_store_lmdb_err(rc, "mdb_stat", errmsg, errmsg_len);
 	pthread_mutex_lock(&s->mem_lock);
-	*out = stat.ms_entries + s->mem.n_fresh;
+	stat.ms_entries += s->mem.n_fresh;
+	*out = stat.ms_entries > s->mem.n_gone ? stat.ms_entries - s->mem.n_gone : 0;
 	pthread_mutex_unlock(&s->mem_lock);
 	return CAS_OK;
+}
+
+uint64_t cas_store_floor(struct cas_store *s)
+{
+	uint64_t floor;
+
+	pthread_mutex_lock(&s->mem_lock);
+	floor = s->mem.floor;
+	pthread_mutex_unlock(&s->mem_lock);
+	return floor;
 }
 
 int cas_store_usage(struct cas_store *s, struct cas_store_usage *out, char *errmsg,

@@ -35,6 +35,27 @@
 #define CAS_STORE_FORMAT 2
 
 /*
+ * A drop (a purge, PROTOCOL.md "Deletion"): the key's row goes and the
+ * node's floor rises, in one atomic write. In the write-ahead log it is an
+ * entry whose record part is
+ *
+ *   offset  size  field
+ *   0       1     format, CAS_STORE_DROP_FORMAT
+ *   1       7     reserved, zero
+ *   8       8     floor: the node's floor after the drop
+ *
+ * and a replay applies both halves of it or, torn, neither. In LMDB the
+ * key's row is deleted, and the floor (8 bytes, little-endian) stored
+ * under CAS_STORE_FLOOR_KEY (store_impl.h), in the one transaction of a
+ * checkpoint (or of a batch written straight into LMDB). The floor is
+ * only ever raised: a drop's floor is the highest of the floor before it
+ * and what the acceptor rules raised it to, and a replay or checkpoint
+ * keeps the highest it has seen. A store without one has floor 0.
+ */
+#define CAS_STORE_DROP_FORMAT 0x80
+#define CAS_STORE_DROP_LEN    16
+
+/*
  * The write-ahead log (file "wal" beside LMDB's files): a batch of changes
  * is appended to it and made durable with one fdatasync, then answered.
  * The changed records also stay in memory (the memtable) until a
@@ -53,7 +74,8 @@
  *   16      8     seq, strictly increasing within an epoch
  *   24      4     CRC-32C of bytes 0..23 and the len bytes that follow
  *   28      2     key length
- *   30      ...   key, then the record (the layout above)
+ *   30      ...   key, then the record (the layout above), or a drop
+ *                 (above)
  *
  * A checkpoint stores the next epoch in LMDB (under a key no register can
  * have: it starts with a NUL byte) in the same transaction as the records,
@@ -181,7 +203,7 @@ void cas_store_close(struct cas_store *s);
  * req, done and arg; the store fills the rest. The struct and *req must
  * stay alive and unchanged until done runs. */
 struct cas_store_op {
-	const struct cas_msg *req; /* PREPARE or ACCEPT */
+	const struct cas_msg *req; /* PREPARE, ACCEPT or PURGE */
 	/* Called once, on the store's writer thread, when req's outcome is
 	 * final (committed, or failed); op is the caller's again from then
 	 * on and may be freed inside done. Must not block: the next batch
@@ -201,11 +223,13 @@ struct cas_store_op {
 	bool failed;
 };
 
-/* Queues op->req for the acceptor rules (cas_acceptor_handle, which the
- * writer runs through node.h's cas_node_step) against its key's record
- * and returns at once; op->done runs once the outcome is durable. When
- * the state changed, the new record is appended to the log and the log
- * fdatasynced before done runs; a REJECT changes nothing.
+/* Queues op->req for the acceptor rules (cas_acceptor_step, with the
+ * store's floor, which the writer runs through node.h's cas_node_step)
+ * against its key's record and returns at once; op->done runs once the
+ * outcome is durable. When the state changed, the new record is appended
+ * to the log and the log fdatasynced before done runs; a REJECT, or a
+ * PURGE that drops nothing, changes nothing. A PURGE that drops the key
+ * deletes its row and raises the floor in one log entry (a drop, above).
  *
  * Group commit: requests queue up while a batch is being written; the
  * store's writer thread then takes all of them as the next batch, applies
@@ -231,30 +255,34 @@ int cas_store_submit(struct cas_store *s, struct cas_store_op *op);
 bool cas_store_run_if_idle(struct cas_store *s, struct cas_store_op *op);
 
 /* cas_store_submit, waiting for the outcome: on CAS_OK *reply owns its
- * value bytes (cas_msg_clear). On error (CAS_EINVAL: not a request;
- * CAS_EKEY: bad key; CAS_EIO: LMDB failed, its reason in errmsg, or the
- * record is corrupt; CAS_ENOMEM) nothing of req was written and *reply is
- * zeroed. req is not changed. */
+ * value bytes (cas_msg_clear). On error (CAS_EINVAL: not a PREPARE,
+ * ACCEPT or PURGE; CAS_EKEY: bad key; CAS_EIO: LMDB failed, its reason in
+ * errmsg, or the record is corrupt; CAS_ENOMEM) nothing of req was
+ * written and *reply is zeroed. req is not changed. */
 int cas_store_handle(struct cas_store *s, const struct cas_msg *req, struct cas_msg *reply,
 		     char *errmsg, size_t errmsg_len);
 
-/* Reads the state of key (all zeroes for a key never seen) into *out, whose
- * value bytes are a malloc'd copy the caller frees (free(out->value.data)).
- * Errors as for cas_store_handle; *out is zeroed on error. (Defined in
- * node.c, which decodes what the store holds.) */
+/* Reads the state of key (all zeroes for a key never seen, or dropped)
+ * into *out, whose value bytes are a malloc'd copy the caller frees
+ * (free(out->value.data)). Errors as for cas_store_handle; *out is zeroed
+ * on error. (Defined in node.c, which decodes what the store holds.) */
 int cas_store_get(struct cas_store *s, const char *key, struct cas_acceptor_state *out,
 		  char *errmsg, size_t errmsg_len);
 
-/* Stores in *out how many keys s holds. Errors: CAS_EIO with errmsg. */
+/* Stores in *out how many keys s holds (a dropped key is not held).
+ * Errors: CAS_EIO with errmsg. */
 int cas_store_count(struct cas_store *s, uint64_t *out, char *errmsg, size_t errmsg_len);
+
+/* s's durable floor (0: none; PROTOCOL.md, "Deletion"). Any thread. */
+uint64_t cas_store_floor(struct cas_store *s);
 
 /* Lists the keys s holds, in byte order (memcmp; a key that is a prefix
  * of another comes first), those after `after` (NULL: from the first), at
  * most limit (at least 1) of them. A key is held once a change of it is
- * durable (a promise alone is one); keys are never dropped. Every key held
- * before the call and after `after` is listed, in order, up to limit; a
- * key made durable during the call may be or not. (Defined in
- * store_keys.c.)
+ * durable (a promise alone is one), until a purge drops it. Every key held
+ * from before the call to its end and after `after` is listed, in order,
+ * up to limit, and no key dropped before the call; a key made durable or
+ * dropped during the call may be or not. (Defined in store_keys.c.)
  *
  * On CAS_OK *keys is a malloc'd array of *n malloc'd keys
  * (cas_store_keys_free), and *more says whether s holds keys after the

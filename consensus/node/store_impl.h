@@ -52,6 +52,10 @@ struct cas_store {
 #define CAS_STORE_EPOCH_KEY	"\0wal-epoch"
 #define CAS_STORE_EPOCH_KEY_LEN (sizeof(CAS_STORE_EPOCH_KEY) - 1)
 
+/* The LMDB key holding the floor (store.h, "A drop"); absent: 0. */
+#define CAS_STORE_FLOOR_KEY	"\0floor"
+#define CAS_STORE_FLOOR_KEY_LEN (sizeof(CAS_STORE_FLOOR_KEY) - 1)
+
 /* Calls fn(arg, rec, rec_len) with key's committed (so durable) record,
  * valid during the call, and returns what fn returns; returns CAS_OK
  * without calling fn when s has no record of key. Errors: CAS_EKEY (bad
@@ -71,11 +75,12 @@ int cas_store_lmdb_err(int rc, const char *call, char *errmsg, size_t errmsg_len
  * durable. The caller is the only one writing a batch (busy). */
 size_t cas_store_write_batch(struct cas_store *s, struct cas_store_op *batch);
 
-/* Writes every durable memtable record into LMDB in one synchronous
- * transaction that also moves the log to the next epoch, then starts the
- * log over. With nothing to write it does nothing, unless new_epoch: then
- * it moves the log to the next epoch all the same (what every open does,
- * store.h). On failure (CAS_EIO or CAS_ENOMEM, with errmsg) nothing
+/* Writes every durable memtable record into LMDB (deleting the dropped
+ * keys' rows) and the floor, in one synchronous transaction that also
+ * moves the log to the next epoch, then starts the log over. With
+ * nothing to write it does nothing, unless new_epoch: then it moves the
+ * log to the next epoch all the same (what every open does, store.h). On
+ * failure (CAS_EIO or CAS_ENOMEM, with errmsg) nothing
  * changed: the log still holds the records. Only the batch writer, or
  * open and close. */
 int cas_store_checkpoint(struct cas_store *s, bool new_epoch, char *errmsg, size_t errmsg_len);

@@ -44,45 +44,91 @@ static bool list_add(struct list *l, const char *key, size_t len)
 }
 
 /* The memtable's keys with a durable record after `after` (NULL: all):
- * the want smallest, in byte order, into l (room for want). */
-static int memtable_keys(struct cas_store *s, const char *after, size_t want, struct list *l)
+ * the want smallest, in byte order, into l (room for want); and those of
+ * them whose record is a drop, all of them, in byte order, into gone
+ * (its array malloc'd here). */
+static int memtable_keys(struct cas_store *s, const char *after, size_t want, struct list *l,
+			 struct list *gone)
 {
 	struct mem_entry *e;
-	size_t i, count = 0;
+	size_t i, count = 0, n_gone = 0;
 	char **found;
+	bool drop;
 	int err = CAS_OK;
 
 	pthread_mutex_lock(&s->mem_lock);
-	for (i = 0; i < s->mem.n_buckets; i++)
-		for (e = s->mem.buckets[i]; e; e = e->next)
-			count += e->rec && (!after || strcmp(e->key, after) > 0);
-	if (!count)
-		goto out_unlock;
-	found = malloc(count * sizeof(*found));
-	if (!found) {
-		err = CAS_ENOMEM;
-		goto out_unlock;
+	for (i = 0; i < s->mem.n_buckets; i++) {
+		for (e = s->mem.buckets[i]; e; e = e->next) {
+			if (!e->rec || (after && strcmp(e->key, after) <= 0))
+				continue;
+			drop = cas_memtable_is_drop(e->rec_len);
+			n_gone += drop;
+			count += !drop;
+		}
 	}
-	count = 0;
-	for (i = 0; i < s->mem.n_buckets; i++)
-		for (e = s->mem.buckets[i]; e; e = e->next)
-			if (e->rec && (!after || strcmp(e->key, after) > 0))
+	if (!count && !n_gone)
+		goto out_unlock;
+	/* The live keys first, then the dropped ones. */
+	found = malloc((count + n_gone) * sizeof(*found));
+	gone->keys = malloc((n_gone ? n_gone : 1) * sizeof(*gone->keys));
+	if (!found || !gone->keys) {
+		err = CAS_ENOMEM;
+		goto out_free_found;
+	}
+	count = n_gone = 0;
+	for (i = 0; i < s->mem.n_buckets; i++) {
+		for (e = s->mem.buckets[i]; e; e = e->next) {
+			if (!e->rec || (after && strcmp(e->key, after) <= 0))
+				continue;
+			if (cas_memtable_is_drop(e->rec_len))
+				gone->keys[n_gone++] = e->key; /* moved to the end below */
+			else
 				found[count++] = e->key;
+		}
+	}
+	memcpy(found + count, gone->keys, n_gone * sizeof(*found));
 	qsort(found, count, sizeof(*found), compare_keys);
+	qsort(found + count, n_gone, sizeof(*found), compare_keys);
 	for (i = 0; i < count && i < want && !err; i++)
 		if (!list_add(l, found[i], strlen(found[i])))
 			err = CAS_ENOMEM;
+	for (i = 0; i < n_gone && !err; i++)
+		if (!list_add(gone, found[count + i], strlen(found[count + i])))
+			err = CAS_ENOMEM;
+out_free_found:
 	free(found);
 out_unlock:
 	pthread_mutex_unlock(&s->mem_lock);
 	return err;
 }
 
+/* Whether key (len bytes) is one of gone's (in byte order). */
+static bool is_gone(const struct list *gone, const char *key, size_t len)
+{
+	size_t lo = 0, hi = gone->n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strncmp(gone->keys[mid], key, len);
+		if (c == 0 && gone->keys[mid][len])
+			c = 1; /* longer: after key */
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 /* LMDB's keys after `after` (NULL: from the first), the want smallest,
  * in byte order, into l (room for want). Entries that are not register
- * keys (the log's epoch) are skipped. */
-static int lmdb_keys(struct cas_store *s, const char *after, size_t want, struct list *l,
-		     char *errmsg, size_t errmsg_len)
+ * keys (the log's epoch, the floor) and the keys of gone (dropped since
+ * the last checkpoint) are skipped. */
+static int lmdb_keys(struct cas_store *s, const char *after, size_t want, const struct list *gone,
+		     struct list *l, char *errmsg, size_t errmsg_len)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -107,7 +153,8 @@ static int lmdb_keys(struct cas_store *s, const char *after, size_t want, struct
 		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	}
 	while (!rc && l->n < want) {
-		if (cas_key_valid(k.mv_data, k.mv_size) && !list_add(l, k.mv_data, k.mv_size)) {
+		if (cas_key_valid(k.mv_data, k.mv_size) && !is_gone(gone, k.mv_data, k.mv_size) &&
+		    !list_add(l, k.mv_data, k.mv_size)) {
 			cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 			err = CAS_ENOMEM;
 			goto out_close;
@@ -126,7 +173,7 @@ out_abort:
 int cas_store_keys(struct cas_store *s, const char *after, size_t limit, char ***keys, size_t *n,
 		   bool *more, char *errmsg, size_t errmsg_len)
 {
-	struct list mem = {0}, db = {0}, out = {0};
+	struct list mem = {0}, db = {0}, out = {0}, gone = {0};
 	size_t want, i = 0, j = 0;
 	int err = CAS_ENOMEM, c;
 
@@ -152,13 +199,14 @@ int cas_store_keys(struct cas_store *s, const char *after, size_t limit, char **
 	}
 	/* The memtable first, as cas_store_read: a key it lacks now is in
 	 * LMDB by the time LMDB is read (a checkpoint writes LMDB before it
-	 * drops entries). */
-	err = memtable_keys(s, after, want, &mem);
+	 * drops entries), and a key dropped now is gone from LMDB by then, or
+	 * skipped there. */
+	err = memtable_keys(s, after, want, &mem, &gone);
 	if (err) {
 		cas_errmsg_set(errmsg, errmsg_len, "store: out of memory");
 		goto out_free;
 	}
-	err = lmdb_keys(s, after, want, &db, errmsg, errmsg_len);
+	err = lmdb_keys(s, after, want, &gone, &db, errmsg, errmsg_len);
 	if (err)
 		goto out_free;
 	/* Merged; a key in both (LMDB holds an older record) once. The
@@ -192,6 +240,7 @@ out_free:
 		free(db.keys ? db.keys[j] : NULL);
 	free(mem.keys);
 	free(db.keys);
+	cas_store_keys_free(gone.keys, gone.n);
 	cas_store_keys_free(out.keys, out.n);
 	return err;
 }

@@ -69,6 +69,29 @@ int cas_wal_stage(struct cas_wal *w, const char *key, size_t key_len, const unsi
 	return CAS_OK;
 }
 
+int cas_wal_stage_drop(struct cas_wal *w, const char *key, size_t key_len, uint64_t floor)
+{
+	unsigned char rec[CAS_STORE_DROP_LEN] = {CAS_STORE_DROP_FORMAT};
+
+	cas_put_le64(rec + 8, floor);
+	return cas_wal_stage(w, key, key_len, rec, sizeof(rec));
+}
+
+/* Whether rec[0..rec_len) is a drop (layout in store.h); its floor into
+ * *floor then. */
+static bool read_drop(const unsigned char *rec, size_t rec_len, uint64_t *floor)
+{
+	size_t i;
+
+	if (rec_len != CAS_STORE_DROP_LEN || rec[0] != CAS_STORE_DROP_FORMAT)
+		return false;
+	for (i = 1; i < 8; i++)
+		if (rec[i])
+			return false;
+	*floor = cas_get_le64(rec + 8);
+	return true;
+}
+
 static void seal_entries(struct cas_wal *w)
 {
 	unsigned char *p;
@@ -226,9 +249,10 @@ static int replay(struct cas_wal *w, struct memtable *mem, const unsigned char *
 	size_t off = 0, len, key_len, rec_len;
 	const unsigned char *p, *rec;
 	struct mem_entry *e;
-	uint64_t last = 0, seq, n = 0;
+	uint64_t last = 0, seq, n = 0, floor;
 	uint32_t crc, hash;
 	const char *key;
+	bool drop;
 
 	while (size - off >= WAL_HEADER + 2) {
 		p = map + off;
@@ -244,8 +268,9 @@ static int replay(struct cas_wal *w, struct memtable *mem, const unsigned char *
 		key = (const char *)p + WAL_HEADER + 2;
 		rec = p + WAL_HEADER + 2 + key_len;
 		rec_len = len - 2 - key_len;
+		drop = key_len <= len - 2 && read_drop(rec, rec_len, &floor);
 		if (key_len > len - 2 || !cas_key_valid(key, key_len) ||
-		    !cas_node_record_valid(rec, rec_len)) {
+		    (!drop && !cas_node_record_valid(rec, rec_len))) {
 			cas_errmsg_set(errmsg, errmsg_len, "store: %s: bad entry at offset %zu",
 				       path, off);
 			return CAS_EIO;
@@ -257,6 +282,12 @@ static int replay(struct cas_wal *w, struct memtable *mem, const unsigned char *
 		if (!e)
 			goto out_nomem;
 		free(e->rec);
+		if (drop) {
+			/* The key's row goes, and the floor rises, at once. */
+			rec_len = 0;
+			if (floor > mem->floor)
+				mem->floor = floor;
+		}
 		e->rec = malloc(rec_len ? rec_len : 1);
 		if (!e->rec)
 			goto out_nomem;

@@ -38,8 +38,9 @@ void cas_wal_init(struct cas_wal *w, size_t size, bool buffered);
 
 /* Opens the log in dir (creating it when missing) and takes its entries of
  * w->epoch into mem, in order (store.h says which count); *replayed is how
- * many. An entry that checks but does not decode is corruption, not a torn
- * write: CAS_EIO. Errors (CAS_EINVAL: dir too long; CAS_EIO; CAS_ENOMEM)
+ * many. A drop becomes the key's drop record (memtable.h) and raises
+ * mem->floor to its floor when that is higher. An entry that checks but does not decode is
+ * corruption, not a torn write: CAS_EIO. Errors (CAS_EINVAL: dir too long; CAS_EIO; CAS_ENOMEM)
  * come with errmsg, w closed, and mem holding what was replayed so far.
  * The caller then checkpoints the replayed records, and moves the log to
  * a new epoch even when there are none (store.h says why), before
@@ -67,6 +68,10 @@ void cas_wal_close(struct cas_wal *w);
  * CAS_ENOMEM leave the batch as it was. */
 int cas_wal_stage(struct cas_wal *w, const char *key, size_t key_len, const unsigned char *rec,
 		  size_t rec_len);
+
+/* Appends to the batch a log entry that drops key and raises the floor to
+ * floor, as one (a drop, layout in store.h). Errors as cas_wal_stage. */
+int cas_wal_stage_drop(struct cas_wal *w, const char *key, size_t key_len, uint64_t floor);
 
 /* The batch is larger than a quarter of the log: it goes into LMDB. */
 bool cas_wal_batch_too_large(const struct cas_wal *w);

@@ -516,6 +516,7 @@ static void expect_refused(struct fixture *f, long status, const char *want)
 	expect(f, "/v1/prepare", prepare_k, status, want);
 	expect(f, "/v1/accept", accept_k, status, want);
 	expect(f, "/v1/query", query_k, status, want);
+	expect(f, "/v1/purge", prepare_k, status, want);
 	expect(f, "/v1/keys", NULL, status, want);
 	assert_int_equal(batch_status(f, "k", 9), status);
 	assert_int_equal(promised(f->store, "k"), 0);
@@ -895,6 +896,61 @@ static void test_keys_paging(void **state)
 	expect(f, "/v1/admin/config", NULL, 405, "use POST");
 }
 
+/* POST /v1/purge: at another ballot it changes nothing and names the
+ * key's; at the tombstone's it drops the key (from /v1/keys and the key
+ * count) and raises the floor (/v1/health, /metrics), which refuses a low
+ * prepare. A PURGE item of a batch is BAD and runs not. */
+static void test_purge(void **state)
+{
+	static const char tomb_k[] = "{\"key\":\"k\",\"ballot\":{\"counter\":\"5\",\"id\":\"1\"},"
+				     "\"value\":{\"version\":\"0\",\"recent\":[],\"data\":\"\"}}";
+	static const char purge_4[] = "{\"key\":\"k\",\"ballot\":{\"counter\":\"4\",\"id\":\"1\"}}";
+	struct fixture *f = *state;
+	struct post po = {.f = f, .port = cas_server_port(f->server), .timeout_ms = 10000};
+	struct cas_batch_entry e[4];
+	struct body b = {0};
+	pthread_t t;
+
+	expect(f, "/v1/prepare", prepare_k, 200, "\"result\":\"promise\"");
+	expect(f, "/v1/accept", tomb_k, 200, "\"result\":\"accepted\"");
+	expect(f, "/v1/purge", purge_4, 200,
+	       "{\"result\":\"purged\",\"accepted\":{\"counter\":\"5\",\"id\":\"1\"}}");
+	expect(f, "/v1/purge", "{\"key\":\"k\"}", 400, "\"error\":");
+	expect(f, "/v1/purge", NULL, 405, "use POST");
+	expect(f, "/v1/health", NULL, 200, "\"keys\":\"1\"");
+	expect(f, "/v1/health", NULL, 200, "\"floor\":\"0\"}");
+
+	/* A batch of a PURGE item and a prepare of "z": only the prepare
+	 * reaches the (held) store; the PURGE is BAD. */
+	add_msg(&b, CAS_MSG_PURGE, "k", 5);
+	add_msg(&b, CAS_MSG_PREPARE, "z", 1);
+	po.body = &b;
+	cas_store_hold(f->store, true);
+	assert_int_equal(pthread_create(&t, NULL, run_post, &po), 0);
+	wait_queued(f->store, 1);
+	expect(f, "/v1/keys", NULL, 200, "{\"keys\":[\"k\"],\"more\":false}");
+	cas_store_hold(f->store, false);
+	pthread_join(t, NULL);
+	assert_int_equal(po.status, 200);
+	assert_int_equal(entries(&po, e, 4), 2);
+	assert_int_equal(e[0].status, CAS_BATCH_BAD);
+	assert_int_equal(e[0].len, strlen("a PURGE is not a batch item: use /v1/purge"));
+	assert_memory_equal(e[0].data, "a PURGE is not a batch item: use /v1/purge", e[0].len);
+	assert_int_equal(e[1].status, CAS_BATCH_OK);
+	expect(f, "/v1/keys", NULL, 200, "{\"keys\":[\"k\",\"z\"],\"more\":false}");
+
+	expect(f, "/v1/purge", prepare_k, 200,
+	       "{\"result\":\"purged\",\"accepted\":{\"counter\":\"0\",\"id\":\"0\"}}");
+	expect(f, "/v1/keys", NULL, 200, "{\"keys\":[\"z\"],\"more\":false}");
+	expect(f, "/v1/health", NULL, 200, "\"keys\":\"1\"");
+	expect(f, "/v1/health", NULL, 200, "\"floor\":\"5\"}");
+	expect(f, "/v1/prepare", prepare_k, 409,
+	       "{\"result\":\"reject\",\"blocking\":{\"counter\":\"5\","
+	       "\"id\":\"18446744073709551615\"}}");
+	expect(f, "/metrics", NULL, 200, "\ncasd_floor 5\n");
+	expect(f, "/metrics", NULL, 200, "\ncasd_keys 1\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -907,6 +963,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_headers_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_updates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_paging, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 	};
 	int rc;
 

@@ -1678,6 +1678,325 @@ static void test_keys(void **state)
 	assert_string_equal(all, "Z a a- a/b ab b m n z@1");
 }
 
+/* Deletion (PROTOCOL.md, "Deletion"; store.h, "A drop"). */
+
+/* An accept of a tombstone of key at b: version 0, no bytes, one recent
+ * change (the delete's). */
+static struct cas_msg tomb_msg(const char *key, struct cas_ballot b)
+{
+	struct cas_msg m = {.type = CAS_MSG_ACCEPT, .ballot = b};
+
+	strcpy(m.key, key);
+	m.value.n_recent = 1;
+	m.value.recent[0] = (struct cas_recent){9, b.counter, 4};
+	return m;
+}
+
+static struct cas_msg purge_msg(const char *key, struct cas_ballot b)
+{
+	struct cas_msg m = {.type = CAS_MSG_PURGE, .ballot = b};
+
+	strcpy(m.key, key);
+	return m;
+}
+
+/* Runs req and checks its answer's type and ballot. */
+static void expect(struct fixture *f, struct cas_msg req, enum cas_msg_type type,
+		   struct cas_ballot ballot)
+{
+	struct cas_msg reply;
+
+	assert_int_equal(handle(f, &req, &reply), CAS_OK);
+	assert_int_equal(reply.type, type);
+	assert_int_equal(reply.ballot.counter, ballot.counter);
+	assert_true(reply.ballot.id == ballot.id);
+	cas_msg_clear(&reply);
+}
+
+static uint64_t count_keys(struct fixture *f)
+{
+	char errmsg[256];
+	uint64_t n;
+
+	assert_int_equal(cas_store_count(f->store, &n, errmsg, sizeof(errmsg)), CAS_OK);
+	return n;
+}
+
+/* key has no row: it reads as all zeroes. */
+static void assert_no_row(struct fixture *f, const char *key)
+{
+	assert_state(f, key, B(0, 0), B(0, 0), "", 0);
+}
+
+/* The store's floor and keys, and the rows of "t" (purged at 5/1 after a
+ * promise of 7/2), "live" and "u" (purged at 3/1), as
+ * test_purge_drops_and_raises_floor leaves them. */
+static void assert_after_purges(struct fixture *f)
+{
+	char all[256];
+
+	assert_int_equal(cas_store_floor(f->store), 7);
+	assert_no_row(f, "t");
+	assert_no_row(f, "u");
+	assert_state(f, "live", B(2, 1), B(2, 1), "x", 1);
+	assert_int_equal(count_keys(f), 1);
+	list_all(f, 1, all, sizeof(all));
+	assert_string_equal(all, "live");
+}
+
+/* A purge at the tombstone's ballot drops the key and raises the floor to
+ * its promise's counter; at another ballot it changes nothing. The floor
+ * then refuses low ballots on keys without a row, never goes down, and
+ * all of it is there after a checkpoint, with the rows in LMDB. */
+static void test_purge_drops_and_raises_floor(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t max = UINT64_MAX;
+
+	expect(f, accept_msg("live", B(2, 1), "x", 1), CAS_MSG_ACCEPTED, B(2, 1));
+	expect(f, tomb_msg("t", B(5, 1)), CAS_MSG_ACCEPTED, B(5, 1));
+	expect(f, prepare_msg("t", B(7, 2)), CAS_MSG_PROMISE, B(5, 1));
+	expect(f, tomb_msg("u", B(3, 1)), CAS_MSG_ACCEPTED, B(3, 1));
+	assert_int_equal(count_keys(f), 3);
+	reopen(f, 0); /* "u" dropped from LMDB, "t" from the memtable */
+	expect(f, prepare_msg("t", B(7, 3)), CAS_MSG_PROMISE, B(5, 1));
+	assert_int_equal(cas_store_floor(f->store), 0);
+
+	/* Another ballot, a live value, a key never seen: nothing changes. */
+	expect(f, purge_msg("t", B(4, 1)), CAS_MSG_PURGED, B(5, 1));
+	expect(f, purge_msg("t", B(7, 3)), CAS_MSG_PURGED, B(5, 1));
+	expect(f, purge_msg("live", B(2, 1)), CAS_MSG_PURGED, B(2, 1));
+	expect(f, purge_msg("never", B(1, 1)), CAS_MSG_PURGED, B(0, 0));
+	assert_int_equal(cas_store_floor(f->store), 0);
+	assert_int_equal(count_keys(f), 3);
+	assert_state(f, "t", B(7, 3), B(5, 1), "", 0);
+
+	/* The tombstone's ballot: dropped, the floor at the promise's 7. */
+	expect(f, purge_msg("t", B(5, 1)), CAS_MSG_PURGED, B(0, 0));
+	assert_int_equal(cas_store_floor(f->store), 7);
+	assert_no_row(f, "t");
+	assert_int_equal(count_keys(f), 2);
+	/* Again: nothing left to drop. */
+	expect(f, purge_msg("t", B(5, 1)), CAS_MSG_PURGED, B(0, 0));
+	/* "u" is in LMDB: a drop hides its row there. Its purge's floor (3)
+	 * leaves the floor at 7. */
+	expect(f, purge_msg("u", B(3, 1)), CAS_MSG_PURGED, B(0, 0));
+	assert_after_purges(f);
+
+	/* On keys without a row, ballots of counter <= 7 are refused. */
+	expect(f, prepare_msg("t", B(7, max - 1)), CAS_MSG_REJECT, B(7, max));
+	expect(f, tomb_msg("t", B(6, 1)), CAS_MSG_REJECT, B(7, max));
+	expect(f, prepare_msg("new", B(1, 1)), CAS_MSG_REJECT, B(7, max));
+	reopen(f, 0);
+	assert_after_purges(f);
+	/* Keys with a row follow the ordinary rules alone. */
+	expect(f, accept_msg("live", B(3, 1), "y", 2), CAS_MSG_ACCEPTED, B(3, 1));
+	expect(f, prepare_msg("live", B(3, 1)), CAS_MSG_REJECT, B(3, 1));
+
+	/* Above the floor, a dropped key lives again. */
+	expect(f, prepare_msg("t", B(8, 1)), CAS_MSG_PROMISE, B(0, 0));
+	expect(f, accept_msg("t", B(8, 1), "again", 1), CAS_MSG_ACCEPTED, B(8, 1));
+	assert_state(f, "t", B(8, 1), B(8, 1), "again", 1);
+	assert_int_equal(count_keys(f), 2);
+	reopen(f, 0);
+	assert_state(f, "t", B(8, 1), B(8, 1), "again", 1);
+	assert_int_equal(cas_store_floor(f->store), 7);
+	assert_int_equal(count_keys(f), 2);
+}
+
+/* What the child of test_purge_replay_after_crash does before it dies: a
+ * tombstone of "t" at 5/1 promised 6/1, then purged, and "old" (in LMDB)
+ * purged. */
+static void purge_then_crash(struct cas_store *s, void *arg)
+{
+	struct cas_msg reqs[4], reply;
+	char errmsg[256];
+	int i;
+
+	(void)arg;
+	reqs[0] = tomb_msg("t", B(5, 1));
+	reqs[1] = prepare_msg("t", B(6, 1));
+	reqs[2] = purge_msg("t", B(5, 1));
+	reqs[3] = purge_msg("old", B(4, 1));
+	for (i = 0; i < 4; i++) {
+		if (cas_store_handle(s, &reqs[i], &reply, errmsg, sizeof(errmsg)) != CAS_OK)
+			_exit(11);
+		if (i >= 2 && (reply.type != CAS_MSG_PURGED || !cas_ballot_is_zero(reply.ballot)))
+			_exit(12);
+		cas_msg_clear(&reply);
+	}
+}
+
+/* The log entry at *off of buf, which must be a drop of key with floor:
+ * one entry deletes the row and raises the floor. */
+static void assert_drop_entry(const unsigned char *buf, size_t *off, const char *key,
+			      uint64_t floor)
+{
+	const unsigned char *p = buf + *off, *rec;
+	size_t len = (size_t)p[4] | (size_t)p[5] << 8, key_len = strlen(key);
+	uint64_t got = 0;
+	int i;
+
+	assert_int_equal(len, 2 + key_len + CAS_STORE_DROP_LEN);
+	assert_int_equal(p[WAL_TEST_HEADER] | p[WAL_TEST_HEADER + 1] << 8, key_len);
+	assert_memory_equal(p + WAL_TEST_HEADER + 2, key, key_len);
+	rec = p + WAL_TEST_HEADER + 2 + key_len;
+	assert_int_equal(rec[0], CAS_STORE_DROP_FORMAT);
+	for (i = 7; i >= 0; i--)
+		got = got << 8 | rec[8 + i];
+	assert_int_equal(got, floor);
+	*off += WAL_TEST_HEADER + len;
+}
+
+/* A drop is one log entry, replayed after a crash: the row gone (from the
+ * memtable and from LMDB) and the floor raised, then both in LMDB. */
+static void test_purge_replay_after_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct cas_store_stats st;
+	unsigned char *buf;
+	size_t size, off = 0;
+	char all[256];
+	int i;
+
+	expect(f, accept_msg("live", B(2, 1), "x", 1), CAS_MSG_ACCEPTED, B(2, 1));
+	expect(f, tomb_msg("old", B(4, 1)), CAS_MSG_ACCEPTED, B(4, 1));
+	reopen(f, 0); /* into LMDB */
+	in_crashing_child(f, 0, purge_then_crash, NULL);
+
+	buf = read_wal(f, &size);
+	for (i = 0; i < 2; i++) /* the tombstone and the promise of "t" */
+		off += WAL_TEST_HEADER + ((size_t)buf[off + 4] | (size_t)buf[off + 5] << 8);
+	assert_drop_entry(buf, &off, "t", 6); /* the promise's counter */
+	assert_drop_entry(buf, &off, "old", 6);
+	free(buf);
+
+	for (i = 0; i < 2; i++) {
+		reopen_wal(f, 0);
+		cas_store_get_stats(f->store, &st);
+		assert_int_equal(st.replayed, i ? 0 : 4);
+		assert_int_equal(cas_store_floor(f->store), 6);
+		assert_no_row(f, "t");
+		assert_no_row(f, "old");
+		assert_state(f, "live", B(2, 1), B(2, 1), "x", 1);
+		assert_int_equal(count_keys(f), 1);
+		list_all(f, 2, all, sizeof(all));
+		assert_string_equal(all, "live");
+		expect(f, prepare_msg("old", B(6, 9)), CAS_MSG_REJECT, B(6, UINT64_MAX));
+	}
+}
+
+/* A purge in a batch is applied in order with the others (the floor it
+ * raises refuses the prepare after it); a failed batch's drop and floor
+ * are gone with it. */
+static void test_purge_in_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct fault ft = {0, 0};
+	struct cas_msg reqs[4];
+	struct cas_store_op ops[4];
+	int i;
+
+	expect(f, tomb_msg("b", B(5, 1)), CAS_MSG_ACCEPTED, B(5, 1));
+	expect(f, tomb_msg("c", B(8, 1)), CAS_MSG_ACCEPTED, B(8, 1));
+	reqs[0] = prepare_msg("b", B(5, 9)); /* the ordinary rules: promised */
+	reqs[1] = purge_msg("b", B(5, 1));
+	reqs[2] = prepare_msg("b", B(5, 10)); /* now the floor's */
+	reqs[3] = prepare_msg("b", B(6, 1));
+	run_batch(f, reqs, ops, 4);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(ops[i].err, CAS_OK);
+	assert_int_equal(ops[0].reply.type, CAS_MSG_PROMISE);
+	assert_int_equal(ops[1].reply.type, CAS_MSG_PURGED);
+	assert_true(cas_ballot_is_zero(ops[1].reply.ballot));
+	assert_int_equal(ops[2].reply.type, CAS_MSG_REJECT);
+	assert_int_equal(cas_ballot_cmp(ops[2].reply.ballot, B(5, UINT64_MAX)), 0);
+	assert_int_equal(ops[3].reply.type, CAS_MSG_PROMISE);
+	assert_true(cas_ballot_is_zero(ops[3].reply.ballot));
+	for (i = 0; i < 4; i++)
+		cas_msg_clear(&ops[i].reply);
+	assert_int_equal(cas_store_floor(f->store), 5);
+	assert_state(f, "b", B(6, 1), B(0, 0), "", 0);
+
+	/* The purge of "c" would raise the floor to 8: its batch fails. */
+	cas_store_set_fault(f->store, fault_boom, &ft);
+	reqs[0] = purge_msg("c", B(8, 1));
+	reqs[1] = prepare_msg("boom", B(9, 1));
+	run_batch(f, reqs, ops, 2);
+	assert_int_equal(ops[0].err, CAS_EIO);
+	assert_int_equal(ops[1].err, CAS_EIO);
+	cas_store_set_fault(f->store, NULL, NULL);
+	assert_int_equal(cas_store_floor(f->store), 5);
+	assert_state(f, "c", B(8, 1), B(8, 1), "", 0);
+	assert_int_equal(count_keys(f), 2);
+	/* Neither is the next batch's floor 8. */
+	expect(f, prepare_msg("d", B(7, 1)), CAS_MSG_PROMISE, B(0, 0));
+	reopen(f, 0);
+	assert_int_equal(cas_store_floor(f->store), 5);
+	assert_int_equal(count_keys(f), 3);
+}
+
+/* Many keys dropped in one batch too large for the log (straight into
+ * LMDB) and in batches that fill it (checkpoints): the rows go, the
+ * floor is the highest, the count and the list agree. */
+static void test_purge_many(void **state)
+{
+	enum { N = 1500, SINGLE = N - 64 };
+	struct fixture *f = *state;
+	struct cas_msg reqs[64];
+	struct cas_store_op ops[64];
+	struct cas_store_stats st;
+	char key[32], all[64];
+	uint64_t checkpoints;
+	int i;
+
+	reopen_wal(f, SMALL_WAL);
+	for (i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "k%04d", i);
+		expect(f, tomb_msg(key, B(10 + (uint64_t)i, 1)), CAS_MSG_ACCEPTED,
+		       B(10 + (uint64_t)i, 1));
+	}
+	expect(f, accept_msg("live", B(1, 1), "x", 1), CAS_MSG_ACCEPTED, B(1, 1));
+	/* One at a time: more drops than the small log holds. */
+	cas_store_get_stats(f->store, &st);
+	checkpoints = st.checkpoints;
+	for (i = 0; i < SINGLE; i++) {
+		snprintf(key, sizeof(key), "k%04d", i);
+		expect(f, purge_msg(key, B(10 + (uint64_t)i, 1)), CAS_MSG_PURGED, B(0, 0));
+	}
+	cas_store_get_stats(f->store, &st);
+	assert_true(st.checkpoints > checkpoints);
+	assert_int_equal(count_keys(f), 65);
+	assert_int_equal(cas_store_floor(f->store), 10 + SINGLE - 1);
+	/* 63 more in one batch with a value of a quarter of the log: too
+	 * large for it, the batch goes straight into LMDB. */
+	for (i = 0; i < 63; i++) {
+		snprintf(key, sizeof(key), "k%04d", N - 1 - i);
+		reqs[i] = purge_msg(key, B(10 + (uint64_t)(N - 1 - i), 1));
+	}
+	{
+		static char big[SMALL_WAL / 4];
+
+		memset(big, 'b', sizeof(big) - 1);
+		reqs[63] = accept_msg("live", B(2, 1), big, 2);
+		run_batch(f, reqs, ops, 64);
+	}
+	for (i = 0; i < 64; i++) {
+		assert_int_equal(ops[i].err, CAS_OK);
+		cas_msg_clear(&ops[i].reply);
+	}
+	assert_int_equal(cas_store_floor(f->store), 10 + N - 1);
+	snprintf(key, sizeof(key), "k%04d live", SINGLE);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(count_keys(f), 2); /* k<SINGLE> and "live" */
+		list_all(f, 1, all, sizeof(all));
+		assert_string_equal(all, key);
+		assert_no_row(f, "k1499");
+		reopen_wal(f, SMALL_WAL);
+		assert_int_equal(cas_store_floor(f->store), 10 + N - 1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1709,6 +2028,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wal_size_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_if_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_drops_and_raises_floor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_replay_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_in_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_many, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
