@@ -131,6 +131,7 @@ static struct {
 	unsigned two_down;
 	int fault_node;		/* the node a single fault is on, or -1 */
 	bool changes_on;	/* membership changes in the schedule */
+	bool ctl_members;	/* casctl member is given the members alone */
 	char ctl_log[PATH_MAX]; /* casctl's output */
 	struct nem_work *work;	/* for the stale clients' wake-ups */
 	/* The membership change under way. */
@@ -151,6 +152,7 @@ static struct {
 		pid_t pid;
 		unsigned long long next_at;
 		unsigned runs, ok, failed;
+		long log_at; /* casctl.log's size when the run started */
 		uint64_t rng;
 	} gc;
 	/* The watchdog. */
@@ -658,6 +660,34 @@ __attribute__((format(printf, 1, 2))) static void log_line(const char *fmt, ...)
 	fclose(f);
 }
 
+/* casctl.log's size now, or 0. */
+static long log_size(void)
+{
+	struct stat st;
+
+	return stat(g.ctl_log, &st) ? 0 : (long)st.st_size;
+}
+
+/* Prints what casctl.log got from offset from on (at most 30 lines,
+ * those of member runs left out), each line after prefix. */
+static void show_log(long from, const char *prefix)
+{
+	char line[512];
+	unsigned n = 0;
+	FILE *f = fopen(g.ctl_log, "re");
+
+	if (!f)
+		return;
+	if (fseek(f, from, SEEK_SET) == 0)
+		while (n < 30 && fgets(line, sizeof(line), f))
+			if (strncmp(line, "casctl: member", 14) && strncmp(line, "epoch ", 6) &&
+			    !strstr(line, "casctl member")) {
+				printf("nemesis:   %s %s", prefix, line);
+				n++;
+			}
+	fclose(f);
+}
+
 static const char *const mstep_names[] = {"replace", "add", "remove", "wipe"};
 
 static void mstep_say(const struct mstep *st, char *buf, size_t len)
@@ -675,18 +705,21 @@ static void mstep_say(const struct mstep *st, char *buf, size_t len)
 }
 
 /* Starts casctl for the current step. Its node list is every node's
- * proxy, the spare's too: an operator names the node a change brings in
- * as well, so that a casctl run killed after it joined the new node, but
- * before any member took the joint configuration, finds the change again
- * (PROTOCOL.md, "Changing the members"). */
+ * proxy, the spare's too, so that a casctl run killed after it joined the
+ * new node, but before any member took the joint configuration, finds
+ * the change again (README, "Known limits"); with --ctl-members, the
+ * members' alone. */
 static int member_spawn(void)
 {
 	struct mstep *st = &g.mc.steps[g.mc.cur];
 	char nodes[512], casctl[PATH_MAX], a[64], b[64], *argv[24], what[64];
 	char *cmd[] = {"member", (char *)mstep_names[st->kind], a, b};
-	unsigned n = 3;
+	unsigned n = 3, i, mask = 0;
 
-	proxy_urls(nodes, sizeof(nodes), (1u << NODES) - 1);
+	for (i = 0; i < NODES; i++)
+		if (!g.ctl_members || g.nodes[i].member)
+			mask |= 1u << i;
+	proxy_urls(nodes, sizeof(nodes), mask);
 	snprintf(a, sizeof(a), "%s://127.0.0.1:%u", g.scheme,
 		 nem_proxy_port(g.nodes[st->kind == MS_ADD ? st->b : st->a].proxy));
 	if (st->kind == MS_REPLACE) {
@@ -873,6 +906,8 @@ static void gc_poll(bool stop, bool at_once)
 			g.gc.failed++;
 			say("casctl gc exited %d (see casctl.log)",
 			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 4)
+				show_log(g.gc.log_at, "gc:");
 		}
 		g.gc.next_at = now + between(&g.gc.rng, 500, 3000);
 		return;
@@ -882,6 +917,7 @@ static void gc_poll(bool stop, bool at_once)
 	proxy_urls(nodes, sizeof(nodes), (1u << NODES) - 1);
 	casctl_argv(argv, casctl, sizeof(casctl), nodes, cmd, 3);
 	log_line("[%7.2f] casctl gc --grace %s:", (double)(now - g.t0) / 1000.0, GC_GRACE);
+	g.gc.log_at = log_size();
 	g.gc.pid = nem_spawn(argv, g.ctl_log, SIGKILL);
 	if (g.gc.pid < 0) {
 		g.gc.pid = 0;
@@ -1313,7 +1349,7 @@ static void print_counts(const struct nem_work *w)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nemesis [--seconds N] [--seed S] [--out DIR] [--keep] [--broken WHAT]\n"
-		   "               [--tls DIR]\n"
+		   "               [--tls DIR] [--ctl-members]\n"
 		   "\n"
 		   "Runs four casd (from $CAS_BIN; three members and a spare) behind\n"
 		   "fault-injecting proxies, two casfs mounts and library clients for N seconds\n"
@@ -1325,6 +1361,8 @@ static void usage(FILE *f)
 		   "                  stale read in each history) or empty-node (a member\n"
 		   "                  loses its data but keeps its identity file, and forms a\n"
 		   "                  majority with a member that missed writes)\n"
+		   "  --ctl-members   give casctl member the members' URLs alone, not the\n"
+		   "                  spare's too (README, Known limits)\n"
 		   "  --tls DIR       TLS with client certificates and a token (the proxies\n"
 		   "                  pass TLS through): DIR holds ca.crt, node.crt, node.key,\n"
 		   "                  client.crt, client.key and token (tests/lib.sh's\n"
@@ -1334,10 +1372,15 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"seconds", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 's'},
-		{"out", required_argument, NULL, 'o'},	   {"keep", no_argument, NULL, 'k'},
-		{"broken", required_argument, NULL, 'b'},  {"tls", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+		{"seconds", required_argument, NULL, 'n'},
+		{"seed", required_argument, NULL, 's'},
+		{"out", required_argument, NULL, 'o'},
+		{"keep", no_argument, NULL, 'k'},
+		{"broken", required_argument, NULL, 'b'},
+		{"tls", required_argument, NULL, 't'},
+		{"ctl-members", no_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct cas_client_config cfg = {.timeout_ms = LIB_TIMEOUT_MS};
 	struct nem_work w = {0};
@@ -1382,6 +1425,9 @@ int main(int argc, char **argv)
 				usage(stderr);
 				return 2;
 			}
+			break;
+		case 'm':
+			g.ctl_members = true;
 			break;
 		case 't':
 			for (i = 0; i < T_FILES; i++)
