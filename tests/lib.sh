@@ -121,9 +121,9 @@ cas_url() { echo "$CAS_SCHEME://127.0.0.1:${CAS_PORTS[$1]}"; }
 # certificates checked, the token required), cas_url is https://, casctl
 # (every one the test runs: CAS_TLS_CA, CAS_TLS_CERT, CAS_TLS_KEY and
 # CAS_TOKEN_FILE are exported) and cas_mount use the client certificate
-# and the token, and so does curl with "${CAS_CURL_TLS[@]}" (the token
-# from a header file, never in argv). The holdproxies read HTTP: tests
-# that use them cannot run in TLS mode.
+# and the token, and so do cas_curl and curl with "${CAS_CURL_TLS[@]}"
+# (the token from a header file, never in argv). The holdproxies speak
+# TLS on both sides (the node certificate, client certificates required).
 CAS_TLS=${CAS_TLS:-0}
 CAS_SCHEME=http
 CAS_CASD_TLS=()
@@ -148,6 +148,11 @@ cas_tls_on() {
 		-H "@$c/token.hdr")
 }
 
+# cas_curl ARGS...: curl for raw HTTP requests to the nodes: in TLS mode
+# with the authority, the client certificate and key and the token; plain
+# curl without it. Name URLs with cas_url, which gives the scheme.
+cas_curl() { curl "${CAS_CURL_TLS[@]}" "$@"; }
+
 # cas_tls_mount_opts: the casfs -o options of TLS mode ("" without it).
 cas_tls_mount_opts() {
 	[ "$CAS_TLS" = 1 ] || return 0
@@ -158,7 +163,7 @@ cas_tls_mount_opts() {
 # is not initialized yet (nobody ran casctl init or member on it).
 cas_node_up() {
 	local out code
-	out=$(curl -s "${CAS_CURL_TLS[@]}" -w '\n%{http_code}' "$(cas_url "$1")/v1/health") ||
+	out=$(cas_curl -s -w '\n%{http_code}' "$(cas_url "$1")/v1/health") ||
 		return 1
 	code=${out##*$'\n'}
 	[ "$code" = 200 ] || { [ "$code" = 503 ] && [[ $out == *'"uninitialized"'* ]]; }
@@ -244,7 +249,7 @@ cas_join_nodes() {
 	done
 	CAS_CONFIG="{\"cluster\":\"$CAS_CLUSTER\",\"epoch\":\"$CAS_EPOCH\",\"members\":[$members]}"
 	for i in "${nodes[@]}"; do
-		out=$(curl -s "${CAS_CURL_TLS[@]}" -w '\n%{http_code}' --max-time $((10 * CAS_SLOW)) \
+		out=$(cas_curl -s -w '\n%{http_code}' --max-time $((10 * CAS_SLOW)) \
 			--data-binary "{\"node\":\"${CAS_NODE_IDS[$i]}\",\"config\":$CAS_CONFIG}" \
 			"$(cas_url "$i")/v1/admin/join") || fail "join node $i: curl failed"
 		[ "${out##*$'\n'}" = 200 ] || fail "join node $i: ${out//$'\n'/ }"
@@ -305,21 +310,27 @@ cas_umount() {
 #   cas_cut NAME on|off    every connection is closed: the cluster is
 #                          unreachable through NAME
 # What the proxies held is logged in $CAS_TMP/NAME.log ("held ...").
+# In TLS mode the proxies speak TLS to the mounts and to the nodes.
 
 # cas_start_holdproxies NAME [HOLD_MS]: starts the set NAME (default hold
 # 1000 ms) in front of nodes 0..N-1 as they are now; stopped at exit.
 cas_start_holdproxies() {
-	local name=$1 ms=${2:-1000} i pf urls= bin=$CAS_BIN/tests/holdproxy
+	local name=$1 ms=${2:-1000} i pf urls= bin=$CAS_BIN/tests/holdproxy tls=()
 	[ -x "$bin" ] || bin=$CAS_BIN/holdproxy
+	if [ "$CAS_TLS" = 1 ]; then
+		tls=(--tls-cert "$CAS_CERTS/node.crt" --tls-key "$CAS_CERTS/node.key"
+			--tls-ca "$CAS_CERTS/ca.crt")
+	fi
 	for i in "${!CAS_PORTS[@]}"; do
 		pf=$CAS_TMP/$name.$i.port
 		rm -f "$pf"
 		"$bin" --upstream "${CAS_PORTS[$i]}" --port-file "$pf" \
 			--hold-file "$CAS_TMP/$name.hold" --hold-ms "$ms" \
-			--cut-file "$CAS_TMP/$name.cut" 2>>"$CAS_TMP/$name.log" &
+			--cut-file "$CAS_TMP/$name.cut" "${tls[@]}" 2>>"$CAS_TMP/$name.log" &
 		CAS_EXTRA_PIDS+=($!)
-		cas_wait_until 100 test -s "$pf" || fail "holdproxy $name.$i did not start"
-		urls+="${urls:+,}http://127.0.0.1:$(cat "$pf")"
+		cas_wait_until 100 test -s "$pf" ||
+			fail "holdproxy $name.$i did not start: $(tail -n 3 "$CAS_TMP/$name.log")"
+		urls+="${urls:+,}$CAS_SCHEME://127.0.0.1:$(cat "$pf")"
 	done
 	echo "$urls" >"$CAS_TMP/$name.nodes"
 }

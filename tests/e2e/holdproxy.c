@@ -4,6 +4,7 @@
  *
  * holdproxy --upstream PORT --port-file FILE [--hold-file FILE]
  *           [--hold-ms N] [--cut-file FILE] [--max-seconds N]
+ *           [--tls-cert FILE --tls-key FILE --tls-ca FILE]
  *
  *   --upstream PORT   the casd to forward to, on 127.0.0.1:PORT.
  *   --port-file FILE  where the proxy writes the port it listens on
@@ -22,13 +23,26 @@
  *                     is unreachable through this proxy. Checked when a
  *                     request is complete, at each accept and every 50 ms.
  *   --max-seconds N   exits after N seconds whatever happens (default 900).
+ *   --tls-cert FILE, --tls-key FILE, --tls-ca FILE
+ *                     TLS on both sides, for a cluster in TLS mode (all
+ *                     three or none; PEM files): the proxy serves the
+ *                     certificate FILE (for 127.0.0.1) and requires of
+ *                     its clients a certificate for TLS client use signed
+ *                     by the authority --tls-ca, as casd does; it connects
+ *                     to casd over TLS, presenting the same certificate
+ *                     (it must allow client use too, as the node
+ *                     certificates of tests/certs.sh do) and checking
+ *                     casd's against that authority and 127.0.0.1. What
+ *                     the client sends (its token too) goes through as it
+ *                     came, decrypted and encrypted again.
  *
  * Each held request is logged on stderr ("held POST /v1/accept 1000 ms"),
  * so a test can tell that its race happened. The proxy parses HTTP/1.1
  * requests (request line, headers, Content-Length body; no chunked
  * bodies), as casd's clients send them: kept-alive connections with one
  * request at a time; answers go back byte for byte. It exits on SIGTERM or
- * SIGINT and when its parent dies. Exit status 2: bad usage. */
+ * SIGINT and when its parent dies. Exit status 2: bad usage; 1: cannot
+ * listen or read the TLS files. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +63,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 /* Connections held at once; past it, new ones are closed at once. */
 #define CONNS_MAX 64
 /* Largest request: a batch body (1 MiB + 4 x 256) and its headers. */
@@ -59,10 +76,19 @@
 #define DOWN_MAX 65536
 /* Longest poll: how late a cut or the parent's death may be noticed. */
 #define TICK_MS 50
+/* Longest TLS handshake, with the client or with casd. */
+#define HANDSHAKE_MS 2000
 
 struct conn {
-	int cfd; /* the client's side */
-	int ufd; /* casd's side */
+	int cfd;	       /* the client's side */
+	int ufd;	       /* casd's side */
+	gnutls_session_t ctls; /* TLS with the client; NULL in plain mode */
+	gnutls_session_t utls; /* TLS with casd; NULL in plain mode */
+	/* TLS handshakes still under way, both at once, ended by hs_end_ms;
+	 * nothing is read or forwarded before both are done. */
+	bool c_hs;
+	bool u_hs;
+	int64_t hs_end_ms;
 	/* Client to casd: the request being read, then forwarded. */
 	unsigned char *req;
 	size_t len;	/* bytes in req */
@@ -83,6 +109,12 @@ struct opts {
 	const char *cut_file;
 	unsigned hold_ms;
 	unsigned max_seconds;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	/* The certificate, key and authority, for both sides; NULL in plain
+	 * mode. */
+	gnutls_certificate_credentials_t cred;
 };
 
 static volatile sig_atomic_t stopping;
@@ -110,6 +142,10 @@ static bool exists(const char *path)
 
 static void conn_close(struct conn *c)
 {
+	if (c->ctls)
+		gnutls_deinit(c->ctls);
+	if (c->utls)
+		gnutls_deinit(c->utls);
 	if (c->cfd >= 0)
 		close(c->cfd);
 	if (c->ufd >= 0)
@@ -118,6 +154,100 @@ static void conn_close(struct conn *c)
 	memset(c, 0, sizeof(*c));
 	c->cfd = -1;
 	c->ufd = -1;
+}
+
+/* read(2) on fd, or through TLS session s when not NULL: bytes read, 0
+ * at the end, or -1 with errno set (EAGAIN: nothing yet; EIO: a TLS
+ * error, the peer's end without close_notify included). */
+static ssize_t io_read(int fd, gnutls_session_t s, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!s)
+		return read(fd, buf, len);
+	n = gnutls_record_recv(s, buf, len);
+	if (n >= 0)
+		return n;
+	errno = n == GNUTLS_E_AGAIN ? EAGAIN : n == GNUTLS_E_INTERRUPTED ? EINTR : EIO;
+	return -1;
+}
+
+/* write(2) on fd, or through TLS session s when not NULL: bytes written
+ * or -1 with errno set. After EAGAIN or EINTR through TLS, the caller
+ * calls again with the same bytes, as GnuTLS asks. */
+static ssize_t io_write(int fd, gnutls_session_t s, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!s)
+		return write(fd, buf, len);
+	n = gnutls_record_send(s, buf, len);
+	if (n >= 0)
+		return n;
+	errno = n == GNUTLS_E_AGAIN ? EAGAIN : n == GNUTLS_E_INTERRUPTED ? EINTR : EIO;
+	return -1;
+}
+
+/* Whether TLS session s (may be NULL) holds decrypted bytes not read yet,
+ * which poll(2) cannot tell. */
+static bool tls_pending(gnutls_session_t s)
+{
+	return s && gnutls_record_check_pending(s) > 0;
+}
+
+/* A TLS session on the non-blocking socket fd, its handshake not begun:
+ * a server session that requires a client certificate for TLS client use
+ * from the authority, or a client session that checks casd's certificate
+ * for 127.0.0.1, both with o's credentials. NULL when it cannot be set up. */
+static gnutls_session_t tls_session(int fd, bool server, const struct opts *o)
+{
+	/* Static: GnuTLS keeps a pointer to it for the handshake. */
+	static gnutls_typed_vdata_st client_use = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+	};
+	gnutls_session_t s;
+
+	if (gnutls_init(&s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK) < 0)
+		return NULL;
+	if (gnutls_set_default_priority(s) < 0 ||
+	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, o->cred) < 0) {
+		gnutls_deinit(s);
+		return NULL;
+	}
+	if (server) {
+		gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+		gnutls_session_set_verify_cert2(s, &client_use, 1, 0);
+	} else {
+		gnutls_session_set_verify_cert(s, "127.0.0.1", 0);
+	}
+	gnutls_transport_set_int(s, fd);
+	return s;
+}
+
+/* Takes the handshake of s a step further while *busy; clears *busy when
+ * it is done. False (logged) when it failed. */
+static bool tls_step(gnutls_session_t s, bool *busy, const char *peer)
+{
+	int rc;
+
+	if (!*busy)
+		return true;
+	rc = gnutls_handshake(s);
+	if (rc == 0)
+		*busy = false;
+	else if (gnutls_error_is_fatal(rc)) {
+		fprintf(stderr, "holdproxy: TLS handshake with %s: %s\n", peer,
+			gnutls_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
+/* The poll events a handshake under way waits for. */
+static short tls_events(gnutls_session_t s)
+{
+	return gnutls_record_get_direction(s) ? POLLOUT : POLLIN;
 }
 
 /* Opens a connection to casd: its fd, or -1. A loopback connect ends at
@@ -266,7 +396,7 @@ static bool read_client(struct conn *c, const struct opts *o)
 
 	if (c->len == REQ_MAX)
 		return false;
-	n = read(c->cfd, c->req + c->len, REQ_MAX - c->len);
+	n = io_read(c->cfd, c->ctls, c->req + c->len, REQ_MAX - c->len);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return false;
 	if (n > 0)
@@ -282,7 +412,7 @@ static bool forward(struct conn *c, const struct opts *o, int64_t now)
 
 	if (c->due_ms < 0 || now < c->due_ms)
 		return true;
-	n = write(c->ufd, c->req + c->sent, c->need - c->sent);
+	n = io_write(c->ufd, c->utls, c->req + c->sent, c->need - c->sent);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
 	c->sent += (size_t)n;
@@ -302,7 +432,7 @@ static bool pass_down(struct conn *c, short urev, short crev)
 	ssize_t n;
 
 	if (c->down_len == 0 && !c->down_eof && (urev & (POLLIN | POLLHUP | POLLERR))) {
-		n = read(c->ufd, c->down, sizeof(c->down));
+		n = io_read(c->ufd, c->utls, c->down, sizeof(c->down));
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			c->down_eof = true;
 		else if (n > 0)
@@ -310,7 +440,7 @@ static bool pass_down(struct conn *c, short urev, short crev)
 		c->down_off = 0;
 	}
 	if (c->down_len && (crev & POLLOUT)) {
-		n = write(c->cfd, c->down + c->down_off, c->down_len - c->down_off);
+		n = io_write(c->cfd, c->ctls, c->down + c->down_off, c->down_len - c->down_off);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
 		if (n > 0)
@@ -341,8 +471,19 @@ static void accept_one(int lfd, struct conn *conns, const struct opts *o)
 	c->ufd = connect_upstream(o->upstream);
 	c->req = malloc(REQ_MAX);
 	c->due_ms = -1;
-	if (c->ufd < 0 || !c->req)
+	if (c->ufd < 0 || !c->req) {
 		conn_close(c);
+		return;
+	}
+	if (o->cred) {
+		/* Both handshakes go on in the loop, side by side. */
+		c->ctls = tls_session(c->cfd, true, o);
+		c->utls = tls_session(c->ufd, false, o);
+		c->c_hs = c->u_hs = true;
+		c->hs_end_ms = now_ms() + HANDSHAKE_MS;
+		if (!c->ctls || !c->utls || !tls_step(c->utls, &c->u_hs, "casd"))
+			conn_close(c);
+	}
 }
 
 static int listen_loopback(const char *port_file)
@@ -379,7 +520,8 @@ out_close:
 static int usage(void)
 {
 	fprintf(stderr, "usage: holdproxy --upstream PORT --port-file FILE [--hold-file FILE]\n"
-			"                 [--hold-ms N] [--cut-file FILE] [--max-seconds N]\n");
+			"                 [--hold-ms N] [--cut-file FILE] [--max-seconds N]\n"
+			"                 [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n");
 	return 2;
 }
 
@@ -408,10 +550,41 @@ static bool parse_args(int argc, char **argv, struct opts *o)
 			o->hold_file = v;
 		else if (!strcmp(k, "--cut-file"))
 			o->cut_file = v;
+		else if (!strcmp(k, "--tls-cert"))
+			o->tls_cert = v;
+		else if (!strcmp(k, "--tls-key"))
+			o->tls_key = v;
+		else if (!strcmp(k, "--tls-ca"))
+			o->tls_ca = v;
 		else
 			return false;
 	}
+	if (!o->tls_cert != !o->tls_key || !o->tls_cert != !o->tls_ca)
+		return false; /* TLS takes all three */
 	return i == argc && o->upstream && o->port_file;
+}
+
+/* Reads o's TLS files into o->cred. False (said on stderr) when one
+ * cannot be read or holds nothing usable. */
+static bool load_tls(struct opts *o)
+{
+	int rc;
+
+	rc = gnutls_certificate_allocate_credentials(&o->cred);
+	if (rc >= 0)
+		rc = gnutls_certificate_set_x509_key_file(o->cred, o->tls_cert, o->tls_key,
+							  GNUTLS_X509_FMT_PEM);
+	if (rc >= 0) {
+		rc = gnutls_certificate_set_x509_trust_file(o->cred, o->tls_ca,
+							    GNUTLS_X509_FMT_PEM);
+		if (rc == 0)
+			rc = GNUTLS_E_NO_CERTIFICATE_FOUND;
+	}
+	if (rc >= 0)
+		return true;
+	fprintf(stderr, "holdproxy: TLS files %s, %s, %s: %s\n", o->tls_cert, o->tls_key, o->tls_ca,
+		gnutls_strerror(rc));
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -427,6 +600,8 @@ int main(int argc, char **argv)
 
 	if (!parse_args(argc, argv, &o))
 		return usage();
+	if (o.tls_cert && !load_tls(&o))
+		return 1;
 	/* Dies with the test that started it, whatever becomes of the test. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
@@ -462,12 +637,20 @@ int main(int argc, char **argv)
 			}
 			if (c->due_ms >= 0 && c->due_ms - now < wait)
 				wait = c->due_ms > now ? c->due_ms - now : 0;
+			if (tls_pending(c->ctls) || (!c->down_len && tls_pending(c->utls)))
+				wait = 0; /* decrypted bytes wait: poll cannot tell */
 			pfd[n].fd = c->cfd;
 			pfd[n].events = (short)(POLLIN | (c->down_len ? POLLOUT : 0));
 			pfd[n + 1].fd = c->ufd;
 			pfd[n + 1].events =
 				(short)((c->down_len ? 0 : POLLIN) |
 					(c->due_ms >= 0 && c->due_ms <= now ? POLLOUT : 0));
+			if (c->c_hs || c->u_hs) {
+				pfd[n].events = c->c_hs ? tls_events(c->ctls) : 0;
+				pfd[n + 1].events = c->u_hs ? tls_events(c->utls) : 0;
+				if (c->hs_end_ms - now < wait)
+					wait = c->hs_end_ms > now ? c->hs_end_ms - now : 0;
+			}
 			n += 2;
 		}
 		if (poll(pfd, (nfds_t)n, (int)wait) < 0 && errno != EINTR)
@@ -486,6 +669,27 @@ int main(int argc, char **argv)
 			crev = pfd[n].revents;
 			urev = pfd[n + 1].revents;
 			n += 2;
+			if (c->c_hs || c->u_hs) {
+				if (now >= c->hs_end_ms) {
+					fprintf(stderr,
+						"holdproxy: TLS handshake with %s: timed out\n",
+						c->c_hs ? "a client" : "casd");
+					ok = false;
+				} else if (((crev | urev) & (POLLHUP | POLLERR)) &&
+					   !(crev & POLLIN) && !(urev & POLLIN)) {
+					ok = false;
+				} else {
+					ok = tls_step(c->ctls, &c->c_hs, "a client") &&
+					     tls_step(c->utls, &c->u_hs, "casd");
+				}
+				if (!ok)
+					conn_close(c);
+				continue; /* the data can wait for the next round */
+			}
+			if (tls_pending(c->ctls))
+				crev |= POLLIN;
+			if (tls_pending(c->utls))
+				urev |= POLLIN;
 			if (crev & POLLIN)
 				ok = read_client(c, &o);
 			else if (crev & (POLLHUP | POLLERR))
@@ -503,5 +707,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < CONNS_MAX; i++)
 		conn_close(&conns[i]);
 	close(lfd);
+	if (o.cred)
+		gnutls_certificate_free_credentials(o.cred);
 	return 0;
 }
