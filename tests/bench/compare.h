@@ -93,9 +93,16 @@ extern const struct workload_def {
 	enum kind kind;
 } workloads[W_COUNT];
 
-enum fs_workload { F_WRITE, F_READ, F_BASH, F_COUNT };
+enum fs_workload { F_WRITE1, F_WRITE32, F_READ1, F_READ32, F_BASH, F_COUNT };
 
-extern const char *const fs_labels[F_COUNT];
+extern const struct fs_def {
+	const char *label;
+	int threads; /* each on its own file */
+	bool write;  /* open(O_TRUNC)-write-close; else open-read-close */
+} fs_defs[F_COUNT];
+
+/* Creates timed in one measure_create at most. */
+#define DIR_CREATES_MAX 2000
 
 /* One measurement. */
 struct cell {
@@ -131,14 +138,31 @@ struct bench {
 	size_t value_size;
 	char *value;
 	const char *mount;
+	const char *floor;   /* a mount of memfs, the floor; may be NULL */
+	unsigned long count; /* fs workloads: operations per thread; 0: seconds */
 };
 
 /* Runs workload wl on be for b->seconds; the figures go to *c. */
 int measure(struct bench *b, struct backend *be, enum workload wl, int run, struct keys *k,
 	    struct cell *c);
 
-/* Runs file workload f through b->mount for b->seconds (F_BASH: about as
- * many times as write_rate, F_WRITE's rate, says); the figures go to *c. */
-int measure_fs(struct bench *b, enum fs_workload f, int run, double write_rate, struct cell *c);
+/* Runs file workload f in the folder dir (a mount) for b->seconds, or
+ * b->count operations per thread (F_BASH: about as many times as
+ * write_rate, F_WRITE1's rate, says); the figures go to *c. */
+int measure_fs(struct bench *b, const char *dir, enum fs_workload f, int run, double write_rate,
+	       struct cell *c);
+
+/* Makes the folder dir (if missing) and creates empty files in it until
+ * it holds entries of them; *have counts those made so far (start at 0)
+ * and is kept across calls, to grow one folder in steps. Gives up after
+ * budget_s seconds: -1 with a reason in why, *have telling how far it
+ * got. */
+int dir_fill(const char *dir, unsigned long entries, unsigned budget_s, unsigned long *have,
+	     char *why, size_t why_len);
+
+/* Times creates of new files in dir (open O_CREAT|O_EXCL, close), each
+ * unlinked after it, for b->seconds; the figures go to *c (rate: creates
+ * and unlinks per second). */
+int measure_create(struct bench *b, const char *dir, int run, struct cell *c);
 
 #endif

@@ -1,9 +1,14 @@
 #!/bin/bash
 # compare.sh - casfs against etcd on this machine: a three-node casd cluster
-# and a three-node etcd cluster on loopback, the same workloads on both, and
-# file operations through a casfs mount; prints one table. Not a ctest test.
+# and a three-node etcd cluster on loopback, the same workloads on both;
+# file operations through a casfs mount next to etcd and to memfs (an
+# in-memory FUSE filesystem, tests/bench/memfs.c: the floor); create
+# latency in folders of 10, 10^4 and 10^5 entries. Prints tables. Not a
+# ctest test.
 #
-# Usage: tests/bench/compare.sh [--tls] [compare options, e.g. --runs 3 --seconds 3]
+# Usage: tests/bench/compare.sh [--tls] [--no-dirs] [compare options, e.g. --runs 3 --seconds 3]
+# --no-dirs: without the directory rows (filling the casfs folders takes
+# minutes; compare's --dir-budget caps it, default 300 s).
 # --tls: both clusters over TLS with client certificates (README, Security):
 # casd with --tls-cert/--tls-key/--tls-ca and a token, the library and the
 # mount over https (tests/lib.sh's TLS mode); etcd with --cert-file,
@@ -21,6 +26,11 @@ if [ "${1:-}" = --tls ]; then
 	shift
 fi
 export CAS_TLS
+DIRS=(--dirs)
+if [ "${1:-}" = --no-dirs ]; then
+	DIRS=()
+	shift
+fi
 cd "$(dirname "$0")/../.." || exit 1
 
 die() {
@@ -42,8 +52,8 @@ grep -Eq '^CMAKE_BUILD_TYPE:[A-Z]+=(Release|RelWithDebInfo)$' "$CAS_BIN/CMakeCac
 	die "$CAS_BIN is not a Release build (cmake -DCMAKE_BUILD_TYPE=Release)"
 grep -q '^CAS_SANITIZE:BOOL=ON$' "$CAS_BIN/CMakeCache.txt" &&
 	die "$CAS_BIN is built with sanitizers; benchmark a build without them"
-cmake --build "$CAS_BIN" -j"$(nproc)" --target casd casfs compare >/dev/null ||
-	die "cannot build casd, casfs and compare in $CAS_BIN"
+cmake --build "$CAS_BIN" -j"$(nproc)" --target casd casfs compare memfs >/dev/null ||
+	die "cannot build casd, casfs, compare and memfs in $CAS_BIN"
 export CAS_BIN
 
 # --- etcd ---
@@ -138,13 +148,21 @@ start_etcd() {
 cas_start_cluster 3
 start_etcd
 cas_mount "$CAS_TMP/mnt"
+# memfs, the floor: unmounted and stopped by lib.sh's cleanup.
+mkdir -p "$CAS_TMP/floor"
+"$CAS_BIN/tests/memfs" -f "$CAS_TMP/floor" >>"$CAS_TMP/memfs.log" 2>&1 &
+CAS_EXTRA_PIDS+=($!)
+CAS_MOUNTS+=("$CAS_TMP/floor")
+cas_wait_until 100 mountpoint -q "$CAS_TMP/floor" ||
+	fail "memfs did not mount: $(tail -n 5 "$CAS_TMP/memfs.log")"
 
 fstype=$(stat -f -c %T "$CAS_TMP")
 echo "compare.sh: casfs source $(git describe --always --dirty 2>/dev/null || echo '?')," \
 	"$(etcd --version | head -n 1)"
 echo "compare.sh: node data of both clusters in $CAS_TMP ($fstype), one filesystem: both fsync" \
 	"there (casd always, etcd by default)"
-echo "compare.sh: casfs mount with default options (linearizable, no kernel caching)"
+echo "compare.sh: casfs mount with default options (linearizable, no kernel caching);" \
+	"memfs with the same kernel traffic, answered from memory"
 if [ "$CAS_TLS" = 1 ]; then
 	echo "compare.sh: TLS on both: casd with client certificates and a token, etcd with" \
 		"--client-cert-auth (peers too); ECDSA P-256 keys"
@@ -152,4 +170,5 @@ else
 	echo "compare.sh: no TLS (plain HTTP on loopback; --tls for TLS on both)"
 fi
 echo "compare.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
-"$CAS_BIN/tests/compare" --casd "$(cas_nodes)" --etcd "$ETCD_URLS" --mount "$CAS_TMP/mnt" "$@"
+"$CAS_BIN/tests/compare" --casd "$(cas_nodes)" --etcd "$ETCD_URLS" --mount "$CAS_TMP/mnt" \
+	--floor "$CAS_TMP/floor" "${DIRS[@]}" "$@"

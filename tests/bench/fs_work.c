@@ -1,21 +1,28 @@
-/* fs_work.c - compare's file workloads through a casfs mount: echo x > f
- * and cat f, timed in C and as bash's own loop. */
+/* fs_work.c - file workloads through a mount (casfs, or the in-memory
+ * floor memfs): open-trunc-write-close and open-read-close by 1 or 32
+ * threads on distinct files, bash's own `echo x > f` loop, and create
+ * latency in a directory of a given size. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "compare.h"
 
-const char *const fs_labels[F_COUNT] = {
-	[F_WRITE] = "fs open-write-close (echo x > f)",
-	[F_READ] = "fs open-read-close (cat f)",
-	[F_BASH] = "fs bash 'echo x > f' loop (mean)",
+const struct fs_def fs_defs[F_COUNT] = {
+	[F_WRITE1] = {"fs open-trunc-write-close, 1 thread", 1, true},
+	[F_WRITE32] = {"fs open-trunc-write-close, 32 threads", 32, true},
+	[F_READ1] = {"fs open-read-close, 1 thread", 1, false},
+	[F_READ32] = {"fs open-read-close, 32 threads", 32, false},
+	[F_BASH] = {"fs bash 'echo x > f' loop (mean)", 1, true},
 };
 
 static int write_file(const char *path, int flags)
@@ -32,6 +39,8 @@ static int write_file(const char *path, int flags)
 	return rc;
 }
 
+/* Reads path to its end, as cat does; EBADMSG when it does not hold what
+ * write_file wrote. */
 static int read_file(const char *path)
 {
 	char buf[64];
@@ -80,20 +89,84 @@ static int bash_loop(const char *path, unsigned long n, uint64_t *us)
 	return 0;
 }
 
-int measure_fs(struct bench *b, enum fs_workload f, int run, double write_rate, struct cell *c)
-{
-	struct lat lat = {0};
-	const struct lat *lats[1] = {&lat};
-	uint64_t ok = 0;
+/* The start line of a file workload's threads. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool go, abort;
+};
+
+/* One thread of a file workload, on its own file. */
+struct fs_worker {
+	struct gate *start;
+	const struct bench *b;
+	bool write;
 	char path[4096];
-	uint64_t t0, end, wall;
-	int rc = 0;
+	struct lat lat;
+	uint64_t ok, t_end;
+	int err; /* errno of the first failure, 0 */
+	pthread_t thread;
+};
+
+static void *fs_run(void *arg)
+{
+	struct fs_worker *w = arg;
+	uint64_t end;
+	bool abort;
+
+	pthread_mutex_lock(&w->start->lock);
+	while (!w->start->go)
+		pthread_cond_wait(&w->start->cond, &w->start->lock);
+	abort = w->start->abort;
+	pthread_mutex_unlock(&w->start->lock);
+	if (abort)
+		return NULL;
+	end = now_us() + (uint64_t)w->b->seconds * 1000000u;
+	for (;;) {
+		uint64_t s = now_us();
+		int rc;
+
+		if (w->b->count ? w->ok >= w->b->count : s >= end)
+			break;
+		rc = w->write ? write_file(w->path, O_TRUNC) : read_file(w->path);
+		if (rc || !lat_add(&w->lat, now_us() - s)) {
+			w->err = rc ? errno : ENOMEM;
+			break;
+		}
+		w->ok++;
+	}
+	w->t_end = now_us();
+	return NULL;
+}
+
+int measure_fs(struct bench *b, const char *dir, enum fs_workload f, int run, double write_rate,
+	       struct cell *c)
+{
+	const struct fs_def *d = &fs_defs[f];
+	struct fs_worker *ws;
+	const struct lat *lats[MAX_THREADS];
+	struct gate start = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+	uint64_t t0, wall, last = 0;
+	int i, started = 0, rc = -1;
 
 	memset(c, 0, sizeof(*c));
-	snprintf(path, sizeof(path), "%s/compare-%016" PRIx64 "-%d", b->mount, b->id, run);
-	if (f == F_WRITE && write_file(path, O_CREAT | O_TRUNC)) {
-		snprintf(c->why, sizeof(c->why), "cannot create %.160s: %s", path, strerror(errno));
+	ws = calloc((size_t)d->threads, sizeof(*ws));
+	if (ws == NULL) {
+		snprintf(c->why, sizeof(c->why), "out of memory");
 		return -1;
+	}
+	for (i = 0; i < d->threads; i++) {
+		ws[i].b = b;
+		ws[i].write = d->write;
+		snprintf(ws[i].path, sizeof(ws[i].path), "%s/compare-%016" PRIx64 "-%d-%d", dir,
+			 b->id, run, i);
+		/* The reads read what the writes left; each file exists
+		 * before its first timed open. */
+		if (write_file(ws[i].path, O_CREAT | O_TRUNC)) {
+			snprintf(c->why, sizeof(c->why), "cannot create %.160s: %s", ws[i].path,
+				 strerror(errno));
+			goto out_free;
+		}
 	}
 	if (f == F_BASH) {
 		/* About as long as the C loop ran. */
@@ -101,44 +174,145 @@ int measure_fs(struct bench *b, enum fs_workload f, int run, double write_rate, 
 
 		if (n < 20)
 			n = 20;
-		if (bash_loop(path, n, &wall)) {
-			snprintf(c->why, sizeof(c->why), "bash 'echo x > %.160s' failed", path);
-			return -1;
+		if (bash_loop(ws[0].path, n, &wall)) {
+			snprintf(c->why, sizeof(c->why), "bash 'echo x > %.160s' failed",
+				 ws[0].path);
+			goto out_free;
 		}
 		c->ok = n;
 		c->p50 = (double)wall / (double)n;
 		c->p99 = -1;
 		c->rate = (double)n * 1e6 / (double)wall;
 		c->done = true;
-		if (read_file(path)) {
+		if (read_file(ws[0].path)) {
 			c->failed = true;
-			snprintf(c->why, sizeof(c->why), "%.160s after the bash loop: %s", path,
+			snprintf(c->why, sizeof(c->why), "%.160s after the bash loop: %s",
+				 ws[0].path, strerror(errno));
+			goto out_free;
+		}
+		rc = 0;
+		goto out_free;
+	}
+	for (i = 0; i < d->threads; i++) {
+		ws[i].start = &start;
+		if (pthread_create(&ws[i].thread, NULL, fs_run, &ws[i]))
+			break;
+		started++;
+	}
+	pthread_mutex_lock(&start.lock);
+	start.go = true;
+	start.abort = started < d->threads;
+	pthread_cond_broadcast(&start.cond);
+	pthread_mutex_unlock(&start.lock);
+	t0 = now_us();
+	if (started < d->threads) {
+		snprintf(c->why, sizeof(c->why), "cannot start %d threads", d->threads);
+		for (i = 0; i < started; i++)
+			pthread_join(ws[i].thread, NULL);
+		goto out_free;
+	}
+	for (i = 0; i < d->threads; i++) {
+		pthread_join(ws[i].thread, NULL);
+		lats[i] = &ws[i].lat;
+		c->ok += ws[i].ok;
+		if (ws[i].t_end > last)
+			last = ws[i].t_end;
+	}
+	for (i = 0; i < d->threads; i++) {
+		if (ws[i].err) {
+			/* A read of other bytes than written refuses the row. */
+			c->done = c->failed = ws[i].err == EBADMSG;
+			snprintf(c->why, sizeof(c->why), "%s %.160s: %s",
+				 d->write ? "write" : "read", ws[i].path, strerror(ws[i].err));
+			goto out_free;
+		}
+	}
+	wall = last - t0;
+	c->rate = wall ? (double)c->ok * 1e6 / (double)wall : 0;
+	rc = percentiles(lats, d->threads, c);
+	c->done = rc == 0;
+out_free:
+	for (i = 0; i < d->threads; i++)
+		free(ws[i].lat.v);
+	free(ws);
+	return rc;
+}
+
+/* ---- directories ---- */
+
+/* The name of entry i of a filled directory: short names, as most are. */
+static void entry_name(char *out, size_t len, const char *dir, unsigned long i)
+{
+	snprintf(out, len, "%s/e%07lu", dir, i);
+}
+
+int dir_fill(const char *dir, unsigned long entries, unsigned budget_s, unsigned long *have,
+	     char *why, size_t why_len)
+{
+	uint64_t end = now_us() + (uint64_t)budget_s * 1000000u;
+	char path[4096];
+
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		snprintf(why, why_len, "mkdir %.160s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* mknod: one request per entry, no open file to flush and release. */
+	while (*have < entries) {
+		if (now_us() >= end) {
+			snprintf(why, why_len, "%lu entries after the %u s set-up budget", *have,
+				 budget_s);
+			return -1;
+		}
+		entry_name(path, sizeof(path), dir, *have);
+		if (mknod(path, S_IFREG | 0644, 0) && errno != EEXIST) {
+			snprintf(why, why_len, "%lu entries, then mknod: %s", *have,
 				 strerror(errno));
 			return -1;
 		}
-		return 0;
+		(*have)++;
 	}
+	return 0;
+}
+
+int measure_create(struct bench *b, const char *dir, int run, struct cell *c)
+{
+	struct lat lat = {0};
+	const struct lat *lats[1] = {&lat};
+	uint64_t t0, end, wall;
+	unsigned long n = 0;
+	char path[4096];
+	int rc = -1;
+
+	memset(c, 0, sizeof(*c));
 	t0 = now_us();
 	end = t0 + (uint64_t)b->seconds * 1000000u;
-	while (now_us() < end) {
-		uint64_t s = now_us();
+	/* A create, timed, then its unlink, not timed: the directory keeps
+	 * its size. At most DIR_CREATES_MAX of them, and at least 3. */
+	while (n < DIR_CREATES_MAX && (n < 3 || now_us() < end)) {
+		uint64_t s;
+		int fd;
 
-		rc = f == F_WRITE ? write_file(path, O_TRUNC) : read_file(path);
-		if (!lat_add(&lat, now_us() - s) || rc) {
-			/* A read of other bytes than written refuses the row. */
-			c->done = c->failed = errno == EBADMSG;
-			snprintf(c->why, sizeof(c->why), "%s %.160s: %s",
-				 f == F_WRITE ? "write" : "read", path, strerror(errno));
-			free(lat.v);
-			return -1;
+		snprintf(path, sizeof(path), "%s/new-%016" PRIx64 "-%d-%lu", dir, b->id, run, n);
+		s = now_us();
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0 || close(fd) || !lat_add(&lat, now_us() - s)) {
+			snprintf(c->why, sizeof(c->why), "create %.160s: %s", path,
+				 strerror(errno));
+			goto out_free;
 		}
-		ok++;
+		if (unlink(path)) {
+			snprintf(c->why, sizeof(c->why), "unlink %.160s: %s", path,
+				 strerror(errno));
+			goto out_free;
+		}
+		n++;
 	}
 	wall = now_us() - t0;
-	c->ok = ok;
-	c->rate = (double)ok * 1e6 / (double)wall;
+	c->ok = n;
+	c->rate = (double)n * 1e6 / (double)wall; /* creates and unlinks */
 	rc = percentiles(lats, 1, c);
-	free(lat.v);
 	c->done = rc == 0;
+out_free:
+	free(lat.v);
 	return rc;
 }
