@@ -11,6 +11,7 @@
 #include <cas/os.h>
 
 #include "fs.h"
+#include "session.h"
 
 /* Opens the regular file that won a create race against us. */
 static void open_existing(fuse_req_t req, struct op *op, struct casfs_ns *ns,
@@ -31,6 +32,8 @@ static void open_existing(fuse_req_t req, struct op *op, struct casfs_ns *ns,
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/* Counted for the handle's release (file.c), before the reply. */
+	casfs_inodes_open(op->fs->inodes, id);
 	casfs_reply_entry(req, op, id, &rec, fi, h);
 	casfs_record_clear(&rec);
 }
@@ -72,6 +75,8 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, struc
 		if (rc)
 			goto out_reply_err;
 	}
+	if (fi)
+		casfs_inodes_open(op.fs->inodes, id);
 	casfs_reply_entry(req, &op, id, rec, fi, h);
 	return;
 
@@ -189,6 +194,8 @@ static void remove_node(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 
 	casfs_op_start(&op, req);
 	casfs_ns_begin(&op, &regs, &ns);
+	ns.held = casfs_msession_keep;
+	ns.held_arg = &op;
 	rc = strlen(name) > CASFS_NAME_MAX ? -ENAMETOOLONG : casfs_node_id(&op, parent, pid);
 	if (!rc)
 		rc = casfs_ns_end(&ns, dir ? casfs_ns_rmdir(&ns, pid, name)

@@ -12,6 +12,7 @@
 #include <cas/os.h>
 
 #include "fs.h"
+#include "session.h"
 
 int casfs_handle_new(const unsigned char *id, int flags, struct handle **out)
 {
@@ -36,6 +37,14 @@ void casfs_handle_free(struct handle *h)
 	free(h);
 }
 
+/* A handle's inode whose register is absent was deleted (its last name
+ * went on another mount, or this one's collector took it): ESTALE, as
+ * for a file handle whose file is gone (fs/FORMAT.md, "Deletion"). */
+static int stale(int rc)
+{
+	return rc == -ENOENT ? -ESTALE : rc;
+}
+
 void casfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	unsigned char id[CASFS_ID_LEN];
@@ -53,6 +62,9 @@ void casfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	casfs_set_open_flags(op.fs, fi);
+	/* Counted before the reply: an unlink on this mount that takes the
+	 * last name from now on keeps the register until the last close. */
+	casfs_inodes_open(op.fs->inodes, id);
 	/* mmap: with direct_io (the default mode) the kernel maps a file
 	 * private (MAP_PRIVATE, read-only or copy-on-write), read through the
 	 * page cache, which it drops at each mmap; it refuses MAP_SHARED with
@@ -62,8 +74,10 @@ void casfs_fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * this mount sets the kernel's file size to 0 while the truncation
 	 * waits for the write, and a concurrent read() then returns an empty
 	 * file that never existed (nemesis_smoke caught it). */
-	if (fuse_reply_open(req, fi))
+	if (fuse_reply_open(req, fi)) {
+		casfs_inodes_close(op.fs->inodes, id);
 		casfs_handle_free(h);
+	}
 }
 
 void casfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -85,7 +99,7 @@ void casfs_fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	rc = casfs_load(&op, h->id, &rec, NULL);
+	rc = stale(casfs_load(&op, h->id, &rec, NULL));
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -185,7 +199,7 @@ void casfs_fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size
 	pthread_mutex_lock(&h->lock);
 	a.append = h->append;
 	a.trunc = h->pending_trunc;
-	rc = casfs_edit(&op, h->id, write_edit, &a, NULL, NULL);
+	rc = stale(casfs_edit(&op, h->id, write_edit, &a, NULL, NULL));
 	/* The truncation rides on the first write, whatever became of it: a
 	 * lone truncation committed at close after a failed write could erase
 	 * what others wrote meanwhile. */
@@ -218,7 +232,7 @@ static int commit_trunc(struct op *op, fuse_req_t req, struct handle *h)
 
 	if (!h->pending_trunc)
 		return 0;
-	rc = casfs_edit(op, h->id, trunc_edit, req, NULL, NULL);
+	rc = stale(casfs_edit(op, h->id, trunc_edit, req, NULL, NULL));
 	if (!rc)
 		h->pending_trunc = false;
 	return rc;
@@ -251,8 +265,25 @@ void casfs_fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void casfs_fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct casfs_fs *fs = fuse_req_userdata(req);
+	char key[CASFS_KEY_LEN];
+	struct op op;
+	int rc;
 
 	(void)ino;
+	/* The last close of a file whose last name went while it was open
+	 * here: its register goes now (fs/FORMAT.md, "Deletion"). */
+	if (casfs_inodes_close(fs->inodes, h->id)) {
+		casfs_op_start(&op, req);
+		rc = casfs_msession_release(&op, h->id);
+		if (rc) {
+			casfs_inodes_key(h->id, key);
+			fuse_log(FUSE_LOG_ERR,
+				 "casfs: could not delete %s at its last close (%s): casctl gc "
+				 "collects it\n",
+				 key, strerror(-rc));
+		}
+	}
 	/* Nothing to commit: every close() flushed first (casfs_fs_flush). A
 	 * truncation still pending is one whose flush failed and was
 	 * reported; committing it now, after close() returned, could erase

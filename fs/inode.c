@@ -13,6 +13,8 @@ struct node {
 	uint64_t nodeid;
 	unsigned char id[CASFS_ID_LEN];
 	uint64_t nlookup;
+	uint64_t nopen; /* open handles on this mount */
+	bool held;	/* its last name went while open: deleted at the last close */
 	bool has_attr;
 	struct stat attr;	  /* last reported to the kernel */
 	struct node *next_nodeid; /* chain in by_nodeid */
@@ -238,13 +240,74 @@ void casfs_inodes_forget(struct casfs_inodes *t, uint64_t nodeid, uint64_t count
 	n = find_nodeid(t, nodeid);
 	if (n) {
 		n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
-		if (n->nlookup == 0) {
+		if (n->nlookup == 0 && n->nopen == 0) {
 			unlink_node(t, n);
 			t->count--;
 			free(n);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+bool casfs_inodes_open(struct casfs_inodes *t, const unsigned char *id)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_id(t, id);
+	if (!n) {
+		/* A create's handle, counted before its reply registers the
+		 * node: the node waits for it, with no lookup yet. */
+		n = calloc(1, sizeof(*n));
+		if (n) {
+			n->nodeid = t->next_nodeid++;
+			memcpy(n->id, id, CASFS_ID_LEN);
+			if (t->count >= t->nbuckets)
+				grow(t);
+			insert(t, n);
+			t->count++;
+		}
+	}
+	if (n)
+		n->nopen++;
+	pthread_mutex_unlock(&t->lock);
+	return n != NULL;
+}
+
+bool casfs_inodes_close(struct casfs_inodes *t, const unsigned char *id)
+{
+	struct node *n;
+	bool last = false;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_id(t, id);
+	if (n && n->nopen) {
+		n->nopen--;
+		last = n->nopen == 0 && n->held;
+		if (last)
+			n->held = false;
+		if (n->nopen == 0 && n->nlookup == 0 && n->nodeid != ROOT_NODEID) {
+			unlink_node(t, n);
+			t->count--;
+			free(n);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return last;
+}
+
+bool casfs_inodes_hold(struct casfs_inodes *t, const unsigned char *id)
+{
+	struct node *n;
+	bool open;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_id(t, id);
+	open = n && n->nopen;
+	if (open)
+		n->held = true;
+	pthread_mutex_unlock(&t->lock);
+	return open;
 }
 
 size_t casfs_inodes_count(struct casfs_inodes *t)

@@ -40,6 +40,21 @@ void casfs_inodes_set_attr(struct casfs_inodes *t, const unsigned char *id,
  * were. */
 bool casfs_inodes_get_attr(struct casfs_inodes *t, const unsigned char *id, struct stat *attr);
 
+/* One more open handle of id on this mount (its node is made when it
+ * has none yet: a create counts its handle before replying); false,
+ * nothing counted, when out of memory. */
+bool casfs_inodes_open(struct casfs_inodes *t, const unsigned char *id);
+
+/* One open handle of id fewer. True when it was the last and id's last
+ * name went while it was open (casfs_inodes_hold): the caller deletes
+ * its register now (fs/FORMAT.md, "Deletion"). */
+bool casfs_inodes_close(struct casfs_inodes *t, const unsigned char *id);
+
+/* Called when id's last name went: true, and id is marked to be deleted
+ * at its last close, when it has open handles on this mount; false when
+ * it has none (delete it now). */
+bool casfs_inodes_hold(struct casfs_inodes *t, const unsigned char *id);
+
 /* Number of node ids in the table, the root included. */
 size_t casfs_inodes_count(struct casfs_inodes *t);
 

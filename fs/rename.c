@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "session.h"
 
 void casfs_fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		     const char *newname, unsigned int flags)
@@ -18,6 +19,8 @@ void casfs_fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_i
 
 	casfs_op_start(&op, req);
 	casfs_ns_begin(&op, &regs, &ns);
+	ns.held = casfs_msession_keep;
+	ns.held_arg = &op;
 	rc = strlen(name) > CASFS_NAME_MAX ? -ENAMETOOLONG : casfs_check_name(newname);
 	if (!rc)
 		rc = casfs_node_id(&op, parent, pid);

@@ -2,13 +2,17 @@
  * (session.h); the rules are lease.c's. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <cas/os.h>
 
 #include "fs.h"
+#include "gc.h"
+#include "lock_impl.h"
 #include "session.h"
+#include "txn.h"
 
 /* After a failed renewal, the next try comes this soon. */
 #define RETRY_MS 100
@@ -43,6 +47,12 @@ int casfs_msession_init(struct casfs_msession *m, struct casfs_fs *fs, unsigned 
 		return -ENOMEM;
 	}
 	if (pthread_cond_init(&m->cv, NULL)) {
+		pthread_mutex_destroy(&m->create_mu);
+		pthread_mutex_destroy(&m->mu);
+		return -ENOMEM;
+	}
+	if (pthread_mutex_init(&m->held_mu, NULL)) {
+		pthread_cond_destroy(&m->cv);
 		pthread_mutex_destroy(&m->create_mu);
 		pthread_mutex_destroy(&m->mu);
 		return -ENOMEM;
@@ -249,9 +259,127 @@ void casfs_msession_stop(struct casfs_msession *m)
 	end_lost(m, cas_os_monotonic_ms() + END_MS);
 }
 
+/* The held register's new value: the list, encoded. */
+struct held_value {
+	const unsigned char *buf;
+	size_t len;
+};
+
+static int held_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	const struct held_value *h = arg;
+
+	if (cur->len == h->len && !memcmp(cur->data, h->buf, h->len))
+		return CAS_ENOCHANGE;
+	next->data = malloc(h->len);
+	if (!next->data)
+		return CAS_ENOMEM;
+	memcpy(next->data, h->buf, h->len);
+	next->len = h->len;
+	return CAS_OK;
+}
+
+static int always_fn(void *arg, const struct cas_value *cur, struct cas_value *next)
+{
+	(void)arg;
+	(void)next;
+	return cur->version ? CAS_OK : CAS_ENOCHANGE;
+}
+
+/* Adds (add) or removes id in m's list and writes the list to the held
+ * register of the current session (deleted when the list is empty). */
+static int held_update(struct casfs_msession *m, struct op *op, const unsigned char *id, bool add)
+{
+	unsigned char sid[CASFS_SID_LEN], *p;
+	char key[CASFS_HELD_KEY_LEN];
+	struct held_value hv;
+	struct casfs_regs r;
+	uint64_t gen;
+	size_t i, len;
+	int rc;
+
+	pthread_mutex_lock(&m->held_mu);
+	for (i = 0; i < m->nheld && memcmp(m->held + i * CASFS_ID_LEN, id, CASFS_ID_LEN); i++)
+		;
+	if (add && i == m->nheld) {
+		if (m->nheld == m->held_cap) {
+			size_t cap = m->held_cap ? 2 * m->held_cap : 8;
+
+			p = realloc(m->held, cap * CASFS_ID_LEN);
+			if (!p) {
+				rc = -ENOMEM;
+				goto out_unlock;
+			}
+			m->held = p;
+			m->held_cap = cap;
+		}
+		memcpy(m->held + m->nheld++ * CASFS_ID_LEN, id, CASFS_ID_LEN);
+	} else if (!add && i < m->nheld) {
+		memmove(m->held + i * CASFS_ID_LEN, m->held + (i + 1) * CASFS_ID_LEN,
+			(m->nheld - i - 1) * CASFS_ID_LEN);
+		m->nheld--;
+	}
+	rc = casfs_msession_get(m, op, sid, &gen);
+	if (rc)
+		goto out_unlock;
+	casfs_held_key(sid, key);
+	casfs_op_regs(op, &r);
+	if (m->nheld == 0) {
+		rc = casfs_err_of(casfs_txn_delete(&r, key, always_fn, NULL, NULL));
+		goto out_unlock;
+	}
+	rc = casfs_held_encode(m->held, m->nheld, &p, &len);
+	if (rc) {
+		rc = casfs_err_of(rc);
+		goto out_unlock;
+	}
+	hv = (struct held_value){p, len};
+	rc = casfs_err_of(casfs_txn_change(&r, key, held_fn, &hv, NULL));
+	free(p);
+out_unlock:
+	pthread_mutex_unlock(&m->held_mu);
+	return rc;
+}
+
+bool casfs_msession_keep(void *arg, const unsigned char *id)
+{
+	struct op *op = arg;
+	char key[CASFS_KEY_LEN];
+	int rc;
+
+	if (!casfs_inodes_hold(op->fs->inodes, id))
+		return false;
+	rc = held_update(&op->fs->locks->ms, op, id, true);
+	if (rc) {
+		casfs_inodes_key(id, key);
+		fuse_log(FUSE_LOG_ERR,
+			 "casfs: %s, open here after its last name went, could not be listed "
+			 "in this mount's held register (%s): casctl gc may collect it\n",
+			 key, strerror(-rc));
+	}
+	return true;
+}
+
+int casfs_msession_release(struct op *op, const unsigned char *id)
+{
+	struct casfs_regs regs;
+	struct casfs_ns ns;
+	int rc;
+
+	casfs_ns_begin(op, &regs, &ns);
+	rc = casfs_ns_end(&ns, casfs_ns_delete(&ns, id));
+	/* Still listed when the delete failed: spared until the session
+	 * ends, then collected. */
+	if (!rc)
+		rc = held_update(&op->fs->locks->ms, op, id, false);
+	return rc;
+}
+
 void casfs_msession_destroy(struct casfs_msession *m)
 {
 	casfs_msession_stop(m);
+	free(m->held);
+	pthread_mutex_destroy(&m->held_mu);
 	pthread_cond_destroy(&m->cv);
 	pthread_mutex_destroy(&m->create_mu);
 	pthread_mutex_destroy(&m->mu);

@@ -29,6 +29,12 @@ struct casfs_msession {
 	/* A lost session to mark expired in the cluster, when it answers. */
 	unsigned char to_end[CASFS_SID_LEN];
 	bool have_to_end;
+	/* The inodes this mount keeps open after their last name went, as
+	 * listed in its held register (fs/gc.h): held_mu is held across the
+	 * round that writes the list, so that lists are written in order. */
+	pthread_mutex_t held_mu;
+	unsigned char *held; /* nheld ids of CASFS_ID_LEN bytes */
+	size_t nheld, held_cap;
 };
 
 /* Prepares m for fs (no thread, no session yet). 0 or -ENOMEM. */
@@ -50,6 +56,19 @@ extern const struct casfs_clock casfs_mono_clock;
  * (one round, within the mount's timeout), so that other mounts take its
  * locks at once. Idempotent. */
 void casfs_msession_stop(struct casfs_msession *m);
+
+/* ns->held for the request op (a struct op *): when the inode id is open
+ * on this mount, marks it to be deleted at its last close, lists it in
+ * the mount's held register (under its session, created if there is
+ * none), so that casctl gc spares it while the session lives, and
+ * returns true. A failure to list it is logged: the file then stays
+ * readable here unless casctl gc collects it meanwhile. */
+bool casfs_msession_keep(void *op, const unsigned char *id);
+
+/* The last close of id, kept by casfs_msession_keep: deletes its
+ * register (nlink 0, ns.h casfs_ns_delete) and drops it from the held
+ * register. 0 or -errno (the register is garbage then, for casctl gc). */
+int casfs_msession_release(struct op *op, const unsigned char *id);
 
 /* Stops m and frees what it holds (not m itself). */
 void casfs_msession_destroy(struct casfs_msession *m);

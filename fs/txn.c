@@ -500,6 +500,52 @@ out_clear:
 	return rc;
 }
 
+int casfs_txn_record_parse(const struct cas_value *v, int *state,
+			   char keys[CASFS_TXN_MAX_PARTS + 1][CAS_KEY_MAX + 1], size_t *n)
+{
+	const unsigned char *p = v->data;
+	size_t at = RECORD_HEAD, k, i, count;
+
+	*n = 0;
+	if (v->len == 0 || record_state_of(v, state))
+		return CAS_EIO;
+	count = p[4];
+	if (count == 0 || count > CASFS_TXN_MAX_PARTS + 1 || p[5] != 0)
+		return CAS_EIO;
+	for (i = 0; i < count; i++) {
+		if (at >= v->len)
+			return CAS_EIO;
+		k = p[at++];
+		if (k == 0 || k > CAS_KEY_MAX || k > v->len - at)
+			return CAS_EIO;
+		memcpy(keys[i], p + at, k);
+		keys[i][k] = '\0';
+		at += k;
+	}
+	if (at != v->len)
+		return CAS_EIO;
+	*n = count;
+	return CAS_OK;
+}
+
+bool casfs_txn_intent_of(const struct cas_value *v, const char *rkey)
+{
+	char key[RECORD_KEY_LEN];
+	struct intent in;
+
+	if (!is_intent(v) || intent_decode(v, &in))
+		return false;
+	record_key(in.id, key);
+	return strcmp(key, rkey) == 0;
+}
+
+int casfs_txn_abort(const struct casfs_regs *r, const char *rkey)
+{
+	struct flip f = {ST_ABORTED, 0};
+
+	return change_again(r, rkey, flip_fn, &f, NULL);
+}
+
 /* A single-register change or delete on a register without intent (6). */
 struct apply {
 	casfs_txn_fn fn;

@@ -86,6 +86,24 @@ int casfs_txn_delete(const struct casfs_regs *r, const char *key, casfs_txn_fn f
  * intent, the collector after checking every key the record names. */
 int casfs_txn_drop_record(const struct casfs_regs *r, const char *key);
 
+/* For the collector (fs/gc.c). A record's states: */
+enum { CASFS_TXN_PENDING = 1, CASFS_TXN_COMMITTED = 2, CASFS_TXN_ABORTED = 3 };
+
+/* Decodes the transaction record value v: *state, and the *n keys it
+ * names into keys (NUL-terminated). CAS_OK, or CAS_EIO when v is no
+ * record (an absent one is not either). */
+int casfs_txn_record_parse(const struct cas_value *v, int *state,
+			   char keys[CASFS_TXN_MAX_PARTS + 1][CAS_KEY_MAX + 1], size_t *n);
+
+/* True when the register value v holds an intent of the transaction
+ * whose record key is record_key ("t/" and 32 hex digits). */
+bool casfs_txn_intent_of(const struct cas_value *v, const char *record_key);
+
+/* Aborts the transaction of record key record_key if it is still pending
+ * (safe at any time: its owner's commit then fails, txn.c 7). CAS_OK
+ * when the record is final or absent after, or a round's error. */
+int casfs_txn_abort(const struct casfs_regs *r, const char *record_key);
+
 /* Applies every part (1..CASFS_TXN_MAX_PARTS, distinct keys) as one
  * change: all or nothing, linearizable with every other change. The parts'
  * functions see the committed values. Returns CAS_OK (out[i], when out is
