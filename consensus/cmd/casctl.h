@@ -76,6 +76,12 @@ struct casctl_gc_source {
 /* The sources casctl gc asks, in order, NULL-terminated (casctl_gc.c). */
 extern const struct casctl_gc_source *const casctl_gc_sources[];
 
+/* The filesystem's source (casctl_gc_fs.c, over fs/gc.h): told the run's
+ * grace and mode before its list is called, freed after the run. */
+extern const struct casctl_gc_source casctl_gc_casfs;
+void casctl_gc_fs_setup(unsigned grace_ms, bool dry_run);
+void casctl_gc_fs_done(void);
+
 /* What one node says of itself (GET /v1/config). */
 struct casctl_probe {
 	enum cas_node_state state;

@@ -22,9 +22,10 @@ static const char *prog = "casctl";
 /* Longest grace --grace takes: a week. */
 #define GRACE_MAX_S (7.0 * 86400.0)
 
-/* The sources of garbage casctl gc asks; none yet. To plug one in, add
- * its address before the NULL (casctl.h). */
+/* The sources of garbage casctl gc asks. To plug one in, add its address
+ * before the NULL (casctl.h). */
 const struct casctl_gc_source *const casctl_gc_sources[] = {
+	&casctl_gc_casfs,
 	NULL,
 };
 
@@ -388,6 +389,7 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 		goto out_free;
 	}
 	ask_nodes(&g, false);
+	casctl_gc_fs_setup(g.grace_ms, g.dry_run);
 	rc = run_sources(&g);
 	if (rc != CAS_OK) {
 		status = casctl_exit_code(rc);
@@ -436,6 +438,7 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 	}
 
 out_free:
+	casctl_gc_fs_done();
 	for (i = 0; i < g.n_cands; i++)
 		free(g.cands[i].key);
 	free(g.cands);
