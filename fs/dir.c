@@ -270,6 +270,13 @@ void casfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		casfs_record_clear(&d->rec);
 		d->loaded = false;
 		rc = casfs_load(&op, d->id, &d->rec, NULL);
+		if (rc == -ENOENT) {
+			/* Removed and deleted while open: it lists nothing, as
+			 * a removed directory does. */
+			memset(&d->rec, 0, sizeof(d->rec));
+			d->rec.type = CASFS_DIR;
+			rc = 0;
+		}
 		if (!rc && d->rec.type != CASFS_DIR) {
 			casfs_record_clear(&d->rec);
 			rc = -ENOTDIR;
