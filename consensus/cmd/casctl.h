@@ -71,16 +71,18 @@ struct casctl_gc_source {
 	/* Whether gc must not purge the absent register key in this run
 	 * (an unresolved transaction holds it, say). */
 	bool (*spare)(void *arg, const char *key);
+	/* Called once before anything else of the run, with its grace and
+	 * whether it is a dry run, and once after everything (spare included),
+	 * whatever happened: the source's state lives between the two. */
+	void (*begin)(void *arg, unsigned grace_ms, bool dry_run);
+	void (*end)(void *arg);
 };
 
 /* The sources casctl gc asks, in order, NULL-terminated (casctl_gc.c). */
 extern const struct casctl_gc_source *const casctl_gc_sources[];
 
-/* The filesystem's source (casctl_gc_fs.c, over fs/gc.h): told the run's
- * grace and mode before its list is called, freed after the run. */
+/* The filesystem's source (casctl_gc_fs.c, over fs/gc.h). */
 extern const struct casctl_gc_source casctl_gc_casfs;
-void casctl_gc_fs_setup(unsigned grace_ms, bool dry_run);
-void casctl_gc_fs_done(void);
 
 /* What one node says of itself (GET /v1/config). */
 struct casctl_probe {

@@ -363,6 +363,7 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 	char **keys = NULL;
 	size_t n_keys = 0, i;
 	uint64_t until;
+	bool begun = false;
 	int rc, status;
 
 	for (int a = 0; a < argc; a++) {
@@ -389,7 +390,11 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 		goto out_free;
 	}
 	ask_nodes(&g, false);
-	casctl_gc_fs_setup(g.grace_ms, g.dry_run);
+	for (i = 0; casctl_gc_sources[i] != NULL; i++)
+		if (casctl_gc_sources[i]->begin != NULL)
+			casctl_gc_sources[i]->begin(casctl_gc_sources[i]->arg, g.grace_ms,
+						    g.dry_run);
+	begun = true;
 	rc = run_sources(&g);
 	if (rc != CAS_OK) {
 		status = casctl_exit_code(rc);
@@ -438,7 +443,9 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 	}
 
 out_free:
-	casctl_gc_fs_done();
+	for (i = 0; begun && casctl_gc_sources[i] != NULL; i++)
+		if (casctl_gc_sources[i]->end != NULL)
+			casctl_gc_sources[i]->end(casctl_gc_sources[i]->arg);
 	for (i = 0; i < g.n_cands; i++)
 		free(g.cands[i].key);
 	free(g.cands);

@@ -12,14 +12,16 @@ static struct casfs_gc *fs_gc;
 static unsigned fs_grace_ms;
 static bool fs_dry_run;
 
-void casctl_gc_fs_setup(unsigned grace_ms, bool dry_run)
+static void fs_begin(void *arg, unsigned grace_ms, bool dry_run)
 {
+	(void)arg;
 	fs_grace_ms = grace_ms;
 	fs_dry_run = dry_run;
 }
 
-void casctl_gc_fs_done(void)
+static void fs_end(void *arg)
 {
+	(void)arg;
 	casfs_gc_free(fs_gc);
 	fs_gc = NULL;
 }
@@ -54,5 +56,11 @@ static bool fs_spare(void *arg, const char *key)
 	return fs_gc && casfs_gc_named_by_pending(fs_gc, key);
 }
 
-const struct casctl_gc_source casctl_gc_casfs = {"casfs", NULL, fs_list, fs_still_garbage,
-						 fs_spare};
+const struct casctl_gc_source casctl_gc_casfs = {
+	.name = "casfs",
+	.list = fs_list,
+	.still_garbage = fs_still_garbage,
+	.spare = fs_spare,
+	.begin = fs_begin,
+	.end = fs_end,
+};
