@@ -2,11 +2,14 @@
 # mountprof.sh - where an operation through a casfs mount goes: for each of
 # compare's file workloads (open-trunc-write-close and open-read-close, 1
 # and 32 threads on distinct files), the FUSE requests per operation (a
-# second mount with -d, counted by opcode), the requests node 0 answered
-# per operation (its /metrics: queries, accepts, prepares, batches), the
-# threads of the casfs process and their states, and the CPU time per
-# operation of casfs, of the three casd nodes and of memfs (the floor,
-# tests/bench/memfs.c) doing the same. Not a ctest test.
+# second mount with -d, counted by opcode), the mount's rounds per
+# operation and the mean time of its handler of each FUSE request (its
+# -o metrics=), the requests node 0 answered per operation (its
+# /metrics: queries, accepts, prepares, batches; a node that a round did
+# not wait for may never answer), the threads of the casfs process and
+# their states, and the CPU time per operation of casfs, of the three
+# casd nodes and of memfs (the floor, tests/bench/memfs.c) doing the
+# same. Not a ctest test.
 #
 # Usage: tests/bench/mountprof.sh [--perf] [--count N] [MOUNT OPTIONS]
 #   --perf     also record the casfs process with perf (cpu-clock) during
@@ -49,7 +52,17 @@ done
 . tests/lib.sh
 cas_start_cluster 3
 M=$CAS_TMP/mnt
-cas_mount "$M" "$OPTS"
+# A TCP port on loopback that nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		[ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] || break
+	done
+	echo "$p"
+}
+METRICS=127.0.0.1:$(free_port)
+cas_mount "$M" "metrics=$METRICS${OPTS:+,$OPTS}"
 MP=${CAS_EXTRA_PIDS[-1]}
 # The counting mount: every request logged.
 D=$CAS_TMP/debug
@@ -66,12 +79,14 @@ CAS_EXTRA_PIDS+=("$FP")
 CAS_MOUNTS+=("$F")
 cas_wait_until 100 mountpoint -q "$F" || fail "memfs did not mount"
 
-TCK=$(getconf CLK_TCK)
-# cpu PID...: their user and system time so far, in clock ticks.
+# cpu PID...: the CPU time their threads have run so far, in µs (from each
+# thread's schedstat, finer than the clock ticks of /proc/PID/stat;
+# threads that have exited are not counted, and these processes keep
+# theirs).
 cpu() {
-	local p s=0
-	for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-	echo "$s"
+	local p
+	for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+		awk '{ s += $1 } END { printf "%.0f\n", s / 1000 }'
 }
 # node_requests: node 0's answered requests: "query accept prepare batch".
 node_requests() {
@@ -79,6 +94,32 @@ node_requests() {
 		/^casd_requests_total\{kind="(query|accept|prepare|batch)",result="ok"\}/ {
 			split($1, a, "\""); n[a[2]] = $2 }
 		END { print n["query"] + 0, n["accept"] + 0, n["prepare"] + 0, n["batch"] + 0 }'
+}
+# mount_metrics: the measured mount's rounds and handler times, one
+# "name value" a line (rounds_read, rounds_change, ..., sum_lookup,
+# count_lookup, ...).
+mount_metrics() {
+	curl -s "http://$METRICS/metrics" | awk '
+		/^casfs_rounds_total/ { split($1, a, "\""); n["rounds_" a[2]] += $2 }
+		/^casfs_fuse_request_seconds_(sum|count)/ {
+			split($1, a, "\""); k = ($1 ~ /_sum/) ? "sum_" : "count_"; n[k a[2]] = $2 }
+		END { for (k in n) print k, n[k] }'
+}
+# metrics_delta BEFORE AFTER OPS: rounds per operation by kind, and the
+# mean time of each FUSE handler with its count per operation.
+metrics_delta() {
+	awk -v ops="$3" '
+		FNR == NR { b[$1] = $2; next }
+		{ d[$1] = $2 - b[$1] }
+		END {
+			printf "  rounds per operation:"
+			for (k in d) if (k ~ /^rounds_/ && d[k] > 0) {
+				name = k; sub(/^rounds_/, "", name); printf " %s %.2f", name, d[k] / ops }
+			printf "\n  casfs handlers, per operation and mean time:"
+			for (k in d) if (k ~ /^count_/ && d[k] > 0) {
+				name = k; sub(/^count_/, "", name)
+				printf " %s %.2f x %.0f us", name, d[k] / ops, d["sum_" name] * 1e6 / d[k] }
+			printf "\n" }' "$1" "$2"
 }
 # states PID: "N threads: S states" of a process, e.g. "38 threads: 30 S 8 R".
 states() {
@@ -116,6 +157,7 @@ for wl in write1 read1 write32 read32; do
 		c0=$(cpu "${pids[@]}")
 		n0=$(cpu "${CAS_PIDS[@]}")
 		read -r q0 a0 p0 b0 < <(node_requests)
+		[ $target = memfs ] || mount_metrics >"$CAS_TMP/before"
 		if [ $target = casfs ] && [ "$PERF" = 1 ]; then
 			perf record -q -e cpu-clock -F 999 -g -p "$MP" -o "$CAS_TMP/perf.data" \
 				>/dev/null 2>&1 &
@@ -134,9 +176,10 @@ for wl in write1 read1 write32 read32; do
 		c1=$(cpu "${pids[@]}")
 		n1=$(cpu "${CAS_PIDS[@]}")
 		read -r q1 a1 p1 b1 < <(node_requests)
+		[ $target = memfs ] || mount_metrics >"$CAS_TMP/after"
 		read -r _ ops p50 p99 rate <"$CAS_TMP/out"
 		awk -v t=$target -v ops="$ops" -v p50="$p50" -v p99="$p99" -v rate="$rate" \
-			-v us=$((1000000 / TCK)) -v fc=$((c1 - c0)) -v nc=$((n1 - n0)) \
+			-v us=1 -v fc=$((c1 - c0)) -v nc=$((n1 - n0)) \
 			-v q=$((q1 - q0)) -v a=$((a1 - a0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) 'BEGIN {
 			printf "  %s: p50 %d us, p99 %d us, %d ops/s; CPU per operation: %s %.0f us", \
 				t, p50, p99, rate, t, fc * us / ops
@@ -145,7 +188,10 @@ for wl in write1 read1 write32 read32; do
 					" %.2f queries, %.2f accepts, %.2f prepares, %.2f batches", \
 					nc * us / ops, q / ops, a / ops, p / ops, b / ops
 			printf "\n" }'
-		[ $target = casfs ] && echo "  casfs during the run: $st"
+		if [ $target = casfs ]; then
+			metrics_delta "$CAS_TMP/before" "$CAS_TMP/after" "$ops"
+			echo "  casfs during the run: $st"
+		fi
 		if [ $target = casfs ] && [ "$PERF" = 1 ]; then
 			echo "  casfs CPU by where it went (perf samples):"
 			perf script -i "$CAS_TMP/perf.data" 2>/dev/null | awk '
