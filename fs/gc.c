@@ -509,6 +509,44 @@ out_clear:
 	return rc == CAS_EUNAVAILABLE ? rc : rc == CAS_ENOMEM ? rc : CAS_OK;
 }
 
+/* A session register marked expired is garbage: an expired session never
+ * renews, and an absent one reads as over everywhere (fs/lease.c), its id
+ * never comes back. A lock register without holds whose inode is absent
+ * (deleted, its id never reused) is garbage too. */
+static int scan_lock_or_session(struct casfs_gc *g, const char *key, struct ino *t, size_t nt)
+{
+	unsigned char id[CASFS_ID_LEN];
+	struct casfs_regs r = regs_now(g);
+	struct cas_value v = {0};
+	struct casfs_sessreg sr;
+	struct casfs_lockreg *lr;
+	int rc;
+
+	if (!id_of_key(key, id))
+		return CAS_OK;
+	rc = r.ops->read(r.arg, key, &v);
+	if (rc || v.version == 0)
+		goto out_clear;
+	if (key[0] == 's') {
+		if (!casfs_sessreg_decode(v.data, v.len, &sr) && sr.expired)
+			rc = push(&g->cur, key, v.version, "session over");
+		goto out_clear;
+	}
+	if (find_ino(t, nt, id))
+		goto out_clear;
+	lr = malloc(sizeof(*lr));
+	if (!lr) {
+		rc = CAS_ENOMEM;
+		goto out_clear;
+	}
+	if (!casfs_lockreg_decode(v.data, v.len, lr) && lr->n == 0)
+		rc = push(&g->cur, key, v.version, "lock of a deleted inode");
+	free(lr);
+out_clear:
+	cas_value_clear(&v);
+	return rc == CAS_EUNAVAILABLE || rc == CAS_ENOMEM ? rc : CAS_OK;
+}
+
 /* True when every directory the walk reached still has the version it
  * was read at: the walk saw one tree, as it was at one moment. */
 static bool tree_unchanged(struct casfs_gc *g, const struct ino *t, size_t n)
@@ -604,6 +642,10 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		}
 		cas_value_clear(&v);
 	}
+	/* Sessions over and locks of deleted inodes. */
+	for (i = 0; i < nk && rc == CAS_OK; i++)
+		if (!strncmp(keys[i], "s/", 2) || !strncmp(keys[i], "l/", 2))
+			rc = scan_lock_or_session(g, keys[i], t, nt);
 	if (rc)
 		goto out_free;
 	/* The walk from the root, over what this pass read. */

@@ -34,7 +34,7 @@ int casfs_held_decode(const unsigned char *buf, size_t len, const unsigned char 
 
 /* A register found orphaned, with the version it had. */
 struct casfs_gc_orphan {
-	char key[CASFS_KEY_LEN]; /* "i/...", "t/..." or "h/..." (same length) */
+	char key[CASFS_KEY_LEN]; /* "i/", "t/", "h/", "s/" or "l/" and 32 hex digits */
 	uint64_t version;
 	const char *why; /* static: "no name", "created, never named", ... */
 };
@@ -67,7 +67,9 @@ void casfs_gc_free(struct casfs_gc *g);
  *   mount keeps it open);
  * - "t/" transaction records that are final and whose keys hold none of
  *   their intents;
- * - "h/" held registers whose session is over.
+ * - "h/" held registers whose session is over;
+ * - "s/" sessions marked expired, "l/" lock registers without holds
+ *   whose inode is absent.
  *
  * Call it, wait a grace longer than the longest operation deadline of
  * any mount, call it again, and delete what the second call lists, each

@@ -78,6 +78,13 @@ for what, call in (("read", lambda: os.pread(fd, 10, 0)), ("write", lambda: os.p
 os.close(fd)
 PY
 
+# The lock register of a removed file goes with casctl gc.
+echo l >"$m1/lk" || fail "create lk"
+kl=l/$(key_of "$m1/lk" | cut -c3-)
+flock "$m1/lk" true || fail "flock"
+[ "$(version_of "$kl")" != 0 ] || fail "flock wrote no lock register $kl"
+rm "$m1/lk" || fail "rm lk"
+
 # A mount killed with an open unlinked file: spared while its session
 # lives, collected once its lease (0.5 s) ran out.
 cas_mount "$m3" lease=0.5
@@ -96,6 +103,7 @@ fusermount3 -u -z "$m3" 2>/dev/null
 casctl gc --grace 1 >"$CAS_TMP/gc1.out" 2>&1 || fail "gc after the kill: $(cat "$CAS_TMP/gc1.out")"
 grep -q "deleted $kk (casfs)" "$CAS_TMP/gc1.out" || fail "gc did not collect $kk: $(cat "$CAS_TMP/gc1.out")"
 [ "$(version_of "$kk")" = 0 ] || fail "$kk still there after gc"
+[ "$(version_of "$kl")" = 0 ] || fail "gc left the lock register $kl: $(cat "$CAS_TMP/gc1.out")"
 
 # Small files created and deleted over two mounts (FS_DELETE_FILES, 1,000
 # by default; the issue's figure is FS_DELETE_FILES=5000, too slow for
