@@ -479,7 +479,7 @@ again:
 		goto out_clear;
 	}
 	cas_value_clear(&after);
-	if (absent) {
+	if (absent && !(casfs_txn_fault & CASFS_TXN_FAULT_TRUST_ABSENT)) {
 		/* A record deleted since the register was read (9): the
 		 * intent's old value is its meaning only while the register
 		 * still holds it, which the settle round did not see. */

@@ -127,6 +127,9 @@ enum {
 	CASFS_TXN_FAULT_READ_PENDING_NEW = 1,
 	/* casfs_txn_run rolls forward without committing its record. */
 	CASFS_TXN_FAULT_SKIP_COMMIT = 2,
+	/* casfs_txn_read takes an absent record for an abort of the intent
+	 * it met, though the record may have been deleted after a commit. */
+	CASFS_TXN_FAULT_TRUST_ABSENT = 4,
 };
 extern unsigned casfs_txn_fault;
 
