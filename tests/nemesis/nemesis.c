@@ -740,12 +740,15 @@ static int member_spawn(void)
 	g.mc.spawned = nem_now_ms();
 	g.mc.runs++;
 	g.ctl_runs++;
-	/* Kill it at a random point: always the first run of the run's first
-	 * change, half of the first runs after, a quarter of the others. */
+	/* Kill it at a random point: every run until one was killed (20-150
+	 * ms in: a run that fails without a majority ends in about 100 ms),
+	 * then half of the first runs of a step and a quarter of the others
+	 * (5-400 ms in). */
 	g.mc.kill_at = 0;
-	if (!g.mc.calm && g.mc.kills < STEP_KILLS &&
-	    ((g.ctl_killed == 0 && g.mc.runs == 1) ||
-	     rnd(&g.mc.rng) % (g.mc.runs == 1 ? 2 : 4) == 0))
+	if (!g.mc.calm && g.mc.kills < STEP_KILLS && g.ctl_killed == 0)
+		g.mc.kill_at = g.mc.spawned + between(&g.mc.rng, 20, 150);
+	else if (!g.mc.calm && g.mc.kills < STEP_KILLS &&
+		 rnd(&g.mc.rng) % (g.mc.runs == 1 ? 2 : 4) == 0)
 		g.mc.kill_at = g.mc.spawned + between(&g.mc.rng, 5, 400);
 	say("casctl %s (run %u)%s", what, g.mc.runs, g.mc.kill_at ? ", to be killed mid-way" : "");
 	return 0;
