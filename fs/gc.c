@@ -120,6 +120,7 @@ struct casfs_gc {
 	struct cas_client *c;
 	unsigned timeout_ms;
 	bool dry;
+	bool root;	     /* the last pass found a casfs root: a casfs cluster */
 	struct timespec end; /* the current round's deadline */
 	/* Orphans: this pass's (cur), and without the sessions' protection
 	 * (raw), the previous pass's raw ones, and both at once (out). */
@@ -343,8 +344,13 @@ static int session_over(struct casfs_gc *g, const unsigned char *sid, bool *over
 	rc = casfs_txn_read(&r, key, &v);
 	if (rc)
 		return rc;
-	if (v.version == 0 || casfs_sessreg_decode(v.data, v.len, &sr) || sr.expired) {
-		/* Absent, not a session, or over. */
+	if (v.version == 0) {
+		*over = true; /* absent: over (fs/lease.c) */
+		goto out_clear;
+	}
+	if (casfs_sessreg_decode(v.data, v.len, &sr))
+		goto out_clear; /* not a session: not ours to judge, live */
+	if (sr.expired) {
 		*over = true;
 		goto out_clear;
 	}
@@ -617,22 +623,26 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 	 * sessions over are garbage. Read after the inodes (FORMAT.md). */
 	for (i = 0; i < nk && rc == CAS_OK; i++) {
 		unsigned char sid[CASFS_SID_LEN];
-		const unsigned char *ids;
+		const unsigned char *ids = NULL;
 		struct casfs_regs r;
 		struct cas_value v = {0};
-		size_t n;
-		bool over;
+		size_t n = 0;
+		bool over = false;
 
 		if (strncmp(keys[i], "h/", 2) || !id_of_key(keys[i], sid))
 			continue;
 		r = regs_now(g);
 		rc = r.ops->read(r.arg, keys[i], &v);
-		if (rc == CAS_OK && v.version)
+		/* Not a held register (another application's key): not ours. */
+		if (rc == CAS_OK && (!v.version || casfs_held_decode(v.data, v.len, &ids, &n))) {
+			cas_value_clear(&v);
+			continue;
+		}
+		if (rc == CAS_OK)
 			rc = session_over(g, sid, &over);
-		if (rc == CAS_OK && v.version && over) {
+		if (rc == CAS_OK && over) {
 			rc = push(&g->cur, keys[i], v.version, "session over");
-		} else if (rc == CAS_OK && v.version &&
-			   !casfs_held_decode(v.data, v.len, &ids, &n)) {
+		} else if (rc == CAS_OK) {
 			for (j = 0; j < n; j++) {
 				struct ino *in = find_ino(t, nt, ids + j * CASFS_ID_LEN);
 
@@ -649,10 +659,12 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 	if (rc)
 		goto out_free;
 	/* The walk from the root, over what this pass read. */
+	g->root = false;
 	for (i = 0; i < nt; i++)
-		if (!memcmp(t[i].id, root_id, CASFS_ID_LEN)) {
+		if (!memcmp(t[i].id, root_id, CASFS_ID_LEN) && t[i].record) {
 			t[i].reached = true;
 			queue[nq++] = i;
+			g->root = true;
 		}
 	for (head = 0; head < nq; head++) {
 		const struct ino *d = &t[queue[head]];
@@ -740,6 +752,8 @@ int casfs_gc_collect(struct casfs_gc *g, unsigned grace_ms, bool dry_run, char *
 	rc = casfs_gc_pass(g, &o, &no, errmsg, errmsg_len);
 	if (rc)
 		return rc;
+	if (!g->root)
+		return CAS_OK; /* no casfs tree here: nothing to wait for */
 	until = cas_os_monotonic_ms() + grace_ms;
 	for (uint64_t now = cas_os_monotonic_ms(); now < until; now = cas_os_monotonic_ms())
 		cas_os_sleep_ms((unsigned)(until - now));
@@ -753,26 +767,21 @@ int casfs_gc_collect(struct casfs_gc *g, unsigned grace_ms, bool dry_run, char *
 		if (!dry_run) {
 			uint64_t version;
 
-			rc = cas_delete_version(g->c, o[i].key, o[i].version, g->timeout_ms,
-						&version);
-			if (rc == CAS_EVERSION)
-				continue; /* changed since: in use */
-			if (rc)
-				break;
+			/* Changed since (in use), or not deleted this time (a
+			 * node did not answer): left for a later run. */
+			if (cas_delete_version(g->c, o[i].key, o[i].version, g->timeout_ms,
+					       &version) != CAS_OK)
+				continue;
 		}
 		(*keys)[*n] = strdup(o[i].key);
 		if (!(*keys)[*n]) {
-			rc = CAS_ENOMEM;
-			break;
+			snprintf(errmsg, errmsg_len, "out of memory");
+			cas_keys_free(*keys, *n);
+			*keys = NULL;
+			*n = 0;
+			return CAS_ENOMEM;
 		}
 		(*n)++;
-	}
-	if (rc && rc != CAS_EVERSION) {
-		snprintf(errmsg, errmsg_len, "deleting %s: %s", o[i].key, cas_strerror(rc));
-		cas_keys_free(*keys, *n);
-		*keys = NULL;
-		*n = 0;
-		return rc;
 	}
 	return CAS_OK;
 }

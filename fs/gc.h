@@ -87,7 +87,8 @@ bool casfs_gc_named_by_pending(const struct casfs_gc *g, const char *key);
 
 /* casctl gc's source (casctl.h, struct casctl_gc_source): two passes
  * grace_ms apart, then, unless dry_run, each orphan deleted with
- * cas_delete_version. *keys (malloc'd array of *n malloc'd keys, free
+ * cas_delete_version (one changed since, or whose delete failed, is
+ * left for a later run). *keys (malloc'd array of *n malloc'd keys, free
  * with cas_keys_free) lists what was deleted (dry_run: what would be).
  * g is kept for casfs_gc_named_by_pending. Errors as casfs_gc_pass. */
 int casfs_gc_collect(struct casfs_gc *g, unsigned grace_ms, bool dry_run, char ***keys, size_t *n,
