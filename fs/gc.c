@@ -103,6 +103,7 @@ struct ino {
 	unsigned char id[CASFS_ID_LEN];
 	uint64_t version;
 	bool intent, record; /* holds an intent; holds a record of this format */
+	bool empty;	     /* holds an empty value: absent, left by an old roll back */
 	uint8_t type;
 	uint32_t nlink;
 	unsigned char parent[CASFS_ID_LEN];
@@ -420,6 +421,7 @@ static int read_ino(struct casfs_gc *g, const char *key, struct ino *in)
 	if (rc)
 		return rc;
 	in->version = v.version;
+	in->empty = v.version && v.len == 0;
 	if (v.len >= 2 && v.data[0] == 'c' && v.data[1] == 'I') {
 		in->intent = true;
 	} else if (v.version && !casfs_record_decode(v.data, v.len, &rec)) {
@@ -687,7 +689,9 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		if (!memcmp(in->id, root_id, CASFS_ID_LEN) || in->intent ||
 		    casfs_gc_named_by_pending(g, key))
 			continue;
-		if (!in->record) {
+		if (in->empty) {
+			why = "empty value"; /* absent, but no tombstone */
+		} else if (!in->record) {
 			continue; /* not a record of this format: not ours to judge */
 		} else if (in->nlink == 0) {
 			why = "no name left";

@@ -59,6 +59,8 @@ void casfs_gc_free(struct casfs_gc *g);
  * the registers orphaned in this pass AND in the previous one at the
  * same version:
  *
+ * - "i/" registers holding an empty value (absent to casfs, as an old
+ *   roll back of a creation left them, but no tombstone);
  * - "i/" inodes no entry names: nlink 0; a directory whose parent does
  *   not name it; a file no directory of the tree names (only when the
  *   walk from the root read a tree that did not change under it).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fs_gc.sh - casctl gc takes casfs's orphans and nothing else: an inode
 # record no directory names (a create that stopped between its two
-# steps), a directory its parent does not name, an inode without names;
+# steps), a directory its parent does not name, an inode without names,
+# an empty value;
 # every file and directory of the tree, and what another application
 # keeps under look-alike keys, survive (fs/FORMAT.md, "Deletion").
 . "$CAS_SRC/tests/lib.sh"
@@ -55,7 +56,12 @@ open(sys.argv[2], "wb").write(b)
 PY
 on=i/$(cas_random_hex 16)
 casctl put "$on" "$CAS_TMP/dead.rec" >/dev/null || fail "put $on"
+# An empty value, as a roll back of a creation left before deletion
+# existed: absent to casfs, but no tombstone.
+oe=i/$(cas_random_hex 16)
+casctl put "$oe" </dev/null >/dev/null || fail "put $oe"
 casctl gc --grace 1 >"$CAS_TMP/gc2.out" 2>&1 || fail "gc: $(cat "$CAS_TMP/gc2.out")"
 [ "$(version_of "$on")" = 0 ] || fail "gc left the nameless $on: $(cat "$CAS_TMP/gc2.out")"
+[ "$(version_of "$oe")" = 0 ] || fail "gc left the empty $oe: $(cat "$CAS_TMP/gc2.out")"
 [ "$(snapshot)" = "$before" ] || fail "the tree changed"
 echo "ok"
