@@ -131,7 +131,7 @@ static struct {
 	unsigned two_down;
 	int fault_node;		/* the node a single fault is on, or -1 */
 	bool changes_on;	/* membership changes in the schedule */
-	bool ctl_members;	/* casctl member is given the members alone */
+	bool ctl_all;		/* casctl member is given the spare's URL too */
 	char ctl_log[PATH_MAX]; /* casctl's output */
 	struct nem_work *work;	/* for the stale clients' wake-ups */
 	/* The membership change under way. */
@@ -704,11 +704,11 @@ static void mstep_say(const struct mstep *st, char *buf, size_t len)
 	}
 }
 
-/* Starts casctl for the current step. Its node list is every node's
- * proxy, the spare's too, so that a casctl run killed after it joined the
- * new node, but before any member took the joint configuration, finds
- * the change again (README, "Known limits"); with --ctl-members, the
- * members' alone. */
+/* Starts casctl for the current step. Its node list is the members'
+ * proxies, as an operator gives it; a run killed after it joined the new
+ * node, but before any member took the joint configuration, is resumed
+ * from the new node's joint configuration. With --ctl-all, every node's
+ * proxy, the spare's too. */
 static int member_spawn(void)
 {
 	struct mstep *st = &g.mc.steps[g.mc.cur];
@@ -717,7 +717,7 @@ static int member_spawn(void)
 	unsigned n = 3, i, mask = 0;
 
 	for (i = 0; i < NODES; i++)
-		if (!g.ctl_members || g.nodes[i].member)
+		if (g.ctl_all || g.nodes[i].member)
 			mask |= 1u << i;
 	proxy_urls(nodes, sizeof(nodes), mask);
 	snprintf(a, sizeof(a), "%s://127.0.0.1:%u", g.scheme,
@@ -1352,7 +1352,7 @@ static void print_counts(const struct nem_work *w)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: nemesis [--seconds N] [--seed S] [--out DIR] [--keep] [--broken WHAT]\n"
-		   "               [--tls DIR] [--ctl-members]\n"
+		   "               [--tls DIR] [--ctl-all]\n"
 		   "\n"
 		   "Runs four casd (from $CAS_BIN; three members and a spare) behind\n"
 		   "fault-injecting proxies, two casfs mounts and library clients for N seconds\n"
@@ -1364,8 +1364,8 @@ static void usage(FILE *f)
 		   "                  stale read in each history) or empty-node (a member\n"
 		   "                  loses its data but keeps its identity file, and forms a\n"
 		   "                  majority with a member that missed writes)\n"
-		   "  --ctl-members   give casctl member the members' URLs alone, not the\n"
-		   "                  spare's too (README, Known limits)\n"
+		   "  --ctl-all       give casctl member every node's URL, the spare's too,\n"
+		   "                  not the members' alone\n"
 		   "  --tls DIR       TLS with client certificates and a token (the proxies\n"
 		   "                  pass TLS through): DIR holds ca.crt, node.crt, node.key,\n"
 		   "                  client.crt, client.key and token (tests/lib.sh's\n"
@@ -1381,7 +1381,7 @@ int main(int argc, char **argv)
 		{"keep", no_argument, NULL, 'k'},
 		{"broken", required_argument, NULL, 'b'},
 		{"tls", required_argument, NULL, 't'},
-		{"ctl-members", no_argument, NULL, 'm'},
+		{"ctl-all", no_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1430,7 +1430,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'm':
-			g.ctl_members = true;
+			g.ctl_all = true;
 			break;
 		case 't':
 			for (i = 0; i < T_FILES; i++)
