@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "record.h"
 #include "regs.h"
+#include "share.h"
 #include "round.h"
 
 /* Kernel cache lifetime of names and attributes with -o cache, seconds. */
@@ -48,6 +49,8 @@ struct casfs_fs {
 	 * (every lookup reads its directory), and under load they back off
 	 * until the deadline. Each round holds one stripe, never two. */
 	pthread_mutex_t key_locks[CASFS_KEY_LOCKS];
+	/* Reads of one key waiting for its stripe share a round (share.h). */
+	struct casfs_share read_shares[CASFS_KEY_LOCKS];
 	pthread_mutex_t failed_lock;
 	struct failed_lookup failed[CASFS_FAILED_LOOKUPS];
 	struct casfs_locks *locks; /* flock and fcntl locks (lock.h) */

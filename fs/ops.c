@@ -235,8 +235,10 @@ int casfs_fs_new(struct cas_client *c, const struct casfs_options *o, struct cas
 		free(fs);
 		return CAS_ENOMEM;
 	}
-	for (i = 0; i < CASFS_KEY_LOCKS; i++)
+	for (i = 0; i < CASFS_KEY_LOCKS; i++) {
 		pthread_mutex_init(&fs->key_locks[i], NULL);
+		casfs_share_init(&fs->read_shares[i]);
+	}
 	pthread_mutex_init(&fs->failed_lock, NULL);
 	fs->client = c;
 	fs->timeout_ms = o->timeout_ms;
@@ -253,8 +255,10 @@ void casfs_fs_free(struct casfs_fs *fs)
 	if (!fs)
 		return;
 	casfs_locks_free(fs->locks);
-	for (i = 0; i < CASFS_KEY_LOCKS; i++)
+	for (i = 0; i < CASFS_KEY_LOCKS; i++) {
 		pthread_mutex_destroy(&fs->key_locks[i]);
+		casfs_share_destroy(&fs->read_shares[i]);
+	}
 	pthread_mutex_destroy(&fs->failed_lock);
 	casfs_inodes_free(fs->inodes);
 	free(fs);

@@ -37,11 +37,14 @@ static unsigned op_left(const struct op *op)
 
 /* The stripe of key's lock: one round at a time per register from this
  * mount (fs.h). */
+static size_t stripe(const char *key)
+{
+	return cas_fnv1a(CAS_FNV1A_INIT, key, strlen(key)) & (CASFS_KEY_LOCKS - 1);
+}
+
 static pthread_mutex_t *key_lock(struct casfs_fs *fs, const char *key)
 {
-	uint64_t h = cas_fnv1a(CAS_FNV1A_INIT, key, strlen(key));
-
-	return &fs->key_locks[h & (CASFS_KEY_LOCKS - 1)];
+	return &fs->key_locks[stripe(key)];
 }
 
 /* A view of the registers without a request: the root check at mount. */
@@ -87,17 +90,33 @@ static int client_del(struct cas_client *c, unsigned left, const char *key, cas_
 	return left ? cas_delete(c, key, fn, fn_arg, left, out) : CAS_EUNAVAILABLE;
 }
 
-static int op_read(void *arg, const char *key, struct cas_value *out)
+/* A read's turn (share.h): its key's stripe, until the deadline. */
+static int op_turn(void *arg, const char *key)
+{
+	struct op *op = arg;
+
+	return pthread_mutex_clocklock(key_lock(op->fs, key), CLOCK_MONOTONIC, &op->end)
+		       ? CAS_EUNAVAILABLE
+		       : CAS_OK;
+}
+
+static int op_read_turn(void *arg, const char *key, struct cas_value *out)
 {
 	struct op *op = arg;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	if (pthread_mutex_clocklock(key_lock(op->fs, key), CLOCK_MONOTONIC, &op->end))
-		return CAS_EUNAVAILABLE;
 	rc = client_read(op->fs->client, op_left(op), key, out);
 	pthread_mutex_unlock(key_lock(op->fs, key));
 	return rc;
+}
+
+/* Reads of one key that wait for their turn together share a round. */
+static int op_read(void *arg, const char *key, struct cas_value *out)
+{
+	struct op *op = arg;
+	struct casfs_share_round r = {op_turn, op_read_turn, op};
+
+	return casfs_share_read(&op->fs->read_shares[stripe(key)], key, &op->end, &r, out);
 }
 
 static int op_change(void *arg, const char *key, cas_change_fn fn, void *fn_arg,
