@@ -130,6 +130,19 @@ static void end_lost(struct casfs_msession *m, uint64_t until_ms)
 	}
 }
 
+static int held_update(struct casfs_msession *m, struct op *op, const unsigned char *id, bool add);
+
+/* Lists the held files again when the session they were listed under is
+ * not the current one (lost, and a new one made), creating a session when
+ * there is none: so that casctl gc spares them again. Call without mu. */
+static void held_refresh(struct casfs_msession *m)
+{
+	struct op op;
+
+	bg_op(m->fs, 0, &op);
+	(void)held_update(m, &op, NULL, false);
+}
+
 static void *renew_thread(void *arg)
 {
 	struct casfs_msession *m = arg;
@@ -147,6 +160,15 @@ static void *renew_thread(void *arg)
 			pthread_mutex_unlock(&m->mu);
 			end_lost(m, 0);
 			pthread_mutex_lock(&m->mu);
+		}
+		if (!m->have && m->held_pub && !m->stop) {
+			/* Files kept open after their last name went need a
+			 * session to be spared by casctl gc: make one. */
+			pthread_mutex_unlock(&m->mu);
+			held_refresh(m);
+			pthread_mutex_lock(&m->mu);
+			if (m->have)
+				continue;
 		}
 		if (!m->have) {
 			/* Wait for a new session, or a while before the next try
@@ -181,6 +203,11 @@ static void *renew_thread(void *arg)
 			m->s = s;
 		else if (rc == CAS_EVERSION)
 			m->s.valid_until = 0; /* expired by a contender, or ran out */
+		if (rc == CAS_OK && m->held_pub) {
+			pthread_mutex_unlock(&m->mu);
+			held_refresh(m);
+			pthread_mutex_lock(&m->mu);
+		}
 	}
 	pthread_mutex_unlock(&m->mu);
 	return NULL;
@@ -299,9 +326,14 @@ static int held_update(struct casfs_msession *m, struct op *op, const unsigned c
 	int rc;
 
 	pthread_mutex_lock(&m->held_mu);
-	for (i = 0; i < m->nheld && memcmp(m->held + i * CASFS_ID_LEN, id, CASFS_ID_LEN); i++)
+	for (i = 0; id && i < m->nheld && memcmp(m->held + i * CASFS_ID_LEN, id, CASFS_ID_LEN); i++)
 		;
-	if (add && i == m->nheld) {
+	if (!id) {
+		/* A refresh: nothing to list, or listed under this session. */
+		rc = 0;
+		if (!m->nheld)
+			goto out_unlock;
+	} else if (add && i == m->nheld) {
 		if (m->nheld == m->held_cap) {
 			size_t cap = m->held_cap ? 2 * m->held_cap : 8;
 
@@ -319,8 +351,13 @@ static int held_update(struct casfs_msession *m, struct op *op, const unsigned c
 			(m->nheld - i - 1) * CASFS_ID_LEN);
 		m->nheld--;
 	}
+	pthread_mutex_lock(&m->mu);
+	m->held_pub = m->nheld;
+	pthread_mutex_unlock(&m->mu);
 	rc = casfs_msession_get(m, op, sid, &gen);
 	if (rc)
+		goto out_unlock;
+	if (!id && m->held_written && !memcmp(m->held_sid, sid, CASFS_SID_LEN))
 		goto out_unlock;
 	casfs_held_key(sid, key);
 	casfs_op_regs(op, &r);
@@ -336,6 +373,10 @@ static int held_update(struct casfs_msession *m, struct op *op, const unsigned c
 	hv = (struct held_value){p, len};
 	rc = casfs_err_of(casfs_txn_change(&r, key, held_fn, &hv, NULL));
 	free(p);
+	if (!rc) {
+		memcpy(m->held_sid, sid, CASFS_SID_LEN);
+		m->held_written = true;
+	}
 out_unlock:
 	pthread_mutex_unlock(&m->held_mu);
 	return rc;

@@ -35,6 +35,10 @@ struct casfs_msession {
 	pthread_mutex_t held_mu;
 	unsigned char *held; /* nheld ids of CASFS_ID_LEN bytes */
 	size_t nheld, held_cap;
+	unsigned char held_sid[CASFS_SID_LEN]; /* the session it was last written under */
+	bool held_written;
+	size_t held_pub; /* nheld, under mu: the renewal thread lists them again
+			    under a new session when the old one was lost */
 };
 
 /* Prepares m for fs (no thread, no session yet). 0 or -ENOMEM. */

@@ -105,6 +105,39 @@ grep -q "deleted $kk (casfs)" "$CAS_TMP/gc1.out" || fail "gc did not collect $kk
 [ "$(version_of "$kk")" = 0 ] || fail "$kk still there after gc"
 [ "$(version_of "$kl")" = 0 ] || fail "gc left the lock register $kl: $(cat "$CAS_TMP/gc1.out")"
 
+# A mount cut off for longer than its lease loses its session; back, it
+# lists the file it keeps open under a new one, and gc spares it.
+m4=$CAS_TMP/m4
+cas_start_holdproxies P
+cas_mount_via_proxies P "$m4" lease=0.5
+echo kept >"$m4/k" || fail "create k"
+k4=$(key_of "$m4/k")
+python3 - "$m4/k" "$CAS_TMP/k.go" "$CAS_TMP/k.out" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.unlink(sys.argv[1])
+open(sys.argv[3], "w").write("unlinked\n")
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+open(sys.argv[3], "a").write(os.pread(fd, 100, 0).decode())
+PY
+reader=$!
+CAS_EXTRA_PIDS+=($reader)
+cas_wait_until 100 grep -q unlinked "$CAS_TMP/k.out" || fail "the reader on m4 did not start"
+sessions=$(grep -c "lock session .* lease 500 ms" "$CAS_TMP/casfs.log")
+cas_cut P on
+cas_wait_until 100 grep -q "lock session .* lost" "$CAS_TMP/casfs.log" || fail "m4 kept its session"
+cas_cut P off
+cas_wait_until 100 sh -c "[ \$(grep -c 'lock session .* lease 500 ms' '$CAS_TMP/casfs.log') -gt $sessions ]" ||
+	fail "m4 made no new session for the file it keeps"
+casctl gc --grace 1 >"$CAS_TMP/gc4.out" 2>&1 || fail "gc: $(cat "$CAS_TMP/gc4.out")"
+[ "$(version_of "$k4")" != 0 ] || fail "gc collected a file kept open on a live mount: $(cat "$CAS_TMP/gc4.out")"
+touch "$CAS_TMP/k.go"
+wait "$reader" || fail "the reader on m4 failed"
+[ "$(tail -n 1 "$CAS_TMP/k.out")" = kept ] || fail "m4 read '$(cat "$CAS_TMP/k.out")'"
+cas_wait_until 100 sh -c "[ \"\$('$CAS_BIN/casctl' --nodes '$(cas_nodes)' version '$k4')\" = 0 ]" ||
+	fail "the last close on m4 did not delete $k4"
+
 # Small files created and deleted over two mounts (FS_DELETE_FILES, 1,000
 # by default; the issue's figure is FS_DELETE_FILES=5000, too slow for
 # the default run under a sanitizer build): every node's keys come back to
