@@ -1,5 +1,6 @@
-/* round.c - register rounds for the FUSE operations: the only file of fs/
- * that calls the client API. */
+/* round.c - register rounds for the FUSE operations: the only file of the
+ * mount that calls the client API (fs/gc.c, casctl's side, is the other
+ * caller in fs/). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
