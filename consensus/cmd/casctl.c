@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"  dump FILE                write every register (key, version, value) to\n"
 		"                           FILE (new; - for stdout), each read\n"
 		"                           linearizably; progress on stderr\n"
-		"  gc [--grace SECONDS] [--dry-run]\n"
+		"  gc [--grace SECONDS] [--jobs N] [--dry-run]\n"
 		"                           purge deleted keys from every node: note each\n"
 		"                           absent key, wait the grace (default 10, more\n"
 		"                           than any client's --timeout or -o timeout),\n"
@@ -471,7 +471,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "delete") == 0)
 		rc = cmd_delete(c, key, nargs_left == 2, expected, timeout_ms);
 	else if (strcmp(cmd, "gc") == 0)
-		rc = casctl_gc(c, timeout_ms, nargs_left, argv + optind + 1);
+		rc = casctl_gc(c, nodes, &cfg, timeout_ms, nargs_left, argv + optind + 1);
 	else
 		rc = casctl_status(c, timeout_ms, nargs_left == 1);
 

@@ -39,12 +39,13 @@ int casctl_status(struct cas_client *c, unsigned timeout_ms, bool json);
 int casctl_dump(const char *nodes, unsigned timeout_ms, const char *path);
 int casctl_restore(const char *nodes, unsigned timeout_ms, const char *path);
 
-/* casctl gc [--grace SECONDS] [--dry-run] (casctl_gc.c): argv holds
+/* casctl gc [--grace SECONDS] [--jobs N] [--dry-run] (casctl_gc.c): argv holds
  * the arguments after "gc". Returns the exit status: 0 when every
  * candidate was purged (or written since), EXIT_UNAVAILABLE when some
  * were left because a node did not answer, EXIT_OTHER when some were
  * left for another reason, EXIT_USAGE on bad arguments. */
-int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv);
+int casctl_gc(struct cas_client *c, const char *nodes, const struct cas_client_config *ccfg,
+	      unsigned timeout_ms, int argc, char **argv);
 
 /* A source of garbage for casctl gc: registers only an application knows
  * to be garbage (the filesystem's orphaned inodes, say), and the absent

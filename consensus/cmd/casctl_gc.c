@@ -4,6 +4,7 @@
  * (casctl.h, struct casctl_gc_source). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@ static const char *prog = "casctl";
 
 /* Keys asked of the members at a time. */
 #define PAGE 1000u
+
+/* Keys noted and purged at once (--jobs), by default and at most. */
+#define GC_JOBS	    16
+#define GC_JOBS_MAX 64
 
 /* Longest grace --grace takes: a week. */
 #define GRACE_MAX_S (7.0 * 86400.0)
@@ -44,6 +49,12 @@ struct node_use {
 
 struct gc {
 	struct cas_client *c;
+	const char *seeds; /* for the workers' own clients */
+	const struct cas_client_config *ccfg;
+	unsigned jobs;
+	pthread_mutex_t lock; /* guards what follows, while workers run */
+	size_t next;	      /* the next key or candidate a worker takes */
+	const char *down;     /* the node that stopped the purges */
 	unsigned timeout_ms;
 	unsigned grace_ms;
 	bool dry_run;
@@ -131,20 +142,23 @@ static int load_nodes(struct gc *g)
 }
 
 /* Reports rc for key (a failure of c's, in step what) as a key left. */
-static void report_left(struct gc *g, const char *key, int rc, const char *what)
+static void report_left(struct gc *g, struct cas_client *c, const char *key, int rc,
+			const char *what)
 {
 	char why[256] = "";
 
-	cas_client_errmsg(g->c, why, sizeof(why));
+	cas_client_errmsg(c, why, sizeof(why));
 	/* A purge needs every node, not a majority. */
 	printf("left %s: %s: %s%s%s\n", key, what,
 	       rc == CAS_EUNAVAILABLE && strcmp(what, "purging") == 0
 		       ? "a node did not answer in time"
 		       : cas_strerror(rc),
 	       why[0] ? ": " : "", why);
+	pthread_mutex_lock(&g->lock);
 	g->left++;
 	if (rc == CAS_EUNAVAILABLE)
 		g->left_unavailable++;
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* The sources' garbage: deleted (or, dry, listed) before the keys are
@@ -178,7 +192,7 @@ static int run_sources(struct gc *g)
 			} else if (rc == CAS_EVERSION) {
 				printf("kept %s (%s): in use again\n", keys[i], src->name);
 			} else {
-				report_left(g, keys[i], rc, "deleting");
+				report_left(g, g->c, keys[i], rc, "deleting");
 			}
 		}
 		cas_keys_free(keys, n);
@@ -242,7 +256,7 @@ static const char *spared_by(const char *key)
 
 /* Step 0 for key (taken: kept as a candidate or freed). Dry, a read,
  * which changes nothing, stands for the note. */
-static int note(struct gc *g, char *key)
+static int note(struct gc *g, struct cas_client *c, char *key)
 {
 	struct cas_tombstone tomb;
 	const char *by;
@@ -252,25 +266,29 @@ static int note(struct gc *g, char *key)
 	by = spared_by(key);
 	if (by != NULL) {
 		printf("spared %s (%s)\n", key, by);
+		pthread_mutex_lock(&g->lock);
 		g->spared++;
+		pthread_mutex_unlock(&g->lock);
 		goto out_free;
 	}
 	if (g->dry_run) {
 		struct cas_value v;
 
-		rc = cas_read(g->c, key, g->timeout_ms, &v);
+		rc = cas_read(c, key, g->timeout_ms, &v);
 		absent = rc == CAS_OK && v.version == 0;
 		cas_value_clear(&v);
 		memset(&tomb, 0, sizeof(tomb));
 	} else {
-		rc = cas_collect_note(g->c, key, g->timeout_ms, &absent, &tomb);
+		rc = cas_collect_note(c, key, g->timeout_ms, &absent, &tomb);
 	}
 	if (rc != CAS_OK) {
-		report_left(g, key, rc, "reading");
+		report_left(g, c, key, rc, "reading");
 		goto out_free;
 	}
+	pthread_mutex_lock(&g->lock);
 	if (!absent) {
 		g->live++;
+		pthread_mutex_unlock(&g->lock);
 		goto out_free;
 	}
 	if (g->n_cands == g->cap_cands) {
@@ -278,6 +296,7 @@ static int note(struct gc *g, char *key)
 		struct candidate *p = realloc(g->cands, cap * sizeof(*p));
 
 		if (p == NULL) {
+			pthread_mutex_unlock(&g->lock);
 			fprintf(stderr, "%s: gc: out of memory\n", prog);
 			free(key);
 			return CAS_ENOMEM;
@@ -288,6 +307,7 @@ static int note(struct gc *g, char *key)
 	g->cands[g->n_cands].key = key;
 	g->cands[g->n_cands].tomb = tomb;
 	g->n_cands++;
+	pthread_mutex_unlock(&g->lock);
 	if (g->dry_run)
 		printf("candidate %s\n", key);
 	return CAS_OK;
@@ -296,24 +316,38 @@ out_free:
 	return CAS_OK;
 }
 
-/* Steps 1 and 2 for candidate k. *down: the node that stopped the run
+/* Counts one more of *what under g's lock. */
+static void count(struct gc *g, size_t *what)
+{
+	pthread_mutex_lock(&g->lock);
+	(*what)++;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Steps 1 and 2 for candidate k. g->down: the node that stopped the run
  * (then k is left without a try). */
-static void purge(struct gc *g, const struct candidate *k, const char **down)
+static void purge(struct gc *g, struct cas_client *c, const struct candidate *k)
 {
 	struct cas_purge_result res;
 	struct cas_value v;
+	const char *down;
 	int rc;
 
-	if (*down != NULL) {
-		printf("left %s: node %s does not answer\n", k->key, *down);
+	pthread_mutex_lock(&g->lock);
+	down = g->down;
+	if (down != NULL) {
 		g->left++;
 		g->left_unavailable++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (down != NULL) {
+		printf("left %s: node %s does not answer\n", k->key, down);
 		return;
 	}
-	rc = cas_collect_purge(g->c, k->key, &k->tomb, g->grace_ms, g->timeout_ms, &res);
+	rc = cas_collect_purge(c, k->key, &k->tomb, g->grace_ms, g->timeout_ms, &res);
 	if (rc == CAS_OK && res.kept == 0) {
 		printf("purged %s\n", k->key);
-		g->purged++;
+		count(g, &g->purged);
 		return;
 	}
 	if (rc == CAS_OK || rc == CAS_EVERSION) {
@@ -321,22 +355,111 @@ static void purge(struct gc *g, const struct candidate *k, const char **down)
 		 * ballot than the write-back's: written since the note
 		 * (nothing to purge: it lives), or deleted again or written
 		 * back by another round (a later run purges it). */
-		rc = cas_read(g->c, k->key, g->timeout_ms, &v);
+		rc = cas_read(c, k->key, g->timeout_ms, &v);
 		if (rc == CAS_OK && v.version > 0) {
 			printf("live %s: written since it was noted\n", k->key);
-			g->written++;
+			count(g, &g->written);
 		} else {
 			printf("left %s: changed since it was noted (deleted again, or "
 			       "written back); the next run purges it\n",
 			       k->key);
-			g->left++;
+			count(g, &g->left);
 		}
 		cas_value_clear(&v);
 		return;
 	}
-	report_left(g, k->key, rc, "purging");
-	if (rc == CAS_EUNAVAILABLE)
-		*down = node_down(g); /* NULL: the key alone (contention) */
+	report_left(g, c, k->key, rc, "purging");
+	if (rc == CAS_EUNAVAILABLE) {
+		down = node_down(g); /* NULL: the key alone (contention) */
+		pthread_mutex_lock(&g->lock);
+		if (g->down == NULL)
+			g->down = down;
+		pthread_mutex_unlock(&g->lock);
+	}
+}
+
+/* The workers: each has a client of its own (so that a failure's reason
+ * is its own key's) and takes keys, then candidates, in turn. */
+struct worker {
+	struct gc *g;
+	struct cas_client *c;
+	char **keys; /* the note phase's, taken by note; else NULL */
+	size_t n_keys;
+	int rc; /* the note phase's first error */
+	pthread_t thread;
+};
+
+/* Takes the next index below n, or returns false. */
+static bool take(struct gc *g, size_t n, size_t *i)
+{
+	bool ok;
+
+	pthread_mutex_lock(&g->lock);
+	ok = g->next < n;
+	if (ok)
+		*i = g->next++;
+	pthread_mutex_unlock(&g->lock);
+	return ok;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	size_t i;
+
+	if (w->keys != NULL) {
+		while (w->rc == CAS_OK && take(w->g, w->n_keys, &i)) {
+			w->rc = note(w->g, w->c, w->keys[i]);
+			w->keys[i] = NULL;
+		}
+	} else {
+		while (take(w->g, w->g->n_cands, &i))
+			purge(w->g, w->c, &w->g->cands[i]);
+	}
+	return NULL;
+}
+
+/* Runs the note phase over keys (taken: each is noted or freed), or with
+ * keys NULL the purge phase over the candidates, on up to g->jobs
+ * threads (the first on g's client). The first error of a note. */
+static int run_workers(struct gc *g, struct worker *ws, size_t n_ws, char **keys, size_t n_keys)
+{
+	size_t started = 0;
+	int rc = CAS_OK;
+
+	g->next = 0;
+	for (size_t i = 0; i < n_ws; i++) {
+		ws[i].keys = keys;
+		ws[i].n_keys = n_keys;
+		ws[i].rc = CAS_OK;
+		if (i > 0 && pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
+			break;
+		started = i + 1;
+	}
+	worker_main(&ws[0]);
+	for (size_t i = 1; i < started; i++)
+		pthread_join(ws[i].thread, NULL);
+	for (size_t i = 0; i < started; i++)
+		if (rc == CAS_OK)
+			rc = ws[i].rc;
+	return rc;
+}
+
+/* The workers' clients: ws[0] uses g's; the others open their own (as
+ * many as open, at least one worker in all). */
+static size_t open_workers(struct gc *g, struct worker *ws)
+{
+	char why[256];
+	size_t n = 1;
+
+	ws[0].g = g;
+	ws[0].c = g->c;
+	for (; n < g->jobs; n++) {
+		ws[n].g = g;
+		if (cas_client_open(g->seeds, g->ccfg, &ws[n].c, why, sizeof(why)) != CAS_OK)
+			break;
+	}
+	return n;
 }
 
 static void print_use(const struct gc *g)
@@ -356,10 +479,18 @@ static void print_use(const struct gc *g)
 	}
 }
 
-int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
+int casctl_gc(struct cas_client *c, const char *nodes, const struct cas_client_config *ccfg,
+	      unsigned timeout_ms, int argc, char **argv)
 {
-	struct gc g = {.c = c, .timeout_ms = timeout_ms, .grace_ms = CAS_COLLECT_GRACE_MS};
-	const char *down = NULL;
+	struct gc g = {.c = c,
+		       .seeds = nodes,
+		       .ccfg = ccfg,
+		       .jobs = GC_JOBS,
+		       .timeout_ms = timeout_ms,
+		       .grace_ms = CAS_COLLECT_GRACE_MS,
+		       .lock = PTHREAD_MUTEX_INITIALIZER};
+	struct worker ws[GC_JOBS_MAX] = {0};
+	size_t n_ws = 0;
 	char **keys = NULL;
 	size_t n_keys = 0, i;
 	uint64_t until;
@@ -369,6 +500,19 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 	for (int a = 0; a < argc; a++) {
 		if (strcmp(argv[a], "--dry-run") == 0) {
 			g.dry_run = true;
+		} else if (strcmp(argv[a], "--jobs") == 0 && a + 1 < argc) {
+			char *end;
+			unsigned long j;
+
+			errno = 0;
+			j = strtoul(argv[++a], &end, 10);
+			if (errno != 0 || end == argv[a] || *end != '\0' || j < 1 ||
+			    j > GC_JOBS_MAX) {
+				fprintf(stderr, "%s: gc: bad --jobs \"%s\": want 1 to %d\n", prog,
+					argv[a], GC_JOBS_MAX);
+				return EXIT_USAGE;
+			}
+			g.jobs = (unsigned)j;
 		} else if (strcmp(argv[a], "--grace") == 0 && a + 1 < argc) {
 			if (!parse_grace(argv[++a], &g.grace_ms)) {
 				fprintf(stderr,
@@ -406,10 +550,10 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 		goto out_free;
 	}
 	g.listed = n_keys;
-	for (i = 0; i < n_keys && rc == CAS_OK; i++)
-		rc = note(&g, keys[i]);
-	for (; i < n_keys; i++)
-		free(keys[i]);
+	n_ws = open_workers(&g, ws);
+	rc = run_workers(&g, ws, n_ws, keys, n_keys);
+	for (i = 0; i < n_keys; i++)
+		free(keys[i]); /* those no worker took, after an error */
 	free(keys);
 	if (rc != CAS_OK) {
 		status = casctl_exit_code(rc);
@@ -424,9 +568,8 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 				prog, g.n_cands, g.grace_ms / 1000.0);
 		for (uint64_t now = cas_os_monotonic_ms(); now < until; now = cas_os_monotonic_ms())
 			cas_os_sleep_ms((unsigned)(until - now));
-		down = node_down(&g);
-		for (i = 0; i < g.n_cands; i++)
-			purge(&g, &g.cands[i], &down);
+		g.down = node_down(&g);
+		run_workers(&g, ws, n_ws, NULL, 0);
 	}
 	ask_nodes(&g, true);
 	print_use(&g);
@@ -443,6 +586,8 @@ int casctl_gc(struct cas_client *c, unsigned timeout_ms, int argc, char **argv)
 	}
 
 out_free:
+	for (i = 1; i < n_ws; i++)
+		cas_client_close(ws[i].c);
 	for (i = 0; begun && casctl_gc_sources[i] != NULL; i++)
 		if (casctl_gc_sources[i]->end != NULL)
 			casctl_gc_sources[i]->end(casctl_gc_sources[i]->arg);
