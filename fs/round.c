@@ -255,8 +255,10 @@ static int edit_change(void *varg, const struct cas_value *cur, struct cas_value
 		return rc == CAS_EINVAL ? CAS_EIO : rc;
 	rc = e->fn(e->arg, &rec, cur->version);
 	if (rc < 0) {
+		/* The client counts a version mismatch (ESTALE: a cas xattr
+		 * on a moved version) as a conflict, the rest as refused. */
 		e->err = rc;
-		rc = CAS_EINVAL;
+		rc = rc == -ESTALE ? CAS_EVERSION : CAS_EINVAL;
 	} else if (rc == CASFS_KEEP) {
 		rc = CAS_ENOCHANGE;
 	} else {
@@ -280,7 +282,7 @@ int casfs_edit(struct op *op, const unsigned char *id, casfs_edit_fn fn, void *a
 	casfs_op_regs(op, &r);
 	casfs_inodes_key(id, key);
 	rc = casfs_txn_change(&r, key, edit_change, &e, &out);
-	if (rc == CAS_EINVAL && e.err)
+	if ((rc == CAS_EINVAL || rc == CAS_EVERSION) && e.err)
 		rc = e.err;
 	else
 		rc = casfs_err_of(rc);

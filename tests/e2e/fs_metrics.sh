@@ -170,17 +170,25 @@ for s in "${H}_count{op=\"rmdir\"}" 'casfs_timeouts_total' \
 done
 [ "$(value "$T/s2" casfs_fuse_requests_in_flight)" = 0 ] || fail "requests in flight at rest"
 
-# A change the filesystem refuses (a cas write at a version the file is
-# not at) is counted as refused, not as an error; the file keeps x.
+# A cas write at a version the file is not at is a version conflict,
+# not an error; the file keeps x. A change the filesystem refuses
+# otherwise (rmdir of a directory that is not empty) is refused.
 setfattr -n user.casfs.cas.999 -v y "$dir/f" 2>/dev/null && fail "cas at version 999 succeeded"
 [ "$(cat "$dir/f")" = x ] || fail "f changed: $(cat "$dir/f")"
 scrape "$url" "$T/m4"
 check "$T/m4" >"$T/s4"
 R='casfs_rounds_total{kind="change",result='
-moved "$T/s2" "$T/s4" "${R}\"refused\"}" "${H}_count{op=\"setxattr\"}" ||
-	fail "refused change not counted: $(grep -F "$R" "$T/s4")"
+moved "$T/s2" "$T/s4" "${R}\"version\"}" 'casfs_conflicts_total{reason="version"}' \
+	"${H}_count{op=\"setxattr\"}" ||
+	fail "version conflict not counted: $(grep -F -e "$R" -e conflicts "$T/s4")"
 [ "$(value "$T/s2" "${R}\"error\"}")" = "$(value "$T/s4" "${R}\"error\"}")" ] ||
-	fail "refused change counted as an error: $(grep -F "$R" "$T/s4")"
+	fail "version conflict counted as an error: $(grep -F "$R" "$T/s4")"
+mkdir "$dir/d" && touch "$dir/d/x" || fail "mkdir d, touch d/x"
+rmdir "$dir/d" 2>/dev/null && fail "rmdir of a directory with a file succeeded"
+scrape "$url" "$T/m5"
+check "$T/m5" >"$T/s5"
+moved "$T/s4" "$T/s5" "${R}\"refused\"}" ||
+	fail "refused change not counted: $(grep -F "$R" "$T/s5")"
 
 # Unmounted, casfs stops serving and gives the port back.
 cas_umount "$dir"
