@@ -15,7 +15,7 @@ cas_join_nodes # a restart keeps the identity: joined once
 # did not answer.
 post() {
 	local out
-	out=$(curl -s --max-time 10 -w '\n%{http_code}' "${CAS_HDRS[@]}" --data-binary "$2" \
+	out=$(cas_curl -s --max-time 10 -w '\n%{http_code}' "${CAS_HDRS[@]}" --data-binary "$2" \
 		"$(cas_url 0)$1") || return 1
 	printf '%s %s\n' "${out##*$'\n'}" "${out%$'\n'*}"
 }
@@ -98,6 +98,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
-r=$(curl -sf "$(cas_url 0)/v1/health") || fail "health"
+r=$(cas_curl -sf "$(cas_url 0)/v1/health") || fail "health"
 grep -q "\"keys\":\"$WORKERS\"" <<<"$r" || fail "health: $r"
 echo "casd_durable: ok"

@@ -20,7 +20,7 @@ req() {
 	shift 5 2>/dev/null || shift $#
 	local args=(-s -o "$OUT" -w '%{http_code}' -X "$method" --max-time 30 "${CAS_HDRS[@]}" "$@")
 	[ -n "$body" ] && args+=(--data-binary "$body")
-	code=$(curl "${args[@]}" "$(cas_url "$i")$path") || fail "$method $path: curl failed"
+	code=$(cas_curl "${args[@]}" "$(cas_url "$i")$path") || fail "$method $path: curl failed"
 	[ "$code" = "$want" ] ||
 		fail "node $i: $method $path ${body:0:80}: status $code, want $want: $(head -c 300 "$OUT")"
 }
@@ -29,7 +29,7 @@ req() {
 # (the transition of issue #12: http.h, admit_unidentified).
 uninit_health() {
 	local code
-	code=$(curl -s -o "$OUT" -w '%{http_code}' --max-time 30 "$(cas_url "$1")/v1/health")
+	code=$(cas_curl -s -o "$OUT" -w '%{http_code}' --max-time 30 "$(cas_url "$1")/v1/health")
 	[ "$code" = 503 ] || [ "$code" = 200 ] || fail "health of node $1: $code"
 	grep -q '^{"status":"uninitialized","version":"[^"]*","keys":"0"}$' "$OUT" ||
 		fail "health of node $1: $(cat "$OUT")"

@@ -30,16 +30,19 @@ expect_exit() {
 	"$@" >"$T/out" 2>"$T/err" || rc=$?
 	[ "$rc" -eq "$want" ] || fail "'$*' exited $rc, want $want: $(head -c 400 "$T/err")"
 }
+# casfs's -o options of TLS mode, with a trailing comma ("" without it).
+TLSO=$(cas_tls_mount_opts)
+TLSO=${TLSO:+$TLSO,}
 # health_keys I: the key count node I reports.
-health_keys() { curl -s "$(cas_url "$1")/v1/health" | sed -n 's/.*"keys":"\([0-9]*\)".*/\1/p'; }
+health_keys() { cas_curl -s "$(cas_url "$1")/v1/health" | sed -n 's/.*"keys":"\([0-9]*\)".*/\1/p'; }
 # uninitialized I: node I says so on GET /v1/config.
 uninitialized() {
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "$(cas_url "$1")/v1/config")" = 503 ]
+	[ "$(cas_curl -s -o /dev/null -w '%{http_code}' "$(cas_url "$1")/v1/config")" = 503 ]
 }
 
 # --- init refuses, changing nothing ---
 cas_start_nodes 6
-DEAD=http://127.0.0.1:$(
+DEAD=$CAS_SCHEME://127.0.0.1:$(
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 )
 expect_exit 4 ctl "$(urls 0 1),$DEAD" init
@@ -64,10 +67,10 @@ grep -q "is not initialized" "$T/err" || fail "put on empty nodes: $(cat "$T/err
 expect_exit 2 ctl "$(urls 0 5 1)" put k /dev/stdin <<<x
 grep -q "belongs to cluster" "$T/err" || fail "put on two clusters: $(cat "$T/err")"
 mkdir -p "$T/bad"
-"$CAS_BIN/casfs" -f -o "nodes=$(urls 3 4 0),timeout=5" "$T/bad" >"$T/bad.log" 2>&1 &&
+"$CAS_BIN/casfs" -f -o "${TLSO}nodes=$(urls 3 4 0),timeout=5" "$T/bad" >"$T/bad.log" 2>&1 &&
 	fail "a mount on two empty nodes and a member succeeded"
 grep -q "node .* is not initialized" "$T/bad.log" || fail "mount on empty nodes: $(cat "$T/bad.log")"
-"$CAS_BIN/casfs" -f -o "nodes=$(urls 0 5 1),timeout=5" "$T/bad" >"$T/bad.log" 2>&1 &&
+"$CAS_BIN/casfs" -f -o "${TLSO}nodes=$(urls 0 5 1),timeout=5" "$T/bad" >"$T/bad.log" 2>&1 &&
 	fail "a mount on two clusters succeeded"
 grep -q "belongs to cluster" "$T/bad.log" || fail "mount on two clusters: $(cat "$T/bad.log")"
 uninitialized 3 && uninitialized 4 || fail "a refused mount initialized a node"

@@ -35,7 +35,7 @@ casctl status --bad 2>/dev/null
 [ $? = 2 ] || fail "status --bad: not a usage error"
 
 # /v1/health carries the use (PROTOCOL.md).
-curl -s "$(cas_url 0)/v1/health" >"$T/h"
+cas_curl -s "$(cas_url 0)/v1/health" >"$T/h"
 grep -q '"bytes":"[0-9]*","capacity":"[0-9]*","log_used":"[0-9]*","log_size":"[0-9]*"' "$T/h" ||
 	fail "health: $(cat "$T/h")"
 
