@@ -496,7 +496,8 @@ static int scan_record(struct casfs_gc *g, const char *key)
 		r = regs_now(g);
 		rc = r.ops->read(r.arg, keys[i], &kv);
 		if (rc == CAS_OK && casfs_txn_intent_of(&kv, key)) {
-			clean = false;
+			bool left = true;
+
 			if (!g->dry) {
 				/* A read settles a final transaction's intent. */
 				cas_value_clear(&kv);
@@ -505,8 +506,10 @@ static int scan_record(struct casfs_gc *g, const char *key)
 				cas_value_clear(&kv);
 				r = regs_now(g);
 				rc = r.ops->read(r.arg, keys[i], &kv);
-				clean = rc == CAS_OK && !casfs_txn_intent_of(&kv, key);
+				left = rc != CAS_OK || casfs_txn_intent_of(&kv, key);
 			}
+			if (left)
+				clean = false;
 		}
 		cas_value_clear(&kv);
 	}
