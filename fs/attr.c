@@ -151,7 +151,10 @@ void casfs_fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!rc)
 		rc = casfs_load(&op, id, &rec, NULL);
 	if (rc) {
-		fuse_reply_err(req, -rc);
+		/* A known inode whose register is absent was deleted: ESTALE,
+		 * as through a handle (FORMAT.md, "Deletion"); the kernel
+		 * then walks a path again, and its lookup says ENOENT. */
+		fuse_reply_err(req, rc == -ENOENT ? ESTALE : -rc);
 		return;
 	}
 	casfs_fill_stat(&rec, id, &st);

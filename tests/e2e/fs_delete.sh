@@ -68,7 +68,8 @@ python3 - "$m2/s" "$m1/s" <<'PY' || fail "m2's handle on a file deleted on m1"
 import errno, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
 os.unlink(sys.argv[2])
-for what, call in (("read", lambda: os.pread(fd, 10, 0)), ("write", lambda: os.pwrite(fd, b"x", 0))):
+for what, call in (("read", lambda: os.pread(fd, 10, 0)), ("write", lambda: os.pwrite(fd, b"x", 0)),
+                   ("fstat", lambda: os.fstat(fd))):
     try:
         call()
         sys.exit(what + " of a deleted file worked")
