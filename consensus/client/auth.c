@@ -20,6 +20,7 @@
 #define TOKEN_FILE_MAX 4096u
 
 struct cas_auth {
+	unsigned refs;	       /* cas_auth_ref's, and the loader's (atomic) */
 	char *ca, *cert, *key; /* absolute names, or NULL */
 	char *header;	       /* "Authorization: Bearer TOKEN", or NULL */
 	size_t header_len;
@@ -191,6 +192,7 @@ int cas_auth_load(const struct cas_auth_config *cfg, struct cas_auth **out, char
 		cas_errmsg_set(errmsg, errmsg_len, "out of memory");
 		return CAS_ENOMEM;
 	}
+	a->refs = 1;
 	if (cfg == NULL)
 		goto out_done;
 	if (set(cfg->tls_cert) != set(cfg->tls_key)) {
@@ -219,9 +221,16 @@ out_free:
 	return rc;
 }
 
+struct cas_auth *cas_auth_ref(struct cas_auth *a)
+{
+	if (a != NULL)
+		__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+	return a;
+}
+
 void cas_auth_free(struct cas_auth *a)
 {
-	if (a == NULL)
+	if (a == NULL || __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	free(a->ca);
 	free(a->cert);

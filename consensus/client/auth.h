@@ -24,6 +24,10 @@ void cas_auth_apply(const struct cas_auth *a, CURL *easy);
  * server"). "" when nothing helps. */
 const char *cas_auth_hint(const struct cas_auth *a, const char *url, CURLcode cc);
 
+/* Another reference to a (may be NULL), for a thread that may outlive
+ * its client; cas_auth_free drops one, and frees a with the last. */
+struct cas_auth *cas_auth_ref(struct cas_auth *a);
+
 /* The header line with a's token ("Authorization: Bearer ..."), valid
  * until cas_auth_free; NULL when a is NULL or has no token. */
 const char *cas_auth_header(const struct cas_auth *a);

@@ -4,6 +4,7 @@
  * and membership"). It maps the configuration's nodes to the transport's
  * node indexes by node id, so that a node reached through a seed URL (a
  * proxy, another name) keeps that URL. */
+#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +12,46 @@
 
 #include <cas/os.h>
 
+#include "auth.h"
 #include "client_int.h"
 #include "config.h"
 #include "errmsg.h"
 
-/* Longest wait for one node's configuration. */
+/* How long learning waits for the nodes that have not answered once a
+ * majority of them did. */
 #define FETCH_MS_MAX 1000u
 
+/* One node's answer. Written by its fetch's thread, under the fetch_wait's
+ * lock, until learning stops waiting; read by learning after that. */
 struct fetch {
 	const char *url;
-	const struct cas_auth *auth;
-	unsigned timeout_ms;
-	pthread_t thread;
-	bool started, asked;
+	bool asked; /* the node answered (rc), in time */
 	int rc;
 	enum cas_node_state state;
 	struct cas_cluster_config cfg;
 	uint64_t id;
 	char errmsg[200];
+};
+
+/* The answers of one fetch_range, shared with its threads; the last one
+ * to leave frees it. A thread that answers after fetch_range stopped
+ * waiting (abandoned) drops its answer. */
+struct fetch_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* on CLOCK_MONOTONIC: an answer came */
+	size_t answered;
+	bool abandoned;
+	unsigned refs; /* fetch_range and each thread still running */
+};
+
+/* A fetch's own: it may outlive the client (abandoned, it ends by its
+ * deadline), so it holds a copy of the URL and a reference to the auth. */
+struct fetch_job {
+	struct fetch_wait *w;
+	struct fetch *slot;
+	char *url;
+	struct cas_auth *auth;
+	unsigned timeout_ms;
 };
 
 void cas_client_set_error(struct cas_client *c, const char *fmt, ...)
@@ -44,37 +67,139 @@ void cas_client_set_error(struct cas_client *c, const char *fmt, ...)
 	pthread_mutex_unlock(&c->cfg_lock);
 }
 
+/* Drops a reference to w, whose lock the caller holds (and which this
+ * releases). */
+static void wait_put(struct fetch_wait *w)
+{
+	bool last = --w->refs == 0;
+
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}
+
 static void *fetch_main(void *arg)
 {
-	struct fetch *f = arg;
+	struct fetch_job *j = arg;
+	struct fetch r = {0};
 
-	f->rc = cas_admin_get_config(f->url, f->auth, f->timeout_ms, &f->state, &f->cfg, &f->id,
-				     f->errmsg, sizeof(f->errmsg));
-	f->asked = true;
+	r.rc = cas_admin_get_config(j->url, j->auth, j->timeout_ms, &r.state, &r.cfg, &r.id,
+				    r.errmsg, sizeof(r.errmsg));
+	pthread_mutex_lock(&j->w->lock);
+	if (!j->w->abandoned) {
+		r.url = j->slot->url;
+		r.asked = true;
+		*j->slot = r; /* the slot takes r.cfg */
+		j->w->answered++;
+		pthread_cond_broadcast(&j->w->cond);
+	} else {
+		cas_cluster_config_clear(&r.cfg);
+	}
+	wait_put(j->w);
+	cas_auth_free(j->auth);
+	free(j->url);
+	free(j);
 	return NULL;
 }
 
+/* Starts the fetch of slot f on a thread of its own (in this thread when
+ * none can be made), counted in w. */
+static void fetch_start(struct cas_client *c, struct fetch_wait *w, struct fetch *f,
+			unsigned timeout_ms)
+{
+	struct fetch_job *j = malloc(sizeof(*j));
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started = false;
+
+	snprintf(f->errmsg, sizeof(f->errmsg), "node %s did not answer in time", f->url);
+	if (j != NULL && (j->url = strdup(f->url)) == NULL) {
+		free(j);
+		j = NULL;
+	}
+	if (j == NULL) {
+		f->rc = CAS_ENOMEM;
+		f->asked = true;
+		pthread_mutex_lock(&w->lock);
+		w->answered++;
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	j->w = w;
+	j->slot = f;
+	j->auth = cas_auth_ref(c->auth);
+	j->timeout_ms = timeout_ms;
+	pthread_mutex_lock(&w->lock);
+	w->refs++;
+	pthread_mutex_unlock(&w->lock);
+	if (pthread_attr_init(&attr) == 0) {
+		started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+			  pthread_create(&t, &attr, fetch_main, j) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started)
+		fetch_main(j);
+}
+
 /* Asks transport nodes from..to-1 for their configuration, in parallel,
- * each for at most FETCH_MS_MAX and not past deadline_ms. */
+ * until deadline_ms. Stops waiting when every node answered, at the
+ * deadline, or once a majority of them answered and FETCH_MS_MAX has
+ * passed: a node that stopped (SIGSTOP, a dead link) costs every learner
+ * that second, not its whole deadline, and slow answers (TLS handshakes
+ * on a loaded machine) are waited for while fewer than a majority came.
+ * The nodes that did not answer read as not asked. */
 static void fetch_range(struct cas_client *c, struct fetch *fs, size_t from, size_t to,
 			uint64_t deadline_ms)
 {
-	uint64_t now = cas_os_monotonic_ms();
-	unsigned ms = deadline_ms > now ? (unsigned)(deadline_ms - now) : 1;
+	uint64_t start = cas_os_monotonic_ms(), now, until;
+	unsigned ms = deadline_ms > start ? (unsigned)(deadline_ms - start) : 1;
+	size_t need = (to - from) / 2 + 1;
+	struct fetch_wait *w = calloc(1, sizeof(*w));
+	pthread_condattr_t attr;
+	struct timespec ts;
 
-	if (ms > FETCH_MS_MAX)
-		ms = FETCH_MS_MAX;
+	if (from >= to)
+		return;
+	if (w == NULL || pthread_mutex_init(&w->lock, NULL) != 0) {
+		free(w);
+		for (size_t i = from; i < to; i++)
+			fs[i].rc = CAS_ENOMEM, fs[i].asked = true;
+		return;
+	}
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (pthread_cond_init(&w->cond, &attr) != 0) {
+		pthread_condattr_destroy(&attr);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		for (size_t i = from; i < to; i++)
+			fs[i].rc = CAS_ENOMEM, fs[i].asked = true;
+		return;
+	}
+	pthread_condattr_destroy(&attr);
+	w->refs = 1;
 	for (size_t i = from; i < to; i++) {
 		fs[i].url = cas_transport_url(c->transport, i);
-		fs[i].auth = c->auth;
-		fs[i].timeout_ms = ms;
-		fs[i].started = pthread_create(&fs[i].thread, NULL, fetch_main, &fs[i]) == 0;
-		if (!fs[i].started)
-			fetch_main(&fs[i]);
+		fetch_start(c, w, &fs[i], ms);
 	}
-	for (size_t i = from; i < to; i++)
-		if (fs[i].started)
-			pthread_join(fs[i].thread, NULL);
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		now = cas_os_monotonic_ms();
+		if (w->answered == to - from || now >= deadline_ms ||
+		    (w->answered >= need && now >= start + FETCH_MS_MAX))
+			break;
+		until = w->answered >= need && start + FETCH_MS_MAX < deadline_ms
+				? start + FETCH_MS_MAX
+				: deadline_ms;
+		ts.tv_sec = (time_t)(until / 1000);
+		ts.tv_nsec = (long)(until % 1000) * 1000000L;
+		pthread_cond_clockwait(&w->cond, &w->lock, CLOCK_MONOTONIC, &ts);
+	}
+	w->abandoned = true;
+	wait_put(w);
 }
 
 static void fetch_free(struct fetch *fs, size_t n)
