@@ -105,15 +105,13 @@ static void *fetch_main(void *arg)
 	return NULL;
 }
 
-/* Starts the fetch of slot f on a thread of its own (in this thread when
- * none can be made), counted in w. */
-static void fetch_start(struct cas_client *c, struct fetch_wait *w, struct fetch *f,
-			unsigned timeout_ms)
+/* Starts the fetch of slot f on a thread of its own, *t, and returns
+ * true; false when it ran in this thread (none could be made). Counted in
+ * w. */
+static bool fetch_start(struct cas_client *c, struct fetch_wait *w, struct fetch *f,
+			unsigned timeout_ms, pthread_t *t)
 {
 	struct fetch_job *j = malloc(sizeof(*j));
-	pthread_attr_t attr;
-	pthread_t t;
-	bool started = false;
 
 	snprintf(f->errmsg, sizeof(f->errmsg), "node %s did not answer in time", f->url);
 	if (j != NULL && (j->url = strdup(f->url)) == NULL) {
@@ -126,7 +124,7 @@ static void fetch_start(struct cas_client *c, struct fetch_wait *w, struct fetch
 		pthread_mutex_lock(&w->lock);
 		w->answered++;
 		pthread_mutex_unlock(&w->lock);
-		return;
+		return false;
 	}
 	j->w = w;
 	j->slot = f;
@@ -135,13 +133,10 @@ static void fetch_start(struct cas_client *c, struct fetch_wait *w, struct fetch
 	pthread_mutex_lock(&w->lock);
 	w->refs++;
 	pthread_mutex_unlock(&w->lock);
-	if (pthread_attr_init(&attr) == 0) {
-		started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-			  pthread_create(&t, &attr, fetch_main, j) == 0;
-		pthread_attr_destroy(&attr);
-	}
-	if (!started)
-		fetch_main(j);
+	if (pthread_create(t, NULL, fetch_main, j) == 0)
+		return true;
+	fetch_main(j);
+	return false;
 }
 
 /* Asks transport nodes from..to-1 for their configuration, in parallel,
@@ -157,12 +152,15 @@ static void fetch_range(struct cas_client *c, struct fetch *fs, size_t from, siz
 	uint64_t start = cas_os_monotonic_ms(), now, until;
 	unsigned ms = deadline_ms > start ? (unsigned)(deadline_ms - start) : 1;
 	size_t need = (to - from) / 2 + 1;
-	struct fetch_wait *w = calloc(1, sizeof(*w));
+	struct fetch_wait *w;
 	pthread_condattr_t attr;
 	struct timespec ts;
+	pthread_t threads[CAS_NODES_MAX];
+	bool started[CAS_NODES_MAX], in_time[CAS_NODES_MAX];
 
 	if (from >= to)
 		return;
+	w = calloc(1, sizeof(*w));
 	if (w == NULL || pthread_mutex_init(&w->lock, NULL) != 0) {
 		free(w);
 		for (size_t i = from; i < to; i++)
@@ -183,7 +181,7 @@ static void fetch_range(struct cas_client *c, struct fetch *fs, size_t from, siz
 	w->refs = 1;
 	for (size_t i = from; i < to; i++) {
 		fs[i].url = cas_transport_url(c->transport, i);
-		fetch_start(c, w, &fs[i], ms);
+		started[i] = fetch_start(c, w, &fs[i], ms, &threads[i]);
 	}
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -199,7 +197,18 @@ static void fetch_range(struct cas_client *c, struct fetch *fs, size_t from, siz
 		pthread_cond_clockwait(&w->cond, &w->lock, CLOCK_MONOTONIC, &ts);
 	}
 	w->abandoned = true;
+	for (size_t i = from; i < to; i++)
+		in_time[i] = fs[i].asked;
 	wait_put(w);
+	/* Those that answered are ending: joined, so that what their
+	 * libraries keep per thread goes with them. The others go on alone
+	 * until their deadline. */
+	for (size_t i = from; i < to; i++) {
+		if (started[i] && in_time[i])
+			pthread_join(threads[i], NULL);
+		else if (started[i])
+			pthread_detach(threads[i]);
+	}
 }
 
 static void fetch_free(struct fetch *fs, size_t n)
