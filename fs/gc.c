@@ -16,7 +16,6 @@
 #include "txn.h"
 
 #define HELD_HEAD 8 /* magic, format, reserved, count (32) */
-#define PAGE	  1000u
 
 static const unsigned char held_magic[2] = {'c', 'H'};
 static const unsigned char root_id[CASFS_ID_LEN];
@@ -262,44 +261,6 @@ bool casfs_gc_named_by_pending(const struct casfs_gc *g, const char *key)
 		if (!strcmp(g->pkeys[i], key))
 			return true;
 	return false;
-}
-
-/* Every key a member lists, sorted, each once. */
-static int all_keys(struct casfs_gc *g, char ***all, size_t *n_all, char *errmsg, size_t len)
-{
-	char *after = NULL, **keys;
-	size_t n;
-	bool more = true;
-	int rc = CAS_OK;
-
-	*all = NULL;
-	*n_all = 0;
-	while (more) {
-		rc = cas_client_keys(g->c, after, PAGE, g->timeout_ms, &keys, &n, &more, errmsg,
-				     len);
-		if (rc != CAS_OK || n == 0) {
-			if (rc == CAS_OK)
-				free(keys);
-			break;
-		}
-		free(after);
-		after = strdup(keys[n - 1]);
-		rc = after ? cas_keys_append(all, n_all, keys, n) : CAS_ENOMEM;
-		if (rc != CAS_OK) {
-			if (!after)
-				cas_keys_free(keys, n);
-			break;
-		}
-	}
-	free(after);
-	if (rc != CAS_OK) {
-		cas_keys_free(*all, *n_all);
-		*all = NULL;
-		*n_all = 0;
-		return rc;
-	}
-	*n_all = cas_keys_sort_unique(*all, *n_all);
-	return CAS_OK;
 }
 
 /* The expiry mark, only while the session is still at the version the
@@ -599,7 +560,7 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		errmsg[0] = '\0';
 	g->cur.n = g->raw.n = g->out.n = g->pending.n = 0;
 	free_pkeys(g);
-	rc = all_keys(g, &keys, &nk, errmsg, errmsg_len);
+	rc = cas_client_keys_all(g->c, g->timeout_ms, &keys, &nk, errmsg, errmsg_len);
 	if (rc)
 		return rc;
 	t = calloc(nk ? nk : 1, sizeof(*t));

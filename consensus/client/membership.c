@@ -118,3 +118,42 @@ out_free:
 	cas_cluster_config_clear(&cfg);
 	return rc;
 }
+
+int cas_client_keys_all(struct cas_client *c, unsigned timeout_ms, char ***all, size_t *n_all,
+			char *errmsg, size_t errmsg_len)
+{
+	char *after = NULL, **keys;
+	size_t n;
+	bool more = true;
+	int rc = CAS_OK;
+
+	*all = NULL;
+	*n_all = 0;
+	while (more) {
+		rc = cas_client_keys(c, after, CAS_KEYS_PAGE, timeout_ms, &keys, &n, &more, errmsg,
+				     errmsg_len);
+		if (rc != CAS_OK || n == 0) {
+			if (rc == CAS_OK)
+				free(keys);
+			break;
+		}
+		free(after);
+		after = strdup(keys[n - 1]);
+		rc = after != NULL ? cas_keys_append(all, n_all, keys, n) : CAS_ENOMEM;
+		if (rc != CAS_OK) {
+			if (after == NULL)
+				cas_keys_free(keys, n);
+			cas_errmsg_set(errmsg, errmsg_len, "out of memory");
+			break;
+		}
+	}
+	free(after);
+	if (rc != CAS_OK) {
+		cas_keys_free(*all, *n_all);
+		*all = NULL;
+		*n_all = 0;
+		return rc;
+	}
+	*n_all = cas_keys_sort_unique(*all, *n_all);
+	return CAS_OK;
+}

@@ -17,9 +17,6 @@
 
 static const char *prog = "casctl";
 
-/* Keys asked of the members at a time. */
-#define PAGE 1000u
-
 /* Keys noted and purged at once (--jobs), by default and at most. */
 #define GC_JOBS	    16
 #define GC_JOBS_MAX 64
@@ -203,43 +200,13 @@ static int run_sources(struct gc *g)
 /* Every key a member lists, sorted, each once. */
 static int list_keys(struct gc *g, char ***all, size_t *n_all)
 {
-	char why[256], *after = NULL, **keys;
-	size_t n;
-	bool more = true;
-	int rc = CAS_OK;
+	char why[256];
+	int rc;
 
-	*all = NULL;
-	*n_all = 0;
-	while (more) {
-		rc = cas_client_keys(g->c, after, PAGE, g->timeout_ms, &keys, &n, &more, why,
-				     sizeof(why));
-		if (rc != CAS_OK) {
-			fprintf(stderr, "%s: gc: listing keys: %s: %s\n", prog, cas_strerror(rc),
-				why);
-			break;
-		}
-		if (n == 0) {
-			free(keys);
-			break;
-		}
-		free(after);
-		after = strdup(keys[n - 1]);
-		rc = after == NULL ? CAS_ENOMEM : cas_keys_append(all, n_all, keys, n);
-		if (rc != CAS_OK) {
-			if (after == NULL)
-				cas_keys_free(keys, n);
-			break;
-		}
-	}
-	free(after);
-	if (rc != CAS_OK) {
-		cas_keys_free(*all, *n_all);
-		*all = NULL;
-		*n_all = 0;
-		return rc;
-	}
-	*n_all = cas_keys_sort_unique(*all, *n_all);
-	return CAS_OK;
+	rc = cas_client_keys_all(g->c, g->timeout_ms, all, n_all, why, sizeof(why));
+	if (rc != CAS_OK)
+		fprintf(stderr, "%s: gc: listing keys: %s: %s\n", prog, cas_strerror(rc), why);
+	return rc;
 }
 
 /* Whether a source asks to leave key alone in this run. */

@@ -242,6 +242,15 @@ CAS_API int cas_client_keys(struct cas_client *c, const char *after, unsigned li
 			    unsigned timeout_ms, char ***keys, size_t *n, bool *more, char *errmsg,
 			    size_t errmsg_len);
 
+/* Every key the members of c's configuration hold (cas_client_keys,
+ * page after page of CAS_KEYS_PAGE), in byte order, each once: *all is a
+ * malloc'd array of *n_all malloc'd keys (free with cas_keys_free). A key
+ * written while the pages are read may be missing. Errors as for
+ * cas_client_keys, with a reason in errmsg; nothing is returned then. */
+#define CAS_KEYS_PAGE 1000u
+CAS_API int cas_client_keys_all(struct cas_client *c, unsigned timeout_ms, char ***all,
+				size_t *n_all, char *errmsg, size_t errmsg_len);
+
 /* The cluster's use of room, as its members report it (GET /v1/health,
  * PROTOCOL.md). Every member holds every register, so the cluster holds
  * what its fullest member holds and has the room of its smallest. */
