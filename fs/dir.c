@@ -218,8 +218,6 @@ void casfs_fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 struct dirhandle {
 	pthread_mutex_t lock;
 	unsigned char id[CASFS_ID_LEN];
-	bool loaded;
-	struct casfs_record rec;
 };
 
 void casfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -249,71 +247,79 @@ void casfs_fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* Filling one readdir reply. */
+struct fill {
+	fuse_req_t req;
+	char *buf;
+	size_t size, pos;
+};
+
+static int fill_one(void *arg, const struct casfs_dirent *e, uint64_t place)
+{
+	struct fill *f = arg;
+	struct stat st;
+	size_t n;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = casfs_inodes_ino(e->id);
+	st.st_mode = casfs_type_mode(e->type);
+	n = fuse_add_direntry(f->req, f->buf + f->pos, f->size - f->pos, e->name, &st,
+			      (off_t)place);
+	if (n > f->size - f->pos)
+		return 1; /* full: the next call goes on from the last place */
+	f->pos += n;
+	return 0;
+}
+
+/* One page per call: the buckets from the place off on (casfs_ns_readdir),
+ * so a large directory streams and a listing sees each entry that stays
+ * once, though buckets split and merge under it (fs/FORMAT.md
+ * "Directories"). Offsets 1 and 2 are "." and "..". */
 void casfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
 	struct dirhandle *d = (struct dirhandle *)(uintptr_t)fi->fh;
-	size_t pos = 0, i;
+	struct fill f = {req, NULL, size, 0};
+	struct casfs_regs regs;
+	struct casfs_ns ns;
 	struct op op;
-	char *buf;
-	int rc;
+	int rc = 0;
+	off_t i;
 
 	(void)ino;
 	casfs_op_start(&op, req);
-	buf = malloc(size);
-	if (!buf) {
+	f.buf = malloc(size);
+	if (!f.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_lock(&d->lock);
-	if (off == 0 || !d->loaded) {
-		casfs_record_clear(&d->rec);
-		d->loaded = false;
-		rc = casfs_load(&op, d->id, &d->rec, NULL);
-		if (rc == -ENOENT) {
-			/* Removed and deleted while open: it lists nothing, as
-			 * a removed directory does. */
-			memset(&d->rec, 0, sizeof(d->rec));
-			d->rec.type = CASFS_DIR;
-			rc = 0;
-		}
-		if (!rc && d->rec.type != CASFS_DIR) {
-			casfs_record_clear(&d->rec);
-			rc = -ENOTDIR;
-		}
-		if (rc) {
-			pthread_mutex_unlock(&d->lock);
-			free(buf);
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		d->loaded = true;
-	}
-	for (i = off < 0 ? 0 : (size_t)off; i < d->rec.nent + 2; i++) {
-		const char *name;
+	for (i = off < 0 ? 0 : off; i < 2; i++) {
 		struct stat st;
 		size_t n;
 
 		memset(&st, 0, sizeof(st));
-		if (i < 2) {
-			name = i == 0 ? "." : "..";
-			st.st_ino = i == 0 ? casfs_inodes_ino(d->id) : 1;
-			st.st_mode = S_IFDIR;
-		} else {
-			const struct casfs_dirent *e = &d->rec.ents[i - 2];
-
-			name = e->name;
-			st.st_ino = casfs_inodes_ino(e->id);
-			st.st_mode = casfs_type_mode(e->type);
-		}
-		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)(i + 1));
-		if (n > size - pos)
+		st.st_ino = i == 0 ? casfs_inodes_ino(d->id) : 1;
+		st.st_mode = S_IFDIR;
+		n = fuse_add_direntry(req, f.buf + f.pos, size - f.pos, i == 0 ? "." : "..", &st,
+				      i + 1);
+		if (n > size - f.pos)
 			break;
-		pos += n;
+		f.pos += n;
 	}
-	pthread_mutex_unlock(&d->lock);
-	fuse_reply_buf(req, buf, pos);
-	free(buf);
+	if (i == 2) {
+		casfs_ns_begin(&op, &regs, &ns);
+		rc = casfs_ns_end(&ns, casfs_ns_readdir(&ns, d->id, off < 2 ? 0 : (uint64_t)off,
+							fill_one, &f));
+		/* Removed and deleted while open: it lists nothing, as a
+		 * removed directory does. */
+		if (rc == -ENOENT || rc == 1)
+			rc = 0;
+	}
+	if (rc && f.pos == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, f.buf, f.pos);
+	free(f.buf);
 }
 
 void casfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -321,7 +327,6 @@ void casfs_fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	struct dirhandle *d = (struct dirhandle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	casfs_record_clear(&d->rec);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 	fuse_reply_err(req, 0);

@@ -52,6 +52,7 @@ int ns_decode(struct casfs_ns *ns, const char *key, const struct cas_value *cur,
 struct edit {
 	struct casfs_ns *ns;
 	const char *key;
+	uint32_t bucket;
 	edit_fn fn;
 	void *arg;
 	int err; /* the errno of fn's last run, or 0 */
@@ -65,15 +66,19 @@ static int edit_run(void *varg, const struct cas_value *cur, struct cas_value *n
 	int rc;
 
 	e->err = 0;
-	rc = ns_decode(e->ns, e->key, cur, &rec);
-	if (rc == -ENOENT)
+	rc = ns_decode_part(e->ns, e->key, e->bucket, cur, &rec);
+	if (rc == -ENOENT && e->bucket)
+		rc = -EAGAIN; /* the bucket went (merged): the operation reads again */
+	else if (rc == -ENOENT)
 		rc = e->fn(e->arg, NULL);
 	else if (!rc)
 		rc = e->fn(e->arg, &rec);
 	if (rc == KEEP) {
 		rc = CAS_ENOCHANGE;
 	} else if (!rc) {
-		rc = casfs_record_encode(&rec, e->ns->max_size, &next->data, &next->len);
+		rc = e->bucket
+			     ? casfs_bucket_encode(&rec, e->ns->max_size, &next->data, &next->len)
+			     : casfs_record_encode(&rec, e->ns->max_size, &next->data, &next->len);
 		if (rc == CAS_ETOOBIG)
 			rc = rec.type == CASFS_DIR ? -ENOSPC : -EFBIG;
 		else if (rc)
@@ -92,15 +97,15 @@ static int edit_run(void *varg, const struct cas_value *cur, struct cas_value *n
 int ns_apply(struct casfs_ns *ns, const struct part *p, size_t n, bool dirmove,
 	     const struct check *chk, struct cas_value *out)
 {
-	char keys[CASFS_TXN_MAX_PARTS][CASFS_KEY_LEN];
+	char keys[CASFS_TXN_MAX_PARTS][CASFS_BUCKET_KEY_LEN];
 	struct casfs_txn_part tp[CASFS_TXN_MAX_PARTS];
 	struct edit e[CASFS_TXN_MAX_PARTS];
 	size_t i;
 	int rc;
 
 	for (i = 0; i < n; i++) {
-		casfs_record_key(p[i].id, keys[i]);
-		e[i] = (struct edit){ns, keys[i], p[i].fn, p[i].arg, 0};
+		ns_part_key(p[i].id, p[i].bucket, keys[i]);
+		e[i] = (struct edit){ns, keys[i], p[i].bucket, p[i].fn, p[i].arg, 0};
 		tp[i] = p[i].raw ? (struct casfs_txn_part){keys[i], p[i].raw, p[i].arg}
 				 : (struct casfs_txn_part){keys[i], edit_run, &e[i]};
 	}
@@ -185,25 +190,29 @@ static bool ent_eq(const struct ent *a, const struct ent *b)
 int ns_read_dir(struct casfs_ns *ns, const unsigned char *dir, const char *name, const char *name2,
 		struct dirview *v)
 {
-	char key[CASFS_KEY_LEN];
-	struct casfs_record rec;
+	struct casfs_record rec, rec2;
+	struct cas_value raw2 = {0};
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	casfs_record_key(dir, key);
-	rc = casfs_txn_read(ns->regs, key, &v->raw);
-	if (rc)
-		return ns_err_of(rc);
-	rc = ns_decode(ns, key, &v->raw, &rec);
+	rc = ns_find_bucket(ns, dir, casfs_name_hash(name, strlen(name)), &v->raw, &rec);
 	if (rc)
 		return rc;
-	if (rec.type == CASFS_DIR) {
-		v->dead = rec.nlink == 0;
-		ent_of(&rec, name, &v->e);
-		if (name2)
-			ent_of(&rec, name2, &v->e2);
-	} else {
-		rc = -ENOTDIR;
+	/* Only the inode's register says a directory is removed; a removed
+	 * directory has no other bucket (FORMAT.md "Directories"). */
+	v->dead = rec.bucket == 0 && rec.nlink == 0;
+	v->bucket = v->bucket2 = rec.bucket;
+	ent_of(&rec, name, &v->e);
+	if (name2 && ns_covers(&rec, name2)) {
+		ent_of(&rec, name2, &v->e2);
+	} else if (name2) {
+		rc = ns_find_bucket(ns, dir, casfs_name_hash(name2, strlen(name2)), &raw2, &rec2);
+		if (!rc) {
+			v->bucket2 = rec2.bucket;
+			ent_of(&rec2, name2, &v->e2);
+			casfs_record_clear(&rec2);
+			cas_value_clear(&raw2);
+		}
 	}
 	casfs_record_clear(&rec);
 	return rc;
@@ -214,10 +223,10 @@ int ns_read_dir(struct casfs_ns *ns, const unsigned char *dir, const char *name,
 bool ns_dir_unchanged(struct casfs_ns *ns, const unsigned char *dir, const struct dirview *v)
 {
 	struct cas_value now = {0};
-	char key[CASFS_KEY_LEN];
+	char key[CASFS_BUCKET_KEY_LEN];
 	bool same;
 
-	casfs_record_key(dir, key);
+	ns_part_key(dir, v->bucket, key);
 	if (casfs_txn_read(ns->regs, key, &now))
 		return false;
 	same = now.version == v->raw.version && now.len == v->raw.len &&
@@ -256,6 +265,7 @@ struct add_arg {
 	uint8_t type;
 	const unsigned char *id;
 	struct ent found; /* when the name is taken */
+	uint32_t full;	  /* NS_EFULL: the bucket to split */
 };
 
 static int add_fn(void *varg, struct casfs_record *rec)
@@ -267,13 +277,61 @@ static int add_fn(void *varg, struct casfs_record *rec)
 		return -ENOENT;
 	if (rec->type != CASFS_DIR)
 		return -ENOTDIR;
+	if (!ns_covers(rec, a->name))
+		return -EAGAIN;
 	ent_of(rec, a->name, &a->found);
 	if (a->found.found)
 		return -EEXIST;
+	if (casfs_record_entries_size(rec) + 2 + len + CASFS_ID_LEN >
+		    (a->ns->bucket_max ? a->ns->bucket_max : CASFS_NS_BUCKET_BYTES) &&
+	    rec->depth < CASFS_DEPTH_MAX) {
+		a->full = rec->bucket;
+		return NS_EFULL;
+	}
 	if (casfs_record_dir_add(rec, a->name, len, a->type, a->id))
 		return -ENOMEM;
 	touch(a->ns, rec);
 	return 0;
+}
+
+/* Tries of an add: each split, or each bucket found moved, is one. */
+#define ADD_TRIES (2 * CASFS_DEPTH_MAX + 8)
+
+/* Adds a's entry to dir, in one change with the part other (may be NULL):
+ * in the bucket the hint points at, else in the one a read finds; a full
+ * bucket is split first. out as for ns_apply. */
+static int add_entry(struct casfs_ns *ns, const unsigned char *dir, struct add_arg *a,
+		     const struct part *other, struct cas_value *out)
+{
+	uint64_t h = casfs_name_hash(a->name, strlen(a->name));
+	uint32_t b = ns_bucket_of(h, ns_hint(dir));
+	struct casfs_record rec;
+	struct cas_value raw;
+	struct part p[2];
+	int rc, i;
+
+	for (i = 0; i < ADD_TRIES; i++) {
+		p[0] = (struct part){dir, add_fn, a, NULL, b};
+		if (other)
+			p[1] = *other;
+		rc = ns_apply(ns, p, other ? 2 : 1, false, NULL, out);
+		if (rc == NS_EFULL) {
+			rc = ns_split(ns, dir, a->full);
+			if (rc && rc != -EAGAIN)
+				return rc;
+		} else if (rc != -EAGAIN) {
+			return rc;
+		}
+		/* The hint was wrong, or the bucket moved: read where the
+		 * name goes now. */
+		rc = ns_find_bucket(ns, dir, h, &raw, &rec);
+		if (rc)
+			return rc;
+		b = rec.bucket;
+		casfs_record_clear(&rec);
+		cas_value_clear(&raw);
+	}
+	return -EBUSY;
 }
 
 /* Writing a fresh register. */
@@ -316,9 +374,9 @@ int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *n
 		    struct casfs_record *rec, unsigned char *id, uint8_t *found_type,
 		    unsigned char *found_id)
 {
-	struct add_arg a = {ns, name, rec->type, id, {0}};
+	struct add_arg a = {ns, name, rec->type, id, {0}, 0};
 	struct store_arg s;
-	struct part p[2] = {{dir, add_fn, &a, NULL}, {id, NULL, &s, store_fn}};
+	struct part fresh = {id, NULL, &s, store_fn, 0};
 	char key[CASFS_KEY_LEN];
 	unsigned char *buf;
 	int rc;
@@ -341,9 +399,9 @@ int casfs_ns_create(struct casfs_ns *ns, const unsigned char *dir, const char *n
 	 * link to (a link needs a name); never an entry naming a register
 	 * that does not exist. So a create costs two rounds, and a new file
 	 * is at version 1 as before transactions. */
-	rc = ns_apply(ns, &p[1], 1, false, NULL, NULL);
+	rc = ns_apply(ns, &fresh, 1, false, NULL, NULL);
 	if (!rc) {
-		rc = ns_apply(ns, &p[0], 1, false, NULL, NULL);
+		rc = add_entry(ns, dir, &a, NULL, NULL);
 		/* No entry was added (the name is taken, the directory
 		 * went...): nothing names the new inode, nor ever will, as no
 		 * one else learned its id. Delete it; after an unknown
@@ -392,6 +450,10 @@ int ns_entry_fn(void *varg, struct casfs_record *rec)
 		return a->dst && !a->ns->verify ? -ENOENT : -EAGAIN;
 	if (rec->type != CASFS_DIR)
 		return a->ns->verify ? -EAGAIN : -ENOTDIR;
+	/* The bucket must still hold the names: a split or merge since the
+	 * read moved them. */
+	if (!ns_covers(rec, a->name) || (a->name2 && !ns_covers(rec, a->name2)))
+		return -EAGAIN;
 	ent_of(rec, a->name, &now);
 	if (!ent_eq(&now, a->e))
 		return -EAGAIN;
@@ -446,6 +508,10 @@ int ns_kill_fn(void *varg, struct casfs_record *rec)
 		return rec->nent ? KEEP : -EAGAIN;
 	if (rec->nent)
 		return -ENOTEMPTY;
+	/* Split: the other buckets may hold entries; the caller collapses
+	 * the directory (or finds the bucket with entries) first. */
+	if (rec->bucket || rec->depth)
+		return -EAGAIN;
 	rec->nlink = 0;
 	rec->ctime = a->ns->now;
 	return 0;
@@ -570,22 +636,35 @@ static int remove_name(struct casfs_ns *ns, const unsigned char *dir, const char
 	static const struct ent gone;
 	struct cas_value out[2] = {{0}};
 	struct part p[2];
+	struct dirview v;
 	struct ent e;
+	uint32_t full = 0;
 	int rc, i;
 
 	ea.set = &gone;
 	ea.e = &e;
 	for (i = 0; i < NS_TRIES; i++) {
-		rc = casfs_ns_lookup(ns, dir, name, &e.type, e.id);
+		rc = ns_read_dir(ns, dir, name, NULL, &v);
+		cas_value_clear(&v.raw);
 		if (rc)
 			return rc;
-		e.found = true;
+		if (!v.e.found)
+			return -ENOENT;
+		e = v.e;
 		if (want_dir && e.type != CASFS_DIR)
 			return -ENOTDIR;
 		if (!want_dir && e.type == CASFS_DIR)
 			return -EISDIR;
-		p[0] = (struct part){dir, ns_entry_fn, &ea, NULL};
-		p[1] = (struct part){e.id, want_dir ? ns_kill_fn : ns_unref_fn, &ia, NULL};
+		/* A split directory is merged back first; one whose bucket
+		 * has entries is not empty, which the change confirms. */
+		full = 0;
+		if (want_dir) {
+			rc = ns_collapse(ns, e.id, &full);
+			if (rc && rc != -ENOTEMPTY)
+				return rc;
+		}
+		p[0] = (struct part){dir, ns_entry_fn, &ea, NULL, v.bucket};
+		p[1] = (struct part){e.id, want_dir ? ns_kill_fn : ns_unref_fn, &ia, NULL, full};
 		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
 			ns_broken_delete(ns, e.id);
 		rc = ns_apply(ns, p, 2, false, NULL, out);
@@ -616,7 +695,7 @@ int casfs_ns_link(struct casfs_ns *ns, const unsigned char *id, const unsigned c
 {
 	struct casfs_record rec;
 	struct inode_arg ia = {ns, NULL};
-	struct add_arg a = {ns, newname, 0, id, {0}};
+	struct add_arg a = {ns, newname, 0, id, {0}, 0};
 	struct cas_value out[2] = {{0}};
 	struct part p[2];
 	char key[CASFS_KEY_LEN];
@@ -631,14 +710,163 @@ int casfs_ns_link(struct casfs_ns *ns, const unsigned char *id, const unsigned c
 	casfs_record_clear(&rec);
 	if (a.type == CASFS_DIR)
 		return -EPERM;
-	p[0] = (struct part){newdir, add_fn, &a, NULL};
-	p[1] = (struct part){id, ref_fn, &ia, NULL};
-	rc = ns_apply(ns, p, 2, false, NULL, after ? out : NULL);
+	p[1] = (struct part){id, ref_fn, &ia, NULL, 0};
+	rc = add_entry(ns, newdir, &a, &p[1], after ? out : NULL);
 	if (!rc && after) {
 		casfs_record_key(id, key);
 		rc = ns_decode(ns, key, &out[1], after);
 	}
 	cas_value_clear(&out[0]);
 	cas_value_clear(&out[1]);
+	return rc;
+}
+
+/* Entries gathered from buckets: those at or past a place. */
+struct gather {
+	struct casfs_dirent *ents;
+	size_t n, cap;
+	uint64_t *order;
+};
+
+static int gather_cb(void *arg, const struct casfs_record *rec, uint64_t from)
+{
+	struct gather *g = arg;
+	size_t i;
+
+	for (i = 0; i < rec->nent; i++) {
+		const struct casfs_dirent *e = &rec->ents[i];
+		uint64_t o = ns_name_order(e->name);
+
+		if (o < from)
+			continue;
+		if (g->n == g->cap) {
+			size_t cap = g->cap ? 2 * g->cap : 64;
+			struct casfs_dirent *ents = realloc(g->ents, cap * sizeof(*ents));
+			uint64_t *order;
+
+			if (!ents)
+				return -ENOMEM;
+			g->ents = ents;
+			order = realloc(g->order, cap * sizeof(*order));
+			if (!order)
+				return -ENOMEM;
+			g->order = order;
+			g->cap = cap;
+		}
+		g->ents[g->n] = *e;
+		g->ents[g->n].name = strdup(e->name);
+		if (!g->ents[g->n].name)
+			return -ENOMEM;
+		g->order[g->n++] = o;
+	}
+	return 0;
+}
+
+static void gather_clear(struct gather *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->n; i++)
+		free(g->ents[i].name);
+	free(g->ents);
+	free(g->order);
+	memset(g, 0, sizeof(*g));
+}
+
+int casfs_ns_list(struct casfs_ns *ns, const unsigned char *id, struct casfs_record *rec,
+		  uint64_t *version)
+{
+	struct gather g = {0};
+	int rc;
+
+	rc = casfs_ns_load(ns, id, rec, version);
+	if (rc)
+		return rc;
+	if (rec->type != CASFS_DIR) {
+		casfs_record_clear(rec);
+		return -ENOTDIR;
+	}
+	if (!rec->depth)
+		return 0;
+	rc = ns_walk(ns, id, 0, gather_cb, &g);
+	if (rc) {
+		gather_clear(&g);
+		casfs_record_clear(rec);
+		return rc;
+	}
+	for (size_t i = 0; i < rec->nent; i++)
+		free(rec->ents[i].name);
+	free(rec->ents);
+	rec->ents = g.ents;
+	rec->nent = g.n;
+	free(g.order);
+	return 0;
+}
+
+/* A readdir place from a listing order: past ., .. (1, 2), fits off_t. */
+static uint64_t place_of(uint64_t order)
+{
+	return (order >> 2) + 3;
+}
+
+struct placed {
+	uint64_t order;
+	size_t i;
+};
+
+static int placed_cmp(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Readdir: one bucket at a time, in listing order. */
+struct rd {
+	int (*cb)(void *arg, const struct casfs_dirent *e, uint64_t place);
+	void *arg;
+	uint64_t after; /* places up to this one were listed */
+	struct gather g;
+	struct placed *by;
+};
+
+static int rd_cb(void *arg, const struct casfs_record *rec, uint64_t from)
+{
+	struct rd *r = arg;
+	size_t i, j;
+	int rc;
+
+	r->g.n = 0;
+	rc = gather_cb(&r->g, rec, from);
+	if (!rc && r->g.n > 1) {
+		/* By place within the bucket. */
+		r->by = malloc(r->g.n * sizeof(*r->by));
+		if (!r->by)
+			rc = -ENOMEM;
+		for (i = 0; !rc && i < r->g.n; i++)
+			r->by[i] = (struct placed){r->g.order[i], i};
+		if (!rc)
+			qsort(r->by, r->g.n, sizeof(*r->by), placed_cmp);
+	}
+	for (i = 0; !rc && i < r->g.n; i++) {
+		j = r->by ? r->by[i].i : i;
+		if (place_of(r->g.order[j]) > r->after)
+			rc = r->cb(r->arg, &r->g.ents[j], place_of(r->g.order[j]));
+	}
+	free(r->by);
+	r->by = NULL;
+	for (i = 0; i < r->g.n; i++)
+		free(r->g.ents[i].name);
+	r->g.n = 0;
+	return rc;
+}
+int casfs_ns_readdir(struct casfs_ns *ns, const unsigned char *dir, uint64_t from,
+		     int (*cb)(void *arg, const struct casfs_dirent *e, uint64_t place), void *arg)
+{
+	struct rd r = {cb, arg, from, {0}, NULL};
+	int rc;
+
+	rc = ns_walk(ns, dir, from > 2 ? (from - 3) << 2 : 0, rd_cb, &r);
+	gather_clear(&r.g);
 	return rc;
 }

@@ -46,7 +46,15 @@ struct casfs_ns {
 	 * file still open, fs/FORMAT.md "Deletion"). NULL: delete it now. */
 	bool (*held)(void *arg, const unsigned char *id);
 	void *held_arg;
+	/* Bytes of entries a directory bucket holds before it splits (0:
+	 * CASFS_NS_BUCKET_BYTES). */
+	size_t bucket_max;
 };
+
+/* A directory bucket's entries, in bytes, before it splits: small enough
+ * that a create rewrites little, large enough that a directory of a few
+ * hundred short names stays one register. */
+#define CASFS_NS_BUCKET_BYTES 8192
 
 /* Test only: deliberately broken deletes for the checker's negative
  * controls; 0 in every real use. */
@@ -59,6 +67,20 @@ enum {
 };
 extern unsigned casfs_ns_broken_delete;
 
+/* Test only: deliberately broken directory buckets. */
+enum {
+	/* A split moves entries by two changes, not one transaction. */
+	CASFS_NS_BROKEN_SPLIT_TWO_ROUNDS = 1,
+	/* A bucket read through a stale depth is taken as the one that
+	 * holds the name, without checking what it covers. */
+	CASFS_NS_BROKEN_STALE_MAP = 2,
+};
+extern unsigned casfs_ns_broken_bucket;
+
+/* Test only: forgets every directory's hinted depth (a run of the checker
+ * then does not depend on the runs before it). */
+void casfs_ns_hints_clear(void);
+
 /* Test only: cross-directory renames the old, broken way (two changes, no
  * transaction, no cycle check), for the checker's negative control. */
 extern bool casfs_ns_broken_two_round_rename;
@@ -68,6 +90,20 @@ extern bool casfs_ns_broken_two_round_rename;
  * -ENOENT when the register was never written. */
 int casfs_ns_load(struct casfs_ns *ns, const unsigned char *id, struct casfs_record *rec,
 		  uint64_t *version);
+
+/* Reads the directory id with all its entries, from every bucket, into
+ * rec (the caller clears it; entries of a split directory are in listing
+ * order, not sorted by name). *version (may be NULL): its inode
+ * register's version. -ENOTDIR for another type. */
+int casfs_ns_list(struct casfs_ns *ns, const unsigned char *id, struct casfs_record *rec,
+		  uint64_t *version);
+
+/* Lists the entries of dir from the place from (0: the start) on, in
+ * listing order: cb gets each with its place (always > 2 and > from: a
+ * readdir offset) and returns non-zero to stop. 0, cb's value, or an
+ * error. */
+int casfs_ns_readdir(struct casfs_ns *ns, const unsigned char *dir, uint64_t from,
+		     int (*cb)(void *arg, const struct casfs_dirent *e, uint64_t place), void *arg);
 
 /* Looks name up in the directory dir: the entry's type and id. */
 int casfs_ns_lookup(struct casfs_ns *ns, const unsigned char *dir, const char *name, uint8_t *type,

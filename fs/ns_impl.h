@@ -25,12 +25,14 @@
  * negative errno to fail. */
 typedef int (*edit_fn)(void *arg, struct casfs_record *rec);
 
-/* One part of a change: fn on the record of id, or raw on its bytes. */
+/* One part of a change: fn on the record of id, or raw on its bytes; on
+ * bucket (1..) of directory id instead when bucket is not 0. */
 struct part {
 	const unsigned char *id;
 	edit_fn fn;
 	void *arg;
 	casfs_txn_fn raw;
+	uint32_t bucket;
 };
 
 /* What the directory-move check found: its errno, or 0. */
@@ -47,12 +49,14 @@ struct ent {
 	unsigned char id[CASFS_ID_LEN];
 };
 
-/* A directory as read: its raw value (to tell later whether it moved),
- * whether it is removed, and two of its entries. */
+/* A directory as read: the raw value of the bucket that holds e (to tell
+ * later whether it moved), whether it is removed, two of its entries and
+ * the buckets that hold them. */
 struct dirview {
 	struct cas_value raw;
 	bool dead;
 	struct ent e, e2;
+	uint32_t bucket, bucket2;
 };
 
 /* Changing an entry that was read as e: name must still be e, else
@@ -78,6 +82,56 @@ struct inode_arg {
 };
 
 bool ns_id_eq(const unsigned char *a, const unsigned char *b);
+
+/* Internal: an add found its bucket full; split it and try again. */
+#define NS_EFULL (-EXFULL)
+
+/* Buckets (ns_bucket.c; fs/FORMAT.md "Directories"). */
+
+/* The bucket index of hash h at depth: its low depth bits. */
+uint32_t ns_bucket_of(uint64_t h, unsigned depth);
+
+/* The depth last seen in dir (a hint). */
+unsigned ns_hint(const unsigned char *dir);
+
+/* True when the bucket rec (its depth, and rec->bucket) holds name. */
+bool ns_covers(const struct casfs_record *rec, const char *name);
+
+/* The register key of a part: the inode's (bucket 0) or the bucket's. key
+ * holds CASFS_BUCKET_KEY_LEN bytes. */
+void ns_part_key(const unsigned char *id, uint32_t bucket, char *key);
+
+/* ns_decode for a part: a bucket's register decodes as a bucket (-ENOENT
+ * when absent); rec->bucket is set. */
+int ns_decode_part(struct casfs_ns *ns, const char *key, uint32_t bucket,
+		   const struct cas_value *cur, struct casfs_record *rec);
+
+/* Reads the bucket of dir that covers hash h, starting at the hinted
+ * depth: its raw value into raw and its record into rec (rec->bucket set;
+ * the caller clears both). -ENOENT when dir is absent, -ENOTDIR, -EAGAIN
+ * when the buckets kept moving under it. */
+int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, struct cas_value *raw,
+		   struct casfs_record *rec);
+
+/* Splits bucket b of dir in two, as one transaction: 0 (also when it was
+ * not split: it moved, or cannot be), -EAGAIN, or the cluster's error. */
+int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b);
+
+/* Merges every bucket of dir back into its inode's register while all
+ * are empty: 0 when dir is one register, -ENOTEMPTY when a bucket has
+ * entries (*full: which one), or an error. Each merge is a transaction. */
+int ns_collapse(struct casfs_ns *ns, const unsigned char *dir, uint32_t *full);
+
+/* A name's place in a listing: the hash's low 32 bits reversed, then its
+ * high ones reversed (fs/FORMAT.md "Directories"). */
+uint64_t ns_name_order(const char *name);
+
+/* Calls cb on every bucket of dir in listing order, from the bucket that
+ * holds the place from on; cb gets the place from which its entries
+ * count (entries before it were listed already). Stops at cb's first
+ * non-zero return, which it returns; else 0 or an error of a read. */
+int ns_walk(struct casfs_ns *ns, const unsigned char *dir, uint64_t from,
+	    int (*cb)(void *arg, const struct casfs_record *rec, uint64_t from), void *arg);
 
 /* Decodes cur, the value of key, into rec: 0, -ENOENT for a register never
  * written, -EIO (with ns->errmsg) for bytes that are no record, -ENOMEM. */

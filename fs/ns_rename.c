@@ -16,7 +16,9 @@ struct rn {
 	const char *name, *newname;
 	unsigned flags;
 	struct ent src, dst;
-	int err; /* the cycle check's errno */
+	int err;	 /* the cycle check's errno */
+	uint32_t sb, db; /* the buckets that hold name and newname */
+	uint32_t vb;	 /* the replaced directory's bucket that has entries, or 0 */
 };
 
 /* What the rename does, given the entries as read: 1 nothing (success), 0
@@ -121,23 +123,37 @@ static int rename_local(struct rn *r)
 	struct inode_arg ia = {r->ns, NULL};
 	struct entry_arg ea = {r->ns,	   r->name, &r->src, exchange ? &r->dst : &gone,
 			       r->newname, &r->dst, &r->src, false};
-	struct part p[2] = {{r->dir, ns_entry_fn, &ea, NULL}, {r->dst.id, NULL, &ia, NULL}};
-	struct cas_value out[2] = {{0}};
-	size_t n = 1;
+	/* The names in two buckets: one part each. */
+	struct entry_arg ea1 = {r->ns, r->name, &r->src, exchange ? &r->dst : &gone,
+				NULL,  NULL,	NULL,	 false};
+	struct entry_arg ea2 = {r->ns, r->newname, &r->dst, &r->src, NULL, NULL, NULL, false};
+	struct part p[3] = {{r->dir, ns_entry_fn, &ea, NULL, r->sb},
+			    {r->dst.id, NULL, &ia, NULL, r->vb},
+			    {r->dir, ns_entry_fn, &ea2, NULL, r->db}};
+	struct cas_value out[3] = {{0}};
+	size_t n = 1, victim = 1;
 
 	int rc;
 
-	if (r->dst.found && !exchange) {
-		p[1].fn = r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn;
+	if (r->sb != r->db) {
+		p[0].arg = &ea1;
+		p[1] = p[2];
+		p[2] = (struct part){r->dst.id, NULL, &ia, NULL, r->vb};
 		n = 2;
+		victim = 2;
+	}
+	if (r->dst.found && !exchange) {
+		p[victim].fn = r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn;
+		n++;
 		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
 			ns_broken_delete(r->ns, r->dst.id);
 	}
 	rc = ns_apply(r->ns, p, n, false, NULL, out);
-	if (!rc && n == 2)
-		ns_reap(r->ns, r->dst.id, &out[1]);
+	if (!rc && n > victim)
+		ns_reap(r->ns, r->dst.id, &out[victim]);
 	cas_value_clear(&out[0]);
 	cas_value_clear(&out[1]);
+	cas_value_clear(&out[2]);
 	if (rc == -ENOTEMPTY)
 		rc = ns_confirm(r->ns, rc, p, n, false, NULL);
 	return rc;
@@ -153,21 +169,21 @@ static int rename_two_rounds(struct rn *r)
 	struct part p;
 	int rc;
 
-	p = (struct part){r->newdir, ns_entry_fn, &add, NULL};
+	p = (struct part){r->newdir, ns_entry_fn, &add, NULL, r->db};
 	rc = ns_apply(r->ns, &p, 1, false, NULL, NULL);
 	if (!rc && r->src.type == CASFS_DIR) {
-		p = (struct part){r->src.id, ns_reparent_fn, &ia, NULL};
+		p = (struct part){r->src.id, ns_reparent_fn, &ia, NULL, 0};
 		rc = ns_apply(r->ns, &p, 1, false, NULL, NULL);
 	}
 	if (!rc) {
-		p = (struct part){r->dir, ns_entry_fn, &rm, NULL};
+		p = (struct part){r->dir, ns_entry_fn, &rm, NULL, r->sb};
 		rc = ns_apply(r->ns, &p, 1, false, NULL, NULL);
 		if (rc == -EAGAIN)
 			rc = 0; /* the name moved: the old code did nothing */
 	}
 	if (!rc && r->dst.found) {
 		p = (struct part){r->dst.id, r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn,
-				  &ia, NULL};
+				  &ia, NULL, r->vb};
 		rc = ns_apply(r->ns, &p, 1, false, NULL, NULL);
 	}
 	return rc;
@@ -191,18 +207,18 @@ static int rename_cross(struct rn *r)
 
 	if (casfs_ns_broken_two_round_rename && !exchange)
 		return rename_two_rounds(r);
-	p[0] = (struct part){r->dir, ns_entry_fn, &from, NULL};
-	p[1] = (struct part){r->newdir, ns_entry_fn, &to, NULL};
+	p[0] = (struct part){r->dir, ns_entry_fn, &from, NULL, r->sb};
+	p[1] = (struct part){r->newdir, ns_entry_fn, &to, NULL, r->db};
 	if (r->src.type == CASFS_DIR)
-		p[n++] = (struct part){r->src.id, ns_reparent_fn, &src_ia, NULL};
+		p[n++] = (struct part){r->src.id, ns_reparent_fn, &src_ia, NULL, 0};
 	if (r->dst.found && exchange && r->dst.type == CASFS_DIR) {
-		p[n++] = (struct part){r->dst.id, ns_reparent_fn, &dst_ia, NULL};
+		p[n++] = (struct part){r->dst.id, ns_reparent_fn, &dst_ia, NULL, 0};
 		dirmove = true;
 	} else if (r->dst.found && !exchange) {
 		victim = n;
 		p[n++] = (struct part){r->dst.id,
 				       r->dst.type == CASFS_DIR ? ns_kill_fn : ns_unref_fn, &dst_ia,
-				       NULL};
+				       NULL, r->vb};
 		if (casfs_ns_broken_delete == CASFS_NS_BROKEN_DELETE_FIRST)
 			ns_broken_delete(r->ns, r->dst.id);
 	}
@@ -216,10 +232,25 @@ static int rename_cross(struct rn *r)
 	return rc;
 }
 
+/* A directory to be replaced is merged back into one register first (or
+ * found not empty: r->vb, the bucket with entries, which the change then
+ * confirms). */
+static int replace_prepare(struct rn *r)
+{
+	int rc;
+
+	r->vb = 0;
+	if (!r->dst.found || r->dst.type != CASFS_DIR || (r->flags & RENAME_EXCHANGE) ||
+	    ns_id_eq(r->src.id, r->dst.id))
+		return 0;
+	rc = ns_collapse(r->ns, r->dst.id, &r->vb);
+	return rc == -ENOTEMPTY ? 0 : rc;
+}
+
 int casfs_ns_rename(struct casfs_ns *ns, const unsigned char *dir, const char *name,
 		    const unsigned char *newdir, const char *newname, unsigned flags)
 {
-	struct rn r = {ns, dir, newdir, name, newname, flags, {0}, {0}, 0};
+	struct rn r = {ns, dir, newdir, name, newname, flags, {0}, {0}, 0, 0, 0, 0};
 	bool cross = !ns_id_eq(dir, newdir);
 	struct dirview from, to;
 	int rc, i;
@@ -231,6 +262,8 @@ int casfs_ns_rename(struct casfs_ns *ns, const unsigned char *dir, const char *n
 		rc = ns_read_dir(ns, dir, name, cross ? NULL : newname, &from);
 		r.src = from.e;
 		r.dst = from.e2;
+		r.sb = from.bucket;
+		r.db = from.bucket2;
 		if (!rc && !r.src.found)
 			rc = -ENOENT;
 		if (rc) {
@@ -238,15 +271,21 @@ int casfs_ns_rename(struct casfs_ns *ns, const unsigned char *dir, const char *n
 			return rc;
 		}
 		if (!cross) {
-			cas_value_clear(&from.raw);
 			rc = rename_decide(&r, false);
-			if (rc)
-				return rc > 0 ? 0 : rc;
-			rc = rename_local(&r);
+			/* Decided from two buckets' reads: as across
+			 * directories below. */
+			if (rc && r.sb != r.db && !ns_dir_unchanged(ns, dir, &from))
+				rc = -EAGAIN;
+			else if (rc)
+				rc = rc > 0 ? 0 : rc;
+			else if (!(rc = replace_prepare(&r)))
+				rc = rename_local(&r);
+			cas_value_clear(&from.raw);
 		} else {
 			rc = ns_read_dir(ns, newdir, newname, NULL, &to);
 			cas_value_clear(&to.raw);
 			r.dst = to.e;
+			r.db = to.bucket;
 			if (!rc) {
 				rc = rename_decide(&r, to.dead);
 				/* Decided from two reads: it held at the second
@@ -255,7 +294,7 @@ int casfs_ns_rename(struct casfs_ns *ns, const unsigned char *dir, const char *n
 					rc = -EAGAIN;
 				else if (rc)
 					rc = rc > 0 ? 0 : rc;
-				else
+				else if (!(rc = replace_prepare(&r)))
 					rc = rename_cross(&r);
 			}
 			cas_value_clear(&from.raw);

@@ -229,16 +229,11 @@ static int decode_xattrs(struct rbuf *r, struct casfs_record *rec)
 	return CAS_OK;
 }
 
-static int decode_dir(struct rbuf *r, struct casfs_record *rec)
+static int decode_entries(struct rbuf *r, struct casfs_record *rec)
 {
 	uint32_t n;
 	size_t i;
 
-	if (r->left < CASFS_ID_LEN)
-		return CAS_EINVAL;
-	memcpy(rec->parent, r->p, CASFS_ID_LEN);
-	r->p += CASFS_ID_LEN;
-	r->left -= CASFS_ID_LEN;
 	if (!get32(r, &n))
 		return CAS_EINVAL;
 	/* Each entry takes at least 19 bytes: refuse counts the rest cannot
@@ -279,6 +274,16 @@ static int decode_dir(struct rbuf *r, struct casfs_record *rec)
 	return r->left ? CAS_EINVAL : CAS_OK;
 }
 
+static int decode_dir(struct rbuf *r, struct casfs_record *rec)
+{
+	if (r->left < CASFS_ID_LEN)
+		return CAS_EINVAL;
+	memcpy(rec->parent, r->p, CASFS_ID_LEN);
+	r->p += CASFS_ID_LEN;
+	r->left -= CASFS_ID_LEN;
+	return decode_entries(r, rec);
+}
+
 int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_record *rec)
 {
 	struct rbuf r = {buf, len};
@@ -295,8 +300,11 @@ int casfs_record_decode(const unsigned char *buf, size_t len, struct casfs_recor
 		goto out_clear;
 	if (!get16(&r, &flags) || flags)
 		goto out_clear;
-	if (!get16(&r, &reserved) || reserved)
+	/* Byte 6: a directory's hash depth (fs/FORMAT.md "Directories"). */
+	if (!get16(&r, &reserved) || (reserved >> 8) || (type != CASFS_DIR && reserved) ||
+	    reserved > CASFS_DEPTH_MAX)
 		goto out_clear;
+	rec->depth = (uint8_t)reserved;
 	rec->type = type;
 	rec->flags = flags;
 	if (!get32(&r, &rec->mode) || (rec->mode & ~07777u) || !get32(&r, &rec->uid) ||
@@ -388,6 +396,21 @@ size_t casfs_record_size(const struct casfs_record *rec)
 	return n;
 }
 
+static void put_entries(struct wbuf *w, const struct casfs_record *rec)
+{
+	size_t i;
+
+	put32(w, (uint32_t)rec->nent);
+	for (i = 0; i < rec->nent; i++) {
+		size_t nlen = strlen(rec->ents[i].name);
+
+		put8(w, rec->ents[i].type);
+		put8(w, (uint8_t)nlen);
+		putbytes(w, rec->ents[i].name, nlen);
+		putbytes(w, rec->ents[i].id, CASFS_ID_LEN);
+	}
+}
+
 int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned char **out,
 			size_t *outlen)
 {
@@ -405,7 +428,7 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 	put8(&w, CASFS_FORMAT);
 	put8(&w, rec->type);
 	put16(&w, rec->flags);
-	put16(&w, 0);
+	put16(&w, rec->type == CASFS_DIR ? rec->depth : 0);
 	put32(&w, rec->mode & 07777);
 	put32(&w, rec->uid);
 	put32(&w, rec->gid);
@@ -425,15 +448,7 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 	switch (rec->type) {
 	case CASFS_DIR:
 		putbytes(&w, rec->parent, CASFS_ID_LEN);
-		put32(&w, (uint32_t)rec->nent);
-		for (i = 0; i < rec->nent; i++) {
-			size_t nlen = strlen(rec->ents[i].name);
-
-			put8(&w, rec->ents[i].type);
-			put8(&w, (uint8_t)nlen);
-			putbytes(&w, rec->ents[i].name, nlen);
-			putbytes(&w, rec->ents[i].id, CASFS_ID_LEN);
-		}
+		put_entries(&w, rec);
 		break;
 	case CASFS_FIFO:
 	case CASFS_SOCK:
@@ -449,6 +464,95 @@ int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned cha
 	*out = buf;
 	*outlen = n;
 	return CAS_OK;
+}
+
+size_t casfs_record_entries_size(const struct casfs_record *rec)
+{
+	size_t n = 0, i;
+
+	for (i = 0; i < rec->nent; i++)
+		n += 2 + strlen(rec->ents[i].name) + CASFS_ID_LEN;
+	return n;
+}
+
+static const unsigned char bucket_magic[2] = {'c', 'B'};
+#define BUCKET_FORMAT 1
+#define BUCKET_HEAD   8 /* magic, version, depth, count */
+
+int casfs_bucket_decode(const unsigned char *buf, size_t len, struct casfs_record *rec)
+{
+	struct rbuf r = {buf, len};
+	uint8_t m0, m1, format, depth;
+	int rc = CAS_EINVAL;
+
+	memset(rec, 0, sizeof(*rec));
+	if (!get8(&r, &m0) || !get8(&r, &m1) || m0 != bucket_magic[0] || m1 != bucket_magic[1])
+		goto out_clear;
+	if (!get8(&r, &format) || format != BUCKET_FORMAT)
+		goto out_clear;
+	if (!get8(&r, &depth) || depth == 0 || depth > CASFS_DEPTH_MAX)
+		goto out_clear;
+	rec->type = CASFS_DIR;
+	rec->nlink = 1;
+	rec->depth = depth;
+	rc = decode_entries(&r, rec);
+	if (rc)
+		goto out_clear;
+	return CAS_OK;
+
+out_clear:
+	casfs_record_clear(rec);
+	return rc;
+}
+
+int casfs_bucket_encode(const struct casfs_record *rec, size_t max, unsigned char **out,
+			size_t *outlen)
+{
+	size_t n = BUCKET_HEAD + casfs_record_entries_size(rec);
+	unsigned char *buf;
+	struct wbuf w;
+
+	if (n > max)
+		return CAS_ETOOBIG;
+	buf = malloc(n);
+	if (!buf)
+		return CAS_ENOMEM;
+	w.p = buf;
+	putbytes(&w, bucket_magic, 2);
+	put8(&w, BUCKET_FORMAT);
+	put8(&w, rec->depth);
+	put_entries(&w, rec);
+	*out = buf;
+	*outlen = n;
+	return CAS_OK;
+}
+
+void casfs_bucket_key(const unsigned char *id, uint32_t bucket, char *key)
+{
+	static const char hexd[] = "0123456789abcdef";
+	size_t i;
+
+	key[0] = 'b';
+	key[1] = '/';
+	for (i = 0; i < CASFS_ID_LEN; i++) {
+		key[2 + 2 * i] = hexd[id[i] >> 4];
+		key[3 + 2 * i] = hexd[id[i] & 15];
+	}
+	key[2 + 2 * CASFS_ID_LEN] = '/';
+	for (i = 0; i < 8; i++)
+		key[3 + 2 * CASFS_ID_LEN + i] = hexd[(bucket >> (28 - 4 * i)) & 15];
+	key[3 + 2 * CASFS_ID_LEN + 8] = '\0';
+}
+
+uint64_t casfs_name_hash(const char *name, size_t len)
+{
+	/* FNV-1a mixes its low bits poorly; buckets take the low bits, so
+	 * finish with the splitmix64 mixer. */
+	uint64_t z = cas_fnv1a(CAS_FNV1A_INIT, name, len);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 /* Binary search: the index of name, or -(insertion point) - 1. */

@@ -16,6 +16,7 @@
 #define CASFS_SYMLINK_MAX     4095
 #define CASFS_HEADER_LEN      62 /* fixed part of a record, up to the xattr count */
 #define CASFS_RDEV_LEN	      8	 /* body of a device record */
+#define CASFS_DEPTH_MAX	      32 /* most hash bits a directory bucket covers */
 
 enum casfs_type {
 	CASFS_REG = 1,
@@ -64,9 +65,16 @@ struct casfs_record {
 	/* CASFS_REG: the content; CASFS_LNK: the target (no NUL). */
 	unsigned char *data;
 	size_t len;
-	/* CASFS_DIR: the entries. */
+	/* CASFS_DIR: the entries (of this bucket only, in a split
+	 * directory: fs/FORMAT.md "Directories"). */
 	size_t nent;
 	struct casfs_dirent *ents;
+	/* CASFS_DIR: the hash bits the bucket covers (0: the whole
+	 * directory is this one register). */
+	uint8_t depth;
+	/* Not stored: which bucket of its directory this was read as (0:
+	 * the inode's own register). */
+	uint32_t bucket;
 };
 
 /* Fills rec as a new, empty record of type with mode & 07777, owner and
@@ -100,6 +108,26 @@ size_t casfs_record_size(const struct casfs_record *rec);
  * *out and *outlen are untouched. */
 int casfs_record_encode(const struct casfs_record *rec, size_t max, unsigned char **out,
 			size_t *outlen);
+
+/* Directory buckets (fs/FORMAT.md "Directories"). A bucket decodes to a
+ * record of type CASFS_DIR with nlink 1, its depth and its entries, and
+ * nothing else; encoding one writes only those. Errors as for the
+ * record's functions. */
+int casfs_bucket_decode(const unsigned char *buf, size_t len, struct casfs_record *rec);
+int casfs_bucket_encode(const struct casfs_record *rec, size_t max, unsigned char **out,
+			size_t *outlen);
+
+/* The register key of bucket (1..2^32-1) of directory id: "b/", 32 hex
+ * digits, "/", 8 hex digits, NUL-terminated, into key. */
+#define CASFS_BUCKET_KEY_LEN (2 + 2 * CASFS_ID_LEN + 1 + 8 + 1)
+void casfs_bucket_key(const unsigned char *id, uint32_t bucket, char *key);
+
+/* The hash of an entry name that places it in a bucket (its low bits) and
+ * orders a listing. Stable: part of the format. */
+uint64_t casfs_name_hash(const char *name, size_t len);
+
+/* The bytes the entries take in a record or bucket. */
+size_t casfs_record_entries_size(const struct casfs_record *rec);
 
 /* Entries. name is len bytes, not NUL-terminated. */
 

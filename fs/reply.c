@@ -70,8 +70,11 @@ void casfs_fill_stat(const struct casfs_record *rec, const unsigned char *id, st
 	switch (rec->type) {
 	case CASFS_DIR:
 		/* Its entry, ".", and the ".." of each subdirectory; 0 once
-		 * removed. */
-		if (rec->nlink)
+		 * removed. A split directory's other buckets are not read
+		 * here: 1, which tools such as find take as "not counted". */
+		if (rec->nlink && rec->depth)
+			st->st_nlink = 1;
+		else if (rec->nlink)
 			st->st_nlink = 2 + casfs_record_dir_subdirs(rec);
 		st->st_size = (off_t)casfs_record_size(rec);
 		break;

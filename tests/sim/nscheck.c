@@ -16,9 +16,17 @@
  *
  *   nscheck [--seeds N] [--seed S] [--broken CONTROL] [-v]
  *
+ * Three seeds in four split directories into buckets of one entry each
+ * (ns->bucket_max), so that creates split buckets, rmdir merges them,
+ * renames move names between buckets; the tree is read through every
+ * bucket, and a bucket of a directory no entry names is garbage.
+ *
  * Controls: two-round-rename (renames across directories as two changes),
  * delete-first (an inode deleted before the transaction that removes its
- * name), delete-any-nlink (deleted after it whatever its nlink).
+ * name), delete-any-nlink (deleted after it whatever its nlink),
+ * split-two-rounds (a bucket split as two changes, not one transaction),
+ * stale-map (a bucket read through a stale depth taken as the name's,
+ * without checking what it covers).
  *
  * Exit 0 when every seed passes; with --broken, 0 when some seed fails
  * (the control is caught) and 1 when none does. */
@@ -107,6 +115,8 @@ struct run {
 };
 
 static bool verbose;
+/* This seed's ns->bucket_max. */
+static size_t bucket_max;
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -152,11 +162,17 @@ static int logical(struct run *r, const unsigned char *id, struct casfs_record *
 {
 	struct casfs_regs obs;
 	struct casfs_ns ns = {0};
+	int rc;
 
 	memregs_direct(r->m, true, &obs);
 	ns.regs = &obs;
 	ns.max_size = MAX_SIZE;
-	return casfs_ns_load(&ns, id, rec, NULL);
+	rc = casfs_ns_load(&ns, id, rec, NULL);
+	if (!rc && rec->type == CASFS_DIR && rec->depth) {
+		casfs_record_clear(rec);
+		rc = casfs_ns_list(&ns, id, rec, NULL);
+	}
+	return rc;
 }
 
 static int name_idx(const char *n)
@@ -330,9 +346,15 @@ static void garbage_of(void *arg, const char *key, const struct cas_value *v)
 	unsigned char id[CASFS_ID_LEN];
 	int i;
 
-	(void)v;
 	if (!strncmp(key, "t/", 2)) {
 		fail(r, "transaction record %s left", key);
+		return;
+	}
+	if (!strncmp(key, "b/", 2) && strlen(key) == CASFS_BUCKET_KEY_LEN - 1) {
+		for (i = 0; i < CASFS_ID_LEN; i++)
+			id[i] = (unsigned char)(unhex(key[2 + 2 * i]) << 4 | unhex(key[3 + 2 * i]));
+		if (v->version && find16(r->reach, r->nreach, id) < 0)
+			fail(r, "bucket %s of a directory no entry names", key);
 		return;
 	}
 	if (strncmp(key, "i/", 2) || strlen(key) != 2 + 2 * CASFS_ID_LEN)
@@ -448,6 +470,7 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		memset(&ns, 0, sizeof(ns));
 		ns.regs = regs;
 		ns.max_size = MAX_SIZE;
+		ns.bucket_max = bucket_max;
 		ns.now.tv_sec = (time_t)(1700000000 + o->invoke / 1000);
 		ns.held = held;
 		ns.held_arg = p;
@@ -475,6 +498,7 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		memset(&ns, 0, sizeof(ns));
 		ns.regs = regs;
 		ns.max_size = MAX_SIZE;
+		ns.bucket_max = bucket_max;
 		memregs_deadline(regs, DEADLINE_MS);
 		/* Kept by this proposer's own removal: still readable here. */
 		i = casfs_ns_load(&ns, p->hold, &rec, NULL);
@@ -820,6 +844,7 @@ static int setup(struct run *r, struct model *m)
 	memregs_direct(r->m, false, &d);
 	ns.regs = &d;
 	ns.max_size = MAX_SIZE;
+	ns.bucket_max = bucket_max;
 	casfs_record_init(&rec, CASFS_DIR, 0755, 0, 0, &ns.now);
 	rc = casfs_record_encode(&rec, MAX_SIZE, &buf, &len);
 	if (rc)
@@ -892,6 +917,9 @@ static bool run_seed(uint64_t seed, char *why, size_t why_len, uint64_t *checks)
 
 	memset(&r, 0, sizeof(r));
 	r.seed = seed;
+	/* One entry of a one-letter name per bucket, or the default. */
+	bucket_max = seed % 4 ? 2 + 1 + CASFS_ID_LEN : 0;
+	casfs_ns_hints_clear();
 	r.m = memregs_new(seed);
 	if (!r.m) {
 		snprintf(why, why_len, "out of memory");
@@ -968,7 +996,7 @@ out_free:
 int main(int argc, char **argv)
 {
 	static const char *const controls[] = {"two-round-rename", "delete-first",
-					       "delete-any-nlink"};
+					       "delete-any-nlink", "split-two-rounds", "stale-map"};
 	uint64_t seeds = 1000, first = 1, checks = 0, s;
 	const char *control = NULL;
 	bool broken = false;
@@ -983,9 +1011,9 @@ int main(int argc, char **argv)
 			first = strtoull(argv[++i], NULL, 10);
 			seeds = 1;
 		} else if (!strcmp(argv[i], "--broken") && i + 1 < argc) {
-			for (c = 0; c < 3 && strcmp(argv[i + 1], controls[c]); c++)
+			for (c = 0; c < 5 && strcmp(argv[i + 1], controls[c]); c++)
 				;
-			if (c == 3) {
+			if (c == 5) {
 				fprintf(stderr, "nscheck: unknown control %s\n", argv[i + 1]);
 				return 2;
 			}
@@ -995,12 +1023,16 @@ int main(int argc, char **argv)
 			casfs_ns_broken_delete = c == 1	  ? CASFS_NS_BROKEN_DELETE_FIRST
 						 : c == 2 ? CASFS_NS_BROKEN_DELETE_ANY_NLINK
 							  : 0;
+			casfs_ns_broken_bucket = c == 3	  ? CASFS_NS_BROKEN_SPLIT_TWO_ROUNDS
+						 : c == 4 ? CASFS_NS_BROKEN_STALE_MAP
+							  : 0;
 			i++;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = true;
 		} else {
 			fprintf(stderr, "usage: nscheck [--seeds N] [--seed S] [--broken "
-					"two-round-rename|delete-first|delete-any-nlink] [-v]\n");
+					"two-round-rename|delete-first|delete-any-nlink|"
+					"split-two-rounds|stale-map] [-v]\n");
 			return 2;
 		}
 	}

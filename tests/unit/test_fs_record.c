@@ -257,7 +257,8 @@ static void test_malformed(void **state)
 	BREAK(4, 1); /* a flag (none is defined) */
 	BREAK(5, 0x80);
 	BREAK(9, 0x10);			/* mode beyond 07777 */
-	BREAK(6, 1);			/* reserved */
+	BREAK(7, 1);			/* reserved */
+	BREAK(6, CASFS_DEPTH_MAX + 1);	/* a directory's depth past the most */
 	BREAK(31, 0xff);		/* atime nsec >= 1e9 */
 	BREAK(CASFS_HEADER_LEN - 2, 2); /* xattr count past the data */
 	BREAK(CASFS_HEADER_LEN, 0);	/* empty xattr name */
@@ -282,6 +283,86 @@ static void test_malformed(void **state)
 	}
 	free(copy);
 	free(buf);
+}
+
+/* A directory's depth (byte 6) round trips; other types refuse one. */
+static void test_dir_depth(void **state)
+{
+	struct casfs_record rec, back;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	buf = sample_dir(&len);
+	assert_int_equal(buf[6], 0); /* format 2 as before: one register */
+	buf[6] = 5;
+	assert_int_equal(casfs_record_decode(buf, len, &rec), CAS_OK);
+	assert_int_equal(rec.depth, 5);
+	free(buf);
+	buf = encode(&rec, &len);
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_OK);
+	assert_int_equal(back.depth, 5);
+	assert_int_equal(back.nent, 2);
+	casfs_record_clear(&back);
+	casfs_record_clear(&rec);
+	free(buf);
+	casfs_record_init(&rec, CASFS_REG, 0644, 0, 0, &t0);
+	buf = encode(&rec, &len);
+	buf[6] = 1;
+	expect_malformed(buf, len);
+	free(buf);
+}
+
+/* Buckets: round trip, and every malformation refused. */
+static void test_bucket(void **state)
+{
+	unsigned char id[CASFS_ID_LEN] = {0xab, 1};
+	struct casfs_record rec, back;
+	unsigned char *buf, *copy;
+	char key[CASFS_BUCKET_KEY_LEN];
+	size_t len, i;
+
+	(void)state;
+	memset(&rec, 0, sizeof(rec));
+	rec.type = CASFS_DIR;
+	rec.depth = 3;
+	assert_int_equal(casfs_record_dir_add(&rec, "x", 1, CASFS_REG, id), CAS_OK);
+	assert_int_equal(casfs_record_dir_add(&rec, "yy", 2, CASFS_DIR, id), CAS_OK);
+	assert_int_equal(casfs_bucket_encode(&rec, 1 << 20, &buf, &len), CAS_OK);
+	assert_int_equal(len, 8 + casfs_record_entries_size(&rec));
+	assert_int_equal(casfs_bucket_encode(&rec, len - 1, &copy, &i), CAS_ETOOBIG);
+	assert_int_equal(casfs_bucket_decode(buf, len, &back), CAS_OK);
+	assert_int_equal(back.type, CASFS_DIR);
+	assert_int_equal(back.nlink, 1);
+	assert_int_equal(back.depth, 3);
+	assert_int_equal(back.nent, 2);
+	assert_string_equal(back.ents[1].name, "yy");
+	casfs_record_clear(&back);
+	/* Not a record, and a record is not a bucket. */
+	assert_int_equal(casfs_record_decode(buf, len, &back), CAS_EINVAL);
+	copy = malloc(len + 1);
+	for (i = 0; i < len; i++) {
+		assert_int_equal(casfs_bucket_decode(buf, i, &back), CAS_EINVAL);
+	}
+	memcpy(copy, buf, len);
+	copy[len] = 0;
+	assert_int_equal(casfs_bucket_decode(copy, len + 1, &back), CAS_EINVAL);
+	memcpy(copy, buf, len);
+	copy[3] = 0; /* depth 0: the inode's own register, never a bucket */
+	assert_int_equal(casfs_bucket_decode(copy, len, &back), CAS_EINVAL);
+	copy[3] = CASFS_DEPTH_MAX + 1;
+	assert_int_equal(casfs_bucket_decode(copy, len, &back), CAS_EINVAL);
+	memcpy(copy, buf, len);
+	copy[2] = 2; /* version */
+	assert_int_equal(casfs_bucket_decode(copy, len, &back), CAS_EINVAL);
+	free(copy);
+	free(buf);
+	casfs_record_clear(&rec);
+	casfs_bucket_key(id, 0x1234abcd, key);
+	assert_string_equal(key, "b/ab010000000000000000000000000000/1234abcd");
+	/* The hash is part of the format: it must never change. */
+	assert_true(casfs_name_hash("a", 1) == 0xb4d2960f93be2488ull);
+	assert_true(casfs_name_hash("a", 1) != casfs_name_hash("b", 1));
 }
 
 static void test_special_files(void **state)
@@ -322,7 +403,8 @@ int main(void)
 		cmocka_unit_test(test_dir_entries),    cmocka_unit_test(test_symlink),
 		cmocka_unit_test(test_write_truncate), cmocka_unit_test(test_encode_limit),
 		cmocka_unit_test(test_xattrs),	       cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_special_files),
+		cmocka_unit_test(test_special_files),  cmocka_unit_test(test_dir_depth),
+		cmocka_unit_test(test_bucket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
