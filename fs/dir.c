@@ -306,7 +306,7 @@ void casfs_fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		f.pos += n;
 	}
-	if (i == 2) {
+	if (i >= 2) {
 		casfs_ns_begin(&op, &regs, &ns);
 		rc = casfs_ns_end(&ns, casfs_ns_readdir(&ns, d->id, off < 2 ? 0 : (uint64_t)off,
 							fill_one, &f));

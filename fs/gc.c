@@ -106,9 +106,17 @@ struct ino {
 	uint8_t type;
 	uint32_t nlink;
 	unsigned char parent[CASFS_ID_LEN];
-	unsigned char *ents; /* a directory's entries' ids */
+	unsigned char *ents; /* a directory's entries' ids, from every bucket */
 	size_t nent;
 	bool reached, protect;
+	uint8_t depth; /* a directory's: not 0 when split into buckets */
+	double cover;  /* the part of the hash space the buckets read cover */
+};
+
+/* A directory bucket as one pass read it. */
+struct bkt {
+	const char *key; /* borrowed from the pass's key list */
+	uint64_t version;
 };
 
 struct list {
@@ -389,6 +397,8 @@ static int read_ino(struct casfs_gc *g, const char *key, struct ino *in)
 		in->record = true;
 		in->type = rec.type;
 		in->nlink = rec.nlink;
+		in->depth = rec.type == CASFS_DIR ? rec.depth : 0;
+		in->cover = 1.0 / (double)(1ull << in->depth);
 		memcpy(in->parent, rec.parent, CASFS_ID_LEN);
 		if (rec.type == CASFS_DIR && rec.nent) {
 			in->ents = malloc(rec.nent * CASFS_ID_LEN);
@@ -404,6 +414,61 @@ static int read_ino(struct casfs_gc *g, const char *key, struct ino *in)
 		casfs_record_clear(&rec);
 	}
 	cas_value_clear(&v);
+	return CAS_OK;
+}
+
+/* Reads the directory bucket key into its directory's entries (b, its
+ * version). *unsure when it holds an intent or no bucket: the pass then
+ * judges nothing by names. */
+static int read_bucket(struct casfs_gc *g, const char *key, struct ino *t, size_t nt, struct bkt *b,
+		       bool *unsure)
+{
+	struct casfs_regs r = regs_now(g);
+	struct cas_value v = {0};
+	struct casfs_record rec;
+	unsigned char id[CASFS_ID_LEN];
+	char ikey[CASFS_KEY_LEN];
+	struct ino *in;
+	unsigned char *ents;
+	int rc;
+
+	b->key = key;
+	b->version = 0;
+	/* "b/", the directory's id, "/", the bucket. */
+	if (strlen(key) != CASFS_BUCKET_KEY_LEN - 1 || key[2 + 2 * CASFS_ID_LEN] != '/')
+		return CAS_OK;
+	memcpy(ikey, key, 2 + 2 * CASFS_ID_LEN);
+	ikey[2 + 2 * CASFS_ID_LEN] = '\0';
+	if (!id_of_key(ikey, id))
+		return CAS_OK;
+	rc = r.ops->read(r.arg, key, &v);
+	if (rc)
+		return rc;
+	b->version = v.version;
+	in = find_ino(t, nt, id);
+	if (!v.version || !in) {
+		cas_value_clear(&v);
+		return CAS_OK;
+	}
+	if (casfs_bucket_decode(v.data, v.len, &rec)) {
+		*unsure = true;
+		cas_value_clear(&v);
+		return CAS_OK;
+	}
+	cas_value_clear(&v);
+	in->cover += 1.0 / (double)(1ull << rec.depth);
+	if (rec.nent) {
+		ents = realloc(in->ents, (in->nent + rec.nent) * CASFS_ID_LEN);
+		if (!ents) {
+			casfs_record_clear(&rec);
+			return CAS_ENOMEM;
+		}
+		in->ents = ents;
+		for (size_t i = 0; i < rec.nent; i++)
+			memcpy(ents + (in->nent + i) * CASFS_ID_LEN, rec.ents[i].id, CASFS_ID_LEN);
+		in->nent += rec.nent;
+	}
+	casfs_record_clear(&rec);
 	return CAS_OK;
 }
 
@@ -544,6 +609,24 @@ static bool tree_unchanged(struct casfs_gc *g, const struct ino *t, size_t n)
 	return true;
 }
 
+/* True when every bucket read still has the version it was read at. */
+static bool buckets_unchanged(struct casfs_gc *g, const struct bkt *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct casfs_regs r = regs_now(g);
+		struct cas_value v = {0};
+		bool same;
+
+		if (r.ops->read(r.arg, b[i].key, &v))
+			return false;
+		same = v.version == b[i].version;
+		cas_value_clear(&v);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
 int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t *nout,
 		  char *errmsg, size_t errmsg_len)
 {
@@ -551,7 +634,9 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 	size_t nt = 0, nk = 0, i, j, head, *queue = NULL, nq = 0;
 	char **keys = NULL, key[CASFS_KEY_LEN];
 	struct list swap;
-	bool consistent;
+	struct bkt *bk = NULL;
+	size_t nb = 0;
+	bool consistent, unsure = false;
 	int rc;
 
 	*out = NULL;
@@ -565,7 +650,8 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		return rc;
 	t = calloc(nk ? nk : 1, sizeof(*t));
 	queue = calloc(nk ? nk : 1, sizeof(*queue));
-	if (!t || !queue) {
+	bk = calloc(nk ? nk : 1, sizeof(*bk));
+	if (!t || !queue || !bk) {
 		rc = CAS_ENOMEM;
 		goto out_free;
 	}
@@ -585,6 +671,16 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		else
 			free(t[nt].ents);
 	}
+	/* Directory buckets: their entries are their directory's. A split
+	 * directory whose buckets read do not cover its whole hash space
+	 * (one split after the keys were listed), or a bucket that holds an
+	 * intent, makes the pass judge nothing by names (FORMAT.md). */
+	for (i = 0; i < nk && rc == CAS_OK; i++)
+		if (!strncmp(keys[i], "b/", 2))
+			rc = read_bucket(g, keys[i], t, nt, &bk[nb++], &unsure);
+	for (i = 0; i < nt; i++)
+		if (t[i].record && t[i].type == CASFS_DIR && t[i].depth && t[i].cover != 1.0)
+			unsure = true;
 	/* Held registers: the ids of live sessions are protected; those of
 	 * sessions over are garbage. Read after the inodes (FORMAT.md). */
 	for (i = 0; i < nk && rc == CAS_OK; i++) {
@@ -644,7 +740,7 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 			}
 		}
 	}
-	consistent = tree_unchanged(g, t, nt);
+	consistent = !unsure && tree_unchanged(g, t, nt) && buckets_unchanged(g, bk, nb);
 	for (i = 0; i < nt && rc == CAS_OK; i++) {
 		struct ino *in = &t[i];
 		const char *why = NULL;
@@ -662,7 +758,7 @@ int casfs_gc_pass(struct casfs_gc *g, const struct casfs_gc_orphan **out, size_t
 		} else if (in->type == CASFS_DIR) {
 			struct ino *p = find_ino(t, nt, in->parent);
 
-			if (!p || !names(p, in->id))
+			if ((!p || !names(p, in->id)) && (!p || !p->depth || consistent))
 				why = "directory its parent does not name";
 		} else if (!in->reached && consistent) {
 			why = "named by no directory";
@@ -702,6 +798,7 @@ out_free:
 		free(t[i].ents);
 	free(t);
 	free(queue);
+	free(bk);
 	cas_keys_free(keys, nk);
 	return rc;
 }

@@ -87,6 +87,8 @@ extern bool casfs_ns_broken_two_round_rename;
 
 /* Reads the record of id into rec (the caller clears it; rec owns
  * nothing on error); *version (may be NULL) gets its register's version.
+ * A directory's entries are those of its first bucket only (all of them
+ * when rec->depth is 0; casfs_ns_list reads every bucket).
  * -ENOENT when the register was never written. */
 int casfs_ns_load(struct casfs_ns *ns, const unsigned char *id, struct casfs_record *rec,
 		  uint64_t *version);

@@ -133,7 +133,7 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		casfs_record_clear(rec);
 		cas_value_clear(raw);
 	}
-	return -EAGAIN;
+	return -EBUSY;
 }
 
 /* A raw part: the register must still hold expect (absent: version 0),
@@ -395,7 +395,7 @@ int ns_collapse(struct casfs_ns *ns, const unsigned char *dir, uint32_t *full)
 	struct seen s = {0};
 	unsigned deep;
 	size_t i, j;
-	int rc = -EAGAIN, k;
+	int rc = -EBUSY, k;
 
 	for (k = 0; k < COLLAPSE_MAX; k++) {
 		s.n = 0;
@@ -429,7 +429,7 @@ int ns_collapse(struct casfs_ns *ns, const unsigned char *dir, uint32_t *full)
 		}
 		if (rc && rc != -EAGAIN)
 			break;
-		rc = -EAGAIN;
+		rc = -EBUSY; /* if the tries run out */
 	}
 	free(s.idx);
 	free(s.depth);

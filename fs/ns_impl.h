@@ -108,7 +108,7 @@ int ns_decode_part(struct casfs_ns *ns, const char *key, uint32_t bucket,
 
 /* Reads the bucket of dir that covers hash h, starting at the hinted
  * depth: its raw value into raw and its record into rec (rec->bucket set;
- * the caller clears both). -ENOENT when dir is absent, -ENOTDIR, -EAGAIN
+ * the caller clears both). -ENOENT when dir is absent, -ENOTDIR, -EBUSY
  * when the buckets kept moving under it. */
 int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, struct cas_value *raw,
 		   struct casfs_record *rec);
@@ -118,8 +118,10 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b);
 
 /* Merges every bucket of dir back into its inode's register while all
- * are empty: 0 when dir is one register, -ENOTEMPTY when a bucket has
- * entries (*full: which one), or an error. Each merge is a transaction. */
+ * are empty: 0 when dir is one register (or absent, or no directory),
+ * -ENOTEMPTY when a bucket has entries (*full: which one), -EBUSY when
+ * they kept moving, or an error. Each merge is a transaction and changes
+ * no entry. */
 int ns_collapse(struct casfs_ns *ns, const unsigned char *dir, uint32_t *full);
 
 /* A name's place in a listing: the hash's low 32 bits reversed, then its
