@@ -30,6 +30,13 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+/* The depth of the deepest bucket seen in directories, by id: a hint
+ * where a lookup starts (fs/FORMAT.md "Directories"), one per mount. */
+#define CASFS_NS_HINTS 4096
+struct casfs_ns_hints {
+	_Atomic uint64_t slot[CASFS_NS_HINTS];
+};
+
 /* One request's namespace context. */
 struct casfs_ns {
 	const struct casfs_regs *regs; /* borrowed */
@@ -49,6 +56,8 @@ struct casfs_ns {
 	/* Bytes of entries a directory bucket holds before it splits (0:
 	 * CASFS_NS_BUCKET_BYTES). */
 	size_t bucket_max;
+	/* Where lookups start; NULL: the process's own. */
+	struct casfs_ns_hints *hints;
 };
 
 /* A directory bucket's entries, in bytes, before it splits: small enough
@@ -77,9 +86,8 @@ enum {
 };
 extern unsigned casfs_ns_broken_bucket;
 
-/* Test only: forgets every directory's hinted depth (a run of the checker
- * then does not depend on the runs before it). */
-void casfs_ns_hints_clear(void);
+/* Forgets every hint in h (NULL: the process's). */
+void casfs_ns_hints_clear(struct casfs_ns_hints *h);
 
 /* Test only: cross-directory renames the old, broken way (two changes, no
  * transaction, no cycle check), for the checker's negative control. */

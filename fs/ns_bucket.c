@@ -22,31 +22,55 @@ unsigned casfs_ns_broken_bucket;
  * the deepest level it saw). */
 #define COLLAPSE_MAX (2 * CASFS_DEPTH_MAX + 8)
 
-/* The depth last seen in directories, by a few bits of their id: a hint
- * only, shared by every request (a wrong one costs a read, never a wrong
- * answer: every bucket read says what it covers). */
-#define HINTS 1024
-static _Atomic unsigned char hints[HINTS];
+/* The deepest bucket seen in a directory, by its id: a hint only, shared
+ * by every request (a wrong one costs a read, never a wrong answer: every
+ * bucket read says what it covers). A slot holds 56 bits of the id and
+ * the depth; another directory's id in the slot is no hint (depth 0).
+ * The deepest, not the last: while some buckets are one deeper than the
+ * others, a name in a deep one is found in one read, in a shallow one in
+ * two (the deeper bucket's absence sends the search back up). */
+static struct casfs_ns_hints process_hints;
 
-void casfs_ns_hints_clear(void)
+void casfs_ns_hints_clear(struct casfs_ns_hints *h)
 {
-	for (size_t i = 0; i < HINTS; i++)
-		atomic_store_explicit(&hints[i], 0, memory_order_relaxed);
+	if (!h)
+		h = &process_hints;
+	for (size_t i = 0; i < CASFS_NS_HINTS; i++)
+		atomic_store_explicit(&h->slot[i], 0, memory_order_relaxed);
 }
 
-static size_t hint_slot(const unsigned char *dir)
+static uint64_t hint_tag(const unsigned char *dir)
 {
-	return ((size_t)dir[0] << 8 | dir[1]) % HINTS;
+	uint64_t t = 0;
+
+	for (int i = 0; i < 7; i++)
+		t = t << 8 | dir[i];
+	return t << 8;
 }
 
-unsigned ns_hint(const unsigned char *dir)
+static _Atomic uint64_t *hint_slot(const struct casfs_ns *ns, const unsigned char *dir)
 {
-	return atomic_load_explicit(&hints[hint_slot(dir)], memory_order_relaxed);
+	struct casfs_ns_hints *h = ns->hints ? ns->hints : &process_hints;
+
+	return &h->slot[((size_t)dir[7] << 8 | dir[8]) % CASFS_NS_HINTS];
 }
 
-static void hint_set(const unsigned char *dir, unsigned depth)
+unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir)
 {
-	atomic_store_explicit(&hints[hint_slot(dir)], (unsigned char)depth, memory_order_relaxed);
+	uint64_t v = atomic_load_explicit(hint_slot(ns, dir), memory_order_relaxed);
+
+	return (v & ~(uint64_t)0xff) == hint_tag(dir) ? (unsigned)(v & 0xff) : 0;
+}
+
+/* Records that dir has a bucket of depth; a directory back to one
+ * register (depth 0 in its first bucket) forgets its hint. */
+static void hint_set(const struct casfs_ns *ns, const unsigned char *dir, unsigned depth,
+		     bool whole)
+{
+	uint64_t v = hint_tag(dir) | depth;
+
+	if (whole || depth > ns_hint(ns, dir))
+		atomic_store_explicit(hint_slot(ns, dir), v, memory_order_relaxed);
 }
 
 uint32_t ns_bucket_of(uint64_t h, unsigned depth)
@@ -96,7 +120,7 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		   struct casfs_record *rec)
 {
 	char key[CASFS_BUCKET_KEY_LEN];
-	unsigned g = ns_hint(dir);
+	unsigned g = ns_hint(ns, dir);
 	uint32_t b;
 	int rc, i;
 
@@ -125,7 +149,7 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		}
 		if (ns_bucket_of(h, rec->depth) == b ||
 		    casfs_ns_broken_bucket == CASFS_NS_BROKEN_STALE_MAP) {
-			hint_set(dir, rec->depth);
+			hint_set(ns, dir, rec->depth, b == 0 && rec->depth == 0);
 			return 0;
 		}
 		/* Split since the hint: the bucket says how deep to look. */
@@ -247,7 +271,7 @@ int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b)
 	s2 = (struct swap){NULL, hibuf, hilen};
 	rc = swap2(ns, dir, b, &s1, hi.bucket, &s2);
 	if (!rc)
-		hint_set(dir, d + 1);
+		hint_set(ns, dir, d + 1, false);
 out_clear:
 	free(lobuf);
 	free(hibuf);

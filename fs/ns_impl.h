@@ -92,7 +92,7 @@ bool ns_id_eq(const unsigned char *a, const unsigned char *b);
 uint32_t ns_bucket_of(uint64_t h, unsigned depth);
 
 /* The depth last seen in dir (a hint). */
-unsigned ns_hint(const unsigned char *dir);
+unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir);
 
 /* True when the bucket rec (its depth, and rec->bucket) holds name. */
 bool ns_covers(const struct casfs_record *rec, const char *name);

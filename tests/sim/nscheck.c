@@ -117,6 +117,8 @@ struct run {
 static bool verbose;
 /* This seed's ns->bucket_max. */
 static size_t bucket_max;
+/* Each proposer's hints, as each mount has its own. */
+static struct casfs_ns_hints hints[NPROP];
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -471,6 +473,7 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		ns.regs = regs;
 		ns.max_size = MAX_SIZE;
 		ns.bucket_max = bucket_max;
+		ns.hints = &hints[p->idx];
 		ns.now.tv_sec = (time_t)(1700000000 + o->invoke / 1000);
 		ns.held = held;
 		ns.held_arg = p;
@@ -499,6 +502,7 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		ns.regs = regs;
 		ns.max_size = MAX_SIZE;
 		ns.bucket_max = bucket_max;
+		ns.hints = &hints[p->idx];
 		memregs_deadline(regs, DEADLINE_MS);
 		/* Kept by this proposer's own removal: still readable here. */
 		i = casfs_ns_load(&ns, p->hold, &rec, NULL);
@@ -919,7 +923,9 @@ static bool run_seed(uint64_t seed, char *why, size_t why_len, uint64_t *checks)
 	r.seed = seed;
 	/* One entry of a one-letter name per bucket, or the default. */
 	bucket_max = seed % 4 ? 2 + 1 + CASFS_ID_LEN : 0;
-	casfs_ns_hints_clear();
+	casfs_ns_hints_clear(NULL);
+	for (i = 0; i < NPROP; i++)
+		casfs_ns_hints_clear(&hints[i]);
 	r.m = memregs_new(seed);
 	if (!r.m) {
 		snprintf(why, why_len, "out of memory");
