@@ -450,7 +450,9 @@ static int read_bucket(struct casfs_gc *g, const char *key, struct ino *t, size_
 		cas_value_clear(&v);
 		return CAS_OK;
 	}
-	if (casfs_bucket_decode(v.data, v.len, &rec)) {
+	/* A bucket that holds an intent, or whose directory's first bucket
+	 * (its inode) does: some of the directory's entries are unknown. */
+	if (in->intent || casfs_bucket_decode(v.data, v.len, &rec)) {
 		*unsure = true;
 		cas_value_clear(&v);
 		return CAS_OK;
