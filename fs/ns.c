@@ -444,6 +444,7 @@ int ns_entry_fn(void *varg, struct casfs_record *rec)
 {
 	struct entry_arg *a = varg;
 	struct ent now;
+	size_t added;
 	int rc;
 
 	if (!rec || (a->dst && rec->type == CASFS_DIR && rec->nlink == 0))
@@ -464,6 +465,19 @@ int ns_entry_fn(void *varg, struct casfs_record *rec)
 	}
 	if (a->ns->verify)
 		return KEEP;
+	/* A name added to a full bucket: split it first, as a create does. */
+	added = casfs_record_entries_size(rec);
+	if (a->set->found && !a->e->found)
+		added += 2 + strlen(a->name) + CASFS_ID_LEN;
+	if (a->name2 && a->set2->found && !a->e2->found)
+		added += 2 + strlen(a->name2) + CASFS_ID_LEN;
+	if (added > casfs_record_entries_size(rec) &&
+	    added > (a->ns->bucket_max ? a->ns->bucket_max : CASFS_NS_BUCKET_BYTES) &&
+	    rec->depth < CASFS_DEPTH_MAX) {
+		a->full = true;
+		a->full_bucket = rec->bucket;
+		return NS_EFULL;
+	}
 	/* Remove before adding: a rename in one directory removes one name
 	 * and adds the other. */
 	if (a->name2 && !a->set2->found) {
@@ -632,7 +646,7 @@ static int remove_name(struct casfs_ns *ns, const unsigned char *dir, const char
 		       bool want_dir)
 {
 	struct inode_arg ia = {ns, NULL};
-	struct entry_arg ea = {ns, name, NULL, NULL, NULL, NULL, NULL, false};
+	struct entry_arg ea = {ns, name, NULL, NULL, NULL, NULL, NULL, false, false, 0};
 	static const struct ent gone;
 	struct cas_value out[2] = {{0}};
 	struct part p[2];

@@ -73,6 +73,9 @@ struct entry_arg {
 	const struct ent *e2;
 	const struct ent *set2;
 	bool dst; /* the destination of a move: refuse a removed directory */
+	/* NS_EFULL: a name added to a full bucket, which to split. */
+	bool full;
+	uint32_t full_bucket;
 };
 
 /* Changes of an inode's own record. */

@@ -114,6 +114,21 @@ static int cycle_check(void *arg)
 	return rc;
 }
 
+/* After NS_EFULL: splits the bucket an entry function found full (the
+ * first of the n args that says so), in dir; -EAGAIN to start over. */
+static int split_full(struct casfs_ns *ns, const unsigned char *dir, struct entry_arg *const *a,
+		      size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		if (a[i]->full) {
+			rc = ns_split(ns, dir, a[i]->full_bucket);
+			return rc && rc != -EAGAIN ? rc : -EAGAIN;
+		}
+	return -EAGAIN;
+}
+
 /* Within one directory: one change, or a transaction with the replaced
  * inode. */
 static int rename_local(struct rn *r)
@@ -122,11 +137,14 @@ static int rename_local(struct rn *r)
 	bool exchange = r->flags & RENAME_EXCHANGE;
 	struct inode_arg ia = {r->ns, NULL};
 	struct entry_arg ea = {r->ns,	   r->name, &r->src, exchange ? &r->dst : &gone,
-			       r->newname, &r->dst, &r->src, false};
+			       r->newname, &r->dst, &r->src, false,
+			       false,	   0};
 	/* The names in two buckets: one part each. */
 	struct entry_arg ea1 = {r->ns, r->name, &r->src, exchange ? &r->dst : &gone,
-				NULL,  NULL,	NULL,	 false};
-	struct entry_arg ea2 = {r->ns, r->newname, &r->dst, &r->src, NULL, NULL, NULL, false};
+				NULL,  NULL,	NULL,	 false,
+				false, 0};
+	struct entry_arg ea2 = {r->ns, r->newname, &r->dst, &r->src, NULL,
+				NULL,  NULL,	   false,   false,   0};
 	struct part p[3] = {{r->dir, ns_entry_fn, &ea, NULL, r->sb},
 			    {r->dst.id, NULL, &ia, NULL, r->vb},
 			    {r->dir, ns_entry_fn, &ea2, NULL, r->db}};
@@ -149,6 +167,8 @@ static int rename_local(struct rn *r)
 			ns_broken_delete(r->ns, r->dst.id);
 	}
 	rc = ns_apply(r->ns, p, n, false, NULL, out);
+	if (rc == NS_EFULL)
+		rc = split_full(r->ns, r->dir, (struct entry_arg *const[]){&ea, &ea1, &ea2}, 3);
 	if (!rc && n > victim)
 		ns_reap(r->ns, r->dst.id, &out[victim]);
 	cas_value_clear(&out[0]);
@@ -164,8 +184,9 @@ static int rename_two_rounds(struct rn *r)
 {
 	static const struct ent gone;
 	struct inode_arg ia = {r->ns, r->newdir};
-	struct entry_arg add = {r->ns, r->newname, &r->dst, &r->src, NULL, NULL, NULL, true};
-	struct entry_arg rm = {r->ns, r->name, &r->src, &gone, NULL, NULL, NULL, false};
+	struct entry_arg add = {r->ns, r->newname, &r->dst, &r->src, NULL,
+				NULL,  NULL,	   true,    false,   0};
+	struct entry_arg rm = {r->ns, r->name, &r->src, &gone, NULL, NULL, NULL, false, false, 0};
 	struct part p;
 	int rc;
 
@@ -196,8 +217,10 @@ static int rename_cross(struct rn *r)
 	bool exchange = r->flags & RENAME_EXCHANGE;
 	struct inode_arg src_ia = {r->ns, r->newdir}, dst_ia = {r->ns, r->dir};
 	struct entry_arg from = {r->ns, r->name, &r->src, exchange ? &r->dst : &gone,
-				 NULL,	NULL,	 NULL,	  false};
-	struct entry_arg to = {r->ns, r->newname, &r->dst, &r->src, NULL, NULL, NULL, true};
+				 NULL,	NULL,	 NULL,	  false,
+				 false, 0};
+	struct entry_arg to = {r->ns, r->newname, &r->dst, &r->src, NULL,
+			       NULL,  NULL,	  true,	   false,   0};
 	struct check chk = {cycle_check, r, &r->err};
 	struct cas_value out[4] = {{0}};
 	struct part p[4];
@@ -223,6 +246,9 @@ static int rename_cross(struct rn *r)
 			ns_broken_delete(r->ns, r->dst.id);
 	}
 	rc = ns_apply(r->ns, p, n, dirmove, dirmove ? &chk : NULL, out);
+	if (rc == NS_EFULL)
+		rc = from.full ? split_full(r->ns, r->dir, (struct entry_arg *const[]){&from}, 1)
+			       : split_full(r->ns, r->newdir, (struct entry_arg *const[]){&to}, 1);
 	if (!rc && victim)
 		ns_reap(r->ns, r->dst.id, &out[victim]);
 	for (i = 0; i < n; i++)

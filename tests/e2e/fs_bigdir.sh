@@ -51,19 +51,22 @@ done
 
 # Renames between buckets, and across directories, from both mounts.
 mkdir "$m1/other" || fail "mkdir other"
-for i in $(seq 0 9 400); do
+for i in $(seq 0 12 400); do
 	mv "$m1/big/f$i" "$m1/big/r$i" || fail "rename f$i"
 done
-for i in $(seq 1 9 400); do
-	mv "$m2/big/f$i" "$m2/other/f$i" || fail "move f$i out"
-done
-[ "$(ls "$m2/big" | wc -l)" = $((N - 45)) ] || fail "after renames ls lists $(ls "$m2/big" | wc -l)"
-[ -e "$m1/big/r9" ] && [ ! -e "$m1/big/f9" ] && [ -e "$m1/other/f10" ] || fail "renamed names"
+# 450 names into another directory by rename alone: it splits too.
+(cd "$m2/big" && mv $(seq -f 'f%.0f' 1 4 1800) "$m2/other/") || fail "move out"
+[ "$(ls "$m2/big" | wc -l)" = $((N - 450)) ] || fail "after renames ls lists $(ls "$m2/big" | wc -l)"
+[ "$(ls "$m1/other" | wc -l)" = 450 ] || fail "other lists $(ls "$m1/other" | wc -l)"
+[ -e "$m1/big/r12" ] && [ ! -e "$m1/big/f12" ] && [ -e "$m1/other/f9" ] || fail "renamed names"
+okey=$(getfattr --only-values -n user.casfs.key "$m1/other") || fail "key of other"
+[ "$(casctl get "$okey" | od -An -tu1 -j6 -N1 | tr -d ' ')" -gt 0 ] ||
+	fail "450 names renamed in and the directory is not split"
 
 # casctl gc keeps every file of a split directory.
 casctl gc --grace 1 >"$CAS_TMP/gc.out" 2>&1 || fail "gc: $(cat "$CAS_TMP/gc.out")"
-[ "$(ls "$m1/big" | wc -l)" = $((N - 45)) ] || fail "after gc ls lists $(ls "$m1/big" | wc -l)"
-[ -e "$m1/big/f$((N - 1))" ] && cat "$m1/big/r9" || fail "gc took a file of the split directory"
+[ "$(ls "$m1/big" | wc -l)" = $((N - 450)) ] || fail "after gc ls lists $(ls "$m1/big" | wc -l)"
+[ -e "$m1/big/f$((N - 1))" ] && cat "$m1/big/r12" && cat "$m2/other/f5" || fail "gc took a file of the split directory"
 
 # Emptied from both mounts; rmdir merges the buckets back and removes it.
 rmdir "$m1/big" 2>/dev/null && fail "rmdir of a full directory"
