@@ -270,6 +270,11 @@ int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b)
 	s1 = (struct swap){&raw, lobuf, lolen};
 	s2 = (struct swap){NULL, hibuf, hilen};
 	rc = swap2(ns, dir, b, &s1, hi.bucket, &s2);
+	/* Old and new values of the bucket do not fit in one intent (a
+	 * record of format 2 grown past two thirds of the value size before
+	 * buckets existed): it cannot split. */
+	if (rc == -EFBIG)
+		rc = -ENOSPC;
 	if (!rc)
 		hint_set(ns, dir, d + 1, false);
 out_clear:

@@ -117,7 +117,9 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		   struct casfs_record *rec);
 
 /* Splits bucket b of dir in two, as one transaction: 0 (also when it was
- * not split: it moved, or cannot be), -EAGAIN, or the cluster's error. */
+ * not split: it moved, or is as deep as it goes), -EAGAIN, -ENOSPC when
+ * the bucket is too large for the transaction's intent, or the cluster's
+ * error. */
 int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b);
 
 /* Merges every bucket of dir back into its inode's register while all
