@@ -304,7 +304,7 @@ static int add_entry(struct casfs_ns *ns, const unsigned char *dir, struct add_a
 		     const struct part *other, struct cas_value *out)
 {
 	uint64_t h = casfs_name_hash(a->name, strlen(a->name));
-	uint32_t b = ns_bucket_of(h, ns_hint(ns, dir));
+	uint32_t b = ns_bucket_of(h, ns_hint(ns, dir, h));
 	struct casfs_record rec;
 	struct cas_value raw;
 	struct part p[2];

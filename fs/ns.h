@@ -30,9 +30,9 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-/* The depth of the deepest bucket seen in directories, by id: a hint
- * where a lookup starts (fs/FORMAT.md "Directories"), one per mount. */
-#define CASFS_NS_HINTS 4096
+/* The depths of buckets seen in directories, by id and hash: where a
+ * lookup starts (fs/FORMAT.md "Directories"), one table per mount. */
+#define CASFS_NS_HINTS 16384
 struct casfs_ns_hints {
 	_Atomic uint64_t slot[CASFS_NS_HINTS];
 };

@@ -22,13 +22,16 @@ unsigned casfs_ns_broken_bucket;
  * the deepest level it saw). */
 #define COLLAPSE_MAX (2 * CASFS_DEPTH_MAX + 8)
 
-/* The deepest bucket seen in a directory, by its id: a hint only, shared
- * by every request (a wrong one costs a read, never a wrong answer: every
- * bucket read says what it covers). A slot holds 56 bits of the id and
- * the depth; another directory's id in the slot is no hint (depth 0).
- * The deepest, not the last: while some buckets are one deeper than the
- * others, a name in a deep one is found in one read, in a shallow one in
- * two (the deeper bucket's absence sends the search back up). */
+/* Where lookups start: hints only (a wrong one costs a read, never a
+ * wrong answer: every bucket read says what it covers). A slot holds 43
+ * bits of a directory's id, a class, and a depth: for class c < 4096, the
+ * depth of the bucket last found for hashes whose low 12 bits are c (for
+ * a directory of fewer than 4096 buckets, exactly the bucket that holds
+ * them); for class 4096, the deepest bucket seen in the directory, the
+ * fallback. Another directory's tag in the slot is no hint. */
+#define CLASS_BITS 12
+#define CLASS_ANY  (1u << CLASS_BITS)
+
 static struct casfs_ns_hints process_hints;
 
 void casfs_ns_hints_clear(struct casfs_ns_hints *h)
@@ -39,38 +42,62 @@ void casfs_ns_hints_clear(struct casfs_ns_hints *h)
 		atomic_store_explicit(&h->slot[i], 0, memory_order_relaxed);
 }
 
-static uint64_t hint_tag(const unsigned char *dir)
+static uint64_t hint_tag(const unsigned char *dir, unsigned cls)
 {
 	uint64_t t = 0;
 
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 6; i++)
 		t = t << 8 | dir[i];
-	return t << 8;
+	return ((t >> 5) << 13 | cls) << 8;
 }
 
-static _Atomic uint64_t *hint_slot(const struct casfs_ns *ns, const unsigned char *dir)
+static _Atomic uint64_t *hint_slot(const struct casfs_ns *ns, const unsigned char *dir,
+				   unsigned cls)
 {
 	struct casfs_ns_hints *h = ns->hints ? ns->hints : &process_hints;
+	uint64_t i = ((uint64_t)dir[7] << 8 | dir[8]) * 0x9e3779b97f4a7c15ull + cls * 4099u;
 
-	return &h->slot[((size_t)dir[7] << 8 | dir[8]) % CASFS_NS_HINTS];
+	return &h->slot[(i ^ (i >> 29)) % CASFS_NS_HINTS];
 }
 
-unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir)
+static bool hint_get(const struct casfs_ns *ns, const unsigned char *dir, unsigned cls,
+		     unsigned *depth)
 {
-	uint64_t v = atomic_load_explicit(hint_slot(ns, dir), memory_order_relaxed);
+	uint64_t v = atomic_load_explicit(hint_slot(ns, dir, cls), memory_order_relaxed);
 
-	return (v & ~(uint64_t)0xff) == hint_tag(dir) ? (unsigned)(v & 0xff) : 0;
+	if ((v & ~(uint64_t)0xff) != hint_tag(dir, cls))
+		return false;
+	*depth = (unsigned)(v & 0xff);
+	return true;
 }
 
-/* Records that dir has a bucket of depth; a directory back to one
- * register (depth 0 in its first bucket) forgets its hint. */
-static void hint_set(const struct casfs_ns *ns, const unsigned char *dir, unsigned depth,
-		     bool whole)
+unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir, uint64_t h)
 {
-	uint64_t v = hint_tag(dir) | depth;
+	unsigned d = 0;
 
-	if (whole || depth > ns_hint(ns, dir))
-		atomic_store_explicit(hint_slot(ns, dir), v, memory_order_relaxed);
+	if (!hint_get(ns, dir, (unsigned)(h & (CLASS_ANY - 1)), &d))
+		(void)hint_get(ns, dir, CLASS_ANY, &d);
+	return d;
+}
+
+static void hint_put(const struct casfs_ns *ns, const unsigned char *dir, unsigned cls,
+		     unsigned depth)
+{
+	atomic_store_explicit(hint_slot(ns, dir, cls), hint_tag(dir, cls) | depth,
+			      memory_order_relaxed);
+}
+
+/* Records that the bucket of hash h in dir has depth (NULL h: a bucket of
+ * dir has); a directory back to one register (whole) resets its deepest. */
+static void hint_set(const struct casfs_ns *ns, const unsigned char *dir, const uint64_t *h,
+		     unsigned depth, bool whole)
+{
+	unsigned max = 0;
+
+	if (h)
+		hint_put(ns, dir, (unsigned)(*h & (CLASS_ANY - 1)), depth);
+	if (whole || !hint_get(ns, dir, CLASS_ANY, &max) || depth > max)
+		hint_put(ns, dir, CLASS_ANY, depth);
 }
 
 uint32_t ns_bucket_of(uint64_t h, unsigned depth)
@@ -120,7 +147,7 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		   struct casfs_record *rec)
 {
 	char key[CASFS_BUCKET_KEY_LEN];
-	unsigned g = ns_hint(ns, dir);
+	unsigned g = ns_hint(ns, dir, h);
 	uint32_t b;
 	int rc, i;
 
@@ -149,7 +176,7 @@ int ns_find_bucket(struct casfs_ns *ns, const unsigned char *dir, uint64_t h, st
 		}
 		if (ns_bucket_of(h, rec->depth) == b ||
 		    casfs_ns_broken_bucket == CASFS_NS_BROKEN_STALE_MAP) {
-			hint_set(ns, dir, rec->depth, b == 0 && rec->depth == 0);
+			hint_set(ns, dir, &h, rec->depth, b == 0 && rec->depth == 0);
 			return 0;
 		}
 		/* Split since the hint: the bucket says how deep to look. */
@@ -276,7 +303,7 @@ int ns_split(struct casfs_ns *ns, const unsigned char *dir, uint32_t b)
 	if (rc == -EFBIG)
 		rc = -ENOSPC;
 	if (!rc)
-		hint_set(ns, dir, d + 1, false);
+		hint_set(ns, dir, NULL, d + 1, false);
 out_clear:
 	free(lobuf);
 	free(hibuf);

@@ -94,8 +94,8 @@ bool ns_id_eq(const unsigned char *a, const unsigned char *b);
 /* The bucket index of hash h at depth: its low depth bits. */
 uint32_t ns_bucket_of(uint64_t h, unsigned depth);
 
-/* The depth last seen in dir (a hint). */
-unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir);
+/* The depth to look for hash h in dir at first (a hint). */
+unsigned ns_hint(const struct casfs_ns *ns, const unsigned char *dir, uint64_t h);
 
 /* True when the bucket rec (its depth, and rec->bucket) holds name. */
 bool ns_covers(const struct casfs_record *rec, const char *name);
