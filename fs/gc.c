@@ -15,23 +15,7 @@
 #include "regs.h"
 #include "txn.h"
 
-#define HELD_HEAD 8 /* magic, format, reserved, count (32) */
-
-static const unsigned char held_magic[2] = {'c', 'H'};
 static const unsigned char root_id[CASFS_ID_LEN];
-
-static void hex_key(char a, char b, const unsigned char *id, char *key)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	key[0] = a;
-	key[1] = b;
-	for (size_t i = 0; i < CASFS_ID_LEN; i++) {
-		key[2 + 2 * i] = hex[id[i] >> 4];
-		key[3 + 2 * i] = hex[id[i] & 15];
-	}
-	key[2 + 2 * CASFS_ID_LEN] = '\0';
-}
 
 /* The 16 bytes of an "x/" key's 32 hex digits; false when it has none. */
 static bool id_of_key(const char *key, unsigned char *id)
@@ -50,44 +34,6 @@ static bool id_of_key(const char *key, unsigned char *id)
 			id[i / 2] |= (unsigned char)v;
 	}
 	return true;
-}
-
-void casfs_held_key(const unsigned char *sid, char *key)
-{
-	hex_key('h', '/', sid, key);
-}
-
-int casfs_held_encode(const unsigned char *ids, size_t n, unsigned char **buf, size_t *len)
-{
-	unsigned char *p;
-
-	if (n > CASFS_HELD_MAX)
-		return CAS_EINVAL;
-	*len = HELD_HEAD + n * CASFS_ID_LEN;
-	*buf = p = malloc(*len);
-	if (!p)
-		return CAS_ENOMEM;
-	memcpy(p, held_magic, 2);
-	p[2] = 1;
-	p[3] = 0;
-	cas_put_le32(p + 4, (uint32_t)n);
-	if (n)
-		memcpy(p + HELD_HEAD, ids, n * CASFS_ID_LEN);
-	return CAS_OK;
-}
-
-int casfs_held_decode(const unsigned char *buf, size_t len, const unsigned char **ids, size_t *n)
-{
-	uint32_t count;
-
-	if (len < HELD_HEAD || memcmp(buf, held_magic, 2) || buf[2] != 1 || buf[3] != 0)
-		return CAS_EINVAL;
-	count = cas_get_le32(buf + 4);
-	if (count > CASFS_HELD_MAX || len != HELD_HEAD + (size_t)count * CASFS_ID_LEN)
-		return CAS_EINVAL;
-	*ids = buf + HELD_HEAD;
-	*n = count;
-	return CAS_OK;
 }
 
 /* A session as the collector watched it. */

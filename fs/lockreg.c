@@ -10,7 +10,7 @@
 #define LOCK_HEAD 14 /* magic, format, reserved, fence, count */
 #define HOLD_LEN  56
 
-static void hex_key(char prefix, const unsigned char *id, char *key)
+void casfs_id_key(char prefix, const unsigned char *id, char *key)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -26,12 +26,12 @@ static void hex_key(char prefix, const unsigned char *id, char *key)
 
 void casfs_lockreg_key(const unsigned char *id, char *key)
 {
-	hex_key('l', id, key);
+	casfs_id_key('l', id, key);
 }
 
 void casfs_sessreg_key(const unsigned char *sid, char *key)
 {
-	hex_key('s', sid, key);
+	casfs_id_key('s', sid, key);
 }
 
 int casfs_lockreg_decode(const void *buf, size_t len, struct casfs_lockreg *out)

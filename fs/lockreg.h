@@ -67,6 +67,10 @@ struct casfs_sessreg {
 	uint64_t renewals; /* grows with every renewal */
 };
 
+/* key (CASFS_LOCK_KEY_LEN bytes) gets prefix, '/' and the 32 hex digits of
+ * id (16 bytes: an inode or a session id). */
+void casfs_id_key(char prefix, const unsigned char *id, char *key);
+
 /* key gets "l/" and the 32 hex digits of the inode id (16 bytes). */
 void casfs_lockreg_key(const unsigned char *id, char *key);
 

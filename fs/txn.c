@@ -81,11 +81,12 @@
 
 #include <cas/bytes.h>
 
+#include "lockreg.h"
 #include "txn.h"
+#include "txn_impl.h"
 
 unsigned casfs_txn_fault;
 
-#define ID_LEN	       16
 #define RECORD_KEY_LEN (2 + 2 * ID_LEN + 1)
 /* The parts and the directory-move register. */
 #define SLOTS (CASFS_TXN_MAX_PARTS + 1)
@@ -101,91 +102,6 @@ unsigned casfs_txn_fault;
 #define ROUNDS_MAX 16
 /* Tries of a whole transaction aborted by others. */
 #define ATTEMPTS_MAX 8
-
-#define FORMAT_VERSION 1
-static const unsigned char record_magic[2] = {'c', 'T'};
-static const unsigned char intent_magic[2] = {'c', 'I'};
-static const unsigned char move_magic[2] = {'c', 'M'};
-
-/* Record: magic, version, state, key count, reserved; then the keys. */
-#define RECORD_HEAD 6
-enum { ST_PENDING = 1, ST_COMMITTED = 2, ST_ABORTED = 3 };
-
-/* Intent: magic, version, flags, id, old length; old; new length; new. */
-#define INTENT_HEAD 24
-#define INTENT_OLD  1 /* flags: there is an old value (else absent) */
-#define INTENT_NEW  2 /* flags: there is a new value (else absent) */
-
-/* The directory-move register: magic, version, reserved, moves (64). */
-#define MOVE_LEN 12
-
-/* An intent decoded in place: pointers into the value it came from. */
-struct intent {
-	const unsigned char *id;
-	const unsigned char *old;
-	size_t old_len;
-	const unsigned char *new_;
-	size_t new_len;
-};
-
-static bool is_intent(const struct cas_value *v)
-{
-	return v->len >= 2 && memcmp(v->data, intent_magic, 2) == 0;
-}
-
-/* Decodes the intent v holds (is_intent(v)). CAS_OK or CAS_EIO. */
-static int intent_decode(const struct cas_value *v, struct intent *in)
-{
-	const unsigned char *p = v->data;
-	size_t len = v->len, at;
-	uint8_t flags;
-
-	if (len < INTENT_HEAD + 4 || p[2] != FORMAT_VERSION)
-		return CAS_EIO;
-	flags = p[3];
-	in->id = p + 4;
-	in->old = p + INTENT_HEAD;
-	in->old_len = cas_get_le32(p + 20);
-	if (in->old_len > len - INTENT_HEAD - 4)
-		return CAS_EIO;
-	at = INTENT_HEAD + in->old_len;
-	in->new_ = p + at + 4;
-	in->new_len = cas_get_le32(p + at);
-	if (in->new_len != len - at - 4 || (flags & ~(INTENT_OLD | INTENT_NEW)) ||
-	    !(flags & INTENT_OLD) != (in->old_len == 0) ||
-	    !(flags & INTENT_NEW) != (in->new_len == 0))
-		return CAS_EIO;
-	return CAS_OK;
-}
-
-/* Sets *out (version 0) to the intent of transaction id replacing old by
- * next (both as committed values: empty for absent). */
-static int intent_encode(const unsigned char *id, const struct cas_value *old,
-			 const struct cas_value *next, struct cas_value *out)
-{
-	unsigned char *p;
-	size_t at;
-
-	if (old->len > UINT32_MAX || next->len > UINT32_MAX ||
-	    next->len > SIZE_MAX - INTENT_HEAD - 4 - old->len)
-		return CAS_ETOOBIG;
-	out->len = INTENT_HEAD + 4 + old->len + next->len;
-	out->data = p = malloc(out->len);
-	if (p == NULL)
-		return CAS_ENOMEM;
-	memcpy(p, intent_magic, 2);
-	p[2] = FORMAT_VERSION;
-	p[3] = (old->len ? INTENT_OLD : 0) | (next->len ? INTENT_NEW : 0);
-	memcpy(p + 4, id, ID_LEN);
-	cas_put_le32(p + 20, (uint32_t)old->len);
-	if (old->len)
-		memcpy(p + INTENT_HEAD, old->data, old->len);
-	at = INTENT_HEAD + old->len;
-	cas_put_le32(p + at, (uint32_t)next->len);
-	if (next->len)
-		memcpy(p + at + 4, next->data, next->len);
-	return CAS_OK;
-}
 
 /* Sets out's bytes to a malloc'd copy of len bytes at p (none when len is
  * 0); out->version is left as it is. */
@@ -204,37 +120,9 @@ static int copy_bytes(const unsigned char *p, size_t len, struct cas_value *out)
 	return CAS_OK;
 }
 
-/* The committed value of a register that holds no intent, borrowing cur's
- * bytes: an empty value is absent (version 0). */
-static struct cas_value plain_view(const struct cas_value *cur)
-{
-	struct cas_value v = *cur;
-
-	if (v.len == 0) {
-		v.version = 0;
-		v.data = NULL;
-	}
-	return v;
-}
-
-/* Turns v, which holds no intent, into its committed value in place. */
-static void own_plain(struct cas_value *v)
-{
-	if (v->len == 0)
-		cas_value_clear(v);
-}
-
 static void record_key(const unsigned char *id, char *key)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	key[0] = 't';
-	key[1] = '/';
-	for (size_t i = 0; i < ID_LEN; i++) {
-		key[2 + 2 * i] = hex[id[i] >> 4];
-		key[3 + 2 * i] = hex[id[i] & 15];
-	}
-	key[2 + 2 * ID_LEN] = '\0';
+	casfs_id_key('t', id, key);
 }
 
 /* The state a record's value says; an absent record is aborted (2).
@@ -350,9 +238,9 @@ static int settle_fn(void *arg, const struct cas_value *cur, struct cas_value *n
 	size_t len;
 	int rc;
 
-	if (!is_intent(cur))
+	if (!txn_is_intent(cur))
 		return CAS_ENOCHANGE;
-	rc = intent_decode(cur, &in);
+	rc = txn_intent_decode(cur, &in);
 	if (rc)
 		return rc;
 	if (memcmp(in.id, s->id, ID_LEN) != 0)
@@ -456,13 +344,13 @@ again:
 		cas_value_clear(&v);
 		return rc;
 	}
-	if (!is_intent(&v)) {
-		own_plain(&v);
+	if (!txn_is_intent(&v)) {
+		txn_own_plain(&v);
 		*out = v;
 		return CAS_OK;
 	}
 	/* The record is read after the register: 5. */
-	rc = intent_decode(&v, &in);
+	rc = txn_intent_decode(&v, &in);
 	if (rc == CAS_OK)
 		rc = record_state(r, in.id, &state, &absent);
 	if (rc)
@@ -473,8 +361,8 @@ again:
 	/* A final outcome: settle it for the next reader (best effort). What
 	 * the settle round leaves is a committed value too, read later. */
 	src = state != ST_PENDING ? settle(r, key, in.id, forward, &after) : CAS_OK;
-	if (state != ST_PENDING && src == CAS_OK && !is_intent(&after)) {
-		own_plain(&after);
+	if (state != ST_PENDING && src == CAS_OK && !txn_is_intent(&after)) {
+		txn_own_plain(&after);
 		*out = after;
 		goto out_clear;
 	}
@@ -533,7 +421,7 @@ bool casfs_txn_intent_of(const struct cas_value *v, const char *rkey)
 	char key[RECORD_KEY_LEN];
 	struct intent in;
 
-	if (!is_intent(v) || intent_decode(v, &in))
+	if (!txn_is_intent(v) || txn_intent_decode(v, &in))
 		return false;
 	record_key(in.id, key);
 	return strcmp(key, rkey) == 0;
@@ -560,14 +448,14 @@ static int apply_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 	struct intent in;
 	int rc;
 
-	if (is_intent(cur)) {
-		rc = intent_decode(cur, &in);
+	if (txn_is_intent(cur)) {
+		rc = txn_intent_decode(cur, &in);
 		if (rc)
 			return rc;
 		memcpy(a->other, in.id, ID_LEN);
 		return TXN_EINTENT;
 	}
-	committed = plain_view(cur);
+	committed = txn_plain_view(cur);
 	return a->fn(a->arg, &committed, next);
 }
 
@@ -594,9 +482,9 @@ static int change_or_delete(const struct casfs_regs *r, const char *key, casfs_t
 		if (rc)
 			break;
 	}
-	if (is_intent(&v) || out == NULL)
+	if (txn_is_intent(&v) || out == NULL)
 		cas_value_clear(&v);
-	own_plain(&v);
+	txn_own_plain(&v);
 	if (out)
 		*out = v;
 	return rc;
@@ -668,8 +556,8 @@ static int place_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 	struct intent in;
 	int rc;
 
-	if (is_intent(cur)) {
-		rc = intent_decode(cur, &in);
+	if (txn_is_intent(cur)) {
+		rc = txn_intent_decode(cur, &in);
 		if (rc)
 			return rc;
 		if (memcmp(in.id, p->t->id, ID_LEN) == 0)
@@ -677,12 +565,12 @@ static int place_fn(void *arg, const struct cas_value *cur, struct cas_value *ne
 		memcpy(p->other, in.id, ID_LEN);
 		return TXN_EINTENT;
 	}
-	old = plain_view(cur);
+	old = txn_plain_view(cur);
 	rc = p->s->fn ? p->s->fn(p->s->arg, &old, &nv) : move_fn(&old, &nv);
 	if (rc == CAS_OK)
-		rc = intent_encode(p->t->id, &old, &nv, next);
+		rc = txn_intent_encode(p->t->id, &old, &nv, next);
 	else if (rc == CAS_ENOCHANGE) /* still an intent: what fn read must hold */
-		rc = intent_encode(p->t->id, &old, &old, next);
+		rc = txn_intent_encode(p->t->id, &old, &old, next);
 	free(nv.data);
 	return rc;
 }
@@ -710,7 +598,7 @@ static int place(struct txn *t, struct slot *s)
 		}
 	}
 	if (rc == CAS_OK)
-		rc = is_intent(&out) ? intent_decode(&out, &in) : CAS_EIO;
+		rc = txn_is_intent(&out) ? txn_intent_decode(&out, &in) : CAS_EIO;
 	if (rc == CAS_OK && memcmp(in.id, t->id, ID_LEN) != 0)
 		rc = CAS_EIO;
 	if (rc == CAS_OK) {
