@@ -4,7 +4,7 @@
 set -eu
 
 packages=(
-	build-essential cmake pkg-config curl
+	build-essential cmake pkg-config curl jq
 	libfuse3-dev fuse3 attr
 	libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev liblmdb-dev
 	libgnutls28-dev openssl
