@@ -23,53 +23,22 @@ scrape() {
 		fail "GET $1: $(cat "$2.hdr")"
 }
 
-# check FILE: the exposition parses (every sample has a # TYPE, every
-# value is a number, histograms are cumulative and end with their count);
-# prints name{labels}=value lines.
+# check FILE: the exposition parses (tests/prom.py: a # TYPE for every
+# sample, numbers, cumulative histograms) with every metric of casfs and
+# a histogram for every FUSE operation; prints name{labels}=value lines.
 check() {
-	python3 - "$1" <<'PY' || fail "GET /metrics does not parse: $(head -c 2000 "$1")"
-import re, sys
-types, samples = {}, {}
-sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-for line in open(sys.argv[1]):
-    line = line.rstrip("\n")
-    if line.startswith("# TYPE "):
-        _, _, name, kind = line.split(" ", 3)
-        assert kind in ("counter", "gauge", "histogram"), line
-        assert name not in types, "two # TYPE lines for " + name
-        types[name] = kind
-        continue
-    if line.startswith("# HELP ") or not line:
-        continue
-    m = sample.match(line)
-    assert m, "not a sample: " + line
-    name, labels, value = m.groups()
-    base = re.sub(r'_(bucket|sum|count)$', '', name)
-    assert name in types or (base in types and types[base] == "histogram"), \
-        "no # TYPE for " + line
-    assert name.startswith("casfs_"), line
-    samples[name + (labels or "")] = float(value)
-    print("%s%s=%s" % (name, labels or "", value))
-for name in ("casfs_build_info", "casfs_rounds_total", "casfs_conflicts_total",
-             "casfs_retries_total", "casfs_timeouts_total", "casfs_fuse_requests_in_flight",
-             "casfs_fuse_request_seconds"):
-    assert name in types, "missing " + name
-# Every operation's histogram: buckets never fall, +Inf is the count.
-ops = set(re.findall(r'op="([a-z_]+)"', " ".join(samples)))
-for op in ("lookup", "getattr", "setattr", "open", "read", "write", "create", "unlink",
-           "rename", "flush", "release", "fsync", "mkdir", "rmdir", "readdir", "opendir",
-           "releasedir", "setxattr", "getxattr", "listxattr", "removexattr", "statfs",
-           "symlink", "readlink", "link", "mknod", "forget", "flock", "setlk", "getlk"):
-    assert op in ops, "no histogram for op " + op
-for op in ops:
-    prev = 0
-    for k, v in samples.items():
-        if k.startswith('casfs_fuse_request_seconds_bucket{op="%s",' % op):
-            assert v >= prev, "buckets fall: " + k
-            prev = v
-    inf = samples['casfs_fuse_request_seconds_bucket{op="%s",le="+Inf"}' % op]
-    assert inf == samples['casfs_fuse_request_seconds_count{op="%s"}' % op], op
-PY
+	python3 "$CAS_SRC/tests/prom.py" "$1" casfs_ casfs_build_info casfs_rounds_total \
+		casfs_conflicts_total casfs_retries_total casfs_timeouts_total \
+		casfs_fuse_requests_in_flight casfs_fuse_request_seconds >"$1.s" ||
+		fail "GET /metrics does not parse: $(head -c 2000 "$1")"
+	local op
+	for op in lookup getattr setattr open read write create unlink rename flush release \
+		fsync mkdir rmdir readdir opendir releasedir setxattr getxattr listxattr \
+		removexattr statfs symlink readlink link mknod forget flock setlk getlk; do
+		grep -qF "casfs_fuse_request_seconds_count{op=\"$op\"}=" "$1.s" ||
+			fail "no histogram for op $op"
+	done
+	cat "$1.s"
 }
 
 # value FILE SAMPLE: the value of SAMPLE (name{labels}) in check's output.

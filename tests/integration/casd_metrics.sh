@@ -20,37 +20,14 @@ scrape() {
 		fail "GET /metrics: $(cat "$1.hdr")"
 }
 
-# check FILE: the exposition parses; prints name{labels}=value lines.
+# check FILE: the exposition parses (tests/prom.py) with every metric of
+# casd; prints name{labels}=value lines.
 check() {
-	python3 - "$1" <<'PY' || fail "GET /metrics does not parse: $(head -c 2000 "$1")"
-import re, sys
-types, seen = {}, set()
-sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-for line in open(sys.argv[1]):
-    line = line.rstrip("\n")
-    if line.startswith("# TYPE "):
-        _, _, name, kind = line.split(" ", 3)
-        assert kind in ("counter", "gauge", "histogram"), line
-        assert name not in types, "two # TYPE lines for " + name
-        types[name] = kind
-        continue
-    if line.startswith("# HELP ") or not line:
-        continue
-    m = sample.match(line)
-    assert m, "not a sample: " + line
-    name, labels, value = m.groups()
-    base = re.sub(r'_(bucket|sum|count)$', '', name)
-    assert name in types or (base in types and types[base] == "histogram"), \
-        "no # TYPE for " + line
-    float(value)
-    assert name.startswith("casd_"), line
-    print("%s%s=%s" % (name, labels or "", value))
-for name in ("casd_requests_total", "casd_refused_total", "casd_log_syncs_total",
-             "casd_log_sync_seconds", "casd_checkpoint_seconds", "casd_store_batch_size",
-             "casd_keys", "casd_bytes", "casd_connections_open",
-             "casd_connections_refused_total", "casd_build_info"):
-    assert name in types, "missing " + name
-PY
+	python3 "$CAS_SRC/tests/prom.py" "$1" casd_ casd_requests_total casd_refused_total \
+		casd_log_syncs_total casd_log_sync_seconds casd_checkpoint_seconds \
+		casd_store_batch_size casd_keys casd_bytes casd_connections_open \
+		casd_connections_refused_total casd_build_info ||
+		fail "GET /metrics does not parse: $(head -c 2000 "$1")"
 }
 
 # value FILE SAMPLE: the value of SAMPLE (name{labels}) in check's output.
