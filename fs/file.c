@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 
 int casfs_handle_new(const unsigned char *id, int flags, struct handle **out)
 {
+	static _Atomic uint64_t serials;
 	struct handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
@@ -27,6 +29,7 @@ int casfs_handle_new(const unsigned char *id, int flags, struct handle **out)
 	memcpy(h->id, id, CASFS_ID_LEN);
 	h->append = flags & O_APPEND;
 	h->pending_trunc = flags & O_TRUNC;
+	h->serial = ++serials;
 	*out = h;
 	return 0;
 }

@@ -63,6 +63,9 @@ struct handle {
 	unsigned char id[CASFS_ID_LEN];
 	bool append;	    /* O_APPEND: write at the register's end */
 	bool pending_trunc; /* O_TRUNC not committed yet */
+	/* This open's number, never reused within the mount: the owner of its
+	 * flock lock (lock_ops.c says why not the kernel's). */
+	uint64_t serial;
 };
 
 /* reply.c: node ids and names in, attributes and entries out. */

@@ -38,6 +38,13 @@ void casfs_fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
 
 	if (!start(req, ino, fi, &o, id, &rq))
 		return;
+	/* The kernel names a flock owner by the address of the open file, and
+	 * reuses it once the file is closed, while the RELEASE that gives the
+	 * old file's lock back may still be on its way: under that name a new
+	 * open would take the lock as the old one's, and the late RELEASE
+	 * would then unlock it. A handle lives until its RELEASE is done here,
+	 * and its serial is never reused. */
+	rq.owner = h->serial;
 	rq.kind = CASFS_LK_FLOCK;
 	rq.end = CASFS_LOCK_EOF;
 	switch (op & ~LOCK_NB) {

@@ -37,6 +37,27 @@ exec 9>&-
 # The close gives the lock back (RELEASE comes just after close returns).
 cas_wait_until 50 flock -n "$m2/L" true || fail "the lock stayed held after close"
 
+# 1b. Each open file is a flock owner of its own. The kernel names a flock
+# owner by the address of its open file, which it reuses as soon as a file
+# is closed, and gives the lock back with the asynchronous RELEASE: a
+# mount that took the kernel's name as the owner let a new open of the
+# file take the lock as the old one's (no conflict with itself), and the
+# old RELEASE, arriving late, then unlocked the new holder. The owners
+# user.casfs.lock shows must differ from one open to the next.
+python3 - "$m1/R" <<'EOF' || fail "a reopened file took its lock as the closed one's owner"
+import fcntl, os, sys
+seen = set()
+for i in range(20):
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    holds = os.getxattr(sys.argv[1], "user.casfs.lock").decode()
+    owner = holds.split(" owner=")[1].split()[0]
+    if owner in seen:
+        sys.exit("open %d: owner %s again: %s" % (i, owner, holds))
+    seen.add(owner)
+    os.close(fd)
+EOF
+
 # 2. A counter kept with plain cat and echo under flock: three workers on
 # each mount, 30 increments each.
 echo 0 >"$m1/count"
