@@ -6,9 +6,11 @@
 # latency in folders of 10, 10^4 and 10^5 entries. Prints tables. Not a
 # ctest test.
 #
-# Usage: tests/bench/compare.sh [--tls] [--no-dirs] [compare options, e.g. --runs 3 --seconds 3]
+# Usage: tests/bench/compare.sh [--tls] [--no-dirs] [--mount-options OPTS] [compare options, e.g. --runs 3 --seconds 3]
 # --no-dirs: without the directory rows (filling the casfs folders takes
 # minutes; compare's --dir-budget caps it, default 300 s).
+# --mount-options OPTS: -o options of the measured casfs mount (e.g.
+# cache, which is weaker than the default: README, Mounting).
 # --tls: both clusters over TLS with client certificates (README, Security):
 # casd with --tls-cert/--tls-key/--tls-ca and a token, the library and the
 # mount over https (tests/lib.sh's TLS mode); etcd with --cert-file,
@@ -30,6 +32,12 @@ DIRS=(--dirs)
 if [ "${1:-}" = --no-dirs ]; then
 	DIRS=()
 	shift
+fi
+MOUNT_OPTS=
+if [ "${1:-}" = --mount-options ]; then
+	[ $# -ge 2 ] || { echo "compare.sh: --mount-options needs a value" >&2; exit 2; }
+	MOUNT_OPTS=$2
+	shift 2
 fi
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -147,7 +155,7 @@ start_etcd() {
 
 cas_start_cluster 3
 start_etcd
-cas_mount "$CAS_TMP/mnt"
+cas_mount "$CAS_TMP/mnt" "$MOUNT_OPTS"
 # memfs, the floor: unmounted and stopped by lib.sh's cleanup.
 mkdir -p "$CAS_TMP/floor"
 "$CAS_BIN/tests/memfs" -f "$CAS_TMP/floor" >>"$CAS_TMP/memfs.log" 2>&1 &
@@ -161,8 +169,13 @@ echo "compare.sh: casfs source $(git describe --always --dirty 2>/dev/null || ec
 	"$(etcd --version | head -n 1)"
 echo "compare.sh: node data of both clusters in $CAS_TMP ($fstype), one filesystem: both fsync" \
 	"there (casd always, etcd by default)"
-echo "compare.sh: casfs mount with default options (linearizable, no kernel caching);" \
-	"memfs with the same kernel traffic, answered from memory"
+if [ -n "$MOUNT_OPTS" ]; then
+	echo "compare.sh: casfs mount with -o $MOUNT_OPTS; memfs with the same kernel traffic," \
+		"answered from memory"
+else
+	echo "compare.sh: casfs mount with default options (linearizable, no kernel caching);" \
+		"memfs with the same kernel traffic, answered from memory"
+fi
 if [ "$CAS_TLS" = 1 ]; then
 	echo "compare.sh: TLS on both: casd with client certificates and a token, etcd with" \
 		"--client-cert-auth (peers too); ECDSA P-256 keys"
