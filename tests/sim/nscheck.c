@@ -26,7 +26,12 @@
  * name), delete-any-nlink (deleted after it whatever its nlink),
  * split-two-rounds (a bucket split as two changes, not one transaction),
  * stale-map (a bucket read through a stale depth taken as the name's,
- * without checking what it covers).
+ * without checking what it covers), remembered-lookup (a lookup answered
+ * from what the proposer learnt before, and a create or mkdir of a name
+ * it knows refused with EEXIST without a round, as the kernel would from
+ * a positive entry that a mount answered from memory: the shortcut of
+ * README, "On the final tree, and why the targets are not met", without
+ * a check).
  *
  * Exit 0 when every seed passes; with --broken, 0 when some seed fails
  * (the control is caught) and 1 when none does. */
@@ -84,7 +89,16 @@ struct prop {
 	 * its register when its last name went. */
 	unsigned char hold[CASFS_ID_LEN];
 	bool kept;
+	/* remembered-lookup: names this proposer learnt, by directory and
+	 * name (a lookup's answer, a create's new id). */
+	struct {
+		bool known;
+		unsigned char dir[CASFS_ID_LEN], id[CASFS_ID_LEN];
+	} learnt[MAX_KNOWN + 1][NAMES];
 };
+
+/* The remembered-lookup control. */
+static bool broken_remembered_lookup;
 
 struct id16 {
 	unsigned char b[CASFS_ID_LEN];
@@ -442,6 +456,59 @@ static int exec(struct casfs_ns *ns, struct hop *o)
 	return -EINVAL;
 }
 
+/* remembered-lookup: the slot of (dir, name) in p's memory, or NULL when
+ * it is full. */
+static unsigned char *learnt_slot(struct prop *p, const unsigned char *dir, int name, bool add)
+{
+	int i;
+
+	for (i = 0; i <= MAX_KNOWN; i++) {
+		if (p->learnt[i][name].known && id_eq(p->learnt[i][name].dir, dir))
+			return p->learnt[i][name].id;
+	}
+	for (i = 0; add && i <= MAX_KNOWN; i++) {
+		if (!p->learnt[i][name].known) {
+			p->learnt[i][name].known = true;
+			memcpy(p->learnt[i][name].dir, dir, CASFS_ID_LEN);
+			return p->learnt[i][name].id;
+		}
+	}
+	return NULL;
+}
+
+/* remembered-lookup: answers o from memory when p knows its name. True
+ * when answered. */
+static bool answer_from_memory(struct prop *p, struct hop *o)
+{
+	unsigned char *id;
+
+	if (o->kind != OP_LOOKUP && o->kind != OP_CREATE && o->kind != OP_MKDIR)
+		return false;
+	id = learnt_slot(p, o->dir, o->name, false);
+	if (!id)
+		return false;
+	if (o->kind == OP_LOOKUP) {
+		memcpy(o->rid, id, CASFS_ID_LEN);
+		o->result = 0;
+	} else {
+		o->result = -EEXIST;
+	}
+	return true;
+}
+
+/* remembered-lookup: what o taught p. */
+static void learn(struct prop *p, const struct hop *o)
+{
+	unsigned char *id;
+
+	if (o->unknown || o->result ||
+	    (o->kind != OP_LOOKUP && o->kind != OP_CREATE && o->kind != OP_MKDIR))
+		return;
+	id = learnt_slot(p, o->dir, o->name, true);
+	if (id)
+		memcpy(id, o->rid, CASFS_ID_LEN);
+}
+
 /* ns->held: this proposer holds one file open. */
 static bool held(void *arg, const unsigned char *id)
 {
@@ -478,11 +545,14 @@ static void proposer(void *arg, const struct casfs_regs *regs)
 		ns.held = held;
 		ns.held_arg = p;
 		memregs_deadline(regs, DEADLINE_MS);
-		o->result = exec(&ns, o);
+		if (!broken_remembered_lookup || !answer_from_memory(p, o))
+			o->result = exec(&ns, o);
 		o->complete = memregs_now(r->m);
 		o->unknown = o->result == -cas_errno(CAS_EUNAVAILABLE) || memregs_crashed(regs);
 		o->dropped = !o->unknown && o->result == -EBUSY;
 		p->cur = NULL;
+		if (broken_remembered_lookup)
+			learn(p, o);
 		/* Only a create that succeeded hands out its id: a client
 		 * learns an id from a reply or a lookup, never from an
 		 * operation whose outcome it does not know (that inode may
@@ -942,7 +1012,7 @@ static bool run_seed(uint64_t seed, char *why, size_t why_len, uint64_t *checks)
 		f.crash = mode == 2 ? 30 : 0;
 	}
 	for (i = 0; i < NPROP; i++) {
-		r.props[i] = (struct prop){&r, i, rnd(&rng), NULL, {0}, false};
+		r.props[i] = (struct prop){.run = &r, .idx = i, .rng = rnd(&rng)};
 		pick(&rng, r.files, r.nfiles, r.props[i].hold);
 		if (memregs_spawn(r.m, &f, proposer, &r.props[i])) {
 			snprintf(why, why_len, "out of memory");
@@ -1002,7 +1072,8 @@ out_free:
 int main(int argc, char **argv)
 {
 	static const char *const controls[] = {"two-round-rename", "delete-first",
-					       "delete-any-nlink", "split-two-rounds", "stale-map"};
+					       "delete-any-nlink", "split-two-rounds",
+					       "stale-map",	   "remembered-lookup"};
 	uint64_t seeds = 1000, first = 1, checks = 0, s;
 	const char *control = NULL;
 	bool broken = false;
@@ -1017,9 +1088,9 @@ int main(int argc, char **argv)
 			first = strtoull(argv[++i], NULL, 10);
 			seeds = 1;
 		} else if (!strcmp(argv[i], "--broken") && i + 1 < argc) {
-			for (c = 0; c < 5 && strcmp(argv[i + 1], controls[c]); c++)
+			for (c = 0; c < 6 && strcmp(argv[i + 1], controls[c]); c++)
 				;
-			if (c == 5) {
+			if (c == 6) {
 				fprintf(stderr, "nscheck: unknown control %s\n", argv[i + 1]);
 				return 2;
 			}
@@ -1032,13 +1103,14 @@ int main(int argc, char **argv)
 			casfs_ns_broken_bucket = c == 3	  ? CASFS_NS_BROKEN_SPLIT_TWO_ROUNDS
 						 : c == 4 ? CASFS_NS_BROKEN_STALE_MAP
 							  : 0;
+			broken_remembered_lookup = c == 5;
 			i++;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose = true;
 		} else {
 			fprintf(stderr, "usage: nscheck [--seeds N] [--seed S] [--broken "
 					"two-round-rename|delete-first|delete-any-nlink|"
-					"split-two-rounds|stale-map] [-v]\n");
+					"split-two-rounds|stale-map|remembered-lookup] [-v]\n");
 			return 2;
 		}
 	}
