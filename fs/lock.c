@@ -3,12 +3,29 @@
  * finds the lock taken becomes a waiter, answered later by this mount's
  * waiter thread (polling the lock registers every TICK_MS, at once when a
  * lock of this mount is given back), so a hundred waiters hold no FUSE
- * worker. The rules of sessions, leases and expiry are lease.c's. */
+ * worker. The rules of sessions, leases and expiry are lease.c's.
+ *
+ * Turns. A lock register knows a hold by its session and lock owner
+ * only, so two rounds of one owner on one inode can undo each other: a
+ * give-back of an owner's locks that failed at a close (an orphan, given
+ * back later by the waiter thread), run after a new lock of the same
+ * owner (a process locks the file again; the kernel's POSIX owner is the
+ * process), would remove the new hold too, and the owner would go on
+ * believing it holds a lock that a third party can now take. So the lock
+ * operations of one owner on one inode take turns (L->turns, by a hash
+ * of the two), and each reads and changes the owner's entry in L->held
+ * only within its turn, its round included. An orphan is given back in
+ * turn: by the waiter thread, if its turn comes first; otherwise by the
+ * owner's next lock on the inode, before that lock's own round. Either
+ * way the old holds are gone before the new one is placed, and no round
+ * removes a hold placed after the give-back was decided. (flock owners
+ * are open files, never reused: lock_ops.c.) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cas/bytes.h>
 #include <cas/os.h>
 
 #include "lock_impl.h"
@@ -41,6 +58,8 @@ int casfs_locks_new(struct casfs_fs *fs, unsigned lease_ms, struct casfs_locks *
 		goto out_mu;
 	if (pthread_cond_init(&L->cv, NULL))
 		goto out_watch_mu;
+	for (size_t i = 0; i < CASFS_LK_TURNS; i++)
+		pthread_mutex_init(&L->turns[i], NULL);
 	L->watch.lock = watch_lock;
 	L->watch.unlock = watch_unlock;
 	L->watch.lock_arg = &L->watch_mu;
@@ -77,6 +96,23 @@ static int ensure_thread(struct casfs_locks *L)
 		return -ENOLCK;
 	L->thread_started = true;
 	return 0;
+}
+
+/* The turn of owner's operations of kind on id (Turns, above). */
+static pthread_mutex_t *turn_of(struct casfs_locks *L, const unsigned char *id, uint64_t owner,
+				uint8_t kind)
+{
+	uint64_t h = cas_fnv1a(CAS_FNV1A_INIT, id, CASFS_ID_LEN);
+
+	h = cas_fnv1a(h, &owner, sizeof(owner));
+	h = cas_fnv1a(h, &kind, sizeof(kind));
+	return &L->turns[h % CASFS_LK_TURNS];
+}
+
+/* Waits for the turn until op's deadline: 0 or -ETIMEDOUT. */
+static int turn_take(pthread_mutex_t *turn, const struct op *op)
+{
+	return pthread_mutex_clocklock(turn, CLOCK_MONOTONIC, &op->end) ? -ETIMEDOUT : 0;
 }
 
 static struct held *find_locked(struct casfs_locks *L, const unsigned char *id, uint64_t owner,
@@ -143,13 +179,74 @@ static void drop_held(struct casfs_locks *L, const unsigned char *id, uint64_t o
 	pthread_mutex_unlock(&L->mu);
 }
 
-/* One try at rq (a lock) on id for handle h, under this mount's session.
- * 0 when taken; -EAGAIN when a live hold is in the way; -ENOLCK when the
- * register is full or the session was lost meanwhile; -ETIMEDOUT; other
- * -errno. A lock perhaps taken (a timeout) is remembered, so that close
- * gives it back. */
-static int attempt(struct casfs_locks *L, struct op *op, const unsigned char *id,
-		   struct casfs_lock_req *rq, const struct handle *h)
+/* Gives back [start, end] of owner's locks of kind on id, within their
+ * turn. 0 or -errno; a lock whose session was lost is given back quietly
+ * (0). */
+static int unlock_in_turn(struct casfs_locks *L, struct op *op, const unsigned char *id,
+			  uint64_t owner, uint8_t kind, uint64_t start, uint64_t end)
+{
+	struct casfs_lock_req rq = {.owner = owner, .start = start, .end = end, .kind = kind};
+	struct casfs_lock_result res;
+	char key[CASFS_LOCK_KEY_LEN];
+	struct casfs_regs r;
+	struct held e;
+	bool valid;
+	int rc;
+
+	if (!casfs_lk_find(L, id, owner, kind, &e))
+		return 0;
+	memcpy(rq.sid, e.sid, CASFS_SID_LEN);
+	valid = casfs_msession_valid(&L->ms, e.gen);
+	casfs_lockreg_key(id, key);
+	casfs_op_regs(op, &r);
+	rc = casfs_lock_try(&r, &casfs_mono_clock, key, &rq, &L->watch, &res);
+	if ((rc == CAS_OK && !res.holds_left) ||
+	    (!valid && (kind == CASFS_LK_FLOCK || (start == 0 && end == CASFS_LOCK_EOF))))
+		drop_held(L, id, owner, kind);
+	return valid ? casfs_err_of(rc) : 0;
+}
+
+/* Within the turn of (id, owner, kind): true when its entry is an orphan;
+ * with clear, it stops being one. */
+static bool orphan_in_turn(struct casfs_locks *L, const unsigned char *id, uint64_t owner,
+			   uint8_t kind, bool clear)
+{
+	struct held *e;
+	bool orphan;
+
+	pthread_mutex_lock(&L->mu);
+	e = find_locked(L, id, owner, kind);
+	orphan = e && e->orphan;
+	if (orphan && clear)
+		e->orphan = false;
+	pthread_mutex_unlock(&L->mu);
+	return orphan;
+}
+
+/* Marks the entry of (id, owner, kind) for the thread to give back. */
+static void mark_orphan(struct casfs_locks *L, const unsigned char *id, uint64_t owner,
+			uint8_t kind)
+{
+	struct held *e;
+
+	pthread_mutex_lock(&L->mu);
+	e = find_locked(L, id, owner, kind);
+	if (e) {
+		e->orphan = true;
+		e->h = NULL;
+		ensure_thread(L);
+		pthread_cond_broadcast(&L->cv);
+	}
+	pthread_mutex_unlock(&L->mu);
+}
+
+/* One try at rq (a lock) on id for handle h, under this mount's session,
+ * within the owner's turn. 0 when taken; -EAGAIN when a live hold is in
+ * the way; -ENOLCK when the register is full or the session was lost
+ * meanwhile; -ETIMEDOUT; other -errno. A lock perhaps taken (a timeout)
+ * is remembered, so that close gives it back. */
+static int attempt_in_turn(struct casfs_locks *L, struct op *op, const unsigned char *id,
+			   struct casfs_lock_req *rq, const struct handle *h)
 {
 	struct casfs_lock_result res;
 	char key[CASFS_LOCK_KEY_LEN];
@@ -158,6 +255,13 @@ static int attempt(struct casfs_locks *L, struct op *op, const unsigned char *id
 	uint64_t gen;
 	int rc;
 
+	/* What a close of this owner could not give back goes first (Turns). */
+	if (orphan_in_turn(L, id, rq->owner, rq->kind, false)) {
+		rc = unlock_in_turn(L, op, id, rq->owner, rq->kind, 0, CASFS_LOCK_EOF);
+		if (rc)
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		orphan_in_turn(L, id, rq->owner, rq->kind, true);
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -192,46 +296,47 @@ out_free:
 	return rc;
 }
 
-/* Gives back [start, end] of owner's locks of kind on id. 0 or -errno;
- * a lock whose session was lost is given back quietly (0). */
+static int attempt(struct casfs_locks *L, struct op *op, const unsigned char *id,
+		   struct casfs_lock_req *rq, const struct handle *h)
+{
+	pthread_mutex_t *turn = turn_of(L, id, rq->owner, rq->kind);
+	int rc = turn_take(turn, op);
+
+	if (rc)
+		return rc;
+	rc = attempt_in_turn(L, op, id, rq, h);
+	pthread_mutex_unlock(turn);
+	return rc;
+}
+
 int casfs_lk_unlock(struct casfs_locks *L, struct op *op, const unsigned char *id, uint64_t owner,
 		    uint8_t kind, uint64_t start, uint64_t end)
 {
-	struct casfs_lock_req rq = {.owner = owner, .start = start, .end = end, .kind = kind};
-	struct casfs_lock_result res;
-	char key[CASFS_LOCK_KEY_LEN];
-	struct casfs_regs r;
-	struct held e;
-	bool valid;
-	int rc;
+	pthread_mutex_t *turn = turn_of(L, id, owner, kind);
+	int rc = turn_take(turn, op);
 
-	if (!casfs_lk_find(L, id, owner, kind, &e))
-		return 0;
-	memcpy(rq.sid, e.sid, CASFS_SID_LEN);
-	valid = casfs_msession_valid(&L->ms, e.gen);
-	casfs_lockreg_key(id, key);
-	casfs_op_regs(op, &r);
-	rc = casfs_lock_try(&r, &casfs_mono_clock, key, &rq, &L->watch, &res);
-	if ((rc == CAS_OK && !res.holds_left) ||
-	    (!valid && (kind == CASFS_LK_FLOCK || (start == 0 && end == CASFS_LOCK_EOF))))
-		drop_held(L, id, owner, kind);
-	return valid ? casfs_err_of(rc) : 0;
+	if (rc)
+		return rc;
+	rc = unlock_in_turn(L, op, id, owner, kind, start, end);
+	pthread_mutex_unlock(turn);
+	return rc;
 }
 
-/* Marks the entry of (id, owner, kind) for the thread to give back. */
-void casfs_lk_orphan(struct casfs_locks *L, const unsigned char *id, uint64_t owner, uint8_t kind)
+void casfs_lk_give_back(struct casfs_locks *L, struct op *op, const unsigned char *id,
+			uint64_t owner, uint8_t kind)
 {
-	struct held *e;
+	pthread_mutex_t *turn = turn_of(L, id, owner, kind);
 
-	pthread_mutex_lock(&L->mu);
-	e = find_locked(L, id, owner, kind);
-	if (e) {
-		e->orphan = true;
-		e->h = NULL;
-		ensure_thread(L);
-		pthread_cond_broadcast(&L->cv);
+	if (turn_take(turn, op)) {
+		/* Another operation of the owner on id, at the same time as
+		 * its close, held the turn past the deadline: the thread gives
+		 * the locks back later, as after a failed round. */
+		mark_orphan(L, id, owner, kind);
+		return;
 	}
-	pthread_mutex_unlock(&L->mu);
+	if (unlock_in_turn(L, op, id, owner, kind, 0, CASFS_LOCK_EOF))
+		mark_orphan(L, id, owner, kind);
+	pthread_mutex_unlock(turn);
 }
 
 /* Answers w's request with -rc and frees w. */
@@ -386,13 +491,15 @@ static struct waiter *tick(struct casfs_locks *L, struct waiter *list)
 	return keep;
 }
 
-/* Gives back the locks whose unlock at close failed; stops at the
- * first that fails again. */
+/* Gives back the locks whose unlock at close failed, each in its turn;
+ * stops at the first that fails again, or whose turn does not come. */
 static void retry_orphans(struct casfs_locks *L)
 {
+	pthread_mutex_t *turn;
 	struct held e, *x;
 	struct op op;
 	bool found;
+	int rc;
 
 	for (;;) {
 		found = false;
@@ -400,7 +507,6 @@ static void retry_orphans(struct casfs_locks *L)
 		for (x = L->held; x && !found; x = x->next) {
 			if (x->orphan) {
 				e = *x;
-				x->orphan = false;
 				found = true;
 			}
 		}
@@ -408,10 +514,19 @@ static void retry_orphans(struct casfs_locks *L)
 		if (!found)
 			return;
 		bg_op(L, &op);
-		if (casfs_lk_unlock(L, &op, e.id, e.owner, e.kind, 0, CASFS_LOCK_EOF)) {
-			casfs_lk_orphan(L, e.id, e.owner, e.kind);
+		turn = turn_of(L, e.id, e.owner, e.kind);
+		if (turn_take(turn, &op))
 			return;
+		/* The owner's next lock may have given it back meanwhile. */
+		rc = 0;
+		if (orphan_in_turn(L, e.id, e.owner, e.kind, false)) {
+			rc = unlock_in_turn(L, &op, e.id, e.owner, e.kind, 0, CASFS_LOCK_EOF);
+			if (!rc)
+				orphan_in_turn(L, e.id, e.owner, e.kind, true);
 		}
+		pthread_mutex_unlock(turn);
+		if (rc)
+			return;
 	}
 }
 
@@ -511,6 +626,8 @@ void casfs_locks_free(struct casfs_locks *L)
 		free(e);
 	}
 	casfs_msession_destroy(&L->ms);
+	for (size_t i = 0; i < CASFS_LK_TURNS; i++)
+		pthread_mutex_destroy(&L->turns[i]);
 	pthread_cond_destroy(&L->cv);
 	pthread_mutex_destroy(&L->watch_mu);
 	pthread_mutex_destroy(&L->mu);

@@ -11,6 +11,8 @@
 #include "lock.h"
 #include "session.h"
 
+#define CASFS_LK_TURNS 64
+
 /* What this mount holds, or may hold (a round that timed out), for one
  * lock owner and kind on one inode. */
 struct held {
@@ -46,6 +48,9 @@ struct casfs_locks {
 	struct waiter *waiters;
 	bool kick, stop, thread_started;
 	pthread_t thread;
+	/* Turns of the lock operations of one owner on one inode (lock.c,
+	 * "Turns"), by a hash of the two. Taken before mu. */
+	pthread_mutex_t turns[CASFS_LK_TURNS];
 };
 
 static inline struct casfs_locks *casfs_lk_of(fuse_req_t req)
@@ -62,9 +67,11 @@ bool casfs_lk_find(struct casfs_locks *L, const unsigned char *id, uint64_t owne
 int casfs_lk_unlock(struct casfs_locks *L, struct op *op, const unsigned char *id, uint64_t owner,
 		    uint8_t kind, uint64_t start, uint64_t end);
 
-/* Marks the entry of (id, owner, kind), whose unlock at close failed, for
- * the waiter thread to give back. */
-void casfs_lk_orphan(struct casfs_locks *L, const unsigned char *id, uint64_t owner, uint8_t kind);
+/* Gives back all of owner's locks of kind on id, as a close does; when
+ * that fails, the entry is left for the waiter thread to give back (an
+ * orphan), before any new lock of the owner on id. */
+void casfs_lk_give_back(struct casfs_locks *L, struct op *op, const unsigned char *id,
+			uint64_t owner, uint8_t kind);
 
 /* Tries rq (a lock) on id for handle h once and answers req; a blocking
  * request that cannot have it yet waits, answered by the waiter thread

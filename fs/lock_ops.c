@@ -206,9 +206,7 @@ void casfs_fs_lk_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	/* POSIX: a close by a process gives back all its locks on the file. */
 	if (casfs_lk_find(L, h->id, fi->lock_owner, CASFS_LK_POSIX, &e)) {
 		casfs_op_start(&o, req);
-		if (casfs_lk_unlock(L, &o, h->id, fi->lock_owner, CASFS_LK_POSIX, 0,
-				    CASFS_LOCK_EOF))
-			casfs_lk_orphan(L, h->id, fi->lock_owner, CASFS_LK_POSIX);
+		casfs_lk_give_back(L, &o, h->id, fi->lock_owner, CASFS_LK_POSIX);
 	}
 	casfs_fs_flush(req, ino, fi);
 }
@@ -236,8 +234,7 @@ void casfs_fs_lk_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 		if (!found)
 			break;
 		casfs_op_start(&o, req);
-		if (casfs_lk_unlock(L, &o, e.id, e.owner, CASFS_LK_FLOCK, 0, CASFS_LOCK_EOF))
-			casfs_lk_orphan(L, e.id, e.owner, CASFS_LK_FLOCK);
+		casfs_lk_give_back(L, &o, e.id, e.owner, CASFS_LK_FLOCK);
 	}
 	casfs_fs_release(req, ino, fi);
 }

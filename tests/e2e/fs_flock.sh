@@ -232,4 +232,67 @@ python3 -c "import sys; sys.exit(0 if $lost < $got else 1)" ||
 	fail "the partitioned holder still believed in its lock (until $lost) when m2 got it ($got)"
 grep -q "lock session .* lost" "$CAS_TMP/casfs.log" || fail "no log line for the lost session"
 cas_cut P off
+
+# 8. A POSIX lock that a close could not give back (the mount cut off: an
+# orphan, given back later) is given back before the same process's next
+# lock of the file: a late give-back must not take the new lock with it,
+# and the old range must not stay held under the new lock's owner.
+cas_start_holdproxies Q
+m5=$CAS_TMP/m5
+cas_mount_via_proxies Q "$m5" lease=10,timeout=0.3
+touch "$m5/O"
+cat >"$CAS_TMP/orphan.py" <<'EOF'
+import fcntl, os, signal, sys, time
+path, d = sys.argv[1], sys.argv[2]
+signal.alarm(60)
+def wait_for(name):
+    while not os.path.exists(os.path.join(d, name)):
+        time.sleep(0.02)
+fd = os.open(path, os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)
+print("held", flush=True)
+wait_for("cut")
+os.close(fd)  # its give-back fails: the mount is cut off
+print("closed", flush=True)
+wait_for("healed")
+fd = os.open(path, os.O_RDWR)
+while True:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 20)
+        break
+    except OSError:
+        time.sleep(0.02)
+print("relocked", flush=True)
+wait_for("done")
+EOF
+python3 "$CAS_TMP/orphan.py" "$m5/O" "$CAS_TMP" >"$CAS_TMP/orphan.out" 2>&1 &
+po=$!
+cas_wait_until 100 grep -q held "$CAS_TMP/orphan.out" || fail "the lockf holder on m5 did not start"
+cas_cut Q on
+touch "$CAS_TMP/cut"
+cas_wait_until 100 grep -q closed "$CAS_TMP/orphan.out" || fail "the close on a cut-off m5 hung"
+cas_cut Q off
+touch "$CAS_TMP/healed"
+cas_wait_until 100 grep -q relocked "$CAS_TMP/orphan.out" ||
+	fail "m5 could not lock again after the cut: $(cat "$CAS_TMP/orphan.out")"
+cat >"$CAS_TMP/probe2.py" <<'EOF'
+import errno, fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+start = int(sys.argv[2])
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, start)
+except OSError as e:
+    if e.errno in (errno.EAGAIN, errno.EACCES):
+        sys.exit(1)
+    raise
+EOF
+cas_wait_until 50 python3 "$CAS_TMP/probe2.py" "$m2/O" 0 ||
+	fail "bytes 0-9, given back at a close, stayed held: $(getfattr --absolute-names -n user.casfs.lock "$m2/O" 2>&1)"
+# Not a wait for a condition but for its absence: the waiter thread ticks
+# every 100 ms, so a late give-back would have run within this.
+sleep 0.5
+python3 "$CAS_TMP/probe2.py" "$m2/O" 20 &&
+	fail "m2 took bytes 20-29, which m5's process holds: $(getfattr --absolute-names -n user.casfs.lock "$m2/O" 2>&1)"
+touch "$CAS_TMP/done"
+wait "$po" || fail "the lockf process on m5: $(cat "$CAS_TMP/orphan.out")"
 echo ok
