@@ -152,9 +152,13 @@ int measure(struct bench *b, struct backend *be, enum workload wl, int run, stru
 int measure_fs(struct bench *b, const char *dir, enum fs_workload f, int run, double write_rate,
 	       struct cell *c);
 
+/* Threads of dir_fill. */
+#define DIR_FILL_THREADS 16
+
 /* Makes the folder dir (if missing) and creates empty files in it until
- * it holds entries of them; *have counts those made so far (start at 0)
- * and is kept across calls, to grow one folder in steps. Gives up after
+ * it holds entries of them, DIR_FILL_THREADS at a time; *have counts
+ * those made so far (start at 0) and is kept across calls, to grow one
+ * folder in steps. Gives up after
  * budget_s seconds: -1 with a reason in why, *have telling how far it
  * got. */
 int dir_fill(const char *dir, unsigned long entries, unsigned budget_s, unsigned long *have,
