@@ -1368,8 +1368,13 @@ static void test_fake_uninitialized_seeds(void **state)
 	cas_client_cluster(c, cluster);
 	assert_string_equal(cluster, FAKE_CLUSTER);
 	cas_client_close(c);
+	/* A majority answered the put, so the seed and at least one node it
+	 * named; the last may not have been reached before the close. */
+	int others = 0;
 	for (int i = 0; i < FAKES; i++)
-		assert_true(fc->nodes[i].requests > 0);
+		others += i != 2 && fc->nodes[i].requests > 0;
+	assert_true(fc->nodes[2].requests > 0);
+	assert_true(others >= 1);
 }
 
 /* Whether fake f keeps a row for key: an accepted value or a promise. */
