@@ -259,7 +259,7 @@ static int attempt_in_turn(struct casfs_locks *L, struct op *op, const unsigned 
 	if (orphan_in_turn(L, id, rq->owner, rq->kind, false)) {
 		rc = unlock_in_turn(L, op, id, rq->owner, rq->kind, 0, CASFS_LOCK_EOF);
 		if (rc)
-			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+			return rc;
 		orphan_in_turn(L, id, rq->owner, rq->kind, true);
 	}
 	e = calloc(1, sizeof(*e));

@@ -246,8 +246,7 @@ static void entry_name(char *out, size_t len, const char *dir, unsigned long i)
 	snprintf(out, len, "%s/e%07lu", dir, i);
 }
 
-/* One thread of dir_fill: mknods the next entry until the count or the
- * deadline is reached, or one fails. */
+/* What one thread of dir_fill shares and reports. */
 struct filler {
 	const char *dir;
 	unsigned long entries;
@@ -257,6 +256,8 @@ struct filler {
 	bool late;
 };
 
+/* One thread of dir_fill: mknods the next entry until the count or the
+ * deadline is reached, or one fails. */
 static void *fill_run(void *arg)
 {
 	struct filler *f = arg;
@@ -282,6 +283,7 @@ static void *fill_run(void *arg)
 int dir_fill(const char *dir, unsigned long entries, unsigned budget_s, unsigned long *have,
 	     char *why, size_t why_len)
 {
+	uint64_t end = now_us() + (uint64_t)budget_s * 1000000u;
 	_Atomic unsigned long next = *have, made = 0;
 	struct filler f[DIR_FILL_THREADS];
 	pthread_t t[DIR_FILL_THREADS];
@@ -298,9 +300,8 @@ int dir_fill(const char *dir, unsigned long entries, unsigned budget_s, unsigned
 	 * not measured): the entries made are counted, and a short fill
 	 * leaves *have at the count, whichever names they took. */
 	for (i = 0; i < DIR_FILL_THREADS; i++) {
-		f[i] = (struct filler){dir,   entries, now_us() + (uint64_t)budget_s * 1000000u,
-				       &next, &made,   0,
-				       false};
+		f[i] = (struct filler){
+			.dir = dir, .entries = entries, .end = end, .next = &next, .made = &made};
 		if (pthread_create(&t[i], NULL, fill_run, &f[i]))
 			break;
 		n++;
